@@ -1,0 +1,118 @@
+//! Sealing a cable for its recipient devices.
+
+use std::collections::HashSet;
+
+use prost::Message;
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, UnboundKey};
+use valise_proto::{ENVELOPE_VERSION, canonical, v1};
+use zeroize::Zeroizing;
+
+use super::header::{self, HeaderError};
+use super::{CEK_LEN, WRAP_PLAINTEXT_LEN, body_nonce, signed_message, wrap_info};
+use crate::hpke::{self, HpkeError};
+use crate::identity::{DeviceId, IdentityKeyPair};
+use crate::random::{self, RandomError};
+use crate::receive_key::{ReceiveKeyId, VerifiedReceiveKey};
+
+/// Why a cable could not be sealed. Nothing was sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SealError {
+    /// The routing header is not well formed.
+    #[error("the routing header is not valid: {0}")]
+    Header(#[from] HeaderError),
+    /// The recipient list is empty.
+    #[error("the cable has no recipient devices")]
+    NoRecipients,
+    /// A device appears twice in the recipient list.
+    #[error("device {0} appears twice among the recipients")]
+    DuplicateRecipient(DeviceId),
+    /// A recipient's receive key is outside its validity window at the cable's creation time.
+    #[error("receive key {key} of device {device} is not valid at the cable's creation time; sync the directory and retry")]
+    ReceiveKeyNotValid {
+        /// The recipient device.
+        device: DeviceId,
+        /// Its receive key.
+        key: ReceiveKeyId,
+    },
+    /// Wrapping the content key failed.
+    #[error("wrapping the content key failed: {0}")]
+    Hpke(#[from] HpkeError),
+    /// Randomness failed.
+    #[error(transparent)]
+    Random(#[from] RandomError),
+    /// The body could not be encrypted (internal error).
+    #[error("internal error: the body could not be encrypted")]
+    BodyEncryption,
+}
+
+/// Seals `body` under `header` for each recipient device, signed by `sender`.
+///
+/// The header's `version` and `sender_device` are set here; every other field is the
+/// caller's. Each recipient key must be valid at `header.created_at_ms`.
+pub fn seal(
+    sender: &IdentityKeyPair,
+    mut header: v1::RoutingHeader,
+    body: &v1::CableBody,
+    recipients: &[VerifiedReceiveKey],
+) -> Result<v1::Envelope, SealError> {
+    header.version = ENVELOPE_VERSION;
+    header.sender_device = sender.device_id().as_bytes().to_vec();
+    header::validate(&header)?;
+    check_recipients(recipients, header.created_at_ms)?;
+    let header_bytes = canonical::routing_header(&header).map_err(|_| HeaderError::TooLarge)?;
+
+    let cek = random::secret::<CEK_LEN>()?;
+    let body_ciphertext = encrypt_body(&cek, &header_bytes, body)?;
+
+    let mut wrap_plaintext = Zeroizing::new([0u8; WRAP_PLAINTEXT_LEN]);
+    wrap_plaintext[..CEK_LEN].copy_from_slice(&cek[..]);
+    wrap_plaintext[CEK_LEN..].copy_from_slice(&crate::digest::sha256(&header_bytes));
+    let key_wraps = recipients
+        .iter()
+        .map(|r| wrap_for(r, &header, &wrap_plaintext[..]))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let wraps_bytes = canonical::key_wraps(&key_wraps).map_err(|_| HeaderError::TooLarge)?;
+    let signature = sender.sign(&signed_message(&header_bytes, &body_ciphertext, &wraps_bytes));
+    Ok(v1::Envelope { header: Some(header), body_ciphertext, key_wraps, signature: signature.to_vec() })
+}
+
+fn check_recipients(recipients: &[VerifiedReceiveKey], at_ms: u64) -> Result<(), SealError> {
+    if recipients.is_empty() {
+        return Err(SealError::NoRecipients);
+    }
+    let mut seen = HashSet::with_capacity(recipients.len());
+    for r in recipients {
+        if !seen.insert(r.device_id()) {
+            return Err(SealError::DuplicateRecipient(r.device_id()));
+        }
+        if !r.is_valid_at(at_ms) {
+            return Err(SealError::ReceiveKeyNotValid { device: r.device_id(), key: r.id() });
+        }
+    }
+    Ok(())
+}
+
+fn encrypt_body(cek: &[u8; CEK_LEN], aad: &[u8], body: &v1::CableBody) -> Result<Vec<u8>, SealError> {
+    let key = UnboundKey::new(&AES_256_GCM, cek).map_err(|_| SealError::BodyEncryption)?;
+    let mut buf = Zeroizing::new(Vec::with_capacity(body.encoded_len() + AES_256_GCM.tag_len()));
+    body.encode(&mut *buf).map_err(|_| SealError::BodyEncryption)?;
+    LessSafeKey::new(key)
+        .seal_in_place_append_tag(body_nonce(), Aad::from(aad), &mut *buf)
+        .map_err(|_| SealError::BodyEncryption)?;
+    // Now ciphertext: no longer secret, so move it out of the wiping buffer.
+    Ok(std::mem::take(&mut *buf))
+}
+
+fn wrap_for(recipient: &VerifiedReceiveKey, header: &v1::RoutingHeader, plaintext: &[u8]) -> Result<v1::KeyWrap, SealError> {
+    let info = wrap_info(header.version, &header.cable_id, &recipient.device_id(), &recipient.id());
+    let (enc, mut ctx) = hpke::setup_sender(recipient.public(), &info)?;
+    let wrapped_key = ctx.seal(b"", plaintext)?;
+    Ok(v1::KeyWrap {
+        device_id: recipient.device_id().as_bytes().to_vec(),
+        receive_key_id: recipient.id().as_bytes().to_vec(),
+        encapsulated_key: enc.to_vec(),
+        wrapped_key,
+    })
+}

@@ -1,0 +1,214 @@
+//! Device identity keys (Ed25519, ring) and the device ids derived from them.
+
+use std::fmt;
+
+use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
+use zeroize::Zeroizing;
+
+use crate::random::{self, RandomError};
+
+/// Length of a device id in bytes.
+pub const DEVICE_ID_LEN: usize = 16;
+/// Length of an Ed25519 public key in bytes.
+pub const IDENTITY_PUBLIC_KEY_LEN: usize = 32;
+/// Length of an Ed25519 seed (the private key) in bytes.
+pub const IDENTITY_SEED_LEN: usize = 32;
+/// Length of an Ed25519 signature in bytes.
+pub const SIGNATURE_LEN: usize = 64;
+
+/// Errors about identity keys and signatures.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdentityError {
+    /// A key, id or signature has the wrong length.
+    #[error("{what} must be {expected} bytes, got {got}")]
+    BadLength {
+        /// What was being read.
+        what: &'static str,
+        /// The required length.
+        expected: usize,
+        /// The length given.
+        got: usize,
+    },
+    /// The seed was refused by the Ed25519 implementation.
+    #[error("the identity key seed is not a valid Ed25519 private key")]
+    BadSeed,
+    /// The signature does not verify under this key.
+    #[error("the signature does not verify under this identity key")]
+    BadSignature,
+    /// Randomness failed.
+    #[error(transparent)]
+    Random(#[from] RandomError),
+}
+
+/// A device id: the first 16 bytes of a domain-separated SHA-256 of the identity public key.
+/// Deriving it from the key means a device id can never be claimed for another key.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DeviceId([u8; DEVICE_ID_LEN]);
+
+impl DeviceId {
+    /// Reads a device id from its 16 bytes.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, IdentityError> {
+        fixed(bytes, "a device id").map(DeviceId)
+    }
+
+    /// The id's bytes.
+    pub fn as_bytes(&self) -> &[u8; DEVICE_ID_LEN] {
+        &self.0
+    }
+}
+
+impl fmt::Display for DeviceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for DeviceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DeviceId({self})")
+    }
+}
+
+/// A device's Ed25519 identity public key.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IdentityPublicKey([u8; IDENTITY_PUBLIC_KEY_LEN]);
+
+impl IdentityPublicKey {
+    /// Reads a public key from its 32 bytes.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, IdentityError> {
+        fixed(bytes, "an identity public key").map(IdentityPublicKey)
+    }
+
+    /// The key's bytes.
+    pub fn as_bytes(&self) -> &[u8; IDENTITY_PUBLIC_KEY_LEN] {
+        &self.0
+    }
+
+    /// The device id this key identifies.
+    pub fn device_id(&self) -> DeviceId {
+        let digest = crate::digest::sha256_parts(&[b"valise/1 device-id\0", &self.0]);
+        let mut id = [0u8; DEVICE_ID_LEN];
+        id.copy_from_slice(&digest[..DEVICE_ID_LEN]);
+        DeviceId(id)
+    }
+
+    /// Verifies an Ed25519 signature over `message`.
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), IdentityError> {
+        UnparsedPublicKey::new(&ED25519, &self.0)
+            .verify(message, signature)
+            .map_err(|_| IdentityError::BadSignature)
+    }
+}
+
+impl fmt::Debug for IdentityPublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "IdentityPublicKey({})", hex::encode(self.0))
+    }
+}
+
+/// A device's Ed25519 identity key pair. The seed is wiped when dropped.
+///
+/// ring's key pair object does not wipe its expanded private key on drop; it lives only as long
+/// as this value. See `docs/threat-model.md`.
+pub struct IdentityKeyPair {
+    seed: Zeroizing<[u8; IDENTITY_SEED_LEN]>,
+    pair: Ed25519KeyPair,
+    public: IdentityPublicKey,
+}
+
+impl IdentityKeyPair {
+    /// Generates a new identity from the operating system's randomness.
+    pub fn generate() -> Result<Self, IdentityError> {
+        let seed = random::secret::<IDENTITY_SEED_LEN>()?;
+        Self::from_seed(&seed[..])
+    }
+
+    /// Rebuilds an identity from its 32-byte seed, as stored in a keystore.
+    pub fn from_seed(seed: &[u8]) -> Result<Self, IdentityError> {
+        let seed: Zeroizing<[u8; IDENTITY_SEED_LEN]> = Zeroizing::new(fixed(seed, "an identity seed")?);
+        let pair = Ed25519KeyPair::from_seed_unchecked(&seed[..]).map_err(|_| IdentityError::BadSeed)?;
+        let public = IdentityPublicKey::from_slice(pair.public_key().as_ref())?;
+        Ok(IdentityKeyPair { seed, pair, public })
+    }
+
+    /// The seed, for storing in a sealed keystore. Never log or display it.
+    pub fn seed(&self) -> &Zeroizing<[u8; IDENTITY_SEED_LEN]> {
+        &self.seed
+    }
+
+    /// The public half.
+    pub fn public(&self) -> &IdentityPublicKey {
+        &self.public
+    }
+
+    /// This device's id.
+    pub fn device_id(&self) -> DeviceId {
+        self.public.device_id()
+    }
+
+    /// Signs `message` with Ed25519.
+    pub fn sign(&self, message: &[u8]) -> [u8; SIGNATURE_LEN] {
+        let mut out = [0u8; SIGNATURE_LEN];
+        out.copy_from_slice(self.pair.sign(message).as_ref());
+        out
+    }
+}
+
+impl fmt::Debug for IdentityKeyPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IdentityKeyPair").field("public", &self.public).finish_non_exhaustive()
+    }
+}
+
+fn fixed<const N: usize>(bytes: &[u8], what: &'static str) -> Result<[u8; N], IdentityError> {
+    bytes.try_into().map_err(|_| IdentityError::BadLength { what, expected: N, got: bytes.len() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signature_verifies_only_for_its_message_and_key() {
+        let alice = IdentityKeyPair::generate().unwrap();
+        let bob = IdentityKeyPair::generate().unwrap();
+        let sig = alice.sign(b"cable");
+        assert_eq!(alice.public().verify(b"cable", &sig), Ok(()));
+        assert_eq!(alice.public().verify(b"cablf", &sig), Err(IdentityError::BadSignature));
+        assert_eq!(bob.public().verify(b"cable", &sig), Err(IdentityError::BadSignature));
+        assert_eq!(alice.public().verify(b"cable", &sig[..63]), Err(IdentityError::BadSignature));
+    }
+
+    #[test]
+    fn a_stored_seed_restores_the_same_identity() {
+        let alice = IdentityKeyPair::generate().unwrap();
+        let restored = IdentityKeyPair::from_seed(&alice.seed()[..]).unwrap();
+        assert_eq!(restored.public(), alice.public());
+        assert_eq!(restored.device_id(), alice.device_id());
+    }
+
+    #[test]
+    fn device_ids_differ_per_key_and_are_stable() {
+        let a = IdentityKeyPair::from_seed(&[1; 32]).unwrap();
+        let b = IdentityKeyPair::from_seed(&[2; 32]).unwrap();
+        assert_ne!(a.device_id(), b.device_id());
+        assert_eq!(a.device_id(), IdentityKeyPair::from_seed(&[1; 32]).unwrap().device_id());
+    }
+
+    #[test]
+    fn wrong_lengths_are_named() {
+        let err = IdentityPublicKey::from_slice(&[0; 31]).unwrap_err();
+        assert_eq!(err.to_string(), "an identity public key must be 32 bytes, got 31");
+        assert!(DeviceId::from_slice(&[0; 17]).is_err());
+        assert!(IdentityKeyPair::from_seed(&[0; 33]).is_err());
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_seed() {
+        let k = IdentityKeyPair::from_seed(&[0x42; 32]).unwrap();
+        let shown = format!("{k:?}");
+        assert!(!shown.contains(&hex::encode([0x42; 32])));
+        assert!(!shown.contains("66, 66"));
+    }
+}

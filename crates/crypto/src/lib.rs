@@ -1,0 +1,32 @@
+//! Valise cryptography, shared by the relay and the client.
+//!
+//! | concept | module |
+//! |---|---|
+//! | device identity keys (Ed25519) and device ids | [`identity`] |
+//! | X-Wing KEM (ML-KEM-768 + X25519) | [`xwing`] |
+//! | HPKE base mode, X-Wing / HKDF-SHA256 / ChaCha20-Poly1305 | [`hpke`] |
+//! | receive keys: ids, validity, signed publication | [`receive_key`] |
+//! | cable envelopes: seal and open | [`envelope`] |
+//! | attachments: streaming chunked AEAD | [`attachment`] |
+//! | at rest: passphrase-sealed storage key, record sealing | [`at_rest`] |
+//! | safety numbers | [`fingerprint`] |
+//!
+//! ring provides AES-256-GCM, ChaCha20-Poly1305, HKDF, HMAC, SHA-2, Ed25519 and randomness;
+//! libcrux and x25519-dalek provide the two halves of X-Wing, which ring lacks. Secrets are
+//! wiped on drop. Nothing here logs.
+
+#![forbid(unsafe_code)]
+
+pub mod at_rest;
+pub mod attachment;
+mod digest;
+pub mod envelope;
+pub mod fingerprint;
+pub mod hpke;
+pub mod identity;
+mod random;
+pub mod receive_key;
+pub mod xwing;
+
+pub use digest::sha256;
+pub use random::RandomError;
