@@ -194,3 +194,124 @@ impl hkdf::KeyType for OutputLen {
         self.0
     }
 }
+
+/// Known answers for this suite (Go `crypto/hpke` vectors via rust-hpke, copied to
+/// `tests/data/hpke-xwing.json`). Only the `kdf_id: 1` case is Valise's suite.
+#[cfg(test)]
+mod known_answers {
+    use super::*;
+
+    #[derive(serde::Deserialize)]
+    struct Vector {
+        mode: u8,
+        kem_id: u16,
+        kdf_id: u16,
+        aead_id: u16,
+        info: String,
+        #[serde(rename = "ikmE")]
+        ikm_e: String,
+        #[serde(rename = "skRm")]
+        sk_rm: String,
+        #[serde(rename = "pkRm")]
+        pk_rm: String,
+        enc: String,
+        shared_secret: String,
+        suite_id: String,
+        key: String,
+        base_nonce: String,
+        exporter_secret: String,
+        encryptions: Vec<Encryption>,
+        exports: Vec<Export>,
+    }
+
+    #[derive(serde::Deserialize)]
+    struct Encryption {
+        aad: String,
+        pt: String,
+        ct: String,
+    }
+
+    #[derive(serde::Deserialize)]
+    struct Export {
+        exporter_context: String,
+        #[serde(rename = "L")]
+        len: usize,
+        exported_value: String,
+    }
+
+    fn unhex(s: &str) -> Vec<u8> {
+        hex::decode(s).unwrap()
+    }
+
+    fn our_suite() -> Vector {
+        let all: Vec<Vector> = serde_json::from_str(include_str!("../tests/data/hpke-xwing.json")).unwrap();
+        let v = all.into_iter().find(|v| v.kdf_id == KDF_ID).unwrap();
+        assert_eq!((v.mode, v.kem_id, v.aead_id), (MODE_BASE, KEM_ID, AEAD_ID));
+        v
+    }
+
+    #[test]
+    fn suite_id_matches() {
+        assert_eq!(SUITE_ID.to_vec(), unhex(&our_suite().suite_id));
+    }
+
+    #[test]
+    fn encapsulation_and_key_schedule_match() {
+        let v = our_suite();
+        let sk = XWingSecretKey::from_seed(&unhex(&v.sk_rm)).unwrap();
+        assert_eq!(sk.public_key().to_bytes().to_vec(), unhex(&v.pk_rm));
+
+        let ikm_e: [u8; 64] = unhex(&v.ikm_e).try_into().unwrap();
+        let (enc, ss) = sk.public_key().encapsulate_derand(&ikm_e);
+        assert_eq!(enc.to_vec(), unhex(&v.enc), "enc");
+        assert_eq!(ss.to_vec(), unhex(&v.shared_secret), "shared secret (sender)");
+        assert_eq!(sk.decapsulate(&enc).unwrap().to_vec(), unhex(&v.shared_secret), "shared secret (receiver)");
+
+        let ks = key_schedule(&ss[..], &unhex(&v.info)).unwrap();
+        assert_eq!(ks.key.to_vec(), unhex(&v.key), "key");
+        assert_eq!(ks.base_nonce.to_vec(), unhex(&v.base_nonce), "base nonce");
+        assert_eq!(ks.exporter_secret.to_vec(), unhex(&v.exporter_secret), "exporter secret");
+    }
+
+    #[test]
+    fn every_encryption_matches_in_sequence() {
+        let v = our_suite();
+        let sk = XWingSecretKey::from_seed(&unhex(&v.sk_rm)).unwrap();
+        let ikm_e: [u8; 64] = unhex(&v.ikm_e).try_into().unwrap();
+        let (enc, mut sender) = setup_sender_derand(&sk.public_key(), &unhex(&v.info), &ikm_e).unwrap();
+        let mut receiver = setup_receiver(&sk, &enc, &unhex(&v.info)).unwrap();
+        assert_eq!(v.encryptions.len(), 10);
+        for (seq, e) in v.encryptions.iter().enumerate() {
+            let ct = sender.seal(&unhex(&e.aad), &unhex(&e.pt)).unwrap();
+            assert_eq!(ct, unhex(&e.ct), "encryption {seq}");
+            let pt = receiver.open(&unhex(&e.aad), &ct).unwrap();
+            assert_eq!(pt.to_vec(), unhex(&e.pt), "decryption {seq}");
+        }
+    }
+
+    #[test]
+    fn every_export_matches() {
+        let v = our_suite();
+        let sk = XWingSecretKey::from_seed(&unhex(&v.sk_rm)).unwrap();
+        let receiver = setup_receiver(&sk, &unhex(&v.enc), &unhex(&v.info)).unwrap();
+        assert_eq!(v.exports.len(), 5);
+        for x in &v.exports {
+            let got = receiver.export(&unhex(&x.exporter_context), x.len).unwrap();
+            assert_eq!(got.to_vec(), unhex(&x.exported_value), "export {:?}", x.exporter_context);
+        }
+    }
+
+    #[test]
+    fn a_ciphertext_opens_only_in_its_place() {
+        let v = our_suite();
+        let sk = XWingSecretKey::from_seed(&unhex(&v.sk_rm)).unwrap();
+        let mut receiver = setup_receiver(&sk, &unhex(&v.enc), &unhex(&v.info)).unwrap();
+        // The second vector ciphertext, presented first, is under the wrong nonce.
+        let second = &v.encryptions[1];
+        assert_eq!(receiver.open(&unhex(&second.aad), &unhex(&second.ct)), Err(HpkeError::OpenFailed));
+        let mut wrong_info = setup_receiver(&sk, &unhex(&v.enc), b"another info").unwrap();
+        let first = &v.encryptions[0];
+        assert_eq!(wrong_info.open(&unhex(&first.aad), &unhex(&first.ct)), Err(HpkeError::OpenFailed));
+        assert_eq!(receiver.export(b"", 255 * 32 + 1).err(), Some(HpkeError::ExportTooLong(255 * 32 + 1)));
+    }
+}

@@ -236,3 +236,42 @@ mod tests {
         assert!(XWingSecretKey::from_seed(&[0; 31]).is_err());
     }
 }
+
+/// Known answers from draft-connolly-cfrg-xwing-kem (RustCrypto's vector file, copied to
+/// `tests/data/xwing-kem.json`).
+#[cfg(test)]
+mod known_answers {
+    use super::*;
+
+    #[derive(serde::Deserialize)]
+    struct Vector {
+        seed: String,
+        sk: String,
+        pk: String,
+        eseed: String,
+        ct: String,
+        ss: String,
+    }
+
+    fn unhex(s: &str) -> Vec<u8> {
+        hex::decode(s).unwrap()
+    }
+
+    #[test]
+    fn every_xwing_vector_matches() {
+        let vectors: Vec<Vector> = serde_json::from_str(include_str!("../tests/data/xwing-kem.json")).unwrap();
+        assert_eq!(vectors.len(), 3);
+        for (i, v) in vectors.iter().enumerate() {
+            let sk = XWingSecretKey::from_seed(&unhex(&v.seed)).unwrap();
+            assert_eq!(sk.seed().to_vec(), unhex(&v.sk), "vector {i}: sk");
+            let pk = sk.public_key();
+            assert_eq!(pk.to_bytes().to_vec(), unhex(&v.pk), "vector {i}: pk");
+
+            let eseed: [u8; ENCAPSULATION_RANDOMNESS_LEN] = unhex(&v.eseed).try_into().unwrap();
+            let (ct, ss) = XWingPublicKey::from_slice(&unhex(&v.pk)).unwrap().encapsulate_derand(&eseed);
+            assert_eq!(ct.to_vec(), unhex(&v.ct), "vector {i}: ct");
+            assert_eq!(ss.to_vec(), unhex(&v.ss), "vector {i}: ss from encapsulation");
+            assert_eq!(sk.decapsulate(&ct).unwrap().to_vec(), unhex(&v.ss), "vector {i}: ss from decapsulation");
+        }
+    }
+}
