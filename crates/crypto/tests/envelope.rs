@@ -150,6 +150,16 @@ fn a_changed_key_wrap_is_reported_for_its_device_only() {
 }
 
 #[test]
+fn a_changed_key_commitment_is_refused() {
+    let d = devices();
+    let mut env = sealed();
+    env.key_commitment[0] ^= 1;
+    assert_eq!(d[1].open(&env, &d[0]).err(), Some(OpenError::ContentKeyMismatch));
+    env.key_commitment.clear();
+    assert_eq!(d[1].open(&env, &d[0]).err(), Some(OpenError::ContentKeyMismatch));
+}
+
+#[test]
 fn a_changed_signature_is_refused() {
     let d = devices();
     let mut env = sealed();

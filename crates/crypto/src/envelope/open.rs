@@ -1,19 +1,19 @@
 //! Opening a cable on a recipient device.
 
-use prost::Message;
-use ring::aead::{AES_256_GCM, Aad, LessSafeKey, UnboundKey};
 use subtle::ConstantTimeEq;
 use valise_proto::{ENVELOPE_VERSION, canonical, v1};
 use zeroize::Zeroizing;
 
+use super::body::{self, BodyError, CONTENT_KEY_LEN, ContentKey};
 use super::header::{self, HeaderError};
-use super::{CEK_LEN, WRAP_PLAINTEXT_LEN, body_nonce, signed_message, wrap_info};
+use super::{WRAP_PLAINTEXT_LEN, signed_message, wrap_info};
 use crate::hpke;
 use crate::identity::{DeviceId, IdentityPublicKey};
 use crate::receive_key::{ReceiveKeyId, ReceiveKeyPair};
 
 /// Why a cable could not be opened. Each layer that can fail has its own variant, checked in
-/// this order: structure, version, recipient, key, key wrap, header, body, signature.
+/// this order: structure, version, recipient, key, key wrap, header, key commitment, body,
+/// signature.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpenError {
@@ -46,6 +46,10 @@ pub enum OpenError {
     /// The routing header differs from the one the sender sealed.
     #[error("the routing header was altered after sealing")]
     HeaderTampered,
+    /// The content key in this device's wrap is not the one the sender signed a commitment to:
+    /// the commitment was altered, or the sender gave recipients different keys.
+    #[error("the content key does not match the sender's signed commitment; the cable was altered or the sender equivocated")]
+    ContentKeyMismatch,
     /// The body ciphertext does not decrypt.
     #[error("the cable body was altered after sealing")]
     BodyTampered,
@@ -97,14 +101,20 @@ pub fn open(
         .ok_or_else(|| OpenError::UnknownReceiveKey(hex::encode(&wrap.receive_key_id)))?;
 
     let cek = unwrap_cek(wrap, header, me, key, &header_bytes)?;
-    let plaintext = decrypt_body(&cek, &header_bytes, &envelope.body_ciphertext)?;
+    if !bool::from(cek.commitment().ct_eq(envelope.key_commitment.as_slice())) {
+        return Err(OpenError::ContentKeyMismatch);
+    }
+    let body = body::decrypt(&cek, &header_bytes, &envelope.body_ciphertext);
 
     let wraps_bytes = canonical::key_wraps(&envelope.key_wraps).map_err(|_| OpenError::Malformed("key wraps too large"))?;
-    sender
-        .verify(&signed_message(&header_bytes, &envelope.body_ciphertext, &wraps_bytes), &envelope.signature)
-        .map_err(|_| OpenError::BadSignature)?;
-
-    let body = v1::CableBody::decode(plaintext.as_slice()).map_err(|_| OpenError::MalformedBody)?;
+    let signed = signed_message(&header_bytes, &envelope.body_ciphertext, &wraps_bytes, &envelope.key_commitment);
+    let body = match body {
+        Err(BodyError::Tampered | BodyError::Internal) => return Err(OpenError::BodyTampered),
+        other => other,
+    };
+    sender.verify(&signed, &envelope.signature).map_err(|_| OpenError::BadSignature)?;
+    // Only a signed body that fails to decode is the sender's fault, not tampering.
+    let body = body.map_err(|_| OpenError::MalformedBody)?;
     Ok(OpenedCable { header: header.clone(), body })
 }
 
@@ -115,7 +125,7 @@ fn unwrap_cek(
     me: &DeviceId,
     key: &ReceiveKeyPair,
     header_bytes: &[u8],
-) -> Result<Zeroizing<[u8; CEK_LEN]>, OpenError> {
+) -> Result<ContentKey, OpenError> {
     let key_id = ReceiveKeyId::from_slice(&wrap.receive_key_id).ok_or(OpenError::KeyWrapTampered)?;
     let info = wrap_info(header.version, &header.cable_id, me, &key_id);
     let plaintext = hpke::setup_receiver(key.secret(), &wrap.encapsulated_key, &info)
@@ -124,22 +134,11 @@ fn unwrap_cek(
     if plaintext.len() != WRAP_PLAINTEXT_LEN {
         return Err(OpenError::KeyWrapTampered);
     }
-    let sealed_digest = &plaintext[CEK_LEN..];
+    let sealed_digest = &plaintext[CONTENT_KEY_LEN..];
     if !bool::from(sealed_digest.ct_eq(&crate::digest::sha256(header_bytes))) {
         return Err(OpenError::HeaderTampered);
     }
-    let mut cek = Zeroizing::new([0u8; CEK_LEN]);
-    cek.copy_from_slice(&plaintext[..CEK_LEN]);
-    Ok(cek)
-}
-
-fn decrypt_body(cek: &[u8; CEK_LEN], aad: &[u8], ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, OpenError> {
-    let key = UnboundKey::new(&AES_256_GCM, cek).map_err(|_| OpenError::BodyTampered)?;
-    let mut buf = Zeroizing::new(ciphertext.to_vec());
-    let len = LessSafeKey::new(key)
-        .open_in_place(body_nonce(), Aad::from(aad), &mut *buf)
-        .map_err(|_| OpenError::BodyTampered)?
-        .len();
-    buf.truncate(len);
-    Ok(buf)
+    let mut cek = Zeroizing::new([0u8; CONTENT_KEY_LEN]);
+    cek.copy_from_slice(&plaintext[..CONTENT_KEY_LEN]);
+    Ok(ContentKey::from_bytes(&cek))
 }

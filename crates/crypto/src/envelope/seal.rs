@@ -2,16 +2,15 @@
 
 use std::collections::HashSet;
 
-use prost::Message;
-use ring::aead::{AES_256_GCM, Aad, LessSafeKey, UnboundKey};
 use valise_proto::{ENVELOPE_VERSION, canonical, v1};
 use zeroize::Zeroizing;
 
+use super::body::{self, BodyError, CONTENT_KEY_LEN, ContentKey};
 use super::header::{self, HeaderError};
-use super::{CEK_LEN, WRAP_PLAINTEXT_LEN, body_nonce, signed_message, wrap_info};
+use super::{WRAP_PLAINTEXT_LEN, signed_message, wrap_info};
 use crate::hpke::{self, HpkeError};
 use crate::identity::{DeviceId, IdentityKeyPair};
-use crate::random::{self, RandomError};
+use crate::random::RandomError;
 use crate::receive_key::{ReceiveKeyId, VerifiedReceiveKey};
 
 /// Why a cable could not be sealed. Nothing was sent.
@@ -41,9 +40,9 @@ pub enum SealError {
     /// Randomness failed.
     #[error(transparent)]
     Random(#[from] RandomError),
-    /// The body could not be encrypted (internal error).
-    #[error("internal error: the body could not be encrypted")]
-    BodyEncryption,
+    /// The body could not be encrypted.
+    #[error(transparent)]
+    Body(#[from] BodyError),
 }
 
 /// Seals `body` under `header` for each recipient device, signed by `sender`.
@@ -62,20 +61,21 @@ pub fn seal(
     check_recipients(recipients, header.created_at_ms)?;
     let header_bytes = canonical::routing_header(&header).map_err(|_| HeaderError::TooLarge)?;
 
-    let cek = random::secret::<CEK_LEN>()?;
-    let body_ciphertext = encrypt_body(&cek, &header_bytes, body)?;
+    let cek = ContentKey::generate()?;
+    let body_ciphertext = body::encrypt(&cek, &header_bytes, body)?;
 
     let mut wrap_plaintext = Zeroizing::new([0u8; WRAP_PLAINTEXT_LEN]);
-    wrap_plaintext[..CEK_LEN].copy_from_slice(&cek[..]);
-    wrap_plaintext[CEK_LEN..].copy_from_slice(&crate::digest::sha256(&header_bytes));
+    wrap_plaintext[..CONTENT_KEY_LEN].copy_from_slice(&cek.as_bytes()[..]);
+    wrap_plaintext[CONTENT_KEY_LEN..].copy_from_slice(&crate::digest::sha256(&header_bytes));
     let key_wraps = recipients
         .iter()
         .map(|r| wrap_for(r, &header, &wrap_plaintext[..]))
         .collect::<Result<Vec<_>, _>>()?;
 
     let wraps_bytes = canonical::key_wraps(&key_wraps).map_err(|_| HeaderError::TooLarge)?;
-    let signature = sender.sign(&signed_message(&header_bytes, &body_ciphertext, &wraps_bytes));
-    Ok(v1::Envelope { header: Some(header), body_ciphertext, key_wraps, signature: signature.to_vec() })
+    let key_commitment = cek.commitment().to_vec();
+    let signature = sender.sign(&signed_message(&header_bytes, &body_ciphertext, &wraps_bytes, &key_commitment));
+    Ok(v1::Envelope { header: Some(header), body_ciphertext, key_wraps, signature: signature.to_vec(), key_commitment })
 }
 
 fn check_recipients(recipients: &[VerifiedReceiveKey], at_ms: u64) -> Result<(), SealError> {
@@ -92,17 +92,6 @@ fn check_recipients(recipients: &[VerifiedReceiveKey], at_ms: u64) -> Result<(),
         }
     }
     Ok(())
-}
-
-fn encrypt_body(cek: &[u8; CEK_LEN], aad: &[u8], body: &v1::CableBody) -> Result<Vec<u8>, SealError> {
-    let key = UnboundKey::new(&AES_256_GCM, cek).map_err(|_| SealError::BodyEncryption)?;
-    let mut buf = Zeroizing::new(Vec::with_capacity(body.encoded_len() + AES_256_GCM.tag_len()));
-    body.encode(&mut *buf).map_err(|_| SealError::BodyEncryption)?;
-    LessSafeKey::new(key)
-        .seal_in_place_append_tag(body_nonce(), Aad::from(aad), &mut *buf)
-        .map_err(|_| SealError::BodyEncryption)?;
-    // Now ciphertext: no longer secret, so move it out of the wiping buffer.
-    Ok(std::mem::take(&mut *buf))
 }
 
 fn wrap_for(recipient: &VerifiedReceiveKey, header: &v1::RoutingHeader, plaintext: &[u8]) -> Result<v1::KeyWrap, SealError> {
