@@ -12,7 +12,10 @@ const FILES: [&str; 5] = [
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let files: Vec<PathBuf> = FILES.iter().map(|f| root.join("valise/v1").join(f)).collect();
+    let files: Vec<PathBuf> = FILES
+        .iter()
+        .map(|f| root.join("valise/v1").join(f))
+        .collect();
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());
     }

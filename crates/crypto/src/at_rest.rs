@@ -39,7 +39,9 @@ pub enum AtRestError {
     #[error("Argon2id parameters out of range: {0}")]
     BadParams(String),
     /// A sealed record does not authenticate: altered, or moved from another table or key.
-    #[error("the stored record in {table:?} was altered or moved; the store is damaged or tampered with")]
+    #[error(
+        "the stored record in {table:?} was altered or moved; the store is damaged or tampered with"
+    )]
     RecordTampered {
         /// The table it was read from.
         table: String,
@@ -98,8 +100,13 @@ impl KdfParams {
     }
 
     fn argon2(&self) -> Result<Argon2<'static>, AtRestError> {
-        let params = Params::new(self.memory_kib, self.iterations, self.parallelism, Some(STORAGE_KEY_LEN))
-            .map_err(|e| AtRestError::BadParams(format!("{self:?}: {e}")))?;
+        let params = Params::new(
+            self.memory_kib,
+            self.iterations,
+            self.parallelism,
+            Some(STORAGE_KEY_LEN),
+        )
+        .map_err(|e| AtRestError::BadParams(format!("{self:?}: {e}")))?;
         Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
     }
 }
@@ -107,7 +114,11 @@ impl KdfParams {
 impl Default for KdfParams {
     /// RFC 9106's second recommended option (64 MiB, 3 passes), on one lane.
     fn default() -> Self {
-        KdfParams { memory_kib: 64 * 1024, iterations: 3, parallelism: 1 }
+        KdfParams {
+            memory_kib: 64 * 1024,
+            iterations: 3,
+            parallelism: 1,
+        }
     }
 }
 
@@ -121,7 +132,11 @@ impl StorageKey {
     }
 
     /// Seals the key under a passphrase, for writing to disk.
-    pub fn seal_with_passphrase(&self, passphrase: &[u8], params: KdfParams) -> Result<SealedStorageKey, AtRestError> {
+    pub fn seal_with_passphrase(
+        &self,
+        passphrase: &[u8],
+        params: KdfParams,
+    ) -> Result<SealedStorageKey, AtRestError> {
         params.validate()?;
         let mut salt = [0u8; SALT_LEN];
         random::fill(&mut salt)?;
@@ -130,8 +145,12 @@ impl StorageKey {
         let mut bytes = sealed_header(params, &salt);
         let kek = derive_kek(passphrase, &salt, params)?;
         let mut ct = self.0.to_vec();
-        kek.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(&bytes[..]), &mut ct)
-            .map_err(|_| AtRestError::Internal("sealing the storage key failed"))?;
+        kek.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(&bytes[..]),
+            &mut ct,
+        )
+        .map_err(|_| AtRestError::Internal("sealing the storage key failed"))?;
         bytes.extend_from_slice(&nonce);
         bytes.extend_from_slice(&ct);
         Ok(SealedStorageKey { bytes, params })
@@ -144,8 +163,11 @@ impl StorageKey {
             .expand(&[b"valise/1 record-sealing"], OutputLen(32))
             .and_then(|okm| okm.fill(&mut key[..]))
             .map_err(|_| AtRestError::Internal("deriving the record key failed"))?;
-        let key = UnboundKey::new(&AES_256_GCM, &key[..]).map_err(|_| AtRestError::Internal("record key refused"))?;
-        Ok(RecordSealer { aead: LessSafeKey::new(key) })
+        let key = UnboundKey::new(&AES_256_GCM, &key[..])
+            .map_err(|_| AtRestError::Internal("record key refused"))?;
+        Ok(RecordSealer {
+            aead: LessSafeKey::new(key),
+        })
     }
 }
 
@@ -170,18 +192,31 @@ impl SealedStorageKey {
     /// Reads sealed key bytes, checking their format and parameters.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, AtRestError> {
         if bytes.len() < 4 || &bytes[..4] != MAGIC {
-            return Err(AtRestError::BadKeyFile("it does not start with the Valise key file marker"));
+            return Err(AtRestError::BadKeyFile(
+                "it does not start with the Valise key file marker",
+            ));
         }
         if bytes.len() != SEALED_LEN {
             return Err(AtRestError::BadKeyFile("it has the wrong length"));
         }
         if bytes[4] != ALGORITHM_ARGON2ID_13 {
-            return Err(AtRestError::BadKeyFile("it names an unknown key derivation algorithm"));
+            return Err(AtRestError::BadKeyFile(
+                "it names an unknown key derivation algorithm",
+            ));
         }
-        let word = |at: usize| u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
-        let params = KdfParams { memory_kib: word(5), iterations: word(9), parallelism: word(13) };
+        let word = |at: usize| {
+            u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+        };
+        let params = KdfParams {
+            memory_kib: word(5),
+            iterations: word(9),
+            parallelism: word(13),
+        };
         params.validate()?;
-        Ok(SealedStorageKey { bytes: bytes.to_vec(), params })
+        Ok(SealedStorageKey {
+            bytes: bytes.to_vec(),
+            params,
+        })
     }
 
     /// The bytes to write to disk.
@@ -200,19 +235,24 @@ impl SealedStorageKey {
         let (nonce, ct) = rest.split_at(NONCE_LEN);
         let salt = &header[SEALED_HEADER_LEN - SALT_LEN..];
         let kek = derive_kek(passphrase, salt, self.params)?;
-        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| AtRestError::BadKeyFile("bad nonce"))?;
+        let nonce = Nonce::try_assume_unique_for_key(nonce)
+            .map_err(|_| AtRestError::BadKeyFile("bad nonce"))?;
         let mut buf = Zeroizing::new(ct.to_vec());
         let key = kek
             .open_in_place(nonce, Aad::from(header), &mut buf[..])
             .map_err(|_| AtRestError::WrongPassphrase)?;
-        let key: [u8; STORAGE_KEY_LEN] = (&*key).try_into().map_err(|_| AtRestError::BadKeyFile("bad key length"))?;
+        let key: [u8; STORAGE_KEY_LEN] = (&*key)
+            .try_into()
+            .map_err(|_| AtRestError::BadKeyFile("bad key length"))?;
         Ok(StorageKey(Zeroizing::new(key)))
     }
 }
 
 impl fmt::Debug for SealedStorageKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SealedStorageKey").field("params", &self.params).finish_non_exhaustive()
+        f.debug_struct("SealedStorageKey")
+            .field("params", &self.params)
+            .finish_non_exhaustive()
     }
 }
 
@@ -227,13 +267,18 @@ fn sealed_header(params: KdfParams, salt: &[u8; SALT_LEN]) -> Vec<u8> {
     out
 }
 
-fn derive_kek(passphrase: &[u8], salt: &[u8], params: KdfParams) -> Result<LessSafeKey, AtRestError> {
+fn derive_kek(
+    passphrase: &[u8],
+    salt: &[u8],
+    params: KdfParams,
+) -> Result<LessSafeKey, AtRestError> {
     let mut kek = Zeroizing::new([0u8; STORAGE_KEY_LEN]);
     params
         .argon2()?
         .hash_password_into(passphrase, salt, &mut kek[..])
         .map_err(|e| AtRestError::BadParams(e.to_string()))?;
-    let key = UnboundKey::new(&AES_256_GCM, &kek[..]).map_err(|_| AtRestError::Internal("key-encryption key refused"))?;
+    let key = UnboundKey::new(&AES_256_GCM, &kek[..])
+        .map_err(|_| AtRestError::Internal("key-encryption key refused"))?;
     Ok(LessSafeKey::new(key))
 }
 
@@ -257,25 +302,43 @@ impl RecordSealer {
         out.extend_from_slice(value);
         let tag = self
             .aead
-            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(location(table, key)), &mut out[1 + NONCE_LEN..])
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(location(table, key)),
+                &mut out[1 + NONCE_LEN..],
+            )
             .map_err(|_| AtRestError::Internal("record sealing failed"))?;
         out.extend_from_slice(tag.as_ref());
         Ok(out)
     }
 
     /// Opens a record read from (`table`, `key`). The plaintext is wiped on drop.
-    pub fn open(&self, table: &str, key: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, AtRestError> {
+    pub fn open(
+        &self,
+        table: &str,
+        key: &[u8],
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, AtRestError> {
         let format = sealed.first().copied().unwrap_or(0);
         if format != RECORD_FORMAT_V1 || sealed.len() < 1 + NONCE_LEN + TAG_LEN {
-            return Err(AtRestError::BadRecord { table: table.to_owned(), format });
+            return Err(AtRestError::BadRecord {
+                table: table.to_owned(),
+                format,
+            });
         }
-        let nonce = Nonce::try_assume_unique_for_key(&sealed[1..1 + NONCE_LEN])
-            .map_err(|_| AtRestError::BadRecord { table: table.to_owned(), format })?;
+        let nonce = Nonce::try_assume_unique_for_key(&sealed[1..1 + NONCE_LEN]).map_err(|_| {
+            AtRestError::BadRecord {
+                table: table.to_owned(),
+                format,
+            }
+        })?;
         let mut buf = Zeroizing::new(sealed[1 + NONCE_LEN..].to_vec());
         let len = self
             .aead
             .open_in_place(nonce, Aad::from(location(table, key)), &mut buf[..])
-            .map_err(|_| AtRestError::RecordTampered { table: table.to_owned() })?
+            .map_err(|_| AtRestError::RecordTampered {
+                table: table.to_owned(),
+            })?
             .len();
         buf.truncate(len);
         Ok(buf)

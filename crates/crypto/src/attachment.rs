@@ -48,7 +48,9 @@ pub enum StreamError {
     #[error("attachment I/O failed: {0}")]
     Io(#[from] io::Error),
     /// The key commitment does not match: wrong attachment key or context, or a damaged start.
-    #[error("the attachment was not encrypted with this key for this cable (key commitment mismatch)")]
+    #[error(
+        "the attachment was not encrypted with this key for this cable (key commitment mismatch)"
+    )]
     WrongKey,
     /// The stream ends too early: a chunk or the final short chunk is missing.
     #[error("the attachment is truncated after {chunks} complete chunks; fetch it again")]
@@ -136,7 +138,11 @@ pub fn encrypt<R: Read, W: Write>(
     }
     let (mut output, ciphertext_len, ciphertext_sha256) = out.finish();
     output.flush()?;
-    Ok(Encrypted { plaintext_len, ciphertext_len, ciphertext_sha256 })
+    Ok(Encrypted {
+        plaintext_len,
+        ciphertext_len,
+        ciphertext_sha256,
+    })
 }
 
 /// Decrypts `input` to `output` and returns the plaintext length. On error, the output is
@@ -203,12 +209,17 @@ impl StreamKeys {
             .expand(&info, OutputLen(OUT))
             .and_then(|o| o.fill(&mut okm[..]))
             .map_err(|_| StreamError::TooLong)?;
-        let aead = UnboundKey::new(&AES_256_GCM, &okm[..KEY_LEN]).map_err(|_| StreamError::TooLong)?;
+        let aead =
+            UnboundKey::new(&AES_256_GCM, &okm[..KEY_LEN]).map_err(|_| StreamError::TooLong)?;
         let mut base_nonce = [0u8; NONCE_LEN];
         base_nonce.copy_from_slice(&okm[KEY_LEN..KEY_LEN + NONCE_LEN]);
         let mut commitment = Zeroizing::new([0u8; COMMITMENT_LEN]);
         commitment.copy_from_slice(&okm[KEY_LEN + NONCE_LEN..]);
-        Ok(StreamKeys { aead: LessSafeKey::new(aead), base_nonce, commitment })
+        Ok(StreamKeys {
+            aead: LessSafeKey::new(aead),
+            base_nonce,
+            commitment,
+        })
     }
 
     fn nonce(&self, index: u64) -> Result<Nonce, StreamError> {
@@ -246,7 +257,11 @@ struct HashingWriter<W> {
 
 impl<W: Write> HashingWriter<W> {
     fn new(inner: W) -> Self {
-        HashingWriter { inner, len: 0, digest: DigestContext::new(&SHA256) }
+        HashingWriter {
+            inner,
+            len: 0,
+            digest: DigestContext::new(&SHA256),
+        }
     }
 
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {

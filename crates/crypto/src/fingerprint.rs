@@ -27,7 +27,9 @@ impl SafetyNumber {
     pub fn between(a: (&str, &IdentityPublicKey), b: (&str, &IdentityPublicKey)) -> Self {
         let mut halves = [side_digits(a.0, a.1), side_digits(b.0, b.1)];
         halves.sort();
-        SafetyNumber { digits: halves.concat() }
+        SafetyNumber {
+            digits: halves.concat(),
+        }
     }
 
     /// The 60 digits without spaces.
@@ -37,7 +39,10 @@ impl SafetyNumber {
 
     /// The twelve 5-digit groups.
     pub fn groups(&self) -> Vec<&str> {
-        (0..self.digits.len()).step_by(5).filter_map(|i| self.digits.get(i..i + 5)).collect()
+        (0..self.digits.len())
+            .step_by(5)
+            .filter_map(|i| self.digits.get(i..i + 5))
+            .collect()
     }
 
     /// Three lines of four groups, the way it is shown to be read aloud.

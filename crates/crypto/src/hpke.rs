@@ -24,10 +24,16 @@ pub const ENC_LEN: usize = xwing::CIPHERTEXT_LEN;
 pub const TAG_LEN: usize = 16;
 
 const SUITE_ID: [u8; 10] = [
-    b'H', b'P', b'K', b'E',
-    (KEM_ID >> 8) as u8, KEM_ID as u8,
-    (KDF_ID >> 8) as u8, KDF_ID as u8,
-    (AEAD_ID >> 8) as u8, AEAD_ID as u8,
+    b'H',
+    b'P',
+    b'K',
+    b'E',
+    (KEM_ID >> 8) as u8,
+    KEM_ID as u8,
+    (KDF_ID >> 8) as u8,
+    KDF_ID as u8,
+    (AEAD_ID >> 8) as u8,
+    AEAD_ID as u8,
 ];
 const VERSION_LABEL: &[u8] = b"HPKE-v1";
 const MODE_BASE: u8 = 0x00;
@@ -73,7 +79,10 @@ pub struct Context {
 
 /// Sets up a sender context to `recipient` (RFC 9180 `SetupBaseS`). Returns `enc`, which the
 /// recipient needs, and the context.
-pub fn setup_sender(recipient: &XWingPublicKey, info: &[u8]) -> Result<([u8; ENC_LEN], Context), HpkeError> {
+pub fn setup_sender(
+    recipient: &XWingPublicKey,
+    info: &[u8],
+) -> Result<([u8; ENC_LEN], Context), HpkeError> {
     let (enc, shared_secret) = recipient.encapsulate()?;
     Ok((enc, Context::new(key_schedule(&shared_secret[..], info)?)?))
 }
@@ -90,15 +99,25 @@ pub(crate) fn setup_sender_derand(
 }
 
 /// Sets up a receiver context (RFC 9180 `SetupBaseR`).
-pub fn setup_receiver(secret: &XWingSecretKey, enc: &[u8], info: &[u8]) -> Result<Context, HpkeError> {
+pub fn setup_receiver(
+    secret: &XWingSecretKey,
+    enc: &[u8],
+    info: &[u8],
+) -> Result<Context, HpkeError> {
     let shared_secret = secret.decapsulate(enc)?;
     Context::new(key_schedule(&shared_secret[..], info)?)
 }
 
 impl Context {
     fn new(ks: KeySchedule) -> Result<Self, HpkeError> {
-        let key = UnboundKey::new(&CHACHA20_POLY1305, &ks.key[..]).map_err(|_| HpkeError::KeySetup)?;
-        Ok(Context { aead: LessSafeKey::new(key), base_nonce: ks.base_nonce, seq: 0, exporter_secret: ks.exporter_secret })
+        let key =
+            UnboundKey::new(&CHACHA20_POLY1305, &ks.key[..]).map_err(|_| HpkeError::KeySetup)?;
+        Ok(Context {
+            aead: LessSafeKey::new(key),
+            base_nonce: ks.base_nonce,
+            seq: 0,
+            exporter_secret: ks.exporter_secret,
+        })
     }
 
     /// Encrypts the next message (RFC 9180 `ContextS.Seal`).
@@ -126,20 +145,35 @@ impl Context {
     }
 
     /// Derives `len` bytes bound to `exporter_context` (RFC 9180 §5.3).
-    pub fn export(&self, exporter_context: &[u8], len: usize) -> Result<Zeroizing<Vec<u8>>, HpkeError> {
+    pub fn export(
+        &self,
+        exporter_context: &[u8],
+        len: usize,
+    ) -> Result<Zeroizing<Vec<u8>>, HpkeError> {
         let mut out = Zeroizing::new(vec![0u8; len]);
-        labeled_expand(&self.exporter_secret[..], b"sec", exporter_context, &mut out)
-            .map_err(|_| HpkeError::ExportTooLong(len))?;
+        labeled_expand(
+            &self.exporter_secret[..],
+            b"sec",
+            exporter_context,
+            &mut out,
+        )
+        .map_err(|_| HpkeError::ExportTooLong(len))?;
         Ok(out)
     }
 
     /// base_nonce XOR I2OSP(seq, 12), then seq + 1.
     fn next_nonce(&mut self) -> Result<Nonce, HpkeError> {
         let mut nonce = self.base_nonce;
-        for (n, s) in nonce[NONCE_LEN - 8..].iter_mut().zip(self.seq.to_be_bytes()) {
+        for (n, s) in nonce[NONCE_LEN - 8..]
+            .iter_mut()
+            .zip(self.seq.to_be_bytes())
+        {
             *n ^= s;
         }
-        self.seq = self.seq.checked_add(1).ok_or(HpkeError::MessageLimitReached)?;
+        self.seq = self
+            .seq
+            .checked_add(1)
+            .ok_or(HpkeError::MessageLimitReached)?;
         Ok(Nonce::assume_unique_for_key(nonce))
     }
 }
@@ -160,7 +194,11 @@ pub(crate) fn key_schedule(shared_secret: &[u8], info: &[u8]) -> Result<KeySched
     labeled_expand(&secret[..], b"key", &context, &mut key[..])?;
     labeled_expand(&secret[..], b"base_nonce", &context, &mut base_nonce)?;
     labeled_expand(&secret[..], b"exp", &context, &mut exporter_secret[..])?;
-    Ok(KeySchedule { key, base_nonce, exporter_secret })
+    Ok(KeySchedule {
+        key,
+        base_nonce,
+        exporter_secret,
+    })
 }
 
 /// `LabeledExtract(salt, label, ikm)`: HMAC-SHA256 keyed by the salt. An empty salt is the
@@ -178,7 +216,9 @@ fn labeled_extract(salt: &[u8], label: &[u8], ikm: &[u8]) -> Zeroizing<[u8; HASH
 /// `LabeledExpand(prk, label, info, L)` into `out`; L is `out.len()`, at most 255 × 32.
 fn labeled_expand(prk: &[u8], label: &[u8], info: &[u8], out: &mut [u8]) -> Result<(), HpkeError> {
     let too_long = HpkeError::ExportTooLong(out.len());
-    let len = u16::try_from(out.len()).map_err(|_| too_long.clone())?.to_be_bytes();
+    let len = u16::try_from(out.len())
+        .map_err(|_| too_long.clone())?
+        .to_be_bytes();
     let info_parts = [&len[..], VERSION_LABEL, &SUITE_ID[..], label, info];
     hkdf::Prk::new_less_safe(hkdf::HKDF_SHA256, prk)
         .expand(&info_parts, OutputLen(out.len()))
@@ -244,7 +284,8 @@ mod known_answers {
     }
 
     fn our_suite() -> Vector {
-        let all: Vec<Vector> = serde_json::from_str(include_str!("../tests/data/hpke-xwing.json")).unwrap();
+        let all: Vec<Vector> =
+            serde_json::from_str(include_str!("../tests/data/hpke-xwing.json")).unwrap();
         let v = all.into_iter().find(|v| v.kdf_id == KDF_ID).unwrap();
         assert_eq!((v.mode, v.kem_id, v.aead_id), (MODE_BASE, KEM_ID, AEAD_ID));
         v
@@ -264,13 +305,25 @@ mod known_answers {
         let ikm_e: [u8; 64] = unhex(&v.ikm_e).try_into().unwrap();
         let (enc, ss) = sk.public_key().encapsulate_derand(&ikm_e);
         assert_eq!(enc.to_vec(), unhex(&v.enc), "enc");
-        assert_eq!(ss.to_vec(), unhex(&v.shared_secret), "shared secret (sender)");
-        assert_eq!(sk.decapsulate(&enc).unwrap().to_vec(), unhex(&v.shared_secret), "shared secret (receiver)");
+        assert_eq!(
+            ss.to_vec(),
+            unhex(&v.shared_secret),
+            "shared secret (sender)"
+        );
+        assert_eq!(
+            sk.decapsulate(&enc).unwrap().to_vec(),
+            unhex(&v.shared_secret),
+            "shared secret (receiver)"
+        );
 
         let ks = key_schedule(&ss[..], &unhex(&v.info)).unwrap();
         assert_eq!(ks.key.to_vec(), unhex(&v.key), "key");
         assert_eq!(ks.base_nonce.to_vec(), unhex(&v.base_nonce), "base nonce");
-        assert_eq!(ks.exporter_secret.to_vec(), unhex(&v.exporter_secret), "exporter secret");
+        assert_eq!(
+            ks.exporter_secret.to_vec(),
+            unhex(&v.exporter_secret),
+            "exporter secret"
+        );
     }
 
     #[test]
@@ -278,7 +331,8 @@ mod known_answers {
         let v = our_suite();
         let sk = XWingSecretKey::from_seed(&unhex(&v.sk_rm)).unwrap();
         let ikm_e: [u8; 64] = unhex(&v.ikm_e).try_into().unwrap();
-        let (enc, mut sender) = setup_sender_derand(&sk.public_key(), &unhex(&v.info), &ikm_e).unwrap();
+        let (enc, mut sender) =
+            setup_sender_derand(&sk.public_key(), &unhex(&v.info), &ikm_e).unwrap();
         let mut receiver = setup_receiver(&sk, &enc, &unhex(&v.info)).unwrap();
         assert_eq!(v.encryptions.len(), 10);
         for (seq, e) in v.encryptions.iter().enumerate() {
@@ -297,7 +351,12 @@ mod known_answers {
         assert_eq!(v.exports.len(), 5);
         for x in &v.exports {
             let got = receiver.export(&unhex(&x.exporter_context), x.len).unwrap();
-            assert_eq!(got.to_vec(), unhex(&x.exported_value), "export {:?}", x.exporter_context);
+            assert_eq!(
+                got.to_vec(),
+                unhex(&x.exported_value),
+                "export {:?}",
+                x.exporter_context
+            );
         }
     }
 
@@ -308,10 +367,19 @@ mod known_answers {
         let mut receiver = setup_receiver(&sk, &unhex(&v.enc), &unhex(&v.info)).unwrap();
         // The second vector ciphertext, presented first, is under the wrong nonce.
         let second = &v.encryptions[1];
-        assert_eq!(receiver.open(&unhex(&second.aad), &unhex(&second.ct)), Err(HpkeError::OpenFailed));
+        assert_eq!(
+            receiver.open(&unhex(&second.aad), &unhex(&second.ct)),
+            Err(HpkeError::OpenFailed)
+        );
         let mut wrong_info = setup_receiver(&sk, &unhex(&v.enc), b"another info").unwrap();
         let first = &v.encryptions[0];
-        assert_eq!(wrong_info.open(&unhex(&first.aad), &unhex(&first.ct)), Err(HpkeError::OpenFailed));
-        assert_eq!(receiver.export(b"", 255 * 32 + 1).err(), Some(HpkeError::ExportTooLong(255 * 32 + 1)));
+        assert_eq!(
+            wrong_info.open(&unhex(&first.aad), &unhex(&first.ct)),
+            Err(HpkeError::OpenFailed)
+        );
+        assert_eq!(
+            receiver.export(b"", 255 * 32 + 1).err(),
+            Some(HpkeError::ExportTooLong(255 * 32 + 1))
+        );
     }
 }

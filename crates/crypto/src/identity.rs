@@ -126,8 +126,10 @@ impl IdentityKeyPair {
 
     /// Rebuilds an identity from its 32-byte seed, as stored in a keystore.
     pub fn from_seed(seed: &[u8]) -> Result<Self, IdentityError> {
-        let seed: Zeroizing<[u8; IDENTITY_SEED_LEN]> = Zeroizing::new(fixed(seed, "an identity seed")?);
-        let pair = Ed25519KeyPair::from_seed_unchecked(&seed[..]).map_err(|_| IdentityError::BadSeed)?;
+        let seed: Zeroizing<[u8; IDENTITY_SEED_LEN]> =
+            Zeroizing::new(fixed(seed, "an identity seed")?);
+        let pair =
+            Ed25519KeyPair::from_seed_unchecked(&seed[..]).map_err(|_| IdentityError::BadSeed)?;
         let public = IdentityPublicKey::from_slice(pair.public_key().as_ref())?;
         Ok(IdentityKeyPair { seed, pair, public })
     }
@@ -157,12 +159,18 @@ impl IdentityKeyPair {
 
 impl fmt::Debug for IdentityKeyPair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IdentityKeyPair").field("public", &self.public).finish_non_exhaustive()
+        f.debug_struct("IdentityKeyPair")
+            .field("public", &self.public)
+            .finish_non_exhaustive()
     }
 }
 
 fn fixed<const N: usize>(bytes: &[u8], what: &'static str) -> Result<[u8; N], IdentityError> {
-    bytes.try_into().map_err(|_| IdentityError::BadLength { what, expected: N, got: bytes.len() })
+    bytes.try_into().map_err(|_| IdentityError::BadLength {
+        what,
+        expected: N,
+        got: bytes.len(),
+    })
 }
 
 #[cfg(test)]
@@ -175,9 +183,18 @@ mod tests {
         let bob = IdentityKeyPair::generate().unwrap();
         let sig = alice.sign(b"cable");
         assert_eq!(alice.public().verify(b"cable", &sig), Ok(()));
-        assert_eq!(alice.public().verify(b"cablf", &sig), Err(IdentityError::BadSignature));
-        assert_eq!(bob.public().verify(b"cable", &sig), Err(IdentityError::BadSignature));
-        assert_eq!(alice.public().verify(b"cable", &sig[..63]), Err(IdentityError::BadSignature));
+        assert_eq!(
+            alice.public().verify(b"cablf", &sig),
+            Err(IdentityError::BadSignature)
+        );
+        assert_eq!(
+            bob.public().verify(b"cable", &sig),
+            Err(IdentityError::BadSignature)
+        );
+        assert_eq!(
+            alice.public().verify(b"cable", &sig[..63]),
+            Err(IdentityError::BadSignature)
+        );
     }
 
     #[test]
@@ -193,13 +210,19 @@ mod tests {
         let a = IdentityKeyPair::from_seed(&[1; 32]).unwrap();
         let b = IdentityKeyPair::from_seed(&[2; 32]).unwrap();
         assert_ne!(a.device_id(), b.device_id());
-        assert_eq!(a.device_id(), IdentityKeyPair::from_seed(&[1; 32]).unwrap().device_id());
+        assert_eq!(
+            a.device_id(),
+            IdentityKeyPair::from_seed(&[1; 32]).unwrap().device_id()
+        );
     }
 
     #[test]
     fn wrong_lengths_are_named() {
         let err = IdentityPublicKey::from_slice(&[0; 31]).unwrap_err();
-        assert_eq!(err.to_string(), "an identity public key must be 32 bytes, got 31");
+        assert_eq!(
+            err.to_string(),
+            "an identity public key must be 32 bytes, got 31"
+        );
         assert!(DeviceId::from_slice(&[0; 17]).is_err());
         assert!(IdentityKeyPair::from_seed(&[0; 33]).is_err());
     }

@@ -55,7 +55,8 @@ pub struct ReceiveKeyId([u8; RECEIVE_KEY_ID_LEN]);
 impl ReceiveKeyId {
     /// The id of an X-Wing public key.
     pub fn of(public: &XWingPublicKey) -> Self {
-        let digest = crate::digest::sha256_parts(&[b"valise/1 receive-key-id\0", &public.to_bytes()]);
+        let digest =
+            crate::digest::sha256_parts(&[b"valise/1 receive-key-id\0", &public.to_bytes()]);
         let mut id = [0u8; RECEIVE_KEY_ID_LEN];
         id.copy_from_slice(&digest[..RECEIVE_KEY_ID_LEN]);
         ReceiveKeyId(id)
@@ -99,12 +100,22 @@ impl ReceiveKeyPair {
         Self::from_secret(XWingSecretKey::generate()?, valid_from_ms, valid_until_ms)
     }
 
-    fn from_secret(secret: XWingSecretKey, valid_from_ms: u64, valid_until_ms: u64) -> Result<Self, ReceiveKeyError> {
+    fn from_secret(
+        secret: XWingSecretKey,
+        valid_from_ms: u64,
+        valid_until_ms: u64,
+    ) -> Result<Self, ReceiveKeyError> {
         if valid_until_ms < valid_from_ms {
             return Err(ReceiveKeyError::BadValidity);
         }
         let public = secret.public_key();
-        Ok(ReceiveKeyPair { id: ReceiveKeyId::of(&public), secret, public, valid_from_ms, valid_until_ms })
+        Ok(ReceiveKeyPair {
+            id: ReceiveKeyId::of(&public),
+            secret,
+            public,
+            valid_from_ms,
+            valid_until_ms,
+        })
     }
 
     /// The key's id.
@@ -134,7 +145,10 @@ impl ReceiveKeyPair {
     }
 
     /// The public record to publish, signed by the device's identity key.
-    pub fn to_signed_record(&self, identity: &IdentityKeyPair) -> Result<v1::ReceiveKey, canonical::CanonicalError> {
+    pub fn to_signed_record(
+        &self,
+        identity: &IdentityKeyPair,
+    ) -> Result<v1::ReceiveKey, canonical::CanonicalError> {
         let mut record = v1::ReceiveKey {
             key_id: self.id.as_bytes().to_vec(),
             public_key: self.public.to_bytes().to_vec(),
@@ -165,8 +179,16 @@ impl ReceiveKeyPair {
         }
         let seed = &bytes[1..1 + xwing::SECRET_KEY_LEN];
         let rest = &bytes[1 + xwing::SECRET_KEY_LEN..];
-        let from = u64::from_be_bytes(rest[..8].try_into().map_err(|_| ReceiveKeyError::BadStoredFormat(version))?);
-        let until = u64::from_be_bytes(rest[8..].try_into().map_err(|_| ReceiveKeyError::BadStoredFormat(version))?);
+        let from = u64::from_be_bytes(
+            rest[..8]
+                .try_into()
+                .map_err(|_| ReceiveKeyError::BadStoredFormat(version))?,
+        );
+        let until = u64::from_be_bytes(
+            rest[8..]
+                .try_into()
+                .map_err(|_| ReceiveKeyError::BadStoredFormat(version))?,
+        );
         Self::from_secret(XWingSecretKey::from_seed(seed)?, from, until)
     }
 }
@@ -195,12 +217,22 @@ pub struct VerifiedReceiveKey {
 impl VerifiedReceiveKey {
     /// Checks a published receive key: its signature by `owner`, that it names `owner`'s
     /// device, that its id matches its public key, and that the public key is valid.
-    pub fn verify(record: &v1::ReceiveKey, owner: &IdentityPublicKey) -> Result<Self, ReceiveKeyError> {
-        let signed = canonical::receive_key(record).map_err(|_| ReceiveKeyError::BadField("encoding"))?;
-        owner.verify(&signed, &record.signature).map_err(|_| ReceiveKeyError::BadSignature)?;
-        let device_id = DeviceId::from_slice(&record.device_id).map_err(|_| ReceiveKeyError::BadField("device id"))?;
+    pub fn verify(
+        record: &v1::ReceiveKey,
+        owner: &IdentityPublicKey,
+    ) -> Result<Self, ReceiveKeyError> {
+        let signed =
+            canonical::receive_key(record).map_err(|_| ReceiveKeyError::BadField("encoding"))?;
+        owner
+            .verify(&signed, &record.signature)
+            .map_err(|_| ReceiveKeyError::BadSignature)?;
+        let device_id = DeviceId::from_slice(&record.device_id)
+            .map_err(|_| ReceiveKeyError::BadField("device id"))?;
         if device_id != owner.device_id() {
-            return Err(ReceiveKeyError::WrongDevice { expected: owner.device_id(), found: device_id });
+            return Err(ReceiveKeyError::WrongDevice {
+                expected: owner.device_id(),
+                found: device_id,
+            });
         }
         let public = XWingPublicKey::from_slice(&record.public_key)?;
         let id = ReceiveKeyId::of(&public);
@@ -242,7 +274,10 @@ impl VerifiedReceiveKey {
 
 impl fmt::Debug for VerifiedReceiveKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("VerifiedReceiveKey").field("id", &self.id).field("device_id", &self.device_id).finish_non_exhaustive()
+        f.debug_struct("VerifiedReceiveKey")
+            .field("id", &self.id)
+            .field("device_id", &self.device_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -261,15 +296,28 @@ mod tests {
         let verified = VerifiedReceiveKey::verify(&record, alice.public()).unwrap();
         assert_eq!(verified.id(), key.id());
         assert_eq!(verified.device_id(), alice.device_id());
-        assert_eq!(VerifiedReceiveKey::verify(&record, mallory.public()).err(), Some(ReceiveKeyError::BadSignature));
+        assert_eq!(
+            VerifiedReceiveKey::verify(&record, mallory.public()).err(),
+            Some(ReceiveKeyError::BadSignature)
+        );
     }
 
     #[test]
     fn a_substituted_public_key_is_refused() {
         let alice = IdentityKeyPair::generate().unwrap();
-        let mut record = ReceiveKeyPair::generate(0, DAY_MS).unwrap().to_signed_record(&alice).unwrap();
-        record.public_key = ReceiveKeyPair::generate(0, DAY_MS).unwrap().public().to_bytes().to_vec();
-        assert_eq!(VerifiedReceiveKey::verify(&record, alice.public()).err(), Some(ReceiveKeyError::BadSignature));
+        let mut record = ReceiveKeyPair::generate(0, DAY_MS)
+            .unwrap()
+            .to_signed_record(&alice)
+            .unwrap();
+        record.public_key = ReceiveKeyPair::generate(0, DAY_MS)
+            .unwrap()
+            .public()
+            .to_bytes()
+            .to_vec();
+        assert_eq!(
+            VerifiedReceiveKey::verify(&record, alice.public()).err(),
+            Some(ReceiveKeyError::BadSignature)
+        );
     }
 
     #[test]
@@ -278,7 +326,9 @@ mod tests {
         let key = ReceiveKeyPair::generate(0, DAY_MS).unwrap();
         let mut record = key.to_signed_record(&alice).unwrap();
         record.device_id = vec![9; 16];
-        record.signature = alice.sign(&canonical::receive_key(&record).unwrap()).to_vec();
+        record.signature = alice
+            .sign(&canonical::receive_key(&record).unwrap())
+            .to_vec();
         assert!(matches!(
             VerifiedReceiveKey::verify(&record, alice.public()),
             Err(ReceiveKeyError::WrongDevice { .. })
@@ -287,9 +337,15 @@ mod tests {
 
     #[test]
     fn validity_windows_are_enforced() {
-        assert_eq!(ReceiveKeyPair::generate(10, 5).err(), Some(ReceiveKeyError::BadValidity));
+        assert_eq!(
+            ReceiveKeyPair::generate(10, 5).err(),
+            Some(ReceiveKeyError::BadValidity)
+        );
         let alice = IdentityKeyPair::generate().unwrap();
-        let record = ReceiveKeyPair::generate(DAY_MS, 2 * DAY_MS).unwrap().to_signed_record(&alice).unwrap();
+        let record = ReceiveKeyPair::generate(DAY_MS, 2 * DAY_MS)
+            .unwrap()
+            .to_signed_record(&alice)
+            .unwrap();
         let verified = VerifiedReceiveKey::verify(&record, alice.public()).unwrap();
         assert!(!verified.is_valid_at(DAY_MS - 1));
         assert!(verified.is_valid_at(DAY_MS));
@@ -301,9 +357,18 @@ mod tests {
         let key = ReceiveKeyPair::generate(5, 6).unwrap();
         let restored = ReceiveKeyPair::from_bytes(&key.to_bytes()).unwrap();
         assert_eq!(restored.id(), key.id());
-        assert_eq!((restored.valid_from_ms(), restored.valid_until_ms()), (5, 6));
-        assert_eq!(ReceiveKeyPair::from_bytes(&[]).err(), Some(ReceiveKeyError::BadStoredFormat(0)));
-        assert_eq!(ReceiveKeyPair::from_bytes(&[2; STORED_LEN]).err(), Some(ReceiveKeyError::BadStoredFormat(2)));
+        assert_eq!(
+            (restored.valid_from_ms(), restored.valid_until_ms()),
+            (5, 6)
+        );
+        assert_eq!(
+            ReceiveKeyPair::from_bytes(&[]).err(),
+            Some(ReceiveKeyError::BadStoredFormat(0))
+        );
+        assert_eq!(
+            ReceiveKeyPair::from_bytes(&[2; STORED_LEN]).err(),
+            Some(ReceiveKeyError::BadStoredFormat(2))
+        );
         assert!(ReceiveKeyPair::from_bytes(&key.to_bytes()[..STORED_LEN - 1]).is_err());
     }
 }

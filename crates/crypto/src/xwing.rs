@@ -74,13 +74,17 @@ struct Expanded {
 impl XWingSecretKey {
     /// Generates a new key from the operating system's randomness.
     pub fn generate() -> Result<Self, KemError> {
-        Ok(XWingSecretKey { seed: random::secret()? })
+        Ok(XWingSecretKey {
+            seed: random::secret()?,
+        })
     }
 
     /// Rebuilds a key from its 32-byte seed.
     pub fn from_seed(seed: &[u8]) -> Result<Self, KemError> {
         let seed: [u8; SECRET_KEY_LEN] = fixed(seed, "an X-Wing private key")?;
-        Ok(XWingSecretKey { seed: Zeroizing::new(seed) })
+        Ok(XWingSecretKey {
+            seed: Zeroizing::new(seed),
+        })
     }
 
     /// The seed, for a sealed keystore. Never log or display it.
@@ -91,7 +95,10 @@ impl XWingSecretKey {
     /// The matching public key.
     pub fn public_key(&self) -> XWingPublicKey {
         let e = self.expand();
-        XWingPublicKey { ml_kem: e.ml_kem.public_key().clone(), x25519: e.x25519_public }
+        XWingPublicKey {
+            ml_kem: e.ml_kem.public_key().clone(),
+            x25519: e.x25519_public,
+        }
     }
 
     /// Recovers the shared secret from a ciphertext. X-Wing decapsulation never fails on a
@@ -116,7 +123,11 @@ impl XWingSecretKey {
         sk_x.copy_from_slice(&expanded[64..]);
         let x25519 = StaticSecret::from(*sk_x);
         let x25519_public = X25519Public::from(&x25519);
-        Expanded { ml_kem, x25519, x25519_public }
+        Expanded {
+            ml_kem,
+            x25519,
+            x25519_public,
+        }
     }
 }
 
@@ -132,7 +143,10 @@ impl XWingPublicKey {
         }
         let mut x = [0u8; 32];
         x.copy_from_slice(&bytes[ML_KEM_PUBLIC_KEY_LEN..]);
-        Ok(XWingPublicKey { ml_kem, x25519: X25519Public::from(x) })
+        Ok(XWingPublicKey {
+            ml_kem,
+            x25519: X25519Public::from(x),
+        })
     }
 
     /// The key's 1216 bytes.
@@ -183,7 +197,12 @@ fn split_ciphertext(ct: &[u8; CIPHERTEXT_LEN]) -> (MlKem768Ciphertext, X25519Pub
 }
 
 /// ss = SHA3-256(ss_M ‖ ss_X ‖ ct_X ‖ pk_X ‖ label).
-fn combine(ss_m: &[u8; 32], ss_x: &[u8; 32], ct_x: &X25519Public, pk_x: &X25519Public) -> SharedSecret {
+fn combine(
+    ss_m: &[u8; 32],
+    ss_x: &[u8; 32],
+    ct_x: &X25519Public,
+    pk_x: &X25519Public,
+) -> SharedSecret {
     let mut input = Zeroizing::new([0u8; 32 * 4 + LABEL.len()]);
     input[..32].copy_from_slice(ss_m);
     input[32..64].copy_from_slice(ss_x);
@@ -194,7 +213,11 @@ fn combine(ss_m: &[u8; 32], ss_x: &[u8; 32], ct_x: &X25519Public, pk_x: &X25519P
 }
 
 fn fixed<const N: usize>(bytes: &[u8], what: &'static str) -> Result<[u8; N], KemError> {
-    bytes.try_into().map_err(|_| KemError::BadLength { what, expected: N, got: bytes.len() })
+    bytes.try_into().map_err(|_| KemError::BadLength {
+        what,
+        expected: N,
+        got: bytes.len(),
+    })
 }
 
 #[cfg(test)]
@@ -220,17 +243,27 @@ mod tests {
     fn a_public_key_survives_serialisation() {
         let sk = XWingSecretKey::generate().unwrap();
         let bytes = sk.public_key().to_bytes();
-        assert_eq!(XWingPublicKey::from_slice(&bytes).unwrap().to_bytes(), bytes);
+        assert_eq!(
+            XWingPublicKey::from_slice(&bytes).unwrap().to_bytes(),
+            bytes
+        );
     }
 
     #[test]
     fn malformed_keys_and_ciphertexts_are_refused_with_a_reason() {
         assert!(matches!(
             XWingPublicKey::from_slice(&[0; 100]),
-            Err(KemError::BadLength { expected: PUBLIC_KEY_LEN, got: 100, .. })
+            Err(KemError::BadLength {
+                expected: PUBLIC_KEY_LEN,
+                got: 100,
+                ..
+            })
         ));
         // Coefficients of 0xFFF are >= q = 3329: FIPS 203 requires refusing such a key.
-        assert_eq!(XWingPublicKey::from_slice(&[0xFF; PUBLIC_KEY_LEN]).err(), Some(KemError::InvalidPublicKey));
+        assert_eq!(
+            XWingPublicKey::from_slice(&[0xFF; PUBLIC_KEY_LEN]).err(),
+            Some(KemError::InvalidPublicKey)
+        );
         let sk = XWingSecretKey::generate().unwrap();
         assert!(sk.decapsulate(&[0; CIPHERTEXT_LEN - 1]).is_err());
         assert!(XWingSecretKey::from_seed(&[0; 31]).is_err());
@@ -259,7 +292,8 @@ mod known_answers {
 
     #[test]
     fn every_xwing_vector_matches() {
-        let vectors: Vec<Vector> = serde_json::from_str(include_str!("../tests/data/xwing-kem.json")).unwrap();
+        let vectors: Vec<Vector> =
+            serde_json::from_str(include_str!("../tests/data/xwing-kem.json")).unwrap();
         assert_eq!(vectors.len(), 3);
         for (i, v) in vectors.iter().enumerate() {
             let sk = XWingSecretKey::from_seed(&unhex(&v.seed)).unwrap();
@@ -268,10 +302,20 @@ mod known_answers {
             assert_eq!(pk.to_bytes().to_vec(), unhex(&v.pk), "vector {i}: pk");
 
             let eseed: [u8; ENCAPSULATION_RANDOMNESS_LEN] = unhex(&v.eseed).try_into().unwrap();
-            let (ct, ss) = XWingPublicKey::from_slice(&unhex(&v.pk)).unwrap().encapsulate_derand(&eseed);
+            let (ct, ss) = XWingPublicKey::from_slice(&unhex(&v.pk))
+                .unwrap()
+                .encapsulate_derand(&eseed);
             assert_eq!(ct.to_vec(), unhex(&v.ct), "vector {i}: ct");
-            assert_eq!(ss.to_vec(), unhex(&v.ss), "vector {i}: ss from encapsulation");
-            assert_eq!(sk.decapsulate(&ct).unwrap().to_vec(), unhex(&v.ss), "vector {i}: ss from decapsulation");
+            assert_eq!(
+                ss.to_vec(),
+                unhex(&v.ss),
+                "vector {i}: ss from encapsulation"
+            );
+            assert_eq!(
+                sk.decapsulate(&ct).unwrap().to_vec(),
+                unhex(&v.ss),
+                "vector {i}: ss from decapsulation"
+            );
         }
     }
 }

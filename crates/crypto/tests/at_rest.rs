@@ -5,7 +5,11 @@
 use valise_crypto::at_rest::{AtRestError, KdfParams, SealedStorageKey, StorageKey};
 
 /// Small parameters keep the tests fast; the default is checked separately.
-const FAST: KdfParams = KdfParams { memory_kib: 256, iterations: 1, parallelism: 1 };
+const FAST: KdfParams = KdfParams {
+    memory_kib: 256,
+    iterations: 1,
+    parallelism: 1,
+};
 
 #[test]
 fn the_right_passphrase_recovers_a_working_key() {
@@ -14,29 +18,56 @@ fn the_right_passphrase_recovers_a_working_key() {
     let from_disk = SealedStorageKey::from_bytes(sealed.as_bytes()).unwrap();
     assert_eq!(from_disk.params(), FAST);
     let recovered = from_disk.unseal(b"correct horse").unwrap();
-    let record = key.record_sealer().unwrap().seal("inbox", b"k1", b"cable text").unwrap();
-    assert_eq!(recovered.record_sealer().unwrap().open("inbox", b"k1", &record).unwrap().as_slice(), b"cable text");
+    let record = key
+        .record_sealer()
+        .unwrap()
+        .seal("inbox", b"k1", b"cable text")
+        .unwrap();
+    assert_eq!(
+        recovered
+            .record_sealer()
+            .unwrap()
+            .open("inbox", b"k1", &record)
+            .unwrap()
+            .as_slice(),
+        b"cable text"
+    );
 }
 
 #[test]
 fn a_wrong_passphrase_is_refused() {
-    let sealed = StorageKey::generate().unwrap().seal_with_passphrase(b"correct horse", FAST).unwrap();
-    assert_eq!(sealed.unseal(b"correct horsf").err(), Some(AtRestError::WrongPassphrase));
+    let sealed = StorageKey::generate()
+        .unwrap()
+        .seal_with_passphrase(b"correct horse", FAST)
+        .unwrap();
+    assert_eq!(
+        sealed.unseal(b"correct horsf").err(),
+        Some(AtRestError::WrongPassphrase)
+    );
     assert_eq!(sealed.unseal(b"").err(), Some(AtRestError::WrongPassphrase));
 }
 
 #[test]
 fn weakened_parameters_in_the_file_are_caught() {
-    let sealed = StorageKey::generate().unwrap().seal_with_passphrase(b"pw", FAST).unwrap();
+    let sealed = StorageKey::generate()
+        .unwrap()
+        .seal_with_passphrase(b"pw", FAST)
+        .unwrap();
     let mut bytes = sealed.as_bytes().to_vec();
     bytes[12] = 2; // iterations 1 -> 2: the parameters are authenticated
     let edited = SealedStorageKey::from_bytes(&bytes).unwrap();
-    assert_eq!(edited.unseal(b"pw").err(), Some(AtRestError::WrongPassphrase));
+    assert_eq!(
+        edited.unseal(b"pw").err(),
+        Some(AtRestError::WrongPassphrase)
+    );
 }
 
 #[test]
 fn every_byte_of_the_key_file_is_protected() {
-    let sealed = StorageKey::generate().unwrap().seal_with_passphrase(b"pw", FAST).unwrap();
+    let sealed = StorageKey::generate()
+        .unwrap()
+        .seal_with_passphrase(b"pw", FAST)
+        .unwrap();
     for i in 0..sealed.as_bytes().len() {
         let mut bytes = sealed.as_bytes().to_vec();
         bytes[i] ^= 0x01;
@@ -47,15 +78,36 @@ fn every_byte_of_the_key_file_is_protected() {
 
 #[test]
 fn damaged_or_hostile_key_files_get_a_clear_error() {
-    assert!(matches!(SealedStorageKey::from_bytes(b"not a key"), Err(AtRestError::BadKeyFile(_))));
-    let sealed = StorageKey::generate().unwrap().seal_with_passphrase(b"pw", FAST).unwrap();
-    assert!(matches!(SealedStorageKey::from_bytes(&sealed.as_bytes()[..50]), Err(AtRestError::BadKeyFile(_))));
+    assert!(matches!(
+        SealedStorageKey::from_bytes(b"not a key"),
+        Err(AtRestError::BadKeyFile(_))
+    ));
+    let sealed = StorageKey::generate()
+        .unwrap()
+        .seal_with_passphrase(b"pw", FAST)
+        .unwrap();
+    assert!(matches!(
+        SealedStorageKey::from_bytes(&sealed.as_bytes()[..50]),
+        Err(AtRestError::BadKeyFile(_))
+    ));
     // A file asking for 16 GiB of memory is refused before any is allocated.
     let mut bytes = sealed.as_bytes().to_vec();
     bytes[5..9].copy_from_slice(&(16u32 * 1024 * 1024).to_be_bytes());
     let err = SealedStorageKey::from_bytes(&bytes).unwrap_err();
     assert!(matches!(err, AtRestError::BadParams(_)), "{err}");
-    assert!(StorageKey::generate().unwrap().seal_with_passphrase(b"pw", KdfParams { memory_kib: 1, iterations: 1, parallelism: 1 }).is_err());
+    assert!(
+        StorageKey::generate()
+            .unwrap()
+            .seal_with_passphrase(
+                b"pw",
+                KdfParams {
+                    memory_kib: 1,
+                    iterations: 1,
+                    parallelism: 1
+                }
+            )
+            .is_err()
+    );
 }
 
 #[test]
@@ -68,12 +120,24 @@ fn the_default_parameters_are_accepted() {
 fn a_record_moved_to_another_place_no_longer_opens() {
     let sealer = StorageKey::generate().unwrap().record_sealer().unwrap();
     let record = sealer.seal("inbox", b"cable-1", b"secret text").unwrap();
-    assert!(matches!(sealer.open("inbox", b"cable-2", &record), Err(AtRestError::RecordTampered { .. })));
-    assert!(matches!(sealer.open("outbox", b"cable-1", &record), Err(AtRestError::RecordTampered { .. })));
+    assert!(matches!(
+        sealer.open("inbox", b"cable-2", &record),
+        Err(AtRestError::RecordTampered { .. })
+    ));
+    assert!(matches!(
+        sealer.open("outbox", b"cable-1", &record),
+        Err(AtRestError::RecordTampered { .. })
+    ));
     let mut flipped = record.clone();
     flipped[20] ^= 1;
-    assert!(matches!(sealer.open("inbox", b"cable-1", &flipped), Err(AtRestError::RecordTampered { .. })));
-    assert!(matches!(sealer.open("inbox", b"cable-1", &record[..10]), Err(AtRestError::BadRecord { .. })));
+    assert!(matches!(
+        sealer.open("inbox", b"cable-1", &flipped),
+        Err(AtRestError::RecordTampered { .. })
+    ));
+    assert!(matches!(
+        sealer.open("inbox", b"cable-1", &record[..10]),
+        Err(AtRestError::BadRecord { .. })
+    ));
 }
 
 #[test]
@@ -87,6 +151,8 @@ fn a_record_from_another_store_does_not_open() {
 #[test]
 fn records_never_contain_their_plaintext() {
     let sealer = StorageKey::generate().unwrap().record_sealer().unwrap();
-    let record = sealer.seal("inbox", b"k", b"MEETING WITH THE MINISTER").unwrap();
+    let record = sealer
+        .seal("inbox", b"k", b"MEETING WITH THE MINISTER")
+        .unwrap();
     assert!(!record.windows(7).any(|w| w == b"MEETING"));
 }

@@ -4,7 +4,9 @@
 
 use std::io::{self, Read};
 
-use valise_crypto::attachment::{self, AttachmentKey, CHUNK_SIZE, COMMITMENT_LEN, SALT_LEN, StreamError, TAG_LEN};
+use valise_crypto::attachment::{
+    self, AttachmentKey, CHUNK_SIZE, COMMITMENT_LEN, SALT_LEN, StreamError, TAG_LEN,
+};
 
 const CONTEXT: &[u8] = b"cable 0123456789abcdef attachment 0";
 const HEAD: usize = SALT_LEN + COMMITMENT_LEN;
@@ -31,10 +33,22 @@ fn decrypt(key: &AttachmentKey, sealed: &[u8]) -> Result<Vec<u8>, StreamError> {
 #[test]
 fn round_trips_at_every_boundary_size() {
     let key = AttachmentKey::generate().unwrap();
-    for len in [0, 1, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1, 3 * CHUNK_SIZE, 10 * 1024 * 1024] {
+    for len in [
+        0,
+        1,
+        CHUNK_SIZE - 1,
+        CHUNK_SIZE,
+        CHUNK_SIZE + 1,
+        3 * CHUNK_SIZE,
+        10 * 1024 * 1024,
+    ] {
         let plain = pattern(len);
         let sealed = encrypt(&key, &plain);
-        assert_eq!(sealed.len() as u64, attachment::ciphertext_len(len as u64), "size {len}");
+        assert_eq!(
+            sealed.len() as u64,
+            attachment::ciphertext_len(len as u64),
+            "size {len}"
+        );
         assert_eq!(decrypt(&key, &sealed).unwrap(), plain, "size {len}");
     }
 }
@@ -49,7 +63,7 @@ struct Dribble<'a> {
 impl Read for Dribble<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.calls += 1;
-        if self.calls % 5 == 0 {
+        if self.calls.is_multiple_of(5) {
             return Err(io::Error::new(io::ErrorKind::Interrupted, "signal"));
         }
         let n = buf.len().min(7).min(self.data.len());
@@ -64,9 +78,27 @@ fn short_reads_and_interruptions_do_not_matter() {
     let key = AttachmentKey::generate().unwrap();
     let plain = pattern(2 * CHUNK_SIZE + 100);
     let mut sealed = Vec::new();
-    attachment::encrypt(&key, CONTEXT, Dribble { data: &plain, calls: 0 }, &mut sealed).unwrap();
+    attachment::encrypt(
+        &key,
+        CONTEXT,
+        Dribble {
+            data: &plain,
+            calls: 0,
+        },
+        &mut sealed,
+    )
+    .unwrap();
     let mut out = Vec::new();
-    attachment::decrypt(&key, CONTEXT, Dribble { data: &sealed, calls: 0 }, &mut out).unwrap();
+    attachment::decrypt(
+        &key,
+        CONTEXT,
+        Dribble {
+            data: &sealed,
+            calls: 0,
+        },
+        &mut out,
+    )
+    .unwrap();
     assert_eq!(out, plain);
 }
 
@@ -83,7 +115,14 @@ fn truncation_at_every_chunk_boundary_is_detected() {
         );
     }
     // Cuts inside the header, or inside a chunk, are refused too.
-    for cut in [0, 1, HEAD - 1, HEAD + 5, HEAD + SEALED_CHUNK + 100, sealed.len() - 1] {
+    for cut in [
+        0,
+        1,
+        HEAD - 1,
+        HEAD + 5,
+        HEAD + SEALED_CHUNK + 100,
+        sealed.len() - 1,
+    ] {
         assert!(decrypt(&key, &sealed[..cut]).is_err(), "cut at byte {cut}");
     }
 }
@@ -96,12 +135,18 @@ fn a_removed_final_chunk_flag_is_detected() {
     let sealed = encrypt(&key, &pattern(2 * CHUNK_SIZE));
     assert_eq!(sealed.len(), HEAD + 2 * SEALED_CHUNK + TAG_LEN);
     let without_final = &sealed[..sealed.len() - TAG_LEN];
-    assert!(matches!(decrypt(&key, without_final), Err(StreamError::Truncated { chunks: 2 })));
+    assert!(matches!(
+        decrypt(&key, without_final),
+        Err(StreamError::Truncated { chunks: 2 })
+    ));
     // Padding the short final chunk to full length (turning it into a non-final one) fails too.
     let sealed = encrypt(&key, &pattern(CHUNK_SIZE + 10));
     let mut padded = sealed.clone();
     padded.resize(HEAD + 2 * SEALED_CHUNK, 0);
-    assert!(matches!(decrypt(&key, &padded), Err(StreamError::ChunkTampered { index: 1 })));
+    assert!(matches!(
+        decrypt(&key, &padded),
+        Err(StreamError::ChunkTampered { index: 1 })
+    ));
 }
 
 #[test]
@@ -113,7 +158,10 @@ fn swapped_chunks_are_detected() {
     let first = sealed[a..a + SEALED_CHUNK].to_vec();
     swapped.copy_within(b..b + SEALED_CHUNK, a);
     swapped[b..b + SEALED_CHUNK].copy_from_slice(&first);
-    assert!(matches!(decrypt(&key, &swapped), Err(StreamError::ChunkTampered { index: 0 })));
+    assert!(matches!(
+        decrypt(&key, &swapped),
+        Err(StreamError::ChunkTampered { index: 0 })
+    ));
 }
 
 #[test]
@@ -123,7 +171,10 @@ fn a_duplicated_chunk_is_detected() {
     let mut duplicated = sealed[..HEAD + SEALED_CHUNK].to_vec();
     duplicated.extend_from_slice(&sealed[HEAD..HEAD + SEALED_CHUNK]);
     duplicated.extend_from_slice(&sealed[HEAD + SEALED_CHUNK..]);
-    assert!(matches!(decrypt(&key, &duplicated), Err(StreamError::ChunkTampered { index: 1 })));
+    assert!(matches!(
+        decrypt(&key, &duplicated),
+        Err(StreamError::ChunkTampered { index: 1 })
+    ));
 }
 
 #[test]
@@ -133,7 +184,9 @@ fn a_flipped_bit_in_any_chunk_is_detected_at_that_chunk() {
     for chunk in 0..4u64 {
         let mut bad = sealed.clone();
         bad[HEAD + chunk as usize * SEALED_CHUNK + 3] ^= 0x10;
-        assert!(matches!(decrypt(&key, &bad), Err(StreamError::ChunkTampered { index }) if index == chunk));
+        assert!(
+            matches!(decrypt(&key, &bad), Err(StreamError::ChunkTampered { index }) if index == chunk)
+        );
     }
 }
 
@@ -143,12 +196,21 @@ fn the_wrong_key_or_context_is_refused_before_any_output() {
     let sealed = encrypt(&key, &pattern(100));
     let other = AttachmentKey::generate().unwrap();
     let mut out = Vec::new();
-    assert!(matches!(attachment::decrypt(&other, CONTEXT, &sealed[..], &mut out), Err(StreamError::WrongKey)));
-    assert!(matches!(attachment::decrypt(&key, b"another cable", &sealed[..], &mut out), Err(StreamError::WrongKey)));
+    assert!(matches!(
+        attachment::decrypt(&other, CONTEXT, &sealed[..], &mut out),
+        Err(StreamError::WrongKey)
+    ));
+    assert!(matches!(
+        attachment::decrypt(&key, b"another cable", &sealed[..], &mut out),
+        Err(StreamError::WrongKey)
+    ));
     assert!(out.is_empty());
     let mut bad_salt = sealed.clone();
     bad_salt[0] ^= 1;
-    assert!(matches!(decrypt(&key, &bad_salt), Err(StreamError::WrongKey)));
+    assert!(matches!(
+        decrypt(&key, &bad_salt),
+        Err(StreamError::WrongKey)
+    ));
 }
 
 #[test]
@@ -198,5 +260,9 @@ fn large_attachments_stream_one_chunk_at_a_time() {
     let summary = attachment::encrypt(&key, CONTEXT, Generated { left: len }, &mut sink).unwrap();
     assert_eq!(summary.plaintext_len, len);
     assert_eq!(sink.total, attachment::ciphertext_len(len));
-    assert!(sink.largest <= SEALED_CHUNK, "a write of {} bytes", sink.largest);
+    assert!(
+        sink.largest <= SEALED_CHUNK,
+        "a write of {} bytes",
+        sink.largest
+    );
 }

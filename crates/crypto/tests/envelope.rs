@@ -4,9 +4,11 @@
 
 use std::sync::OnceLock;
 
-use prost::Message;
 use proptest::prelude::*;
-use valise_crypto::envelope::{self, DecodeError, OpenError, SealError, decode_envelope, open, seal};
+use prost::Message;
+use valise_crypto::envelope::{
+    self, DecodeError, OpenError, SealError, decode_envelope, open, seal,
+};
 use valise_crypto::identity::IdentityKeyPair;
 use valise_crypto::receive_key::{ReceiveKeyPair, VerifiedReceiveKey};
 use valise_proto::v1::{self, Caveat, Classification, Precedence};
@@ -25,12 +27,29 @@ impl Device {
     fn new() -> Self {
         let identity = IdentityKeyPair::generate().unwrap();
         let key = ReceiveKeyPair::generate(NOW - WEEK, NOW + WEEK).unwrap();
-        let published = VerifiedReceiveKey::verify(&key.to_signed_record(&identity).unwrap(), identity.public()).unwrap();
-        Device { identity, keys: vec![key], published }
+        let published = VerifiedReceiveKey::verify(
+            &key.to_signed_record(&identity).unwrap(),
+            identity.public(),
+        )
+        .unwrap();
+        Device {
+            identity,
+            keys: vec![key],
+            published,
+        }
     }
 
-    fn open(&self, env: &v1::Envelope, sender: &Device) -> Result<envelope::OpenedCable, OpenError> {
-        open(env, sender.identity.public(), &self.identity.device_id(), &self.keys)
+    fn open(
+        &self,
+        env: &v1::Envelope,
+        sender: &Device,
+    ) -> Result<envelope::OpenedCable, OpenError> {
+        open(
+            env,
+            sender.identity.public(),
+            &self.identity.device_id(),
+            &self.keys,
+        )
     }
 }
 
@@ -68,7 +87,13 @@ fn body(text: &str) -> v1::CableBody {
 fn sealed() -> v1::Envelope {
     let d = devices();
     let recipients = [d[1].published.clone(), d[2].published.clone()];
-    seal(&d[0].identity, header(Classification::Secret, Precedence::Immediate), &body("text"), &recipients).unwrap()
+    seal(
+        &d[0].identity,
+        header(Classification::Secret, Precedence::Immediate),
+        &body("text"),
+        &recipients,
+    )
+    .unwrap()
 }
 
 #[test]
@@ -79,27 +104,42 @@ fn every_recipient_reads_what_was_sent() {
         let opened = r.open(&env, &d[0]).unwrap();
         assert_eq!(opened.body, body("text"));
         assert_eq!(opened.header.from, "alice@paris");
-        assert_eq!(opened.header.sender_device, d[0].identity.device_id().as_bytes());
+        assert_eq!(
+            opened.header.sender_device,
+            d[0].identity.device_id().as_bytes()
+        );
     }
 }
 
 #[test]
 fn a_device_not_addressed_cannot_read() {
     let d = devices();
-    assert_eq!(d[3].open(&sealed(), &d[0]).err(), Some(OpenError::NotARecipient(d[3].identity.device_id())));
+    assert_eq!(
+        d[3].open(&sealed(), &d[0]).err(),
+        Some(OpenError::NotARecipient(d[3].identity.device_id()))
+    );
 }
 
 #[test]
 fn a_cable_checked_against_another_sender_is_refused() {
     let d = devices();
-    assert!(matches!(d[1].open(&sealed(), &d[3]), Err(OpenError::SenderMismatch { .. })));
+    assert!(matches!(
+        d[1].open(&sealed(), &d[3]),
+        Err(OpenError::SenderMismatch { .. })
+    ));
 }
 
 #[test]
 fn a_cable_relabelled_with_another_sender_is_refused() {
     // Mallory (device 3) seals a cable and claims in the header to be device 0.
     let d = devices();
-    let mut env = seal(&d[3].identity, header(Classification::Secret, Precedence::Flash), &body("x"), &[d[1].published.clone()]).unwrap();
+    let mut env = seal(
+        &d[3].identity,
+        header(Classification::Secret, Precedence::Flash),
+        &body("x"),
+        &[d[1].published.clone()],
+    )
+    .unwrap();
     env.header.as_mut().unwrap().sender_device = d[0].identity.device_id().as_bytes().to_vec();
     let err = d[1].open(&env, &d[0]).unwrap_err();
     // The wraps carry Mallory's header digest, so the header change is caught first.
@@ -110,7 +150,12 @@ fn a_cable_relabelled_with_another_sender_is_refused() {
 fn an_erased_receive_key_is_reported_as_such() {
     let d = devices();
     let env = sealed();
-    let result = open(&env, d[0].identity.public(), &d[1].identity.device_id(), &[]);
+    let result = open(
+        &env,
+        d[0].identity.public(),
+        &d[1].identity.device_id(),
+        &[],
+    );
     assert!(matches!(result, Err(OpenError::UnknownReceiveKey(_))));
 }
 
@@ -127,7 +172,10 @@ fn a_changed_header_field_is_reported_as_header_tampering() {
     for edit in edits {
         let mut env = sealed();
         edit(env.header.as_mut().unwrap());
-        assert_eq!(d[1].open(&env, &d[0]).err(), Some(OpenError::HeaderTampered));
+        assert_eq!(
+            d[1].open(&env, &d[0]).err(),
+            Some(OpenError::HeaderTampered)
+        );
     }
 }
 
@@ -144,7 +192,10 @@ fn a_changed_key_wrap_is_reported_for_its_device_only() {
     let d = devices();
     let mut env = sealed();
     env.key_wraps[0].wrapped_key[0] ^= 1;
-    assert_eq!(d[1].open(&env, &d[0]).err(), Some(OpenError::KeyWrapTampered));
+    assert_eq!(
+        d[1].open(&env, &d[0]).err(),
+        Some(OpenError::KeyWrapTampered)
+    );
     // Device 2's own wrap is intact, but the signature covers every wrap.
     assert_eq!(d[2].open(&env, &d[0]).err(), Some(OpenError::BadSignature));
 }
@@ -154,9 +205,15 @@ fn a_changed_key_commitment_is_refused() {
     let d = devices();
     let mut env = sealed();
     env.key_commitment[0] ^= 1;
-    assert_eq!(d[1].open(&env, &d[0]).err(), Some(OpenError::ContentKeyMismatch));
+    assert_eq!(
+        d[1].open(&env, &d[0]).err(),
+        Some(OpenError::ContentKeyMismatch)
+    );
     env.key_commitment.clear();
-    assert_eq!(d[1].open(&env, &d[0]).err(), Some(OpenError::ContentKeyMismatch));
+    assert_eq!(
+        d[1].open(&env, &d[0]).err(),
+        Some(OpenError::ContentKeyMismatch)
+    );
 }
 
 #[test]
@@ -172,9 +229,15 @@ fn an_unknown_version_is_refused_before_anything_else() {
     let d = devices();
     let mut env = sealed();
     env.header.as_mut().unwrap().version = 2;
-    assert_eq!(d[1].open(&env, &d[0]).err(), Some(OpenError::UnsupportedVersion(2)));
+    assert_eq!(
+        d[1].open(&env, &d[0]).err(),
+        Some(OpenError::UnsupportedVersion(2))
+    );
     env.header = None;
-    assert!(matches!(d[1].open(&env, &d[0]), Err(OpenError::Malformed(_))));
+    assert!(matches!(
+        d[1].open(&env, &d[0]),
+        Err(OpenError::Malformed(_))
+    ));
 }
 
 #[test]
@@ -192,24 +255,47 @@ fn sealing_refuses_bad_input_with_a_reason() {
     let d = devices();
     let s = &d[0].identity;
     let r = [d[1].published.clone()];
-    assert_eq!(seal(s, header(Classification::Secret, Precedence::Flash), &body(""), &[]).err(), Some(SealError::NoRecipients));
+    assert_eq!(
+        seal(
+            s,
+            header(Classification::Secret, Precedence::Flash),
+            &body(""),
+            &[]
+        )
+        .err(),
+        Some(SealError::NoRecipients)
+    );
     let twice = [d[1].published.clone(), d[1].published.clone()];
     assert!(matches!(
-        seal(s, header(Classification::Secret, Precedence::Flash), &body(""), &twice),
+        seal(
+            s,
+            header(Classification::Secret, Precedence::Flash),
+            &body(""),
+            &twice
+        ),
         Err(SealError::DuplicateRecipient(_))
     ));
     let mut h = header(Classification::Secret, Precedence::Flash);
     h.created_at_ms = NOW + 2 * WEEK;
-    assert!(matches!(seal(s, h, &body(""), &r), Err(SealError::ReceiveKeyNotValid { .. })));
+    assert!(matches!(
+        seal(s, h, &body(""), &r),
+        Err(SealError::ReceiveKeyNotValid { .. })
+    ));
     let mut h = header(Classification::Unspecified, Precedence::Flash);
-    assert!(matches!(seal(s, h.clone(), &body(""), &r), Err(SealError::Header(_))));
+    assert!(matches!(
+        seal(s, h.clone(), &body(""), &r),
+        Err(SealError::Header(_))
+    ));
     h.classification = Classification::Secret as i32;
     h.action_addressees.clear();
     let err = seal(s, h, &body(""), &r).unwrap_err();
     assert!(err.to_string().contains("no action addressee"), "{err}");
     let mut h = header(Classification::Secret, Precedence::Flash);
     h.caveats = vec![Caveat::Nodis as i32, Caveat::Nodis as i32];
-    assert!(matches!(seal(s, h, &body(""), &r), Err(SealError::Header(_))));
+    assert!(matches!(
+        seal(s, h, &body(""), &r),
+        Err(SealError::Header(_))
+    ));
 }
 
 #[test]
@@ -219,8 +305,14 @@ fn only_the_canonical_encoding_decodes() {
     assert_eq!(decode_envelope(&wire).unwrap(), env);
     let mut extended = wire.clone();
     extended.extend_from_slice(&[0xF8, 0x07, 0x01]); // unknown field 127
-    assert_eq!(decode_envelope(&extended).err(), Some(DecodeError::NonCanonical));
-    assert!(matches!(decode_envelope(&wire[..wire.len() - 1]), Err(DecodeError::Protobuf(_))));
+    assert_eq!(
+        decode_envelope(&extended).err(),
+        Some(DecodeError::NonCanonical)
+    );
+    assert!(matches!(
+        decode_envelope(&wire[..wire.len() - 1]),
+        Err(DecodeError::Protobuf(_))
+    ));
 }
 
 /// What an attacker on a relay observes: whichever single bit of the envelope's bytes it
@@ -228,13 +320,25 @@ fn only_the_canonical_encoding_decodes() {
 #[test]
 fn flipping_any_bit_of_the_wire_bytes_makes_opening_fail() {
     let d = devices();
-    let env = seal(&d[0].identity, header(Classification::TopSecret, Precedence::Flash), &body("short"), &[d[1].published.clone(), d[2].published.clone()]).unwrap();
+    let env = seal(
+        &d[0].identity,
+        header(Classification::TopSecret, Precedence::Flash),
+        &body("short"),
+        &[d[1].published.clone(), d[2].published.clone()],
+    )
+    .unwrap();
     let wire = env.encode_to_vec();
     for bit in 0..wire.len() * 8 {
         let mut bytes = wire.clone();
         bytes[bit / 8] ^= 1 << (bit % 8);
-        let result = decode_envelope(&bytes).map_err(|_| ()).and_then(|e| d[1].open(&e, &d[0]).map_err(|_| ()));
-        assert!(result.is_err(), "flipping bit {bit} (byte {}) went unnoticed", bit / 8);
+        let result = decode_envelope(&bytes)
+            .map_err(|_| ())
+            .and_then(|e| d[1].open(&e, &d[0]).map_err(|_| ()));
+        assert!(
+            result.is_err(),
+            "flipping bit {bit} (byte {}) went unnoticed",
+            bit / 8
+        );
     }
 }
 
@@ -248,7 +352,12 @@ fn classification() -> impl Strategy<Value = Classification> {
 }
 
 fn precedence() -> impl Strategy<Value = Precedence> {
-    prop_oneof![Just(Precedence::Routine), Just(Precedence::Priority), Just(Precedence::Immediate), Just(Precedence::Flash)]
+    prop_oneof![
+        Just(Precedence::Routine),
+        Just(Precedence::Priority),
+        Just(Precedence::Immediate),
+        Just(Precedence::Flash)
+    ]
 }
 
 proptest! {

@@ -16,7 +16,9 @@
 //! reorders its fields or adds unknown ones changes nothing here; a relay that changes any
 //! value changes these bytes, and so breaks the signature and the AEAD tag.
 
-use crate::v1::{CustodyReceipt, DeviceRecord, KeyWrap, Receipt, ReceiveKey, Revocation, RoutingHeader};
+use crate::v1::{
+    CustodyReceipt, DeviceRecord, KeyWrap, Receipt, ReceiveKey, Revocation, RoutingHeader,
+};
 
 /// A structure too large to encode canonically.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -83,7 +85,11 @@ impl Canon {
         Ok(self)
     }
 
-    fn enumerations(&mut self, field: &'static str, v: &[i32]) -> Result<&mut Self, CanonicalError> {
+    fn enumerations(
+        &mut self,
+        field: &'static str,
+        v: &[i32],
+    ) -> Result<&mut Self, CanonicalError> {
         self.0.extend_from_slice(&Self::len(field, v.len())?);
         for e in v {
             self.enumeration(*e);
@@ -222,18 +228,27 @@ mod tests {
         let expected = [
             "76616c6973652e76312e526f7574696e6748656164657200", // "valise.v1.RoutingHeader\0"
             "00000001",                                         // version 1
-            "00000010", "000102030405060708090a0b0c0d0e0f",     // cable_id
-            "00000010", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",     // sender_device
-            "0000000b", "616c696365407061726973",               // from "alice@paris"
-            "00000002",                                         // 2 action addressees
-            "0000000b", "626f62406e6169726f6269",               // "bob@nairobi"
-            "0000000b", "504f4c406e6169726f6269",               // "POL@nairobi"
-            "00000001", "00000002", "6871",                     // info: ["hq"]
-            "00000003",                                         // SECRET
-            "00000002", "00000002", "00000003",                 // caveats EXDIS, NOFORN
-            "00000003",                                         // IMMEDIATE
-            "01",                                               // NIACT
-            "000001a1ee565e00",                                 // created_at_ms 1795000000000
+            "00000010",
+            "000102030405060708090a0b0c0d0e0f", // cable_id
+            "00000010",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", // sender_device
+            "0000000b",
+            "616c696365407061726973", // from "alice@paris"
+            "00000002",               // 2 action addressees
+            "0000000b",
+            "626f62406e6169726f6269", // "bob@nairobi"
+            "0000000b",
+            "504f4c406e6169726f6269", // "POL@nairobi"
+            "00000001",
+            "00000002",
+            "6871",     // info: ["hq"]
+            "00000003", // SECRET
+            "00000002",
+            "00000002",
+            "00000003",         // caveats EXDIS, NOFORN
+            "00000003",         // IMMEDIATE
+            "01",               // NIACT
+            "000001a1ee565e00", // created_at_ms 1795000000000
         ]
         .concat();
         let got = hex::encode(routing_header(&fixed_header()).unwrap());
@@ -247,29 +262,38 @@ mod tests {
         // Append an unknown field (number 99, varint 7): protobuf accepts and drops it.
         wire.extend_from_slice(&[0x98, 0x06, 0x07]);
         let decoded = RoutingHeader::decode(wire.as_slice()).unwrap();
-        assert_eq!(routing_header(&decoded).unwrap(), routing_header(&h).unwrap());
+        assert_eq!(
+            routing_header(&decoded).unwrap(),
+            routing_header(&h).unwrap()
+        );
     }
 
     #[test]
     fn every_header_field_changes_the_bytes() {
         let base = routing_header(&fixed_header()).unwrap();
-        let edits: Vec<Box<dyn Fn(&mut RoutingHeader)>> = vec![
-            Box::new(|h| h.version = 2),
-            Box::new(|h| h.cable_id[0] ^= 1),
-            Box::new(|h| h.sender_device[15] ^= 1),
-            Box::new(|h| h.from = "mallory@paris".into()),
-            Box::new(|h| h.action_addressees.pop().map(drop).unwrap_or(())),
-            Box::new(|h| h.info_addressees.push("eve@paris".into())),
-            Box::new(|h| h.classification = Classification::TopSecret as i32),
-            Box::new(|h| h.caveats.reverse()),
-            Box::new(|h| h.precedence = Precedence::Flash as i32),
-            Box::new(|h| h.niact = false),
-            Box::new(|h| h.created_at_ms += 1),
+        let edits: [fn(&mut RoutingHeader); 11] = [
+            |h| h.version = 2,
+            |h| h.cable_id[0] ^= 1,
+            |h| h.sender_device[15] ^= 1,
+            |h| h.from = "mallory@paris".into(),
+            |h| {
+                h.action_addressees.pop();
+            },
+            |h| h.info_addressees.push("eve@paris".into()),
+            |h| h.classification = Classification::TopSecret as i32,
+            |h| h.caveats.reverse(),
+            |h| h.precedence = Precedence::Flash as i32,
+            |h| h.niact = false,
+            |h| h.created_at_ms += 1,
         ];
         for (i, edit) in edits.iter().enumerate() {
             let mut h = fixed_header();
             edit(&mut h);
-            assert_ne!(routing_header(&h).unwrap(), base, "edit {i} left the bytes unchanged");
+            assert_ne!(
+                routing_header(&h).unwrap(),
+                base,
+                "edit {i} left the bytes unchanged"
+            );
         }
     }
 
@@ -309,7 +333,13 @@ mod tests {
 
     #[test]
     fn signatures_are_never_part_of_the_signed_bytes() {
-        let mut r = Receipt { cable_id: vec![1; 16], device_id: vec![2; 16], kind: 1, at_ms: 9, signature: vec![] };
+        let mut r = Receipt {
+            cable_id: vec![1; 16],
+            device_id: vec![2; 16],
+            kind: 1,
+            at_ms: 9,
+            signature: vec![],
+        };
         let unsigned = receipt(&r).unwrap();
         r.signature = vec![7; 64];
         assert_eq!(receipt(&r).unwrap(), unsigned);
@@ -317,8 +347,21 @@ mod tests {
 
     #[test]
     fn a_receive_key_signature_is_covered_by_the_device_record() {
-        let key = ReceiveKey { key_id: vec![1; 16], public_key: vec![2; 8], device_id: vec![3; 16], valid_from_ms: 1, valid_until_ms: 2, signature: vec![4; 64] };
-        let mut record = DeviceRecord { device_id: vec![3; 16], user: "alice".into(), post: "paris".into(), receive_keys: vec![key], ..Default::default() };
+        let key = ReceiveKey {
+            key_id: vec![1; 16],
+            public_key: vec![2; 8],
+            device_id: vec![3; 16],
+            valid_from_ms: 1,
+            valid_until_ms: 2,
+            signature: vec![4; 64],
+        };
+        let mut record = DeviceRecord {
+            device_id: vec![3; 16],
+            user: "alice".into(),
+            post: "paris".into(),
+            receive_keys: vec![key],
+            ..Default::default()
+        };
         let before = device_record(&record).unwrap();
         record.receive_keys[0].signature[0] ^= 1;
         assert_ne!(device_record(&record).unwrap(), before);

@@ -90,7 +90,12 @@ mod tests {
         ] {
             assert_eq!(c.to_string().parse::<Classification>(), Ok(c));
         }
-        for p in [Precedence::Routine, Precedence::Priority, Precedence::Immediate, Precedence::Flash] {
+        for p in [
+            Precedence::Routine,
+            Precedence::Priority,
+            Precedence::Immediate,
+            Precedence::Flash,
+        ] {
             assert_eq!(p.to_string().parse::<Precedence>(), Ok(p));
         }
         for v in [Caveat::Nodis, Caveat::Exdis, Caveat::Noforn] {
@@ -108,7 +113,10 @@ mod tests {
     #[test]
     fn unknown_words_name_what_is_accepted() {
         let err = "SECRETISH".parse::<Classification>().unwrap_err();
-        assert!(err.to_string().contains("UNCLASSIFIED, CONFIDENTIAL, SECRET, TOP SECRET"));
+        assert!(
+            err.to_string()
+                .contains("UNCLASSIFIED, CONFIDENTIAL, SECRET, TOP SECRET")
+        );
         assert!("UNSPECIFIED".parse::<Precedence>().is_err());
     }
 

@@ -52,7 +52,9 @@ impl ContentKey {
     }
 
     fn aead(&self) -> Result<LessSafeKey, BodyError> {
-        UnboundKey::new(&AES_256_GCM, &self.0[..]).map(LessSafeKey::new).map_err(|_| BodyError::Internal)
+        UnboundKey::new(&AES_256_GCM, &self.0[..])
+            .map(LessSafeKey::new)
+            .map_err(|_| BodyError::Internal)
     }
 }
 
@@ -63,7 +65,9 @@ fn nonce() -> Nonce {
 /// Encodes and encrypts `body` with `aad` (the canonical header bytes). The plaintext is
 /// encoded straight into the buffer that is then encrypted in place: one copy, no more.
 pub fn encrypt(key: &ContentKey, aad: &[u8], body: &v1::CableBody) -> Result<Vec<u8>, BodyError> {
-    let mut buf = Zeroizing::new(Vec::with_capacity(body.encoded_len() + AES_256_GCM.tag_len()));
+    let mut buf = Zeroizing::new(Vec::with_capacity(
+        body.encoded_len() + AES_256_GCM.tag_len(),
+    ));
     body.encode(&mut *buf).map_err(|_| BodyError::Internal)?;
     key.aead()?
         .seal_in_place_append_tag(nonce(), Aad::from(aad), &mut *buf)
@@ -73,7 +77,11 @@ pub fn encrypt(key: &ContentKey, aad: &[u8], body: &v1::CableBody) -> Result<Vec
 }
 
 /// Decrypts and decodes a body sealed by [`encrypt`] with the same `aad`.
-pub fn decrypt(key: &ContentKey, aad: &[u8], ciphertext: &[u8]) -> Result<v1::CableBody, BodyError> {
+pub fn decrypt(
+    key: &ContentKey,
+    aad: &[u8],
+    ciphertext: &[u8],
+) -> Result<v1::CableBody, BodyError> {
     let mut buf = Zeroizing::new(ciphertext.to_vec());
     let plaintext = key
         .aead()?
@@ -89,17 +97,33 @@ mod tests {
     #[test]
     fn a_body_opens_only_with_its_key_and_header() {
         let key = ContentKey::generate().unwrap();
-        let body = v1::CableBody { subject: "s".into(), text: "t".into(), ..Default::default() };
+        let body = v1::CableBody {
+            subject: "s".into(),
+            text: "t".into(),
+            ..Default::default()
+        };
         let ct = encrypt(&key, b"header", &body).unwrap();
         assert_eq!(decrypt(&key, b"header", &ct).unwrap(), body);
-        assert_eq!(decrypt(&key, b"headex", &ct).err(), Some(BodyError::Tampered));
-        assert_eq!(decrypt(&ContentKey::generate().unwrap(), b"header", &ct).err(), Some(BodyError::Tampered));
+        assert_eq!(
+            decrypt(&key, b"headex", &ct).err(),
+            Some(BodyError::Tampered)
+        );
+        assert_eq!(
+            decrypt(&ContentKey::generate().unwrap(), b"header", &ct).err(),
+            Some(BodyError::Tampered)
+        );
     }
 
     #[test]
     fn commitments_differ_per_key() {
-        let (a, b) = (ContentKey::generate().unwrap(), ContentKey::generate().unwrap());
+        let (a, b) = (
+            ContentKey::generate().unwrap(),
+            ContentKey::generate().unwrap(),
+        );
         assert_ne!(a.commitment(), b.commitment());
-        assert_eq!(a.commitment(), ContentKey::from_bytes(a.as_bytes()).commitment());
+        assert_eq!(
+            a.commitment(),
+            ContentKey::from_bytes(a.as_bytes()).commitment()
+        );
     }
 }

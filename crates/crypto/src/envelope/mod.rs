@@ -81,7 +81,12 @@ fn wrap_info(version: u32, cable_id: &[u8], device: &DeviceId, key: &ReceiveKeyI
 
 /// The message the sender signs: a domain label, the digests of the header, body ciphertext and
 /// key wraps, and the key commitment.
-fn signed_message(header_bytes: &[u8], body_ciphertext: &[u8], wraps_bytes: &[u8], key_commitment: &[u8]) -> Vec<u8> {
+fn signed_message(
+    header_bytes: &[u8],
+    body_ciphertext: &[u8],
+    wraps_bytes: &[u8],
+    key_commitment: &[u8],
+) -> Vec<u8> {
     let mut msg = Vec::with_capacity(28 + 32 * 3 + key_commitment.len());
     msg.extend_from_slice(b"valise/1 envelope-signature\0");
     msg.extend_from_slice(&crate::digest::sha256(header_bytes));
@@ -102,7 +107,8 @@ mod tests {
     fn device() -> (IdentityKeyPair, ReceiveKeyPair, VerifiedReceiveKey) {
         let id = IdentityKeyPair::generate().unwrap();
         let key = ReceiveKeyPair::generate(0, u64::MAX).unwrap();
-        let published = VerifiedReceiveKey::verify(&key.to_signed_record(&id).unwrap(), id.public()).unwrap();
+        let published =
+            VerifiedReceiveKey::verify(&key.to_signed_record(&id).unwrap(), id.public()).unwrap();
         (id, key, published)
     }
 
@@ -124,15 +130,31 @@ mod tests {
             created_at_ms: 1,
             ..Default::default()
         };
-        let body = v1::CableBody { text: "the order".into(), ..Default::default() };
-        let honest = seal(&sender, header.clone(), &body, &[bob_pub, carol_pub.clone()]).unwrap();
+        let body = v1::CableBody {
+            text: "the order".into(),
+            ..Default::default()
+        };
+        let honest = seal(
+            &sender,
+            header.clone(),
+            &body,
+            &[bob_pub, carol_pub.clone()],
+        )
+        .unwrap();
         // The same cable sealed again has a fresh content key; take Carol's wrap from it.
         let other = seal(&sender, header, &body, &[carol_pub]).unwrap();
         let mut forged = honest.clone();
         forged.key_wraps[1] = other.key_wraps[0].clone();
         let h = canonical::routing_header(forged.header.as_ref().unwrap()).unwrap();
         let w = canonical::key_wraps(&forged.key_wraps).unwrap();
-        forged.signature = sender.sign(&signed_message(&h, &forged.body_ciphertext, &w, &forged.key_commitment)).to_vec();
+        forged.signature = sender
+            .sign(&signed_message(
+                &h,
+                &forged.body_ciphertext,
+                &w,
+                &forged.key_commitment,
+            ))
+            .to_vec();
 
         assert!(open(&forged, sender.public(), &bob.device_id(), &[bob_key]).is_ok());
         assert_eq!(

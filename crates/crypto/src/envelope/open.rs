@@ -27,7 +27,9 @@ pub enum OpenError {
     #[error("the routing header is malformed: {0}")]
     MalformedHeader(HeaderError),
     /// The header names another sending device than the identity key given to check it.
-    #[error("the cable claims to come from device {claimed}, but was checked against device {given}")]
+    #[error(
+        "the cable claims to come from device {claimed}, but was checked against device {given}"
+    )]
     SenderMismatch {
         /// The device named in the header.
         claimed: String,
@@ -41,14 +43,18 @@ pub enum OpenError {
     #[error("this cable was encrypted to receive key {0}, which this device no longer holds")]
     UnknownReceiveKey(String),
     /// This device's key wrap does not decrypt: it was altered, or made for another key.
-    #[error("this device's key wrap does not decrypt: the wrap or the cable id was altered in transit")]
+    #[error(
+        "this device's key wrap does not decrypt: the wrap or the cable id was altered in transit"
+    )]
     KeyWrapTampered,
     /// The routing header differs from the one the sender sealed.
     #[error("the routing header was altered after sealing")]
     HeaderTampered,
     /// The content key in this device's wrap is not the one the sender signed a commitment to:
     /// the commitment was altered, or the sender gave recipients different keys.
-    #[error("the content key does not match the sender's signed commitment; the cable was altered or the sender equivocated")]
+    #[error(
+        "the content key does not match the sender's signed commitment; the cable was altered or the sender equivocated"
+    )]
     ContentKeyMismatch,
     /// The body ciphertext does not decrypt.
     #[error("the cable body was altered after sealing")]
@@ -79,16 +85,22 @@ pub fn open(
     me: &DeviceId,
     receive_keys: &[ReceiveKeyPair],
 ) -> Result<OpenedCable, OpenError> {
-    let header = envelope.header.as_ref().ok_or(OpenError::Malformed("no routing header"))?;
+    let header = envelope
+        .header
+        .as_ref()
+        .ok_or(OpenError::Malformed("no routing header"))?;
     if header.version != ENVELOPE_VERSION {
         return Err(OpenError::UnsupportedVersion(header.version));
     }
     header::validate(header).map_err(OpenError::MalformedHeader)?;
     if header.sender_device != sender.device_id().as_bytes() {
-        return Err(OpenError::SenderMismatch { claimed: hex::encode(&header.sender_device), given: sender.device_id() });
+        return Err(OpenError::SenderMismatch {
+            claimed: hex::encode(&header.sender_device),
+            given: sender.device_id(),
+        });
     }
-    let header_bytes =
-        canonical::routing_header(header).map_err(|_| OpenError::MalformedHeader(HeaderError::TooLarge))?;
+    let header_bytes = canonical::routing_header(header)
+        .map_err(|_| OpenError::MalformedHeader(HeaderError::TooLarge))?;
 
     let wrap = envelope
         .key_wraps
@@ -106,16 +118,27 @@ pub fn open(
     }
     let body = body::decrypt(&cek, &header_bytes, &envelope.body_ciphertext);
 
-    let wraps_bytes = canonical::key_wraps(&envelope.key_wraps).map_err(|_| OpenError::Malformed("key wraps too large"))?;
-    let signed = signed_message(&header_bytes, &envelope.body_ciphertext, &wraps_bytes, &envelope.key_commitment);
+    let wraps_bytes = canonical::key_wraps(&envelope.key_wraps)
+        .map_err(|_| OpenError::Malformed("key wraps too large"))?;
+    let signed = signed_message(
+        &header_bytes,
+        &envelope.body_ciphertext,
+        &wraps_bytes,
+        &envelope.key_commitment,
+    );
     let body = match body {
         Err(BodyError::Tampered | BodyError::Internal) => return Err(OpenError::BodyTampered),
         other => other,
     };
-    sender.verify(&signed, &envelope.signature).map_err(|_| OpenError::BadSignature)?;
+    sender
+        .verify(&signed, &envelope.signature)
+        .map_err(|_| OpenError::BadSignature)?;
     // Only a signed body that fails to decode is the sender's fault, not tampering.
     let body = body.map_err(|_| OpenError::MalformedBody)?;
-    Ok(OpenedCable { header: header.clone(), body })
+    Ok(OpenedCable {
+        header: header.clone(),
+        body,
+    })
 }
 
 /// Unwraps the CEK and checks the header digest the sender put beside it.
@@ -126,7 +149,8 @@ fn unwrap_cek(
     key: &ReceiveKeyPair,
     header_bytes: &[u8],
 ) -> Result<ContentKey, OpenError> {
-    let key_id = ReceiveKeyId::from_slice(&wrap.receive_key_id).ok_or(OpenError::KeyWrapTampered)?;
+    let key_id =
+        ReceiveKeyId::from_slice(&wrap.receive_key_id).ok_or(OpenError::KeyWrapTampered)?;
     let info = wrap_info(header.version, &header.cable_id, me, &key_id);
     let plaintext = hpke::setup_receiver(key.secret(), &wrap.encapsulated_key, &info)
         .and_then(|mut ctx| ctx.open(b"", &wrap.wrapped_key))

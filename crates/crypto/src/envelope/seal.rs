@@ -27,7 +27,9 @@ pub enum SealError {
     #[error("device {0} appears twice among the recipients")]
     DuplicateRecipient(DeviceId),
     /// A recipient's receive key is outside its validity window at the cable's creation time.
-    #[error("receive key {key} of device {device} is not valid at the cable's creation time; sync the directory and retry")]
+    #[error(
+        "receive key {key} of device {device} is not valid at the cable's creation time; sync the directory and retry"
+    )]
     ReceiveKeyNotValid {
         /// The recipient device.
         device: DeviceId,
@@ -74,8 +76,19 @@ pub fn seal(
 
     let wraps_bytes = canonical::key_wraps(&key_wraps).map_err(|_| HeaderError::TooLarge)?;
     let key_commitment = cek.commitment().to_vec();
-    let signature = sender.sign(&signed_message(&header_bytes, &body_ciphertext, &wraps_bytes, &key_commitment));
-    Ok(v1::Envelope { header: Some(header), body_ciphertext, key_wraps, signature: signature.to_vec(), key_commitment })
+    let signature = sender.sign(&signed_message(
+        &header_bytes,
+        &body_ciphertext,
+        &wraps_bytes,
+        &key_commitment,
+    ));
+    Ok(v1::Envelope {
+        header: Some(header),
+        body_ciphertext,
+        key_wraps,
+        signature: signature.to_vec(),
+        key_commitment,
+    })
 }
 
 fn check_recipients(recipients: &[VerifiedReceiveKey], at_ms: u64) -> Result<(), SealError> {
@@ -88,14 +101,26 @@ fn check_recipients(recipients: &[VerifiedReceiveKey], at_ms: u64) -> Result<(),
             return Err(SealError::DuplicateRecipient(r.device_id()));
         }
         if !r.is_valid_at(at_ms) {
-            return Err(SealError::ReceiveKeyNotValid { device: r.device_id(), key: r.id() });
+            return Err(SealError::ReceiveKeyNotValid {
+                device: r.device_id(),
+                key: r.id(),
+            });
         }
     }
     Ok(())
 }
 
-fn wrap_for(recipient: &VerifiedReceiveKey, header: &v1::RoutingHeader, plaintext: &[u8]) -> Result<v1::KeyWrap, SealError> {
-    let info = wrap_info(header.version, &header.cable_id, &recipient.device_id(), &recipient.id());
+fn wrap_for(
+    recipient: &VerifiedReceiveKey,
+    header: &v1::RoutingHeader,
+    plaintext: &[u8],
+) -> Result<v1::KeyWrap, SealError> {
+    let info = wrap_info(
+        header.version,
+        &header.cable_id,
+        &recipient.device_id(),
+        &recipient.id(),
+    );
     let (enc, mut ctx) = hpke::setup_sender(recipient.public(), &info)?;
     let wrapped_key = ctx.seal(b"", plaintext)?;
     Ok(v1::KeyWrap {
