@@ -112,6 +112,40 @@ fn every_recipient_reads_what_was_sent() {
 }
 
 #[test]
+fn every_classification_and_precedence_round_trips() {
+    let d = devices();
+    let levels = [
+        Classification::Unclassified,
+        Classification::Confidential,
+        Classification::Secret,
+        Classification::TopSecret,
+    ];
+    let urgencies = [
+        Precedence::Routine,
+        Precedence::Priority,
+        Precedence::Immediate,
+        Precedence::Flash,
+    ];
+    for c in levels {
+        for p in urgencies {
+            let env = seal(
+                &d[0].identity,
+                header(c, p),
+                &body("text"),
+                &[d[1].published.clone()],
+            )
+            .unwrap();
+            let opened = d[1].open(&env, &d[0]).unwrap();
+            assert_eq!(
+                (opened.header.classification, opened.header.precedence),
+                (c as i32, p as i32)
+            );
+            assert_eq!(opened.body, body("text"));
+        }
+    }
+}
+
+#[test]
 fn a_device_not_addressed_cannot_read() {
     let d = devices();
     assert_eq!(

@@ -29,3 +29,20 @@ pub const ENVELOPE_VERSION: u32 = 1;
 
 /// The relay protocol version that this build speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
+
+#[cfg(test)]
+mod tests {
+    /// The `.proto` comments are the schema's documentation: they must reach the Rust docs.
+    #[test]
+    fn proto_comments_become_rust_doc_comments() {
+        let generated = include_str!(concat!(env!("OUT_DIR"), "/valise.v1.rs"));
+        for doc in [
+            "/// The cleartext part of a cable that relays need for routing, precedence and policy.",
+            "/// NIACT: act at any hour; the named action addressee must acknowledge it.",
+            "/// One enrolled device, signed by its post's enrolment key.",
+            "/// The node is overloaded; retry after `retry_after_ms`.",
+        ] {
+            assert!(generated.contains(doc), "missing doc comment: {doc}");
+        }
+    }
+}
