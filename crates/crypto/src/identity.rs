@@ -5,6 +5,7 @@ use std::fmt;
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 use zeroize::Zeroizing;
 
+use crate::length::{LengthError, fixed};
 use crate::random::{self, RandomError};
 
 /// Length of a device id in bytes.
@@ -20,16 +21,9 @@ pub const SIGNATURE_LEN: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum IdentityError {
-    /// A key, id or signature has the wrong length.
-    #[error("{what} must be {expected} bytes, got {got}")]
-    BadLength {
-        /// What was being read.
-        what: &'static str,
-        /// The required length.
-        expected: usize,
-        /// The length given.
-        got: usize,
-    },
+    /// A key, id or ciphertext has the wrong length.
+    #[error(transparent)]
+    BadLength(#[from] LengthError),
     /// The seed was refused by the Ed25519 implementation.
     #[error("the identity key seed is not a valid Ed25519 private key")]
     BadSeed,
@@ -49,7 +43,7 @@ pub struct DeviceId([u8; DEVICE_ID_LEN]);
 impl DeviceId {
     /// Reads a device id from its 16 bytes.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, IdentityError> {
-        fixed(bytes, "a device id").map(DeviceId)
+        Ok(DeviceId(fixed(bytes, "a device id")?))
     }
 
     /// The id's bytes.
@@ -77,7 +71,7 @@ pub struct IdentityPublicKey([u8; IDENTITY_PUBLIC_KEY_LEN]);
 impl IdentityPublicKey {
     /// Reads a public key from its 32 bytes.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, IdentityError> {
-        fixed(bytes, "an identity public key").map(IdentityPublicKey)
+        Ok(IdentityPublicKey(fixed(bytes, "an identity public key")?))
     }
 
     /// The key's bytes.
@@ -163,14 +157,6 @@ impl fmt::Debug for IdentityKeyPair {
             .field("public", &self.public)
             .finish_non_exhaustive()
     }
-}
-
-fn fixed<const N: usize>(bytes: &[u8], what: &'static str) -> Result<[u8; N], IdentityError> {
-    bytes.try_into().map_err(|_| IdentityError::BadLength {
-        what,
-        expected: N,
-        got: bytes.len(),
-    })
 }
 
 #[cfg(test)]

@@ -24,9 +24,11 @@ pub mod envelope;
 pub mod fingerprint;
 pub mod hpke;
 pub mod identity;
+mod length;
 mod random;
 pub mod receive_key;
 pub mod xwing;
 
 pub use digest::sha256;
+pub use length::LengthError;
 pub use random::RandomError;

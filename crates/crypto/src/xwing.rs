@@ -9,6 +9,7 @@ use libcrux_ml_kem::mlkem768::{self, MlKem768Ciphertext, MlKem768KeyPair, MlKem7
 use x25519_dalek::{PublicKey as X25519Public, StaticSecret};
 use zeroize::Zeroizing;
 
+use crate::length::{LengthError, fixed};
 use crate::random::{self, RandomError};
 
 /// Length of an X-Wing public (encapsulation) key: ML-KEM-768 key ‖ X25519 key.
@@ -32,15 +33,8 @@ const LABEL: &[u8; 6] = b"\\.//^\\";
 #[non_exhaustive]
 pub enum KemError {
     /// A key or ciphertext has the wrong length.
-    #[error("{what} must be {expected} bytes, got {got}")]
-    BadLength {
-        /// What was being read.
-        what: &'static str,
-        /// The required length.
-        expected: usize,
-        /// The length given.
-        got: usize,
-    },
+    #[error(transparent)]
+    BadLength(#[from] LengthError),
     /// The ML-KEM half of a public key fails the FIPS 203 modulus check.
     #[error("the X-Wing public key is invalid: its ML-KEM-768 part fails the FIPS 203 check")]
     InvalidPublicKey,
@@ -212,14 +206,6 @@ fn combine(
     Zeroizing::new(libcrux_sha3::sha256(&input[..]))
 }
 
-fn fixed<const N: usize>(bytes: &[u8], what: &'static str) -> Result<[u8; N], KemError> {
-    bytes.try_into().map_err(|_| KemError::BadLength {
-        what,
-        expected: N,
-        got: bytes.len(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,14 +237,11 @@ mod tests {
 
     #[test]
     fn malformed_keys_and_ciphertexts_are_refused_with_a_reason() {
-        assert!(matches!(
-            XWingPublicKey::from_slice(&[0; 100]),
-            Err(KemError::BadLength {
-                expected: PUBLIC_KEY_LEN,
-                got: 100,
-                ..
-            })
-        ));
+        let err = XWingPublicKey::from_slice(&[0; 100]).err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "an X-Wing public key must be 1216 bytes, got 100"
+        );
         // Coefficients of 0xFFF are >= q = 3329: FIPS 203 requires refusing such a key.
         assert_eq!(
             XWingPublicKey::from_slice(&[0xFF; PUBLIC_KEY_LEN]).err(),
