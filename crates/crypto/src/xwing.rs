@@ -2,7 +2,7 @@
 //!
 //! The KEM combines two well-kept implementations: libcrux's formally verified ML-KEM-768 and
 //! x25519-dalek. This module adds only the X-Wing key expansion and combiner, which the
-//! draft's known-answer vectors check (`tests/xwing_kat.rs`). Why not another crate is in
+//! draft's known-answer vectors check (`known_answers` below). Why not another crate is in
 //! `docs/threat-model.md`; the figures behind it are in `docs/benchmarks.md`.
 
 use libcrux_ml_kem::mlkem768::{self, MlKem768Ciphertext, MlKem768KeyPair, MlKem768PublicKey};
