@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-const FILES: [&str; 5] = [
+const FILES: [&str; 6] = [
+    "audit.proto",
     "envelope.proto",
     "cable.proto",
     "directory.proto",

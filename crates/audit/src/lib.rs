@@ -1,5 +1,21 @@
-//! Valise audit log (to be built by the audit-log issue).
+//! Valise audit log: every node's signed, tamper-evident, witnessed record of what it did.
 //!
-//! It will hold the RFC 9162 Merkle log on sled, C2SP `tlog-checkpoint` checkpoints signed as
-//! C2SP `signed-note`s, `tlog-cosignature` witnessing, inclusion and consistency proofs, and the
-//! offline verifier that `valise-relay audit verify` wraps. Nothing is implemented yet.
+//! | concept | module |
+//! |---|---|
+//! | RFC 9162 Merkle hashing, proofs, compact ranges (no I/O) | [`merkle`] |
+//! | C2SP signed notes, checkpoints, cosignatures | [`note`] |
+//! | checkpoint cadence (pure, time as argument) | [`policy`] |
+//! | storage behind a small trait; sled with fsync | [`store`] |
+//! | the log: group-committed appends, checkpoints, proofs | [`log`] |
+//!
+//! Entries are protobuf `AuditEvent`s: ids and digests, never content.
+
+#![forbid(unsafe_code)]
+
+pub mod log;
+pub mod merkle;
+pub mod note;
+pub mod policy;
+pub mod store;
+
+pub use log::{AuditLog, LogConfig, LogError};

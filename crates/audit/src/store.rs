@@ -1,0 +1,138 @@
+//! Storage behind a small trait, so the engine can be replaced; sled is the one in use.
+//!
+//! Keys (one keyspace, so one atomic batch covers an append group):
+//!
+//! | key | value |
+//! |---|---|
+//! | `e` ‖ index (u64 BE) | entry bytes |
+//! | `n` ‖ level (u8) ‖ index (u64 BE) | hash of the perfect subtree of 2^level leaves at index |
+//! | `c` ‖ size (u64 BE) | checkpoint note (log signature, then cosignatures) |
+//! | `m` ‖ name | metadata: `size`, `origin` |
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database could not be opened.
+    #[error(
+        "cannot open the audit store at {path}: {source}; check the path and that no other process holds it"
+    )]
+    Open {
+        /// The store's directory.
+        path: PathBuf,
+        /// The cause.
+        source: sled::Error,
+    },
+    /// A read or write failed.
+    #[error("audit store I/O failed: {0}")]
+    Io(String),
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Io(e.to_string())
+    }
+}
+
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> Self {
+        StoreError::Io(e.to_string())
+    }
+}
+
+/// What the log needs from storage.
+pub trait Store: Send + Sync + 'static {
+    /// Reads one key.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Applies all writes atomically: after a crash, all or none are present.
+    fn apply(&self, writes: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), StoreError>;
+    /// Makes every applied write durable (survives power loss) before returning.
+    fn sync(&self) -> Result<(), StoreError>;
+    /// All keys with `prefix`, in key order.
+    fn scan(
+        &self,
+        prefix: &[u8],
+    ) -> Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + '_>;
+}
+
+/// sled 0.34, made durable: `flush` uses `sync_file_range`, which does not reach stable storage
+/// (sled issue #1452), so [`Store::sync`] follows it with an `fsync` of the database file.
+pub struct SledStore {
+    db: sled::Db,
+    db_file: File,
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .open()
+            .map_err(|source| StoreError::Open {
+                path: dir.to_owned(),
+                source,
+            })?;
+        let db_file = File::open(dir.join("db"))?;
+        // The directory entry of a new database must be durable too.
+        File::open(dir)?.sync_all()?;
+        Ok(SledStore { db, db_file })
+    }
+}
+
+impl Store for SledStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get(key)?.map(|v| v.to_vec()))
+    }
+
+    fn apply(&self, writes: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (k, v) in writes {
+            batch.insert(k, v);
+        }
+        Ok(self.db.apply_batch(batch)?)
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        self.db_file.sync_all()?;
+        Ok(())
+    }
+
+    fn scan(
+        &self,
+        prefix: &[u8],
+    ) -> Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + '_> {
+        Box::new(self.db.scan_prefix(prefix).map(|r| {
+            r.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .map_err(StoreError::from)
+        }))
+    }
+}
+
+/// Key of entry `index`.
+pub(crate) fn entry_key(index: u64) -> Vec<u8> {
+    [&b"e"[..], &index.to_be_bytes()].concat()
+}
+
+/// Key of the perfect subtree at (`level`, `index`).
+pub(crate) fn node_key(level: u8, index: u64) -> Vec<u8> {
+    [&b"n"[..], &[level], &index.to_be_bytes()].concat()
+}
+
+/// Key of the checkpoint of `size`.
+pub(crate) fn checkpoint_key(size: u64) -> Vec<u8> {
+    [&b"c"[..], &size.to_be_bytes()].concat()
+}
+
+/// Key of a metadata value.
+pub(crate) fn meta_key(name: &str) -> Vec<u8> {
+    [&b"m"[..], name.as_bytes()].concat()
+}
+
+/// Reads a big-endian u64 key suffix.
+pub(crate) fn be_u64(bytes: &[u8]) -> Option<u64> {
+    bytes.try_into().ok().map(u64::from_be_bytes)
+}
