@@ -7,15 +7,25 @@
 //! | checkpoint cadence (pure, time as argument) | [`policy`] |
 //! | storage behind a small trait; sled with fsync | [`store`] |
 //! | the log: group-committed appends, checkpoints, proofs | [`log`] |
+//! | offline verification of a whole log (streaming, no I/O in its core) | [`verify`] |
+//! | the versioned export format | [`export`] |
+//! | self-contained proof bundles for one entry | [`bundle`] |
+//! | a witness: cosigning, refusals, evidence | [`witness`] |
 //!
 //! Entries are protobuf `AuditEvent`s: ids and digests, never content.
 
 #![forbid(unsafe_code)]
 
+pub mod bundle;
+pub mod export;
 pub mod log;
 pub mod merkle;
 pub mod note;
 pub mod policy;
 pub mod store;
+pub mod verify;
+pub mod witness;
 
 pub use log::{AuditLog, LogConfig, LogError};
+pub use verify::{Inconsistency, Report, VerifyKeys};
+pub use witness::{Witness, WitnessError};

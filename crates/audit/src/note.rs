@@ -214,10 +214,9 @@ impl NoteVerifier {
 
 /// Splits `<name>+<hex id>+<base64>`.
 fn split_key(s: &str) -> Result<(&str, u32, Vec<u8>), NoteError> {
-    let mut parts = s.split('+');
-    let (Some(name), Some(id), Some(key), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    // Base64 may itself contain '+', so the key is everything after the second one.
+    let mut parts = s.splitn(3, '+');
+    let (Some(name), Some(id), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(NoteError::BadKey("expected <name>+<key id>+<key>"));
     };
     check_name(name)?;

@@ -25,6 +25,9 @@ pub enum ProofError {
         /// The newer size.
         new: u64,
     },
+    /// A consistency proof from the empty tree was asked for; it would prove nothing.
+    #[error("consistency from an empty tree proves nothing")]
+    FromEmptyTree,
     /// The proof has the wrong number of hashes for these sizes.
     #[error("the proof has the wrong number of hashes for these tree sizes")]
     WrongLength,
@@ -88,9 +91,13 @@ pub fn verify_consistency<P: AsRef<[u8]>>(
     old_root: &[u8],
     new_root: &[u8],
 ) -> Result<(), ProofError> {
-    let (old_root, new_root) = (hash(old_root)?, hash(new_root)?);
     if new < old {
         return Err(ProofError::SizesReversed { old, new });
+    }
+    if old == 0 {
+        // Every tree extends the empty tree: such a proof proves nothing, and is refused so
+        // that a caller cannot mistake it for a check.
+        return Err(ProofError::FromEmptyTree);
     }
     if old == new {
         if !proof.is_empty() {
@@ -102,14 +109,7 @@ pub fn verify_consistency<P: AsRef<[u8]>>(
             Err(ProofError::RootMismatch)
         };
     }
-    if old == 0 {
-        // Every tree extends the empty tree; there is nothing to prove.
-        return if proof.is_empty() {
-            Ok(())
-        } else {
-            Err(ProofError::WrongLength)
-        };
-    }
+    let (old_root, new_root) = (hash(old_root)?, hash(new_root)?);
     let mut path = Vec::with_capacity(proof.len() + 1);
     if old.is_power_of_two() {
         path.push(old_root);
