@@ -43,19 +43,22 @@ impl From<std::io::Error> for StoreError {
     }
 }
 
+/// A key and its value.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
+/// Keys and values in key order, as [`Store::scan`] yields them.
+pub type Scan<'a> = Box<dyn Iterator<Item = Result<KeyValue, StoreError>> + 'a>;
+
 /// What the log needs from storage.
 pub trait Store: Send + Sync + 'static {
     /// Reads one key.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Applies all writes atomically: after a crash, all or none are present.
-    fn apply(&self, writes: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), StoreError>;
+    fn apply(&self, writes: Vec<KeyValue>) -> Result<(), StoreError>;
     /// Makes every applied write durable (survives power loss) before returning.
     fn sync(&self) -> Result<(), StoreError>;
     /// All keys with `prefix`, in key order.
-    fn scan(
-        &self,
-        prefix: &[u8],
-    ) -> Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + '_>;
+    fn scan(&self, prefix: &[u8]) -> Scan<'_>;
 }
 
 /// sled 0.34, made durable: `flush` uses `sync_file_range`, which does not reach stable storage
@@ -87,7 +90,7 @@ impl Store for SledStore {
         Ok(self.db.get(key)?.map(|v| v.to_vec()))
     }
 
-    fn apply(&self, writes: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), StoreError> {
+    fn apply(&self, writes: Vec<KeyValue>) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for (k, v) in writes {
             batch.insert(k, v);
@@ -101,10 +104,7 @@ impl Store for SledStore {
         Ok(())
     }
 
-    fn scan(
-        &self,
-        prefix: &[u8],
-    ) -> Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + '_> {
+    fn scan(&self, prefix: &[u8]) -> Scan<'_> {
         Box::new(self.db.scan_prefix(prefix).map(|r| {
             r.map(|(k, v)| (k.to_vec(), v.to_vec()))
                 .map_err(StoreError::from)

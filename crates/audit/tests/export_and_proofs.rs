@@ -154,7 +154,7 @@ fn a_tampered_bundle_is_refused() {
         Err(BundleError::NotIncluded(_))
     ));
     let lines: Vec<&str> = bundle.lines().collect();
-    let bad_proof = bundle.replace(lines[3], &lines[4].to_string());
+    let bad_proof = bundle.replace(lines[3], lines[4]);
     assert!(verify_bundle(&bad_proof, &keys()).is_err());
     let bad_root = bundle.replacen("\n21\n", "\n22\n", 1);
     assert!(matches!(
