@@ -389,6 +389,13 @@ impl Shared {
                 size,
             });
         }
+        let record = self.record(index)?;
+        let (_, entry) = store::decode_record(&record)
+            .ok_or_else(|| LogError::Corrupt(format!("entry {index} is malformed")))?;
+        Ok(entry.to_vec())
+    }
+
+    fn record(&self, index: u64) -> Result<Vec<u8>, LogError> {
         self.store
             .get(&store::entry_key(index))?
             .ok_or_else(|| LogError::Corrupt(format!("entry {index} is missing")))
@@ -447,13 +454,11 @@ impl NodeReader for Shared {
     type Error = LogError;
 
     fn perfect(&self, level: u8, index: u64) -> Result<Hash, LogError> {
-        let value = self
-            .store
-            .get(&store::node_key(level, index))?
-            .ok_or_else(|| LogError::Corrupt(format!("tree node ({level}, {index}) is missing")))?;
-        value
-            .try_into()
-            .map_err(|_| LogError::Corrupt(format!("tree node ({level}, {index}) is malformed")))
+        let missing = || LogError::Corrupt(format!("tree node ({level}, {index}) is missing"));
+        let leaf = store::completing_leaf(level, index).ok_or_else(missing)?;
+        let record = self.record(leaf)?;
+        let (hashes, _) = store::decode_record(&record).ok_or_else(missing)?;
+        hashes.get(usize::from(level)).copied().ok_or_else(missing)
     }
 }
 
@@ -545,16 +550,22 @@ impl Committer {
     /// Group commit: one atomic batch and one durable sync for every append waiting.
     fn commit(&mut self, appends: Vec<(AuditEvent, mpsc::Sender<Result<u64, LogError>>)>) {
         let before = self.range.clone();
-        let mut writes = Vec::with_capacity(appends.len() * 3 + 1);
+        let mut writes = Vec::with_capacity(appends.len() + 1);
         let mut replies = Vec::with_capacity(appends.len());
         for (mut event, reply) in appends {
             let index = self.range.size();
             event.index = index;
             let bytes = event.encode_to_vec();
-            for (level, node, hash) in self.range.push(merkle::leaf_hash(&bytes)) {
-                writes.push((store::node_key(level, node), hash.to_vec()));
-            }
-            writes.push((store::entry_key(index), bytes));
+            let completed: Vec<Hash> = self
+                .range
+                .push(merkle::leaf_hash(&bytes))
+                .into_iter()
+                .map(|(_, _, h)| h)
+                .collect();
+            writes.push((
+                store::entry_key(index),
+                store::encode_record(&completed, &bytes),
+            ));
             replies.push((index, reply));
         }
         writes.push((

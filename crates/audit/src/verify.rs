@@ -55,6 +55,13 @@ pub enum Inconsistency {
         /// The entry's index.
         index: u64,
     },
+    /// The tree hashes stored with an entry are wrong, so proofs served from this store would
+    /// not verify.
+    #[error("the tree hashes stored with entry {index} are wrong: the store was altered")]
+    DamagedHashes {
+        /// The entry's index.
+        index: u64,
+    },
     /// A signed checkpoint's root differs from the root of the entries.
     #[error(
         "checkpoint {size}: the entries' root differs from the signed root, so an entry in \
@@ -170,8 +177,8 @@ impl<'k> Verifier<'k> {
         self.range.size()
     }
 
-    /// Feeds the next entry; returns its leaf hash.
-    pub fn entry(&mut self, bytes: &[u8]) -> Result<Hash, Inconsistency> {
+    /// Feeds the next entry; returns the tree hashes it completes, its leaf hash first.
+    pub fn entry(&mut self, bytes: &[u8]) -> Result<Vec<Hash>, Inconsistency> {
         let index = self.range.size();
         let event =
             AuditEvent::decode(bytes).map_err(|_| Inconsistency::UndecodableEntry { index })?;
@@ -181,15 +188,19 @@ impl<'k> Verifier<'k> {
                 recorded: event.index,
             });
         }
-        let leaf = merkle::leaf_hash(bytes);
-        self.range.push(leaf);
+        let completed = self
+            .range
+            .push(merkle::leaf_hash(bytes))
+            .into_iter()
+            .map(|(_, _, h)| h)
+            .collect();
         if let Some(t) = &self.trusted
             && t.size == self.range.size()
             && t.root != self.range.root()
         {
             return Err(Inconsistency::Forked { size: t.size });
         }
-        Ok(leaf)
+        Ok(completed)
     }
 
     /// Feeds a checkpoint note whose size must be the number of entries fed so far.
@@ -260,8 +271,9 @@ impl<'k> Verifier<'k> {
 
 /// Verifies a log directory (the node must be stopped: sled locks its store).
 ///
-/// Besides recomputing every root, it checks each entry against the leaf hash stored when it
-/// was appended, which pins a changed entry to its exact index.
+/// Besides recomputing every root, it checks each entry against the tree hashes stored with it
+/// at append: a changed entry no longer matches its stored leaf hash, which pins it to its
+/// exact index, and a damaged stored hash would make proofs from this store fail.
 pub fn verify_dir(
     dir: &Path,
     keys: &VerifyKeys,
@@ -296,18 +308,20 @@ pub fn verify_dir(
         verifier.checkpoint(0, &note)?;
     }
     for item in store.scan(b"e") {
-        let (k, bytes) = item.map_err(|e| unreadable(&e))?;
+        let (k, record) = item.map_err(|e| unreadable(&e))?;
         let index = verifier.size();
         let stored_at = store::be_u64(&k[1..]).ok_or_else(|| unreadable(&"malformed entry key"))?;
         if stored_at != index {
             return Err(Inconsistency::MissingEntry { index });
         }
-        let stored_leaf = store
-            .get(&store::node_key(0, index))
-            .map_err(|e| unreadable(&e))?;
-        let leaf = verifier.entry(&bytes)?;
-        if stored_leaf.as_deref() != Some(&leaf[..]) {
+        let (stored, bytes) =
+            store::decode_record(&record).ok_or(Inconsistency::DamagedHashes { index })?;
+        let completed = verifier.entry(bytes)?;
+        if stored.first() != completed.first() {
             return Err(Inconsistency::ChangedEntry { index });
+        }
+        if stored != completed {
+            return Err(Inconsistency::DamagedHashes { index });
         }
         if let Some(note) = checkpoints.remove(&(index + 1)) {
             verifier.checkpoint(index + 1, &note)?;

@@ -170,20 +170,61 @@ fn an_older_copy_of_the_directory_is_detected() {
     );
 }
 
+/// Splits a stored entry record: `count ‖ count × 32-byte tree hashes ‖ entry bytes`.
+fn payload(record: &[u8]) -> &[u8] {
+    &record[1 + 32 * usize::from(record[0])..]
+}
+
 #[test]
-fn a_rewritten_history_fails_the_signed_roots() {
-    // A thorough forger changes an entry and recomputes its stored leaf hash too; the signed
-    // checkpoint roots still expose it, within the window of the first checkpoint it breaks.
+fn a_partly_forged_record_is_caught_by_its_stored_hashes() {
+    // The forger changes entry 11 and fixes its leaf hash, but not the subtree hashes that
+    // entry 11 completed: the store would now serve proofs that fail.
     let (_d, path, _) = fresh();
     with_raw_store(&path, |db| {
-        let index = 11u64;
-        let mut bytes = db.get(entry_key(index)).unwrap().unwrap().to_vec();
-        let at = bytes.windows(6).position(|w| w == b"reason").unwrap() + 7;
-        bytes[at] ^= 0x01;
-        let leaf = valise_audit::merkle::leaf_hash(&bytes);
-        db.insert([&b"n"[..], &[0], &index.to_be_bytes()].concat(), &leaf[..])
-            .unwrap();
-        db.insert(entry_key(index), bytes).unwrap();
+        let mut record = db.get(entry_key(11)).unwrap().unwrap().to_vec();
+        let start = 1 + 32 * usize::from(record[0]);
+        let at = start
+            + record[start..]
+                .windows(6)
+                .position(|w| w == b"reason")
+                .unwrap()
+            + 7;
+        record[at] ^= 0x01;
+        let leaf = valise_audit::merkle::leaf_hash(&record[start..]);
+        record[1..33].copy_from_slice(&leaf);
+        db.insert(entry_key(11), record).unwrap();
+    });
+    assert_eq!(
+        verify_dir(&path, &keys(), None),
+        Err(Inconsistency::DamagedHashes { index: 11 })
+    );
+}
+
+#[test]
+fn a_rewritten_history_fails_the_signed_roots() {
+    // A thorough forger changes entry 11 and rebuilds every stored tree hash to match: the
+    // store is self-consistent, but the signed checkpoint roots expose it, within the window of
+    // the first checkpoint it breaks.
+    let (_d, path, _) = fresh();
+    with_raw_store(&path, |db| {
+        let mut range = valise_audit::merkle::CompactRange::new();
+        for index in 0..N {
+            let record = db.get(entry_key(index)).unwrap().unwrap().to_vec();
+            let mut entry = payload(&record).to_vec();
+            if index == 11 {
+                let at = entry.windows(6).position(|w| w == b"reason").unwrap() + 7;
+                entry[at] ^= 0x01;
+            }
+            let hashes: Vec<_> = range
+                .push(valise_audit::merkle::leaf_hash(&entry))
+                .into_iter()
+                .map(|(_, _, h)| h)
+                .collect();
+            let mut rebuilt = vec![hashes.len() as u8];
+            hashes.iter().for_each(|h| rebuilt.extend_from_slice(h));
+            rebuilt.extend_from_slice(&entry);
+            db.insert(entry_key(index), rebuilt).unwrap();
+        }
     });
     assert_eq!(
         verify_dir(&path, &keys(), None),
