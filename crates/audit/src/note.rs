@@ -42,8 +42,7 @@ pub enum NoteError {
 
 /// The 4-byte key id: SHA-256(name ‖ "\n" ‖ type ‖ public key)[..4], big-endian.
 pub fn key_id(name: &str, signature_type: u8, public: &[u8]) -> u32 {
-    let digest =
-        valise_crypto::sha256(&[name.as_bytes(), b"\n", &[signature_type], public].concat());
+    let digest = valise_crypto::sha256_parts(&[name.as_bytes(), b"\n", &[signature_type], public]);
     u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
 }
 

@@ -2,8 +2,8 @@
 
 use ring::digest::{Context, SHA256};
 
-/// SHA-256 of the concatenation of `parts`.
-pub(crate) fn sha256_parts(parts: &[&[u8]]) -> [u8; 32] {
+/// SHA-256 of the concatenation of `parts`, without building it.
+pub fn sha256_parts(parts: &[&[u8]]) -> [u8; 32] {
     let mut ctx = Context::new(&SHA256);
     for p in parts {
         ctx.update(p);

@@ -29,6 +29,6 @@ mod random;
 pub mod receive_key;
 pub mod xwing;
 
-pub use digest::sha256;
+pub use digest::{sha256, sha256_parts};
 pub use length::LengthError;
 pub use random::RandomError;
