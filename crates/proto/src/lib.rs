@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod canonical;
+pub mod framing;
 mod names;
 
 pub use names::UnknownName;
