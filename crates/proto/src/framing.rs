@@ -82,15 +82,16 @@ impl FrameDecoder {
         message.map(Some)
     }
 
-    /// Call when the stream has ended: refuses a partial frame left behind.
+    /// Call when the stream has ended: refuses a partial frame left behind. A whole frame
+    /// still buffered is not an error; [`Self::next_frame`] returns it.
     pub fn finish(&self) -> Result<(), FrameError> {
-        match self.length() {
-            Ok(None) if self.buf.is_empty() => Ok(()),
-            Ok(Some((len, prefix))) => Err(FrameError::Truncated {
-                missing: prefix + len - self.buf.len(),
-            }),
-            Ok(None) => Err(FrameError::Truncated { missing: 1 }),
-            Err(e) => Err(e),
+        match self.length()? {
+            None if self.buf.is_empty() => Ok(()),
+            None => Err(FrameError::Truncated { missing: 1 }),
+            Some((len, prefix)) => match (prefix + len).saturating_sub(self.buf.len()) {
+                0 => Ok(()),
+                missing => Err(FrameError::Truncated { missing }),
+            },
         }
     }
 
@@ -172,6 +173,19 @@ mod tests {
             })
         );
         assert!(d.buffered() <= 3, "nothing of the frame was buffered");
+    }
+
+    /// Found by the `frames` fuzz target: a malformed frame followed by a whole empty frame
+    /// made `finish` underflow.
+    #[test]
+    fn finishing_after_a_malformed_frame_does_not_panic() {
+        let mut d = FrameDecoder::new(4096);
+        d.push(&[1, 0, 0, 0]);
+        assert!(matches!(
+            d.next_frame::<ClientFrame>(),
+            Err(FrameError::Malformed(_))
+        ));
+        assert_eq!(d.finish(), Ok(()));
     }
 
     #[test]
