@@ -1,5 +1,16 @@
-//! Valise relay node (to be built by the relay issues).
+//! Valise relay node (being built by the relay issues).
 //!
 //! It will hold the node server run by ministry IT: the QUIC listener, PKI and enrolment, the
 //! directory, durable precedence queues with custody transfer, federation between the hub and
-//! the posts, and the node's audit log. Nothing is implemented yet.
+//! the posts, and the node's audit log. Following quinn's split, decisions live in modules that
+//! do no I/O and are tested without sockets; so far:
+//!
+//! | module | concept |
+//! |---|---|
+//! | [`limits`] | every configurable bound on what the network may send |
+//! | [`policy`] | whether a submitted cable is accepted, and for which devices |
+
+#![forbid(unsafe_code)]
+
+pub mod limits;
+pub mod policy;

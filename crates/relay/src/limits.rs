@@ -1,0 +1,30 @@
+//! Limits on what a peer may send. Every length, count and size read from the network has one;
+//! going over it gets a clear error frame and closes only that stream.
+
+/// The node's limits. Defaults suit one embassy post; the hub raises them in its config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest encoded envelope accepted, in bytes (attachments travel separately).
+    pub max_envelope_bytes: usize,
+    /// Most recipient devices (key wraps) per cable.
+    pub max_recipients: usize,
+    /// Most frames on one stream.
+    pub max_frames_per_stream: u32,
+    /// Most concurrent streams per connection.
+    pub max_streams_per_connection: u32,
+    /// Most enrolment codes outstanding at once.
+    pub max_pending_enrolments: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            // A 1,000-recipient cable is about 1.2 MB of key wraps plus its body.
+            max_envelope_bytes: 8 * 1024 * 1024,
+            max_recipients: 2000,
+            max_frames_per_stream: 64,
+            max_streams_per_connection: 256,
+            max_pending_enrolments: 1000,
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! Whether a node accepts a submitted cable, and for which devices. Pure: the caller supplies
+//! a view of the directory; nothing here does I/O, so every refusal is tested without a socket.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use valise_crypto::identity::DeviceId;
+use valise_proto::ENVELOPE_VERSION;
+use valise_proto::v1::{Caveat, Classification, Envelope, ErrorCode, Precedence};
+
+use crate::limits::Limits;
+
+/// What the policy needs to know about one enrolled device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceView {
+    /// The device.
+    pub id: DeviceId,
+    /// Its user's address, e.g. `alice@paris`.
+    pub user: String,
+    /// The user's clearance.
+    pub clearance: Classification,
+    /// Whether the device is revoked.
+    pub revoked: bool,
+}
+
+/// The directory as the policy sees it.
+pub trait DirectoryView {
+    /// The device, if enrolled (revoked devices included).
+    fn device(&self, id: &DeviceId) -> Option<&DeviceView>;
+    /// The devices an address reaches, or `None` if the address is unknown.
+    fn devices_for(&self, address: &str) -> Option<Vec<DeviceId>>;
+    /// Whether an address is an office mailbox (e.g. `POL@paris`) rather than a person.
+    fn is_office(&self, address: &str) -> bool;
+}
+
+/// Why a cable was refused. Each maps to a wire error code and an audit reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The envelope is larger than the limit.
+    TooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// More key wraps than the limit.
+    TooManyRecipients {
+        /// How many.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The envelope is malformed.
+    Malformed(&'static str),
+    /// The envelope version is not supported.
+    UnsupportedVersion(u32),
+    /// The header names another device than the one connected.
+    SenderMismatch,
+    /// The sending device is not enrolled.
+    UnknownSender,
+    /// The sending device is revoked.
+    RevokedSender,
+    /// An addressee is not in the directory.
+    UnknownAddressee(String),
+    /// A key wrap is for a device that is not enrolled or is revoked.
+    UnknownRecipient(DeviceId),
+    /// A key wrap is for a device no addressee reaches: a hidden recipient.
+    UnaddressedRecipient(DeviceId),
+    /// A recipient's clearance is below the classification.
+    Clearance {
+        /// The recipient's address.
+        user: String,
+        /// Their clearance.
+        clearance: Classification,
+        /// The cable's classification.
+        classification: Classification,
+    },
+    /// A NODIS cable is addressed to an office mailbox.
+    NodisToOffice(String),
+}
+
+impl Refusal {
+    /// The error code sent to the client.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Refusal::TooLarge { .. } => ErrorCode::TooLarge,
+            Refusal::TooManyRecipients { .. } => ErrorCode::TooManyRecipients,
+            Refusal::Malformed(_) | Refusal::SenderMismatch => ErrorCode::Malformed,
+            Refusal::UnsupportedVersion(_) => ErrorCode::UnsupportedVersion,
+            Refusal::UnknownSender => ErrorCode::UnknownSender,
+            Refusal::RevokedSender => ErrorCode::Revoked,
+            Refusal::UnknownAddressee(_)
+            | Refusal::UnknownRecipient(_)
+            | Refusal::UnaddressedRecipient(_) => ErrorCode::Malformed,
+            Refusal::Clearance { .. } => ErrorCode::Clearance,
+            Refusal::NodisToOffice(_) => ErrorCode::NodisToOffice,
+        }
+    }
+
+    /// The machine-readable reason recorded in the audit log.
+    pub fn audit_reason(&self) -> &'static str {
+        match self {
+            Refusal::TooLarge { .. } => "oversize",
+            Refusal::TooManyRecipients { .. } => "too_many_recipients",
+            Refusal::Malformed(_) => "malformed",
+            Refusal::UnsupportedVersion(_) => "unsupported_version",
+            Refusal::SenderMismatch => "sender_mismatch",
+            Refusal::UnknownSender => "unknown_sender",
+            Refusal::RevokedSender => "revoked_sender",
+            Refusal::UnknownAddressee(_) => "unknown_addressee",
+            Refusal::UnknownRecipient(_) => "unknown_recipient",
+            Refusal::UnaddressedRecipient(_) => "unaddressed_recipient",
+            Refusal::Clearance { .. } => "clearance",
+            Refusal::NodisToOffice(_) => "nodis_to_office",
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    /// The message for the diplomat: what went wrong and what to do.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::TooLarge { size, max } => {
+                write!(
+                    f,
+                    "the cable is {size} bytes, over this node's {max}-byte limit; send large content as attachments"
+                )
+            }
+            Refusal::TooManyRecipients { count, max } => {
+                write!(
+                    f,
+                    "the cable is sealed for {count} devices, over this node's limit of {max}; split the distribution"
+                )
+            }
+            Refusal::Malformed(what) => {
+                write!(f, "the envelope is malformed ({what}); update the client")
+            }
+            Refusal::UnsupportedVersion(v) => {
+                write!(f, "envelope version {v} is not supported by this node")
+            }
+            Refusal::SenderMismatch => {
+                f.write_str("the cable names another sending device than this connection's")
+            }
+            Refusal::UnknownSender => {
+                f.write_str("this device is not enrolled at this node; enrol it first")
+            }
+            Refusal::RevokedSender => {
+                f.write_str("this device has been revoked; contact ministry IT")
+            }
+            Refusal::UnknownAddressee(a) => write!(
+                f,
+                "addressee {a} is not in the directory; check the address"
+            ),
+            Refusal::UnknownRecipient(d) => {
+                write!(
+                    f,
+                    "device {d} is not an enrolled, unrevoked device; sync the directory and reseal"
+                )
+            }
+            Refusal::UnaddressedRecipient(d) => {
+                write!(
+                    f,
+                    "device {d} is not reached by any addressee; hidden recipients are not allowed"
+                )
+            }
+            Refusal::Clearance {
+                user,
+                clearance,
+                classification,
+            } => write!(
+                f,
+                "{user} is cleared for {clearance}, below this cable's classification {classification}; remove them or lower the classification"
+            ),
+            Refusal::NodisToOffice(a) => {
+                write!(
+                    f,
+                    "NODIS cables go to named individuals only, not to the office mailbox {a}"
+                )
+            }
+        }
+    }
+}
+
+/// An accepted cable: what the node queues.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// The cable id.
+    pub cable_id: [u8; 16],
+    /// Its precedence, for queue order.
+    pub precedence: Precedence,
+    /// The devices to deliver to, in wrap order.
+    pub recipients: Vec<DeviceId>,
+}
+
+/// Checks a cable submitted by the device on this connection, `encoded_len` bytes on the wire.
+pub fn check_submission(
+    limits: &Limits,
+    directory: &impl DirectoryView,
+    connected: &DeviceId,
+    encoded_len: usize,
+    envelope: &Envelope,
+) -> Result<Accepted, Refusal> {
+    if encoded_len > limits.max_envelope_bytes {
+        return Err(Refusal::TooLarge {
+            size: encoded_len,
+            max: limits.max_envelope_bytes,
+        });
+    }
+    let header = envelope
+        .header
+        .as_ref()
+        .ok_or(Refusal::Malformed("no routing header"))?;
+    if header.version != ENVELOPE_VERSION {
+        return Err(Refusal::UnsupportedVersion(header.version));
+    }
+    let cable_id: [u8; 16] = header
+        .cable_id
+        .as_slice()
+        .try_into()
+        .map_err(|_| Refusal::Malformed("cable id length"))?;
+    if header.sender_device != connected.as_bytes() {
+        return Err(Refusal::SenderMismatch);
+    }
+    let sender = directory.device(connected).ok_or(Refusal::UnknownSender)?;
+    if sender.revoked {
+        return Err(Refusal::RevokedSender);
+    }
+    if envelope.key_wraps.len() > limits.max_recipients {
+        return Err(Refusal::TooManyRecipients {
+            count: envelope.key_wraps.len(),
+            max: limits.max_recipients,
+        });
+    }
+    if envelope.key_wraps.is_empty() {
+        return Err(Refusal::Malformed("no key wraps"));
+    }
+    let classification = known(
+        Classification::try_from(header.classification),
+        Classification::Unspecified,
+    )
+    .ok_or(Refusal::Malformed("classification"))?;
+    let precedence = known(
+        Precedence::try_from(header.precedence),
+        Precedence::Unspecified,
+    )
+    .ok_or(Refusal::Malformed("precedence"))?;
+
+    let nodis = header.caveats.contains(&(Caveat::Nodis as i32));
+    let addressees = header
+        .action_addressees
+        .iter()
+        .chain(&header.info_addressees);
+    let mut reachable: HashSet<DeviceId> = directory
+        .devices_for(&sender.user)
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    for address in addressees {
+        if nodis && directory.is_office(address) {
+            return Err(Refusal::NodisToOffice(address.clone()));
+        }
+        let devices = directory
+            .devices_for(address)
+            .ok_or_else(|| Refusal::UnknownAddressee(address.clone()))?;
+        reachable.extend(devices);
+    }
+
+    let mut recipients = Vec::with_capacity(envelope.key_wraps.len());
+    let mut seen = HashSet::with_capacity(envelope.key_wraps.len());
+    for wrap in &envelope.key_wraps {
+        let id = DeviceId::from_slice(&wrap.device_id)
+            .map_err(|_| Refusal::Malformed("key wrap device id"))?;
+        if !seen.insert(id) {
+            return Err(Refusal::Malformed("two key wraps for one device"));
+        }
+        let device = directory
+            .device(&id)
+            .filter(|d| !d.revoked)
+            .ok_or(Refusal::UnknownRecipient(id))?;
+        if !reachable.contains(&id) {
+            return Err(Refusal::UnaddressedRecipient(id));
+        }
+        if device.clearance < classification {
+            return Err(Refusal::Clearance {
+                user: device.user.clone(),
+                clearance: device.clearance,
+                classification,
+            });
+        }
+        recipients.push(id);
+    }
+    Ok(Accepted {
+        cable_id,
+        precedence,
+        recipients,
+    })
+}
+
+fn known<T: PartialEq>(value: Result<T, prost::UnknownEnumValue>, unspecified: T) -> Option<T> {
+    value.ok().filter(|v| *v != unspecified)
+}

@@ -1,0 +1,231 @@
+//! The node's submission policy, as a diplomat sending a cable observes it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashMap;
+
+use valise_crypto::identity::{DeviceId, IdentityKeyPair};
+use valise_proto::v1::{
+    Caveat, Classification, Envelope, ErrorCode, KeyWrap, Precedence, RoutingHeader,
+};
+use valise_relay::limits::Limits;
+use valise_relay::policy::{DeviceView, DirectoryView, Refusal, check_submission};
+
+/// Paris: alice (SECRET, 2 devices), bob (TOP SECRET), carol (CONFIDENTIAL), mallory (revoked);
+/// the POL office is alice and bob.
+struct Paris {
+    devices: HashMap<DeviceId, DeviceView>,
+    addresses: HashMap<String, Vec<DeviceId>>,
+}
+
+fn id(seed: u8) -> DeviceId {
+    IdentityKeyPair::from_seed(&[seed; 32]).unwrap().device_id()
+}
+
+impl Paris {
+    fn new() -> Self {
+        let mut p = Paris {
+            devices: HashMap::new(),
+            addresses: HashMap::new(),
+        };
+        for (seed, user, clearance, revoked) in [
+            (1, "alice@paris", Classification::Secret, false),
+            (2, "alice@paris", Classification::Secret, false),
+            (3, "bob@paris", Classification::TopSecret, false),
+            (4, "carol@paris", Classification::Confidential, false),
+            (5, "mallory@paris", Classification::TopSecret, true),
+        ] {
+            p.devices.insert(
+                id(seed),
+                DeviceView {
+                    id: id(seed),
+                    user: user.into(),
+                    clearance,
+                    revoked,
+                },
+            );
+            p.addresses.entry(user.into()).or_default().push(id(seed));
+        }
+        p.addresses
+            .insert("POL@paris".into(), vec![id(1), id(2), id(3)]);
+        p
+    }
+}
+
+impl DirectoryView for Paris {
+    fn device(&self, id: &DeviceId) -> Option<&DeviceView> {
+        self.devices.get(id)
+    }
+    fn devices_for(&self, address: &str) -> Option<Vec<DeviceId>> {
+        self.addresses.get(address).cloned()
+    }
+    fn is_office(&self, address: &str) -> bool {
+        address.starts_with("POL@")
+    }
+}
+
+/// A SECRET IMMEDIATE cable from alice's first device to bob, with wraps for `devices`.
+fn cable(to: &[&str], devices: &[DeviceId]) -> Envelope {
+    Envelope {
+        header: Some(RoutingHeader {
+            version: 1,
+            cable_id: vec![9; 16],
+            sender_device: id(1).as_bytes().to_vec(),
+            from: "alice@paris".into(),
+            action_addressees: to.iter().map(|s| (*s).into()).collect(),
+            classification: Classification::Secret as i32,
+            precedence: Precedence::Immediate as i32,
+            created_at_ms: 1,
+            ..Default::default()
+        }),
+        key_wraps: devices
+            .iter()
+            .map(|d| KeyWrap {
+                device_id: d.as_bytes().to_vec(),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+fn check(env: &Envelope) -> Result<valise_relay::policy::Accepted, Refusal> {
+    check_submission(&Limits::default(), &Paris::new(), &id(1), 1000, env)
+}
+
+#[test]
+fn a_proper_cable_is_accepted_for_its_devices() {
+    let accepted = check(&cable(&["bob@paris"], &[id(3), id(2)])).unwrap();
+    assert_eq!(
+        accepted.recipients,
+        vec![id(3), id(2)],
+        "bob, and the sender's own other device"
+    );
+    assert_eq!(accepted.precedence, Precedence::Immediate);
+    assert_eq!(accepted.cable_id, [9; 16]);
+}
+
+#[test]
+fn a_recipient_below_the_classification_is_refused_by_name() {
+    let err = check(&cable(&["carol@paris"], &[id(4)])).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Clearance);
+    assert_eq!(err.audit_reason(), "clearance");
+    assert!(
+        err.to_string().contains(
+            "carol@paris is cleared for CONFIDENTIAL, below this cable's classification SECRET"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn nodis_to_an_office_is_refused() {
+    let mut env = cable(&["POL@paris"], &[id(3)]);
+    env.header.as_mut().unwrap().caveats = vec![Caveat::Nodis as i32];
+    let err = check(&env).unwrap_err();
+    assert_eq!(err, Refusal::NodisToOffice("POL@paris".into()));
+    assert_eq!(err.code(), ErrorCode::NodisToOffice);
+    // The same cable without NODIS may go to the office.
+    assert!(check(&cable(&["POL@paris"], &[id(3)])).is_ok());
+}
+
+#[test]
+fn unknown_and_revoked_senders_are_refused() {
+    let dir = Paris::new();
+    let mut env = cable(&["bob@paris"], &[id(3)]);
+    env.header.as_mut().unwrap().sender_device = id(5).as_bytes().to_vec();
+    let err = check_submission(&Limits::default(), &dir, &id(5), 1000, &env).unwrap_err();
+    assert_eq!(err, Refusal::RevokedSender);
+    assert_eq!(err.code(), ErrorCode::Revoked);
+    env.header.as_mut().unwrap().sender_device = id(77).as_bytes().to_vec();
+    assert_eq!(
+        check_submission(&Limits::default(), &dir, &id(77), 1000, &env),
+        Err(Refusal::UnknownSender)
+    );
+}
+
+#[test]
+fn a_cable_claiming_another_sender_is_refused() {
+    let mut env = cable(&["bob@paris"], &[id(3)]);
+    env.header.as_mut().unwrap().sender_device = id(3).as_bytes().to_vec();
+    assert_eq!(check(&env), Err(Refusal::SenderMismatch));
+}
+
+#[test]
+fn recipients_must_be_enrolled_unrevoked_and_addressed() {
+    assert_eq!(
+        check(&cable(&["bob@paris"], &[id(5)])),
+        Err(Refusal::UnknownRecipient(id(5))),
+        "revoked"
+    );
+    assert_eq!(
+        check(&cable(&["bob@paris"], &[id(42)])),
+        Err(Refusal::UnknownRecipient(id(42))),
+        "never enrolled"
+    );
+    // Carol is enrolled but not addressed: a hidden recipient.
+    let mut env = cable(&["bob@paris"], &[id(3), id(4)]);
+    env.header.as_mut().unwrap().classification = Classification::Confidential as i32;
+    assert_eq!(check(&env), Err(Refusal::UnaddressedRecipient(id(4))));
+    assert_eq!(
+        check(&cable(&["nobody@paris"], &[id(3)])),
+        Err(Refusal::UnknownAddressee("nobody@paris".into()))
+    );
+}
+
+#[test]
+fn limits_are_enforced_with_clear_messages() {
+    let limits = Limits {
+        max_envelope_bytes: 500,
+        max_recipients: 1,
+        ..Limits::default()
+    };
+    let dir = Paris::new();
+    let err =
+        check_submission(&limits, &dir, &id(1), 501, &cable(&["bob@paris"], &[id(3)])).unwrap_err();
+    assert_eq!(
+        err,
+        Refusal::TooLarge {
+            size: 501,
+            max: 500
+        }
+    );
+    assert!(
+        err.to_string()
+            .contains("send large content as attachments")
+    );
+    let err = check_submission(
+        &limits,
+        &dir,
+        &id(1),
+        100,
+        &cable(&["POL@paris"], &[id(3), id(2)]),
+    )
+    .unwrap_err();
+    assert_eq!(err, Refusal::TooManyRecipients { count: 2, max: 1 });
+}
+
+#[test]
+fn malformed_envelopes_are_refused_without_panicking() {
+    assert_eq!(
+        check(&Envelope::default()),
+        Err(Refusal::Malformed("no routing header"))
+    );
+    assert_eq!(
+        check(&cable(&["bob@paris"], &[])),
+        Err(Refusal::Malformed("no key wraps"))
+    );
+    assert_eq!(
+        check(&cable(&["bob@paris"], &[id(3), id(3)])),
+        Err(Refusal::Malformed("two key wraps for one device"))
+    );
+    let mut env = cable(&["bob@paris"], &[id(3)]);
+    env.header.as_mut().unwrap().version = 9;
+    assert_eq!(check(&env), Err(Refusal::UnsupportedVersion(9)));
+    let mut env = cable(&["bob@paris"], &[id(3)]);
+    env.header.as_mut().unwrap().precedence = 0;
+    assert_eq!(check(&env), Err(Refusal::Malformed("precedence")));
+    let mut env = cable(&["bob@paris"], &[id(3)]);
+    env.key_wraps[0].device_id.truncate(3);
+    assert_eq!(check(&env), Err(Refusal::Malformed("key wrap device id")));
+}
