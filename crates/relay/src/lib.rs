@@ -7,10 +7,12 @@
 //!
 //! | module | concept |
 //! |---|---|
+//! | [`config`] | the TOML configuration, its defaults and checks |
 //! | [`limits`] | every configurable bound on what the network may send |
 //! | [`policy`] | whether a submitted cable is accepted, and for which devices |
 
 #![forbid(unsafe_code)]
 
+pub mod config;
 pub mod limits;
 pub mod policy;

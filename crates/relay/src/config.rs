@@ -1,0 +1,420 @@
+//! The node's TOML configuration: every setting has a documented default, unknown keys are
+//! errors (a typo must not silently fall back to a default), and relative paths are resolved
+//! against the configuration file's folder. The annotated example is `deploy/node.example.toml`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::limits::Limits;
+
+/// Why a configuration was refused. Each says which setting and what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read the configuration {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, or has unknown or mistyped settings.
+    #[error("the configuration {path} is invalid: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// A setting has a value the node cannot run with.
+    #[error("the configuration setting `{setting}` is invalid: {reason}")]
+    Invalid {
+        /// The setting, as `section.key`.
+        setting: &'static str,
+        /// What is wrong and what is expected.
+        reason: String,
+    },
+}
+
+/// A node's role in the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeKind {
+    /// Headquarters: every post connects to it.
+    Hub,
+    /// An embassy, consulate or mission.
+    Post,
+}
+
+/// The whole configuration, with relative paths resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The node itself.
+    pub node: NodeSection,
+    /// Certificates and keys.
+    pub tls: TlsSection,
+    /// Limits on what peers may send.
+    pub limits: Limits,
+    /// Enrolment codes.
+    pub enrolment: EnrolmentSection,
+    /// Audit checkpoints.
+    pub audit: AuditSection,
+    /// The local metrics and health endpoint.
+    pub metrics: MetricsSection,
+    /// The local admin channel.
+    pub admin: AdminSection,
+    /// Operator logs.
+    pub log: LogSection,
+}
+
+/// `[node]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSection {
+    /// The node's name: `hq`, `paris`, `un-newyork`. Required.
+    pub name: String,
+    /// `hub` or `post`. Required.
+    pub kind: NodeKind,
+    /// The ministry's name, e.g. `mfa.example`. Required.
+    pub ministry: String,
+    /// QUIC listen address. Default `0.0.0.0:4433`.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The hub's `host:port`, for posts. Default none.
+    #[serde(default)]
+    pub hub: Option<String>,
+    /// Data directory. Default `data`, beside this file.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+}
+
+/// `[tls]`: files written by `valise-relay ca issue-node`, beside this file by default.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSection {
+    /// The ministry root certificate (PEM). Default `ca.pem`.
+    pub ca_cert: PathBuf,
+    /// This node's certificate chain (PEM). Default `node.pem`.
+    pub node_cert: PathBuf,
+    /// This node's TLS private key (PEM). Default `node.key`.
+    pub node_key: PathBuf,
+}
+
+/// `[enrolment]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EnrolmentSection {
+    /// How long a one-time code stays valid, in hours. Default 72.
+    pub code_ttl_hours: u64,
+    /// Redemption attempts allowed per source address per minute. Default 10.
+    pub attempts_per_minute: u32,
+}
+
+/// `[audit]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditSection {
+    /// Sign a checkpoint after this many entries. Default 256.
+    pub checkpoint_every_entries: u64,
+    /// …or after this many milliseconds, whichever comes first. Default 1000.
+    pub checkpoint_interval_ms: u64,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Health and Prometheus metrics address; keep it on loopback. Default `127.0.0.1:9464`.
+    pub listen: SocketAddr,
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminSection {
+    /// The admin Unix socket (owner-only), relative to the data directory. Default `admin.sock`.
+    pub socket: PathBuf,
+}
+
+/// Operator log format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSection {
+    /// `text` or `json`. Default `text`.
+    pub format: LogFormat,
+    /// A `tracing` filter, e.g. `info` or `valise_relay=debug`. Default `info`.
+    pub level: String,
+}
+
+/// `[limits]` as written in the file.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct LimitsSection {
+    max_envelope_bytes: usize,
+    max_recipients: usize,
+    max_frames_per_stream: u32,
+    max_streams_per_connection: u32,
+    max_pending_enrolments: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    node: NodeSection,
+    #[serde(default)]
+    tls: TlsSection,
+    #[serde(default)]
+    limits: LimitsSection,
+    #[serde(default)]
+    enrolment: EnrolmentSection,
+    #[serde(default)]
+    audit: AuditSection,
+    #[serde(default)]
+    metrics: MetricsSection,
+    #[serde(default)]
+    admin: AdminSection,
+    #[serde(default)]
+    log: LogSection,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 4433))
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+
+impl Default for TlsSection {
+    fn default() -> Self {
+        TlsSection {
+            ca_cert: "ca.pem".into(),
+            node_cert: "node.pem".into(),
+            node_key: "node.key".into(),
+        }
+    }
+}
+
+impl Default for EnrolmentSection {
+    fn default() -> Self {
+        EnrolmentSection {
+            code_ttl_hours: 72,
+            attempts_per_minute: 10,
+        }
+    }
+}
+
+impl Default for AuditSection {
+    fn default() -> Self {
+        AuditSection {
+            checkpoint_every_entries: 256,
+            checkpoint_interval_ms: 1000,
+        }
+    }
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        MetricsSection {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+        }
+    }
+}
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        AdminSection {
+            socket: "admin.sock".into(),
+        }
+    }
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        let l = Limits::default();
+        LimitsSection {
+            max_envelope_bytes: l.max_envelope_bytes,
+            max_recipients: l.max_recipients,
+            max_frames_per_stream: l.max_frames_per_stream,
+            max_streams_per_connection: l.max_streams_per_connection,
+            max_pending_enrolments: l.max_pending_enrolments,
+        }
+    }
+}
+
+impl Config {
+    /// Reads, checks and resolves the configuration at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, base).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses configuration text, resolving relative paths against `base`.
+    pub fn parse(text: &str, base: &Path) -> Result<Self, ConfigError> {
+        let file: File = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::new(),
+            message: e.to_string(),
+        })?;
+        let l = file.limits;
+        let config = Config {
+            node: NodeSection {
+                data_dir: base.join(&file.node.data_dir),
+                ..file.node
+            },
+            tls: TlsSection {
+                ca_cert: base.join(&file.tls.ca_cert),
+                node_cert: base.join(&file.tls.node_cert),
+                node_key: base.join(&file.tls.node_key),
+            },
+            limits: Limits {
+                max_envelope_bytes: l.max_envelope_bytes,
+                max_recipients: l.max_recipients,
+                max_frames_per_stream: l.max_frames_per_stream,
+                max_streams_per_connection: l.max_streams_per_connection,
+                max_pending_enrolments: l.max_pending_enrolments,
+            },
+            enrolment: file.enrolment,
+            audit: file.audit,
+            metrics: file.metrics,
+            admin: file.admin,
+            log: file.log,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |setting, reason: &str| {
+            Err(ConfigError::Invalid {
+                setting,
+                reason: reason.to_owned(),
+            })
+        };
+        if !is_name(&self.node.name) {
+            return invalid(
+                "node.name",
+                "use lowercase letters, digits and '-', e.g. `paris` or `un-newyork`",
+            );
+        }
+        if self.node.ministry.is_empty() || self.node.ministry.contains(char::is_whitespace) {
+            return invalid(
+                "node.ministry",
+                "give the ministry's name without spaces, e.g. `mfa.example`",
+            );
+        }
+        if let Some(hub) = &self.node.hub {
+            if self.node.kind == NodeKind::Hub {
+                return invalid(
+                    "node.hub",
+                    "a hub does not connect to another hub; remove this setting",
+                );
+            }
+            let port_ok = hub
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+            if !port_ok {
+                return invalid(
+                    "node.hub",
+                    "write the hub as host:port, e.g. `hq.mfa.example:4433`",
+                );
+            }
+        }
+        let l = &self.limits;
+        for (setting, value) in [
+            ("limits.max_envelope_bytes", l.max_envelope_bytes as u64),
+            ("limits.max_recipients", l.max_recipients as u64),
+            (
+                "limits.max_frames_per_stream",
+                u64::from(l.max_frames_per_stream),
+            ),
+            (
+                "limits.max_streams_per_connection",
+                u64::from(l.max_streams_per_connection),
+            ),
+            (
+                "limits.max_pending_enrolments",
+                u64::from(l.max_pending_enrolments),
+            ),
+            ("enrolment.code_ttl_hours", self.enrolment.code_ttl_hours),
+            (
+                "enrolment.attempts_per_minute",
+                u64::from(self.enrolment.attempts_per_minute),
+            ),
+            (
+                "audit.checkpoint_every_entries",
+                self.audit.checkpoint_every_entries,
+            ),
+            (
+                "audit.checkpoint_interval_ms",
+                self.audit.checkpoint_interval_ms,
+            ),
+        ] {
+            if value == 0 {
+                return invalid(setting, "must be at least 1");
+            }
+        }
+        if !self.metrics.listen.ip().is_loopback() {
+            return invalid(
+                "metrics.listen",
+                "metrics are served on loopback only, e.g. `127.0.0.1:9464`",
+            );
+        }
+        Ok(())
+    }
+
+    /// The audit log's origin: `valise/<ministry>/<node>/audit`.
+    pub fn audit_origin(&self) -> String {
+        format!("valise/{}/{}/audit", self.node.ministry, self.node.name)
+    }
+
+    /// The checkpoint interval.
+    pub fn checkpoint_interval(&self) -> Duration {
+        Duration::from_millis(self.audit.checkpoint_interval_ms)
+    }
+
+    /// The admin socket's path.
+    pub fn admin_socket(&self) -> PathBuf {
+        self.node.data_dir.join(&self.admin.socket)
+    }
+}
+
+fn is_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}

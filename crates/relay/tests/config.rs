@@ -1,0 +1,105 @@
+//! The node configuration as an operator writes it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+
+use valise_relay::config::{Config, ConfigError, LogFormat, NodeKind};
+use valise_relay::limits::Limits;
+
+const MINIMAL: &str = r#"
+[node]
+name = "nairobi"
+kind = "post"
+ministry = "mfa.example"
+"#;
+
+#[test]
+fn a_minimal_file_gets_every_documented_default() {
+    let c = Config::parse(MINIMAL, Path::new("/etc/valise")).unwrap();
+    assert_eq!(c.node.kind, NodeKind::Post);
+    assert_eq!(c.node.listen.to_string(), "0.0.0.0:4433");
+    assert_eq!(c.node.data_dir, Path::new("/etc/valise/data"));
+    assert_eq!(c.tls.node_key, Path::new("/etc/valise/node.key"));
+    assert_eq!(c.limits, Limits::default());
+    assert_eq!(
+        (
+            c.enrolment.code_ttl_hours,
+            c.audit.checkpoint_every_entries,
+            c.audit.checkpoint_interval_ms
+        ),
+        (72, 256, 1000)
+    );
+    assert_eq!(c.metrics.listen.to_string(), "127.0.0.1:9464");
+    assert_eq!(c.admin_socket(), Path::new("/etc/valise/data/admin.sock"));
+    assert_eq!(
+        (c.log.format, c.log.level.as_str()),
+        (LogFormat::Text, "info")
+    );
+    assert_eq!(c.audit_origin(), "valise/mfa.example/nairobi/audit");
+}
+
+/// The annotated example in deploy/ states the defaults: it must stay true.
+#[test]
+fn the_annotated_example_matches_the_defaults() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/node.example.toml");
+    let example = Config::load(&path).unwrap();
+    let mut minimal =
+        Config::parse(&MINIMAL.replace("nairobi", "paris"), path.parent().unwrap()).unwrap();
+    minimal.node.hub = Some("hq.mfa.example:4433".into());
+    assert_eq!(example, minimal);
+}
+
+#[test]
+fn a_typo_is_an_error_not_a_silent_default() {
+    let text = format!("{MINIMAL}\n[limits]\nmax_recipient = 10\n");
+    let err = Config::parse(&text, Path::new(".")).unwrap_err();
+    assert!(
+        err.to_string().contains("unknown field `max_recipient`"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("line"), "says where: {err}");
+}
+
+#[test]
+fn unusable_values_name_the_setting_and_the_fix() {
+    let cases = [
+        (MINIMAL.replace("nairobi", "Nairobi"), "node.name"),
+        (
+            MINIMAL.replace("\"post\"", "\"embassy\""),
+            "unknown variant",
+        ),
+        (format!("{MINIMAL}hub = \"hq\"\n"), "node.hub"),
+        (
+            MINIMAL.replace("\"post\"", "\"hub\"") + "hub = \"hq:4433\"\n",
+            "a hub does not connect",
+        ),
+        (
+            format!("{MINIMAL}[limits]\nmax_recipients = 0\n"),
+            "limits.max_recipients",
+        ),
+        (
+            format!("{MINIMAL}[metrics]\nlisten = \"0.0.0.0:9464\"\n"),
+            "loopback",
+        ),
+        (
+            format!("{MINIMAL}[log]\nformat = \"xml\"\n"),
+            "unknown variant",
+        ),
+        ("[node]\nname = \"x\"\n".into(), "missing field"),
+    ];
+    for (text, expected) in cases {
+        let err = Config::parse(&text, Path::new(".")).unwrap_err();
+        assert!(
+            err.to_string().contains(expected),
+            "expected {expected:?} in: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_file_says_which() {
+    let err = Config::load(Path::new("/nonexistent/node.toml")).unwrap_err();
+    assert!(matches!(err, ConfigError::Read { .. }));
+    assert!(err.to_string().contains("/nonexistent/node.toml"));
+}
