@@ -10,9 +10,13 @@
 //! | [`config`] | the TOML configuration, its defaults and checks |
 //! | [`limits`] | every configurable bound on what the network may send |
 //! | [`policy`] | whether a submitted cable is accepted, and for which devices |
+//! | [`queue`] | delivery order (precedence, then arrival) and at-least-once redelivery |
+//! | [`dedup`] | seen cable ids with a time-to-live, against resends and replays |
 
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod dedup;
 pub mod limits;
 pub mod policy;
+pub mod queue;
