@@ -12,11 +12,13 @@
 //! | [`policy`] | whether a submitted cable is accepted, and for which devices |
 //! | [`queue`] | delivery order (precedence, then arrival) and at-least-once redelivery |
 //! | [`dedup`] | seen cable ids with a time-to-live, against resends and replays |
+//! | [`pki`] | the ministry CA, node and device certificates, rustls configurations |
 
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod dedup;
 pub mod limits;
+pub mod pki;
 pub mod policy;
 pub mod queue;

@@ -1,0 +1,339 @@
+//! The ministry's transport PKI: an offline Ed25519 root CA, node and device TLS certificates,
+//! and the rustls configurations every connection uses (ring provider, TLS 1.3 only, mutual
+//! TLS with client certificates checked against the pinned ministry root).
+
+use std::sync::Arc;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, PKCS_ED25519, SanType,
+};
+use rustls::crypto::CryptoProvider;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use time::OffsetDateTime;
+use valise_crypto::at_rest::{KdfParams, SealedStorageKey, StorageKey};
+use zeroize::Zeroizing;
+
+/// ALPN of authenticated traffic.
+pub const ALPN: &[u8] = b"valise/1";
+/// ALPN of the one unauthenticated path: redeeming an enrolment code.
+pub const ALPN_ENROLL: &[u8] = b"valise-enroll/1";
+const SEALED_KEY_LEN: usize = 93;
+
+/// Why a PKI operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PkiError {
+    /// Certificate generation or parsing failed.
+    #[error("certificate error: {0}")]
+    Certificate(#[from] rcgen::Error),
+    /// A PEM file is malformed.
+    #[error(
+        "malformed PEM ({what}): {reason}; check that the file is the one `valise-relay ca` wrote"
+    )]
+    Pem {
+        /// What was being read.
+        what: &'static str,
+        /// The parser's message.
+        reason: String,
+    },
+    /// rustls refused the configuration.
+    #[error("TLS configuration error: {0}")]
+    Tls(#[from] rustls::Error),
+    /// The client-certificate verifier could not be built.
+    #[error("cannot build the client certificate verifier: {0}")]
+    Verifier(String),
+    /// The sealed CA key did not open.
+    #[error("cannot open the CA key: {0}")]
+    Sealed(#[from] valise_crypto::at_rest::AtRestError),
+}
+
+/// A certificate chain and its private key, as PEM.
+#[derive(Clone)]
+pub struct CertifiedKey {
+    /// The certificate chain: the leaf, then the root.
+    pub chain_pem: String,
+    /// The private key (PKCS#8). Wiped on drop; write it with owner-only permissions.
+    pub key_pem: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for CertifiedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertifiedKey")
+            .field("chain_pem", &self.chain_pem)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Validity window of a certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Validity {
+    /// Not valid before.
+    pub not_before: OffsetDateTime,
+    /// Not valid after.
+    pub not_after: OffsetDateTime,
+}
+
+/// The ministry's root certificate authority.
+pub struct MinistryCa {
+    ministry: String,
+    cert_pem: String,
+    cert_der: CertificateDer<'static>,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+impl MinistryCa {
+    /// Creates a new root for `ministry`.
+    pub fn generate(ministry: &str, validity: Validity) -> Result<Self, PkiError> {
+        let key = KeyPair::generate_for(&PKCS_ED25519)?;
+        let mut params = CertificateParams::default();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("{ministry} Valise root"));
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, ministry);
+        // The root issues leaf certificates directly; no intermediate may exist.
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params.not_before = validity.not_before;
+        params.not_after = validity.not_after;
+        let cert = params.self_signed(&key)?;
+        let cert_pem = cert.pem();
+        let cert_der = cert.der().clone();
+        Ok(MinistryCa {
+            ministry: ministry.to_owned(),
+            cert_pem,
+            cert_der,
+            issuer: Issuer::new(params, key),
+        })
+    }
+
+    /// Reloads a root from its certificate and unsealed key.
+    pub fn from_pem(ministry: &str, cert_pem: &str, key_pem: &str) -> Result<Self, PkiError> {
+        let key = KeyPair::from_pem(key_pem)?;
+        let issuer = Issuer::from_ca_cert_pem(cert_pem, key)?;
+        let cert_der =
+            CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(|e| PkiError::Pem {
+                what: "CA certificate",
+                reason: e.to_string(),
+            })?;
+        Ok(MinistryCa {
+            ministry: ministry.to_owned(),
+            cert_pem: cert_pem.to_owned(),
+            cert_der,
+            issuer,
+        })
+    }
+
+    /// The root certificate (PEM), to pin on every node and device.
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    /// The root's fingerprint: SHA-256 of its DER, as colon-free hex in groups of four, for
+    /// operators and diplomats to compare out of band.
+    pub fn fingerprint(&self) -> String {
+        fingerprint(&self.cert_der)
+    }
+
+    /// The CA key sealed under a passphrase (Argon2id), safe to write to disk.
+    pub fn seal_key(&self, passphrase: &[u8], params: KdfParams) -> Result<Vec<u8>, PkiError> {
+        let storage = StorageKey::generate().map_err(valise_crypto::at_rest::AtRestError::from)?;
+        let sealed = storage.seal_with_passphrase(passphrase, params)?;
+        let record = storage.record_sealer()?.seal(
+            "ca",
+            b"key",
+            self.issuer.key().serialize_pem().as_bytes(),
+        )?;
+        Ok([sealed.as_bytes(), &record].concat())
+    }
+
+    /// Opens a key sealed by [`Self::seal_key`] and reloads the root.
+    pub fn open_sealed(
+        ministry: &str,
+        cert_pem: &str,
+        sealed: &[u8],
+        passphrase: &[u8],
+    ) -> Result<Self, PkiError> {
+        let (key_file, record) =
+            sealed
+                .split_at_checked(SEALED_KEY_LEN)
+                .ok_or(PkiError::Sealed(
+                    valise_crypto::at_rest::AtRestError::BadKeyFile(
+                        "the sealed CA key file is too short",
+                    ),
+                ))?;
+        let storage = SealedStorageKey::from_bytes(key_file)?.unseal(passphrase)?;
+        let pem = storage.record_sealer()?.open("ca", b"key", record)?;
+        let pem = std::str::from_utf8(&pem).map_err(|_| PkiError::Pem {
+            what: "CA key",
+            reason: "not UTF-8".into(),
+        })?;
+        Self::from_pem(ministry, cert_pem, pem)
+    }
+
+    /// Issues a node's TLS certificate. Nodes both accept and open connections, so it is valid
+    /// for server and client authentication. `hosts` are the DNS names or IP addresses the node
+    /// is reached at; the node's own name, `<node>.<ministry>`, is always included.
+    pub fn issue_node(
+        &self,
+        node: &str,
+        hosts: &[String],
+        validity: Validity,
+    ) -> Result<CertifiedKey, PkiError> {
+        let mut names = vec![format!("{node}.{}", self.ministry)];
+        names.extend(hosts.iter().cloned());
+        let mut params = CertificateParams::new(names)?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("node {node}"));
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, &self.ministry);
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        self.issue(params, validity)
+    }
+
+    /// Issues a device's TLS client certificate, naming the device id.
+    pub fn issue_device(&self, device: &str, validity: Validity) -> Result<CertifiedKey, PkiError> {
+        let mut params = CertificateParams::default();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("device {device}"));
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, &self.ministry);
+        params.subject_alt_names = vec![SanType::DnsName(
+            format!("{device}.devices.{}", self.ministry).try_into()?,
+        )];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        self.issue(params, validity)
+    }
+
+    fn issue(
+        &self,
+        mut params: CertificateParams,
+        validity: Validity,
+    ) -> Result<CertifiedKey, PkiError> {
+        params.not_before = validity.not_before;
+        params.not_after = validity.not_after;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.use_authority_key_identifier_extension = true;
+        let key = KeyPair::generate_for(&PKCS_ED25519)?;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(CertifiedKey {
+            chain_pem: format!("{}{}", cert.pem(), self.cert_pem),
+            key_pem: Zeroizing::new(key.serialize_pem()),
+        })
+    }
+}
+
+/// SHA-256 of a DER certificate in hex groups of four.
+pub fn fingerprint(der: &[u8]) -> String {
+    let hex = hex_lower(&valise_crypto::sha256(der));
+    hex.as_bytes()
+        .chunks(4)
+        .filter_map(|c| std::str::from_utf8(c).ok())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn roots(ca_pem: &str) -> Result<RootCertStore, PkiError> {
+    let mut roots = RootCertStore::empty();
+    let ca = CertificateDer::from_pem_slice(ca_pem.as_bytes()).map_err(|e| PkiError::Pem {
+        what: "CA certificate",
+        reason: e.to_string(),
+    })?;
+    roots.add(ca)?;
+    Ok(roots)
+}
+
+fn chain_and_key(
+    key: &CertifiedKey,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), PkiError> {
+    let chain = CertificateDer::pem_slice_iter(key.chain_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| PkiError::Pem {
+            what: "certificate chain",
+            reason: e.to_string(),
+        })?;
+    let private =
+        PrivateKeyDer::from_pem_slice(key.key_pem.as_bytes()).map_err(|e| PkiError::Pem {
+            what: "private key",
+            reason: e.to_string(),
+        })?;
+    Ok((chain, private))
+}
+
+/// The node's TLS server configuration: TLS 1.3 only, client certificates verified against
+/// the ministry root. With `allow_enrolment`, a client without a certificate may connect, and
+/// the connection code must confine it to [`ALPN_ENROLL`].
+pub fn server_config(
+    ca_pem: &str,
+    node: &CertifiedKey,
+    allow_enrolment: bool,
+) -> Result<ServerConfig, PkiError> {
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca_pem)?), provider());
+    let verifier = if allow_enrolment {
+        verifier.allow_unauthenticated()
+    } else {
+        verifier
+    };
+    let verifier = verifier
+        .build()
+        .map_err(|e| PkiError::Verifier(e.to_string()))?;
+    let (chain, key) = chain_and_key(node)?;
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)?;
+    // Early data can be replayed: never accept it.
+    config.max_early_data_size = 0;
+    config.alpn_protocols = if allow_enrolment {
+        vec![ALPN.to_vec(), ALPN_ENROLL.to_vec()]
+    } else {
+        vec![ALPN.to_vec()]
+    };
+    Ok(config)
+}
+
+/// A client configuration (device or node) pinned to the ministry root, presenting `identity`
+/// if given (enrolment connects without one).
+pub fn client_config(
+    ca_pem: &str,
+    identity: Option<&CertifiedKey>,
+) -> Result<ClientConfig, PkiError> {
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots(ca_pem)?);
+    let mut config = match identity {
+        Some(id) => {
+            let (chain, key) = chain_and_key(id)?;
+            builder.with_client_auth_cert(chain, key)?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    config.enable_early_data = false;
+    config.alpn_protocols = vec![if identity.is_some() {
+        ALPN.to_vec()
+    } else {
+        ALPN_ENROLL.to_vec()
+    }];
+    Ok(config)
+}

@@ -1,0 +1,245 @@
+//! Mutual TLS as an attacker at the door observes it: handshakes run in memory between rustls
+//! endpoints built from the node's own configurations, no sockets.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use rustls::pki_types::ServerName;
+use rustls::{ClientConnection, ServerConnection};
+use time::{Duration, OffsetDateTime};
+use valise_crypto::at_rest::KdfParams;
+use valise_relay::pki::{ALPN, ALPN_ENROLL, MinistryCa, Validity, client_config, server_config};
+
+fn year() -> Validity {
+    let now = OffsetDateTime::now_utc();
+    Validity {
+        not_before: now - Duration::hours(1),
+        not_after: now + Duration::days(365),
+    }
+}
+
+fn ca(name: &str) -> MinistryCa {
+    MinistryCa::generate(name, year()).unwrap()
+}
+
+/// Runs a TLS 1.3 handshake to completion; returns the negotiated ALPN, or the first error.
+fn handshake(
+    client: rustls::ClientConfig,
+    server: rustls::ServerConfig,
+    name: &str,
+) -> Result<Vec<u8>, rustls::Error> {
+    let mut c = ClientConnection::new(
+        Arc::new(client),
+        ServerName::try_from(name.to_owned()).unwrap(),
+    )?;
+    let mut s = ServerConnection::new(Arc::new(server))?;
+    for _ in 0..20 {
+        let mut buf = Vec::new();
+        while c.wants_write() {
+            c.write_tls(&mut buf).unwrap();
+        }
+        s.read_tls(&mut buf.as_slice()).unwrap();
+        s.process_new_packets()?;
+        let mut buf = Vec::new();
+        while s.wants_write() {
+            s.write_tls(&mut buf).unwrap();
+        }
+        c.read_tls(&mut buf.as_slice()).unwrap();
+        c.process_new_packets()?;
+        if !c.is_handshaking() && !s.is_handshaking() {
+            // TLS 1.3 clients finish before the server has checked their certificate: let the
+            // server see the client's last flight.
+            let mut buf = Vec::new();
+            while c.wants_write() {
+                c.write_tls(&mut buf).unwrap();
+            }
+            s.read_tls(&mut buf.as_slice()).unwrap();
+            s.process_new_packets()?;
+            return Ok(s.alpn_protocol().unwrap_or_default().to_vec());
+        }
+    }
+    panic!("handshake did not finish");
+}
+
+#[test]
+fn an_enrolled_device_and_its_node_authenticate_each_other() {
+    let ca = ca("mfa.example");
+    let node = ca
+        .issue_node("paris", &["localhost".into()], year())
+        .unwrap();
+    let device = ca
+        .issue_device("00112233445566778899aabbccddeeff", year())
+        .unwrap();
+    let alpn = handshake(
+        client_config(ca.cert_pem(), Some(&device)).unwrap(),
+        server_config(ca.cert_pem(), &node, false).unwrap(),
+        "paris.mfa.example",
+    )
+    .unwrap();
+    assert_eq!(alpn, ALPN);
+}
+
+#[test]
+fn a_client_without_a_certificate_is_refused() {
+    let ca = ca("mfa.example");
+    let node = ca.issue_node("paris", &[], year()).unwrap();
+    let err = handshake(
+        client_config(ca.cert_pem(), None).unwrap(),
+        server_config(ca.cert_pem(), &node, false).unwrap(),
+        "paris.mfa.example",
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            rustls::Error::NoCertificatesPresented | rustls::Error::NoApplicationProtocol
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn without_a_certificate_only_enrolment_is_possible() {
+    let ca = ca("mfa.example");
+    let node = ca.issue_node("paris", &[], year()).unwrap();
+    let alpn = handshake(
+        client_config(ca.cert_pem(), None).unwrap(),
+        server_config(ca.cert_pem(), &node, true).unwrap(),
+        "paris.mfa.example",
+    )
+    .unwrap();
+    assert_eq!(
+        alpn, ALPN_ENROLL,
+        "an anonymous client is confined to the enrolment protocol"
+    );
+}
+
+#[test]
+fn a_certificate_from_another_ca_is_refused() {
+    let ours = ca("mfa.example");
+    let theirs = ca("mfa.example");
+    let node = ours.issue_node("paris", &[], year()).unwrap();
+    let impostor = theirs
+        .issue_device("00112233445566778899aabbccddeeff", year())
+        .unwrap();
+    let err = handshake(
+        client_config(ours.cert_pem(), Some(&impostor)).unwrap(),
+        server_config(ours.cert_pem(), &node, false).unwrap(),
+        "paris.mfa.example",
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, rustls::Error::InvalidCertificate(_)),
+        "{err:?}"
+    );
+    // And a device refuses a node certified by another CA.
+    let fake_node = theirs.issue_node("paris", &[], year()).unwrap();
+    let device = ours
+        .issue_device("00112233445566778899aabbccddeeff", year())
+        .unwrap();
+    let err = handshake(
+        client_config(ours.cert_pem(), Some(&device)).unwrap(),
+        server_config(theirs.cert_pem(), &fake_node, false).unwrap(),
+        "paris.mfa.example",
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, rustls::Error::InvalidCertificate(_)),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn an_expired_certificate_is_refused() {
+    let ca = ca("mfa.example");
+    let node = ca.issue_node("paris", &[], year()).unwrap();
+    let now = OffsetDateTime::now_utc();
+    let expired = Validity {
+        not_before: now - Duration::days(30),
+        not_after: now - Duration::days(1),
+    };
+    let device = ca
+        .issue_device("00112233445566778899aabbccddeeff", expired)
+        .unwrap();
+    let err = handshake(
+        client_config(ca.cert_pem(), Some(&device)).unwrap(),
+        server_config(ca.cert_pem(), &node, false).unwrap(),
+        "paris.mfa.example",
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Expired | rustls::CertificateError::ExpiredContext { .. }
+            )
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_node_is_only_trusted_under_its_own_name() {
+    let ca = ca("mfa.example");
+    let node = ca.issue_node("paris", &[], year()).unwrap();
+    let device = ca
+        .issue_device("00112233445566778899aabbccddeeff", year())
+        .unwrap();
+    let err = handshake(
+        client_config(ca.cert_pem(), Some(&device)).unwrap(),
+        server_config(ca.cert_pem(), &node, false).unwrap(),
+        "nairobi.mfa.example",
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, rustls::Error::InvalidCertificate(_)),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn the_ca_key_is_sealed_under_its_passphrase() {
+    let ca = ca("mfa.example");
+    let fast = KdfParams {
+        memory_kib: 256,
+        iterations: 1,
+        parallelism: 1,
+    };
+    let sealed = ca.seal_key(b"correct horse", fast).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&sealed).contains("PRIVATE KEY"),
+        "no plaintext key on disk"
+    );
+    let reopened =
+        MinistryCa::open_sealed("mfa.example", ca.cert_pem(), &sealed, b"correct horse").unwrap();
+    assert_eq!(reopened.fingerprint(), ca.fingerprint());
+    // The reopened CA still issues certificates the node accepts.
+    let node = reopened.issue_node("paris", &[], year()).unwrap();
+    let device = reopened
+        .issue_device("00112233445566778899aabbccddeeff", year())
+        .unwrap();
+    assert!(
+        handshake(
+            client_config(ca.cert_pem(), Some(&device)).unwrap(),
+            server_config(ca.cert_pem(), &node, false).unwrap(),
+            "paris.mfa.example"
+        )
+        .is_ok()
+    );
+    let err = MinistryCa::open_sealed("mfa.example", ca.cert_pem(), &sealed, b"wrong")
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("wrong passphrase"), "{err}");
+    assert!(MinistryCa::open_sealed("mfa.example", ca.cert_pem(), &sealed[..10], b"x").is_err());
+}
+
+#[test]
+fn fingerprints_are_grouped_hex() {
+    let fp = ca("mfa.example").fingerprint();
+    assert_eq!(fp.len(), 64 + 15);
+    assert!(
+        fp.split(' ')
+            .all(|g| g.len() == 4 && g.bytes().all(|b| b.is_ascii_hexdigit()))
+    );
+}
