@@ -16,7 +16,7 @@ use valise_proto::v1::AuditEvent;
 use crate::merkle::{self, CompactRange, Hash, NodeReader};
 use crate::note::{Checkpoint, Note, NoteError, NoteSigner, NoteVerifier, SignedCheckpoint};
 use crate::policy::CheckpointPolicy;
-use crate::store::{self, SledStore, Store, StoreError};
+use crate::store::{self, SledStore, Store, StoreError, Write};
 
 /// Most appends committed by one flush.
 const MAX_GROUP: usize = 4096;
@@ -151,7 +151,7 @@ impl AuditLog {
             }
             Some(_) => {}
             None => {
-                store.apply(vec![(
+                store.apply(vec![Write::Put(
                     store::meta_key("origin"),
                     config.origin.as_bytes().to_vec(),
                 )])?;
@@ -342,7 +342,7 @@ impl AuditLog {
         note.signatures.extend(line_note.signatures);
         self.shared
             .store
-            .apply(vec![(key, note.to_text().into_bytes())])?;
+            .apply(vec![Write::Put(key, note.to_text().into_bytes())])?;
         self.shared.store.sync()?;
         Ok(())
     }
@@ -562,13 +562,13 @@ impl Committer {
                 .into_iter()
                 .map(|(_, _, h)| h)
                 .collect();
-            writes.push((
+            writes.push(Write::Put(
                 store::entry_key(index),
                 store::encode_record(&completed, &bytes),
             ));
             replies.push((index, reply));
         }
-        writes.push((
+        writes.push(Write::Put(
             store::meta_key("size"),
             self.range.size().to_be_bytes().to_vec(),
         ));
@@ -625,7 +625,7 @@ impl Committer {
             }
         }
         let note_text = self.signer.sign(&checkpoint.to_text())?;
-        self.shared.store.apply(vec![(
+        self.shared.store.apply(vec![Write::Put(
             store::checkpoint_key(checkpoint.size),
             note_text.clone().into_bytes(),
         )])?;

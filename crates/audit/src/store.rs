@@ -50,6 +50,21 @@ impl From<std::io::Error> for StoreError {
 /// A key and its value.
 pub type KeyValue = (Vec<u8>, Vec<u8>);
 
+/// One change in an atomic batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    /// Sets a key.
+    Put(Vec<u8>, Vec<u8>),
+    /// Removes a key (absent keys are fine).
+    Delete(Vec<u8>),
+}
+
+impl From<KeyValue> for Write {
+    fn from((key, value): KeyValue) -> Self {
+        Write::Put(key, value)
+    }
+}
+
 /// Keys and values in key order, as [`Store::scan`] yields them.
 pub type Scan<'a> = Box<dyn Iterator<Item = Result<KeyValue, StoreError>> + 'a>;
 
@@ -58,7 +73,7 @@ pub trait Store: Send + Sync + 'static {
     /// Reads one key.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Applies all writes atomically: after a crash, all or none are present.
-    fn apply(&self, writes: Vec<KeyValue>) -> Result<(), StoreError>;
+    fn apply(&self, writes: Vec<Write>) -> Result<(), StoreError>;
     /// Makes every applied write durable (survives power loss) before returning.
     fn sync(&self) -> Result<(), StoreError>;
     /// All keys with `prefix`, in key order.
@@ -97,10 +112,13 @@ impl Store for SledStore {
         Ok(self.db.get(key)?.map(|v| v.to_vec()))
     }
 
-    fn apply(&self, writes: Vec<KeyValue>) -> Result<(), StoreError> {
+    fn apply(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
-        for (k, v) in writes {
-            batch.insert(k, v);
+        for write in writes {
+            match write {
+                Write::Put(k, v) => batch.insert(k, v),
+                Write::Delete(k) => batch.remove(k),
+            }
         }
         Ok(self.db.apply_batch(batch)?)
     }
@@ -168,4 +186,67 @@ pub(crate) fn meta_key(name: &str) -> Vec<u8> {
 /// Reads a big-endian u64 key suffix.
 pub(crate) fn be_u64(bytes: &[u8]) -> Option<u64> {
     bytes.try_into().ok().map(u64::from_be_bytes)
+}
+
+/// Group commit over any [`Store`]: each caller's writes are applied atomically and made
+/// durable before `commit` returns, and every caller waiting when a sync starts shares it.
+pub struct GroupCommit {
+    requests:
+        Option<std::sync::mpsc::Sender<(Vec<Write>, std::sync::mpsc::Sender<Result<(), String>>)>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl GroupCommit {
+    /// Starts the committer thread for `store`.
+    pub fn start<S: Store>(store: std::sync::Arc<S>) -> Result<Self, StoreError> {
+        let (tx, rx) =
+            std::sync::mpsc::channel::<(Vec<Write>, std::sync::mpsc::Sender<Result<(), String>>)>();
+        let thread = std::thread::Builder::new()
+            .name("group-commit".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut group = vec![first];
+                    while let Ok(more) = rx.try_recv() {
+                        group.push(more);
+                    }
+                    let writes: Vec<Write> = group
+                        .iter_mut()
+                        .flat_map(|(w, _)| std::mem::take(w))
+                        .collect();
+                    let result = store
+                        .apply(writes)
+                        .and_then(|()| store.sync())
+                        .map_err(|e| e.to_string());
+                    for (_, reply) in group {
+                        let _ = reply.send(result.clone());
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Io(format!("cannot start the group-commit thread: {e}")))?;
+        Ok(GroupCommit {
+            requests: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// Applies `writes` atomically and returns once they are durable.
+    pub fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let closed = || StoreError::Io("the store is closed".into());
+        self.requests
+            .as_ref()
+            .ok_or_else(closed)?
+            .send((writes, tx))
+            .map_err(|_| closed())?;
+        rx.recv().map_err(|_| closed())?.map_err(StoreError::Io)
+    }
+}
+
+impl Drop for GroupCommit {
+    fn drop(&mut self) {
+        self.requests.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }

@@ -10,7 +10,7 @@ use valise_proto::v1::WitnessEvidence;
 
 use crate::merkle::{self, Hash};
 use crate::note::{Checkpoint, CosignatureSigner, Note, NoteVerifier};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Write};
 
 /// Why a witness refused a checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -224,7 +224,8 @@ impl<S: Store> Witness<S> {
         let mut state = checkpoint.size.to_be_bytes().to_vec();
         state.extend_from_slice(&checkpoint.root);
         state.extend_from_slice(note.as_bytes());
-        self.store.apply(vec![(state_key(&origin), state)])?;
+        self.store
+            .apply(vec![Write::Put(state_key(&origin), state)])?;
         self.store.sync()?;
         Ok(self.signer.cosign(&parsed.text, now))
     }
@@ -246,7 +247,8 @@ impl<S: Store> Witness<S> {
             observed_at: now,
         };
         let key = [evidence_prefix(origin), seq.to_be_bytes().to_vec()].concat();
-        self.store.apply(vec![(key, record.encode_to_vec())])?;
+        self.store
+            .apply(vec![Write::Put(key, record.encode_to_vec())])?;
         self.store.sync()?;
         Ok(())
     }
