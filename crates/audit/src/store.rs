@@ -188,19 +188,20 @@ pub(crate) fn be_u64(bytes: &[u8]) -> Option<u64> {
     bytes.try_into().ok().map(u64::from_be_bytes)
 }
 
+/// One caller's writes and where to send the outcome.
+type CommitRequest = (Vec<Write>, std::sync::mpsc::Sender<Result<(), String>>);
+
 /// Group commit over any [`Store`]: each caller's writes are applied atomically and made
 /// durable before `commit` returns, and every caller waiting when a sync starts shares it.
 pub struct GroupCommit {
-    requests:
-        Option<std::sync::mpsc::Sender<(Vec<Write>, std::sync::mpsc::Sender<Result<(), String>>)>>,
+    requests: Option<std::sync::mpsc::Sender<CommitRequest>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl GroupCommit {
     /// Starts the committer thread for `store`.
     pub fn start<S: Store>(store: std::sync::Arc<S>) -> Result<Self, StoreError> {
-        let (tx, rx) =
-            std::sync::mpsc::channel::<(Vec<Write>, std::sync::mpsc::Sender<Result<(), String>>)>();
+        let (tx, rx) = std::sync::mpsc::channel::<CommitRequest>();
         let thread = std::thread::Builder::new()
             .name("group-commit".into())
             .spawn(move || {
