@@ -11,14 +11,14 @@
 //! | [`limits`] | every configurable bound on what the network may send |
 //! | [`policy`] | whether a submitted cable is accepted, and for which devices |
 //! | [`queue`] | delivery order (precedence, then arrival) and at-least-once redelivery |
-//! | [`dedup`] | seen cable ids with a time-to-live, against resends and replays |
+//! | [`store`] | durable envelopes, per-device queues and the dedup set (group commit) |
 //! | [`pki`] | the ministry CA, node and device certificates, rustls configurations |
 
 #![forbid(unsafe_code)]
 
 pub mod config;
-pub mod dedup;
 pub mod limits;
 pub mod pki;
 pub mod policy;
 pub mod queue;
+pub mod store;

@@ -1,0 +1,232 @@
+//! The node's durable store of cables in transit: envelopes, per-device queues in delivery
+//! order, and the cable ids already seen.
+//!
+//! Keys (sled, one keyspace; big-endian numbers so keys sort as values):
+//!
+//! | key | value |
+//! |---|---|
+//! | `v` ‖ cable id | the envelope, as received |
+//! | `r` ‖ cable id | recipients still to deliver to (u32) |
+//! | `q` ‖ device id ‖ rank ‖ seq | cable id: one queue entry, in delivery order |
+//! | `d` ‖ cable id | when the cable was first seen (Unix ms): the dedup set |
+//! | `m` `seq` | the last arrival sequence number |
+//!
+//! [`RelayStore::enqueue`] writes all of a cable's keys in one atomic batch and returns only
+//! once it is durable (group commit, flush and fsync): only then may the node sign custody.
+//! An acknowledgement is applied at once but made durable by the next sync; if a crash loses
+//! it, the cable is delivered again and the device drops the duplicate by cable id.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use valise_audit::store::{GroupCommit, SledStore, Store, StoreError, Write};
+use valise_crypto::identity::DeviceId;
+use valise_proto::v1::Precedence;
+
+use crate::queue::QueueKey;
+
+/// A cable id.
+pub type CableId = [u8; 16];
+
+/// What happened to a submitted cable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    /// Stored durably, arrival number `seq`: sign custody.
+    Stored {
+        /// The arrival sequence number.
+        seq: u64,
+    },
+    /// Already held (a resend after a lost receipt, or a replay): not queued again. Custody
+    /// was already taken, so the node may sign a receipt again.
+    Duplicate,
+    /// The same cable is being stored right now by another submission: retry shortly.
+    InProgress,
+}
+
+/// The node's store of cables in transit.
+pub struct RelayStore {
+    kv: Arc<SledStore>,
+    commit: GroupCommit,
+    /// Serialises the dedup check and sequence allocation; the durable sync happens outside.
+    admission: Mutex<Admission>,
+    /// Serialises acknowledgements, which read and update a cable's recipient count.
+    acks: Mutex<()>,
+}
+
+struct Admission {
+    next_seq: u64,
+    storing: HashSet<CableId>,
+}
+
+fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
+    let mut k = vec![prefix];
+    for p in parts {
+        k.extend_from_slice(p);
+    }
+    k
+}
+
+fn queue_key(device: &DeviceId, at: QueueKey) -> Vec<u8> {
+    key(b'q', &[device.as_bytes(), &at.to_bytes()])
+}
+
+impl RelayStore {
+    /// Opens (or creates) the store in `dir` and resumes its queues.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let kv = Arc::new(SledStore::open(dir)?);
+        let last = kv
+            .get(b"mseq")?
+            .and_then(|v| v.try_into().ok())
+            .map(u64::from_be_bytes);
+        let commit = GroupCommit::start(Arc::clone(&kv))?;
+        Ok(RelayStore {
+            kv,
+            commit,
+            admission: Mutex::new(Admission {
+                next_seq: last.map_or(0, |s| s + 1),
+                storing: HashSet::new(),
+            }),
+            acks: Mutex::new(()),
+        })
+    }
+
+    /// Stores a cable for its recipients; durable before it returns [`Enqueued::Stored`].
+    pub fn enqueue(
+        &self,
+        cable: CableId,
+        precedence: Precedence,
+        envelope: &[u8],
+        recipients: &[DeviceId],
+        now_ms: u64,
+    ) -> Result<Enqueued, StoreError> {
+        let seq = {
+            let mut admission = self
+                .admission
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if admission.storing.contains(&cable) {
+                return Ok(Enqueued::InProgress);
+            }
+            if self.kv.get(&key(b'd', &[&cable]))?.is_some() {
+                return Ok(Enqueued::Duplicate);
+            }
+            admission.storing.insert(cable);
+            let seq = admission.next_seq;
+            admission.next_seq += 1;
+            seq
+        };
+        let at = QueueKey::new(precedence, seq);
+        let count = u32::try_from(recipients.len()).unwrap_or(u32::MAX);
+        let mut writes = vec![
+            Write::Put(key(b'v', &[&cable]), envelope.to_vec()),
+            Write::Put(key(b'r', &[&cable]), count.to_be_bytes().to_vec()),
+            Write::Put(key(b'd', &[&cable]), now_ms.to_be_bytes().to_vec()),
+            Write::Put(b"mseq".to_vec(), seq.to_be_bytes().to_vec()),
+        ];
+        writes.extend(
+            recipients
+                .iter()
+                .map(|d| Write::Put(queue_key(d, at), cable.to_vec())),
+        );
+        let result = self.commit.commit(writes);
+        self.admission
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .storing
+            .remove(&cable);
+        result.map(|()| Enqueued::Stored { seq })
+    }
+
+    /// Up to `limit` entries queued for `device`, in delivery order.
+    pub fn queued(
+        &self,
+        device: &DeviceId,
+        limit: usize,
+    ) -> Result<Vec<(QueueKey, CableId)>, StoreError> {
+        let prefix = key(b'q', &[device.as_bytes()]);
+        self.kv
+            .scan(&prefix)
+            .take(limit)
+            .map(|item| {
+                let (k, v) = item?;
+                let at =
+                    QueueKey::from_bytes(&k[prefix.len()..]).ok_or_else(|| damaged("queue key"))?;
+                let cable: CableId = v.try_into().map_err(|_| damaged("queue entry"))?;
+                Ok((at, cable))
+            })
+            .collect()
+    }
+
+    /// The envelope of a cable still being delivered.
+    pub fn envelope(&self, cable: &CableId) -> Result<Option<Vec<u8>>, StoreError> {
+        self.kv.get(&key(b'v', &[cable]))
+    }
+
+    /// `device` has stored the cable at `at`: drop its queue entry, and the envelope once every
+    /// recipient has it. Returns whether the entry was still queued (a repeated ack is harmless).
+    pub fn ack(&self, device: &DeviceId, at: QueueKey) -> Result<bool, StoreError> {
+        let _serial = self.acks.lock().unwrap_or_else(PoisonError::into_inner);
+        let qk = queue_key(device, at);
+        let Some(cable) = self.kv.get(&qk)? else {
+            return Ok(false);
+        };
+        let rk = key(b'r', &[&cable]);
+        let left = self
+            .kv
+            .get(&rk)?
+            .and_then(|v| v.try_into().ok())
+            .map_or(1, u32::from_be_bytes);
+        let mut writes = vec![Write::Delete(qk)];
+        if left <= 1 {
+            writes.push(Write::Delete(rk));
+            writes.push(Write::Delete(key(b'v', &[&cable])));
+        } else {
+            writes.push(Write::Put(rk, (left - 1).to_be_bytes().to_vec()));
+        }
+        self.kv.apply(writes)?;
+        Ok(true)
+    }
+
+    /// Queue depth per precedence over all devices: [FLASH, IMMEDIATE, PRIORITY, ROUTINE].
+    pub fn depth(&self) -> Result<[u64; 4], StoreError> {
+        let mut depth = [0u64; 4];
+        for item in self.kv.scan(b"q") {
+            let (k, _) = item?;
+            let rank = k.get(17).copied().ok_or_else(|| damaged("queue key"))?;
+            depth[usize::from(rank.min(3))] += 1;
+        }
+        Ok(depth)
+    }
+
+    /// Forgets cable ids first seen before `cutoff_ms` whose delivery is complete, bounding
+    /// the dedup set. Returns how many were forgotten.
+    pub fn forget_seen_before(&self, cutoff_ms: u64) -> Result<usize, StoreError> {
+        let mut writes = Vec::new();
+        for item in self.kv.scan(b"d") {
+            let (k, v) = item?;
+            let seen = v
+                .try_into()
+                .map(u64::from_be_bytes)
+                .map_err(|_| damaged("dedup entry"))?;
+            let delivered = self.kv.get(&key(b'v', &[&k[1..]]))?.is_none();
+            if seen < cutoff_ms && delivered {
+                writes.push(Write::Delete(k));
+            }
+        }
+        let n = writes.len();
+        if n > 0 {
+            self.commit.commit(writes)?;
+        }
+        Ok(n)
+    }
+
+    /// Makes everything applied so far durable (acknowledgements included), e.g. at shutdown.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        self.kv.sync()
+    }
+}
+
+fn damaged(what: &str) -> StoreError {
+    StoreError::Io(format!("the relay store is damaged: malformed {what}"))
+}

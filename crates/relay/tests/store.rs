@@ -1,0 +1,235 @@
+//! The relay's store of cables in transit, as custody requires: whatever it acknowledged
+//! survives a crash, and each cable is delivered once per recipient.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use valise_crypto::identity::{DeviceId, IdentityKeyPair};
+use valise_proto::v1::Precedence;
+use valise_relay::queue::QueueKey;
+use valise_relay::store::{Enqueued, RelayStore};
+
+fn device(seed: u8) -> DeviceId {
+    IdentityKeyPair::from_seed(&[seed; 32]).unwrap().device_id()
+}
+
+fn cable(n: u64) -> [u8; 16] {
+    let mut id = [0u8; 16];
+    id[8..].copy_from_slice(&n.to_be_bytes());
+    id
+}
+
+#[test]
+fn cables_are_queued_per_device_in_delivery_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RelayStore::open(dir.path()).unwrap();
+    let (bob, carol) = (device(2), device(3));
+    for (n, p) in [
+        (0, Precedence::Routine),
+        (1, Precedence::Flash),
+        (2, Precedence::Priority),
+        (3, Precedence::Flash),
+    ] {
+        let to: &[DeviceId] = if n == 2 { &[bob] } else { &[bob, carol] };
+        assert!(matches!(
+            store.enqueue(cable(n), p, b"envelope", to, 1000).unwrap(),
+            Enqueued::Stored { .. }
+        ));
+    }
+    let order: Vec<[u8; 16]> = store
+        .queued(&bob, 100)
+        .unwrap()
+        .into_iter()
+        .map(|(_, c)| c)
+        .collect();
+    assert_eq!(
+        order,
+        vec![cable(1), cable(3), cable(2), cable(0)],
+        "FLASH in arrival order, then PRIORITY, then ROUTINE"
+    );
+    assert_eq!(store.queued(&carol, 100).unwrap().len(), 3);
+    assert_eq!(store.depth().unwrap(), [4, 0, 1, 2]);
+    assert_eq!(
+        store.envelope(&cable(2)).unwrap().as_deref(),
+        Some(&b"envelope"[..])
+    );
+}
+
+#[test]
+fn a_resent_or_replayed_cable_is_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RelayStore::open(dir.path()).unwrap();
+    assert!(matches!(
+        store
+            .enqueue(cable(7), Precedence::Flash, b"e", &[device(2)], 1)
+            .unwrap(),
+        Enqueued::Stored { .. }
+    ));
+    assert_eq!(
+        store
+            .enqueue(cable(7), Precedence::Flash, b"e", &[device(2)], 2)
+            .unwrap(),
+        Enqueued::Duplicate
+    );
+    assert_eq!(store.queued(&device(2), 10).unwrap().len(), 1);
+    // Still a duplicate once delivered: the dedup set outlives the envelope.
+    let (at, _) = store.queued(&device(2), 1).unwrap()[0];
+    assert!(store.ack(&device(2), at).unwrap());
+    assert_eq!(
+        store
+            .enqueue(cable(7), Precedence::Flash, b"e", &[device(2)], 3)
+            .unwrap(),
+        Enqueued::Duplicate
+    );
+    // Until the dedup TTL expires.
+    assert_eq!(store.forget_seen_before(10).unwrap(), 1);
+    assert!(matches!(
+        store
+            .enqueue(cable(7), Precedence::Flash, b"e", &[device(2)], 11)
+            .unwrap(),
+        Enqueued::Stored { .. }
+    ));
+}
+
+#[test]
+fn the_envelope_goes_once_every_recipient_has_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RelayStore::open(dir.path()).unwrap();
+    store
+        .enqueue(
+            cable(1),
+            Precedence::Immediate,
+            b"e",
+            &[device(2), device(3)],
+            1,
+        )
+        .unwrap();
+    let (bob_at, _) = store.queued(&device(2), 1).unwrap()[0];
+    assert!(store.ack(&device(2), bob_at).unwrap());
+    assert!(
+        !store.ack(&device(2), bob_at).unwrap(),
+        "a repeated ack is harmless"
+    );
+    assert!(
+        store.envelope(&cable(1)).unwrap().is_some(),
+        "carol still needs it"
+    );
+    let (carol_at, _) = store.queued(&device(3), 1).unwrap()[0];
+    assert!(store.ack(&device(3), carol_at).unwrap());
+    assert_eq!(store.envelope(&cable(1)).unwrap(), None);
+    assert!(
+        !store
+            .ack(&device(3), QueueKey::new(Precedence::Flash, 999))
+            .unwrap(),
+        "an unknown key is ignored"
+    );
+}
+
+#[test]
+fn a_restarted_node_resumes_its_queues_and_numbering() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = RelayStore::open(dir.path()).unwrap();
+        store
+            .enqueue(cable(1), Precedence::Routine, b"e", &[device(2)], 1)
+            .unwrap();
+    }
+    let store = RelayStore::open(dir.path()).unwrap();
+    let Enqueued::Stored { seq } = store
+        .enqueue(cable(2), Precedence::Routine, b"e", &[device(2)], 2)
+        .unwrap()
+    else {
+        panic!("not stored");
+    };
+    assert_eq!(seq, 1, "numbering continues after a restart");
+    let queued: Vec<_> = store
+        .queued(&device(2), 10)
+        .unwrap()
+        .into_iter()
+        .map(|(_, c)| c)
+        .collect();
+    assert_eq!(queued, vec![cable(1), cable(2)]);
+}
+
+const CHILD_ENV: &str = "VALISE_RELAY_STORE_CRASH_CHILD";
+
+/// A node killed with SIGKILL while cables pour in: every cable whose enqueue returned (and
+/// so could have had custody signed) is queued after restart, once, for every recipient.
+#[test]
+fn a_killed_node_keeps_every_cable_it_took_custody_of() {
+    if let Ok(dir) = std::env::var(CHILD_ENV) {
+        return store_until_killed(dir.as_ref());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_killed_node_keeps_every_cable_it_took_custody_of",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut custody = BTreeSet::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        if let Some(n) = line.unwrap().strip_prefix("custody ") {
+            custody.insert(n.parse::<u64>().unwrap());
+            if custody.len() == 3000 {
+                child.kill().unwrap();
+                break;
+            }
+        }
+    }
+    child.wait().unwrap();
+    assert_eq!(custody.len(), 3000, "the child stopped early");
+
+    let store = RelayStore::open(dir.path()).unwrap();
+    for recipient in [device(2), device(3)] {
+        let mut seen = BTreeMap::new();
+        for (_, id) in store.queued(&recipient, usize::MAX).unwrap() {
+            *seen
+                .entry(u64::from_be_bytes(id[8..].try_into().unwrap()))
+                .or_insert(0) += 1;
+        }
+        for n in &custody {
+            assert_eq!(
+                seen.get(n),
+                Some(&1),
+                "cable {n} lost or duplicated for a recipient"
+            );
+        }
+    }
+}
+
+fn store_until_killed(dir: &std::path::Path) {
+    let store = Arc::new(RelayStore::open(dir).unwrap());
+    std::thread::scope(|s| {
+        for t in 0..8u64 {
+            let store = Arc::clone(&store);
+            s.spawn(move || {
+                for i in 0.. {
+                    let n = t * 1_000_000 + i;
+                    let p = if n % 10 == 0 {
+                        Precedence::Flash
+                    } else {
+                        Precedence::Routine
+                    };
+                    let outcome = store
+                        .enqueue(cable(n), p, &[7u8; 512], &[device(2), device(3)], n)
+                        .unwrap();
+                    assert!(matches!(outcome, Enqueued::Stored { .. }));
+                    let mut out = std::io::stdout().lock();
+                    writeln!(out, "custody {n}").unwrap();
+                    out.flush().unwrap();
+                }
+            });
+        }
+    });
+}
