@@ -6,6 +6,7 @@
 //! | X-Wing KEM (ML-KEM-768 + X25519) | [`xwing`] |
 //! | HPKE base mode, X-Wing / HKDF-SHA256 / ChaCha20-Poly1305 | [`hpke`] |
 //! | receive keys: ids, validity, signed publication | [`receive_key`] |
+//! | directory trust: root → enrolment certificate → device records, revocations | [`directory`] |
 //! | cable envelopes: seal and open | [`envelope`] |
 //! | attachments: streaming chunked AEAD | [`attachment`] |
 //! | at rest: passphrase-sealed storage key, record sealing | [`at_rest`] |
@@ -20,6 +21,7 @@
 pub mod at_rest;
 pub mod attachment;
 mod digest;
+pub mod directory;
 pub mod envelope;
 pub mod fingerprint;
 pub mod hpke;

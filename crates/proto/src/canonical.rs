@@ -17,7 +17,8 @@
 //! value changes these bytes, and so breaks the signature and the AEAD tag.
 
 use crate::v1::{
-    CustodyReceipt, DeviceRecord, KeyWrap, Receipt, ReceiveKey, Revocation, RoutingHeader,
+    CustodyReceipt, DeviceRecord, EnrolmentCertificate, KeyWrap, Receipt, ReceiveKey, Revocation,
+    RoutingHeader,
 };
 
 /// A structure too large to encode canonically.
@@ -167,6 +168,17 @@ pub fn device_record(r: &DeviceRecord) -> Result<Vec<u8>, CanonicalError> {
     }
     c.u64(r.enrolled_at_ms);
     Ok(c.finish())
+}
+
+/// Canonical bytes of an enrolment certificate, without its signature.
+pub fn enrolment_certificate(c: &EnrolmentCertificate) -> Result<Vec<u8>, CanonicalError> {
+    let mut out = Canon::new("valise.v1.EnrolmentCertificate");
+    out.bytes("ministry", c.ministry.as_bytes())?
+        .bytes("post", c.post.as_bytes())?
+        .bytes("public_key", &c.public_key)?
+        .u64(c.valid_from_ms)
+        .u64(c.valid_until_ms);
+    Ok(out.finish())
 }
 
 /// Canonical bytes of a revocation, without its signature.
