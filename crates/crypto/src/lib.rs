@@ -7,6 +7,7 @@
 //! | HPKE base mode, X-Wing / HKDF-SHA256 / ChaCha20-Poly1305 | [`hpke`] |
 //! | receive keys: ids, validity, signed publication | [`receive_key`] |
 //! | directory trust: root → enrolment certificate → device records, revocations | [`directory`] |
+//! | custody receipts: a node's signed hold of exact envelope bytes | [`custody`] |
 //! | cable envelopes: seal and open | [`envelope`] |
 //! | attachments: streaming chunked AEAD | [`attachment`] |
 //! | at rest: passphrase-sealed storage key, record sealing | [`at_rest`] |
@@ -20,6 +21,7 @@
 
 pub mod at_rest;
 pub mod attachment;
+pub mod custody;
 mod digest;
 pub mod directory;
 pub mod envelope;
