@@ -8,6 +8,7 @@
 //! | module | concept |
 //! |---|---|
 //! | [`config`] | the TOML configuration, its defaults and checks |
+//! | [`directory`] | verified enrolment keys, device records and revocations, versioned for sync |
 //! | [`limits`] | every configurable bound on what the network may send |
 //! | [`policy`] | whether a submitted cable is accepted, and for which devices |
 //! | [`queue`] | delivery order (precedence, then arrival) and at-least-once redelivery |
@@ -17,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod directory;
 pub mod limits;
 pub mod pki;
 pub mod policy;

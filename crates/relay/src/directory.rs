@@ -1,0 +1,193 @@
+//! The node's directory: every enrolment key, device record and revocation it knows, each
+//! checked along the chain to the ministry root before it is applied, numbered so clients and
+//! peers can sync from a version on. It answers the policy's questions ([`DirectoryView`]).
+//!
+//! Addresses: `alice@paris` is the user `alice` at `paris` (all her unrevoked devices);
+//! `POL@paris` is the office mailbox `POL` at `paris` (the devices of its members); a bare
+//! `paris` is that post's front office, the office `FRONT`.
+
+use std::collections::HashMap;
+
+use valise_crypto::directory::{
+    DirectoryError, Enroller, VerifiedDevice, verify_device_record, verify_revocation,
+};
+use valise_crypto::identity::{DeviceId, IdentityPublicKey};
+use valise_proto::v1::{DirectoryUpdate, directory_update::Update};
+
+use crate::policy::{DeviceView, DirectoryView};
+
+/// The office a bare post address reaches.
+pub const FRONT_OFFICE: &str = "FRONT";
+
+/// Why a directory update was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UpdateError {
+    /// The update's chain does not verify.
+    #[error(transparent)]
+    Untrusted(#[from] DirectoryError),
+    /// The update names a post with no certified enrolment key here.
+    #[error("no certified enrolment key for post {0:?}; sync the enrolment certificates first")]
+    UnknownPost(String),
+    /// A revocation names a device this directory does not know.
+    #[error("revocation of unknown device {0}")]
+    UnknownDevice(DeviceId),
+    /// A revoked device cannot be enrolled again; enrol a new device.
+    #[error("device {0} is revoked and cannot be re-enrolled")]
+    Revoked(DeviceId),
+    /// The update is empty.
+    #[error("empty directory update")]
+    Empty,
+}
+
+struct Device {
+    verified: VerifiedDevice,
+    view: DeviceView,
+}
+
+/// A node's directory.
+pub struct Directory {
+    ministry: String,
+    root: IdentityPublicKey,
+    enrollers: HashMap<String, Enroller>,
+    devices: HashMap<DeviceId, Device>,
+    history: Vec<DirectoryUpdate>,
+}
+
+impl Directory {
+    /// An empty directory trusting `root` for `ministry`.
+    pub fn new(ministry: &str, root: IdentityPublicKey) -> Self {
+        Directory {
+            ministry: ministry.to_owned(),
+            root,
+            enrollers: HashMap::new(),
+            devices: HashMap::new(),
+            history: Vec::new(),
+        }
+    }
+
+    /// The current version: the number of updates applied.
+    pub fn version(&self) -> u64 {
+        self.history.len() as u64
+    }
+
+    /// The updates after `version`, for a client or peer syncing.
+    pub fn updates_since(&self, version: u64) -> &[DirectoryUpdate] {
+        let from = usize::try_from(version)
+            .unwrap_or(usize::MAX)
+            .min(self.history.len());
+        &self.history[from..]
+    }
+
+    /// Checks and applies one update; returns the new version.
+    pub fn apply(&mut self, update: Update) -> Result<u64, UpdateError> {
+        match &update {
+            Update::Enroller(cert) => {
+                let enroller = Enroller::verify(cert, &self.root, &self.ministry)?;
+                self.enrollers.insert(enroller.post.clone(), enroller);
+            }
+            Update::Device(record) => {
+                let enroller = self.enroller(&record.post)?;
+                let verified = verify_device_record(record, enroller)?;
+                if self
+                    .devices
+                    .get(&verified.id)
+                    .is_some_and(|d| d.view.revoked)
+                {
+                    return Err(UpdateError::Revoked(verified.id));
+                }
+                let view = DeviceView {
+                    id: verified.id,
+                    user: verified.address(),
+                    clearance: verified.clearance,
+                    revoked: false,
+                };
+                self.devices.insert(verified.id, Device { verified, view });
+            }
+            Update::Revocation(revocation) => {
+                let id = DeviceId::from_slice(&revocation.device_id)
+                    .map_err(|_| DirectoryError::Malformed("revocation device id"))?;
+                let device = self
+                    .devices
+                    .get(&id)
+                    .ok_or(UpdateError::UnknownDevice(id))?;
+                let enroller = self.enroller(&device.verified.post)?;
+                verify_revocation(revocation, &device.verified, enroller)?;
+                if let Some(d) = self.devices.get_mut(&id) {
+                    d.view.revoked = true;
+                }
+            }
+        }
+        let version = self.version() + 1;
+        self.history.push(DirectoryUpdate {
+            version,
+            update: Some(update),
+        });
+        Ok(version)
+    }
+
+    /// Applies an update received from a peer or a store.
+    pub fn apply_received(&mut self, update: DirectoryUpdate) -> Result<u64, UpdateError> {
+        self.apply(update.update.ok_or(UpdateError::Empty)?)
+    }
+
+    fn enroller(&self, post: &str) -> Result<&Enroller, UpdateError> {
+        self.enrollers
+            .get(post)
+            .ok_or_else(|| UpdateError::UnknownPost(post.to_owned()))
+    }
+
+    /// The verified record of a device.
+    pub fn verified(&self, id: &DeviceId) -> Option<&VerifiedDevice> {
+        self.devices.get(id).map(|d| &d.verified)
+    }
+
+    /// Whether a device is enrolled and not revoked.
+    pub fn is_active(&self, id: &DeviceId) -> bool {
+        self.devices.get(id).is_some_and(|d| !d.view.revoked)
+    }
+
+    /// Splits an address into (name, post, is_office).
+    fn parse(address: &str) -> Option<(&str, &str, bool)> {
+        match address.split_once('@') {
+            Some((name, post)) if !name.is_empty() && !post.is_empty() => Some((
+                name,
+                post,
+                name.bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-'),
+            )),
+            Some(_) => None,
+            None if !address.is_empty() => Some((FRONT_OFFICE, address, true)),
+            None => None,
+        }
+    }
+}
+
+impl DirectoryView for Directory {
+    fn device(&self, id: &DeviceId) -> Option<&DeviceView> {
+        self.devices.get(id).map(|d| &d.view)
+    }
+
+    fn devices_for(&self, address: &str) -> Option<Vec<DeviceId>> {
+        let (name, post, office) = Self::parse(address)?;
+        let members: Vec<DeviceId> = self
+            .devices
+            .values()
+            .filter(|d| !d.view.revoked && d.verified.post == post)
+            .filter(|d| {
+                if office {
+                    d.verified.offices.iter().any(|o| o == name)
+                } else {
+                    d.verified.user == name
+                }
+            })
+            .map(|d| d.verified.id)
+            .collect();
+        // An address nobody answers to is unknown, not an empty distribution.
+        (!members.is_empty()).then_some(members)
+    }
+
+    fn is_office(&self, address: &str) -> bool {
+        Self::parse(address).is_some_and(|(_, _, office)| office)
+    }
+}
