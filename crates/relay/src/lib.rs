@@ -9,6 +9,7 @@
 //! |---|---|
 //! | [`config`] | the TOML configuration, its defaults and checks |
 //! | [`directory`] | verified enrolment keys, device records and revocations, versioned for sync |
+//! | [`enrolment`] | one-time enrolment codes: single use, expiry, rate limit |
 //! | [`limits`] | every configurable bound on what the network may send |
 //! | [`policy`] | whether a submitted cable is accepted, and for which devices |
 //! | [`queue`] | delivery order (precedence, then arrival) and at-least-once redelivery |
@@ -19,6 +20,7 @@
 
 pub mod config;
 pub mod directory;
+pub mod enrolment;
 pub mod limits;
 pub mod pki;
 pub mod policy;
