@@ -1,12 +1,23 @@
-//! The ministry's transport PKI: an offline Ed25519 root CA, node and device TLS certificates,
-//! and the rustls configurations every connection uses (ring provider, TLS 1.3 only, mutual
-//! TLS with client certificates checked against the pinned ministry root).
+//! The ministry's transport PKI and the rustls configurations every connection uses (ring
+//! provider, TLS 1.3 only, mutual TLS with client certificates checked against the pinned
+//! ministry root).
+//!
+//! ```text
+//! ministry root (offline, Ed25519, path length 1)
+//!   ├─ node certificate         paris.mfa.example, server + client auth
+//!   └─ post CA for paris        path length 0, DNS names only under devices.paris.mfa.example
+//!        └─ device certificate  <device id>.devices.paris.mfa.example, client auth
+//! ```
+//!
+//! The post CA lives on the post's node, so it can enrol devices while the root stays offline.
+//! Its name constraint means a compromised post can mint certificates for its own devices
+//! only.
 
 use std::sync::Arc;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, PKCS_ED25519, SanType,
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, GeneralSubtree, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, NameConstraints, PKCS_ED25519, SanType,
 };
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
@@ -96,8 +107,8 @@ impl MinistryCa {
         params
             .distinguished_name
             .push(DnType::OrganizationName, ministry);
-        // The root issues leaf certificates directly; no intermediate may exist.
-        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        // One level of intermediates: the post CAs, which may not issue CAs themselves.
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         params.not_before = validity.not_before;
         params.not_after = validity.not_after;
@@ -201,8 +212,64 @@ impl MinistryCa {
         self.issue(params, validity)
     }
 
-    /// Issues a device's TLS client certificate, naming the device id.
-    pub fn issue_device(&self, device: &str, validity: Validity) -> Result<CertifiedKey, PkiError> {
+    /// Issues the CA a post's node uses to enrol that post's devices.
+    pub fn issue_post_ca(&self, post: &str, validity: Validity) -> Result<CertifiedKey, PkiError> {
+        let mut params = CertificateParams::default();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("{post} enrolment CA"));
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, &self.ministry);
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.name_constraints = Some(NameConstraints {
+            permitted_subtrees: vec![GeneralSubtree::DnsName(device_domain(post, &self.ministry))],
+            excluded_subtrees: Vec::new(),
+        });
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        self.issue(params, validity)
+    }
+
+    fn issue(
+        &self,
+        params: CertificateParams,
+        validity: Validity,
+    ) -> Result<CertifiedKey, PkiError> {
+        issue_with(&self.issuer, &self.cert_pem, params, validity)
+    }
+}
+
+/// The domain under which a post's devices are named: `devices.<post>.<ministry>`.
+pub fn device_domain(post: &str, ministry: &str) -> String {
+    format!("devices.{post}.{ministry}")
+}
+
+/// A post's enrolment CA, held by its node.
+pub struct PostCa {
+    post: String,
+    ministry: String,
+    chain_pem: String,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+impl PostCa {
+    /// Loads the post CA from the chain and key written by [`MinistryCa::issue_post_ca`].
+    pub fn from_pem(post: &str, ministry: &str, issued: &CertifiedKey) -> Result<Self, PkiError> {
+        let key = KeyPair::from_pem(&issued.key_pem)?;
+        let issuer = Issuer::from_ca_cert_pem(&issued.chain_pem, key)?;
+        Ok(PostCa {
+            post: post.to_owned(),
+            ministry: ministry.to_owned(),
+            chain_pem: issued.chain_pem.clone(),
+            issuer,
+        })
+    }
+
+    fn device_params(
+        &self,
+        device: &str,
+        validity: Validity,
+    ) -> Result<CertificateParams, PkiError> {
         let mut params = CertificateParams::default();
         params
             .distinguished_name
@@ -210,29 +277,62 @@ impl MinistryCa {
         params
             .distinguished_name
             .push(DnType::OrganizationName, &self.ministry);
-        params.subject_alt_names = vec![SanType::DnsName(
-            format!("{device}.devices.{}", self.ministry).try_into()?,
-        )];
+        let name = format!("{device}.{}", device_domain(&self.post, &self.ministry));
+        params.subject_alt_names = vec![SanType::DnsName(name.try_into()?)];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        self.issue(params, validity)
-    }
-
-    fn issue(
-        &self,
-        mut params: CertificateParams,
-        validity: Validity,
-    ) -> Result<CertifiedKey, PkiError> {
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.not_before = validity.not_before;
         params.not_after = validity.not_after;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.use_authority_key_identifier_extension = true;
-        let key = KeyPair::generate_for(&PKCS_ED25519)?;
-        let cert = params.signed_by(&key, &self.issuer)?;
-        Ok(CertifiedKey {
-            chain_pem: format!("{}{}", cert.pem(), self.cert_pem),
-            key_pem: Zeroizing::new(key.serialize_pem()),
-        })
+        Ok(params)
     }
+
+    /// Issues a device certificate for the key in a device's certificate signing request
+    /// (PKCS#10, DER). Everything the request asks for except its key is ignored: the name,
+    /// usage and validity are the post's to decide. Returns the chain: device, post CA, root.
+    pub fn issue_device_from_csr(
+        &self,
+        device: &str,
+        csr_der: &[u8],
+        validity: Validity,
+    ) -> Result<String, PkiError> {
+        let der = rustls_pki_types::CertificateSigningRequestDer::from(csr_der.to_vec());
+        let mut csr = rcgen::CertificateSigningRequestParams::from_der(&der)?;
+        csr.params = self.device_params(device, validity)?;
+        let cert = csr.signed_by(&self.issuer)?;
+        Ok(format!("{}{}", cert.pem(), self.chain_pem))
+    }
+
+    /// Issues a device certificate with a key generated here (for tools and tests; a real
+    /// device sends a CSR and keeps its key).
+    pub fn issue_device(&self, device: &str, validity: Validity) -> Result<CertifiedKey, PkiError> {
+        issue_with(
+            &self.issuer,
+            &self.chain_pem,
+            self.device_params(device, validity)?,
+            validity,
+        )
+    }
+}
+
+fn issue_with(
+    issuer: &Issuer<'static, KeyPair>,
+    issuer_chain_pem: &str,
+    mut params: CertificateParams,
+    validity: Validity,
+) -> Result<CertifiedKey, PkiError> {
+    params.not_before = validity.not_before;
+    params.not_after = validity.not_after;
+    if params.key_usages.is_empty() {
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    }
+    params.use_authority_key_identifier_extension = true;
+    let key = KeyPair::generate_for(&PKCS_ED25519)?;
+    let cert = params.signed_by(&key, issuer)?;
+    Ok(CertifiedKey {
+        chain_pem: format!("{}{issuer_chain_pem}", cert.pem()),
+        key_pem: Zeroizing::new(key.serialize_pem()),
+    })
 }
 
 /// SHA-256 of a DER certificate in hex groups of four.

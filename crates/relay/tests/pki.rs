@@ -9,7 +9,9 @@ use rustls::pki_types::ServerName;
 use rustls::{ClientConnection, ServerConnection};
 use time::{Duration, OffsetDateTime};
 use valise_crypto::at_rest::KdfParams;
-use valise_relay::pki::{ALPN, ALPN_ENROLL, MinistryCa, Validity, client_config, server_config};
+use valise_relay::pki::{
+    ALPN, ALPN_ENROLL, CertifiedKey, MinistryCa, PostCa, Validity, client_config, server_config,
+};
 
 fn year() -> Validity {
     let now = OffsetDateTime::now_utc();
@@ -21,6 +23,22 @@ fn year() -> Validity {
 
 fn ca(name: &str) -> MinistryCa {
     MinistryCa::generate(name, year()).unwrap()
+}
+
+fn post_ca(ca: &MinistryCa, post: &str) -> PostCa {
+    PostCa::from_pem(
+        post,
+        "mfa.example",
+        &ca.issue_post_ca(post, year()).unwrap(),
+    )
+    .unwrap()
+}
+
+/// A Paris device certificate, issued by the Paris post CA.
+fn device(ca: &MinistryCa, validity: Validity) -> CertifiedKey {
+    post_ca(ca, "paris")
+        .issue_device("00112233445566778899aabbccddeeff", validity)
+        .unwrap()
 }
 
 /// Runs a TLS 1.3 handshake to completion; returns the negotiated ALPN, or the first error.
@@ -68,9 +86,7 @@ fn an_enrolled_device_and_its_node_authenticate_each_other() {
     let node = ca
         .issue_node("paris", &["localhost".into()], year())
         .unwrap();
-    let device = ca
-        .issue_device("00112233445566778899aabbccddeeff", year())
-        .unwrap();
+    let device = device(&ca, year());
     let alpn = handshake(
         client_config(ca.cert_pem(), Some(&device)).unwrap(),
         server_config(ca.cert_pem(), &node, false).unwrap(),
@@ -120,9 +136,7 @@ fn a_certificate_from_another_ca_is_refused() {
     let ours = ca("mfa.example");
     let theirs = ca("mfa.example");
     let node = ours.issue_node("paris", &[], year()).unwrap();
-    let impostor = theirs
-        .issue_device("00112233445566778899aabbccddeeff", year())
-        .unwrap();
+    let impostor = device(&theirs, year());
     let err = handshake(
         client_config(ours.cert_pem(), Some(&impostor)).unwrap(),
         server_config(ours.cert_pem(), &node, false).unwrap(),
@@ -135,9 +149,7 @@ fn a_certificate_from_another_ca_is_refused() {
     );
     // And a device refuses a node certified by another CA.
     let fake_node = theirs.issue_node("paris", &[], year()).unwrap();
-    let device = ours
-        .issue_device("00112233445566778899aabbccddeeff", year())
-        .unwrap();
+    let device = device(&ours, year());
     let err = handshake(
         client_config(ours.cert_pem(), Some(&device)).unwrap(),
         server_config(theirs.cert_pem(), &fake_node, false).unwrap(),
@@ -159,9 +171,7 @@ fn an_expired_certificate_is_refused() {
         not_before: now - Duration::days(30),
         not_after: now - Duration::days(1),
     };
-    let device = ca
-        .issue_device("00112233445566778899aabbccddeeff", expired)
-        .unwrap();
+    let device = device(&ca, expired);
     let err = handshake(
         client_config(ca.cert_pem(), Some(&device)).unwrap(),
         server_config(ca.cert_pem(), &node, false).unwrap(),
@@ -183,9 +193,7 @@ fn an_expired_certificate_is_refused() {
 fn a_node_is_only_trusted_under_its_own_name() {
     let ca = ca("mfa.example");
     let node = ca.issue_node("paris", &[], year()).unwrap();
-    let device = ca
-        .issue_device("00112233445566778899aabbccddeeff", year())
-        .unwrap();
+    let device = device(&ca, year());
     let err = handshake(
         client_config(ca.cert_pem(), Some(&device)).unwrap(),
         server_config(ca.cert_pem(), &node, false).unwrap(),
@@ -216,9 +224,7 @@ fn the_ca_key_is_sealed_under_its_passphrase() {
     assert_eq!(reopened.fingerprint(), ca.fingerprint());
     // The reopened CA still issues certificates the node accepts.
     let node = reopened.issue_node("paris", &[], year()).unwrap();
-    let device = reopened
-        .issue_device("00112233445566778899aabbccddeeff", year())
-        .unwrap();
+    let device = device(&reopened, year());
     assert!(
         handshake(
             client_config(ca.cert_pem(), Some(&device)).unwrap(),
@@ -242,4 +248,78 @@ fn fingerprints_are_grouped_hex() {
         fp.split(' ')
             .all(|g| g.len() == 4 && g.bytes().all(|b| b.is_ascii_hexdigit()))
     );
+}
+
+#[test]
+fn a_device_certificate_is_issued_from_its_own_request() {
+    let ca = ca("mfa.example");
+    let node = ca.issue_node("paris", &[], year()).unwrap();
+    // The device keeps its key and asks, cheekily, to be named as the hub.
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    let csr = rcgen::CertificateParams::new(vec!["hq.mfa.example".to_owned()])
+        .unwrap()
+        .serialize_request(&key)
+        .unwrap();
+    let chain = post_ca(&ca, "paris")
+        .issue_device_from_csr("0011", csr.der(), year())
+        .unwrap();
+    assert!(!chain.contains("hq.mfa.example"));
+    let device = CertifiedKey {
+        chain_pem: chain,
+        key_pem: zeroize::Zeroizing::new(key.serialize_pem()),
+    };
+    let alpn = handshake(
+        client_config(ca.cert_pem(), Some(&device)).unwrap(),
+        server_config(ca.cert_pem(), &node, false).unwrap(),
+        "paris.mfa.example",
+    )
+    .unwrap();
+    assert_eq!(alpn, ALPN);
+    assert!(
+        post_ca(&ca, "paris")
+            .issue_device_from_csr("0011", b"not a csr", year())
+            .is_err()
+    );
+}
+
+/// A certificate for `name`, signed by the Paris post CA by hand (as a compromised Paris node
+/// could), outside the API that always uses Paris's own namespace.
+fn signed_by_paris(ca: &MinistryCa, name: &str) -> CertifiedKey {
+    let paris = ca.issue_post_ca("paris", year()).unwrap();
+    let issuer = rcgen::Issuer::from_ca_cert_pem(
+        &paris.chain_pem,
+        rcgen::KeyPair::from_pem(&paris.key_pem).unwrap(),
+    )
+    .unwrap();
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    params.use_authority_key_identifier_extension = true;
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    CertifiedKey {
+        chain_pem: format!("{}{}", cert.pem(), paris.chain_pem),
+        key_pem: zeroize::Zeroizing::new(key.serialize_pem()),
+    }
+}
+
+#[test]
+fn a_post_ca_cannot_certify_another_posts_devices() {
+    let ca = ca("mfa.example");
+    let node = ca.issue_node("nairobi", &[], year()).unwrap();
+    let connect = |device: &CertifiedKey| {
+        handshake(
+            client_config(ca.cert_pem(), Some(device)).unwrap(),
+            server_config(ca.cert_pem(), &node, false).unwrap(),
+            "nairobi.mfa.example",
+        )
+    };
+    // Control: the same hand-made certificate inside Paris's namespace is accepted.
+    assert!(connect(&signed_by_paris(&ca, "0011.devices.paris.mfa.example")).is_ok());
+    // In Nairobi's namespace it violates the Paris CA's name constraint.
+    let err = connect(&signed_by_paris(&ca, "0011.devices.nairobi.mfa.example")).unwrap_err();
+    assert!(
+        matches!(err, rustls::Error::InvalidCertificate(_)),
+        "{err:?}"
+    );
+    assert!(format!("{err:?}").contains("NameConstraint"), "{err:?}");
 }
