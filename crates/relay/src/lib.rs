@@ -15,6 +15,9 @@
 //! | [`queue`] | delivery order (precedence, then arrival) and at-least-once redelivery |
 //! | [`store`] | durable envelopes, per-device queues and the dedup set (group commit) |
 //! | [`pki`] | the ministry CA, node and device certificates, rustls configurations |
+//!
+//! The network shell over them is [`node`]: QUIC on tokio, serving hello, submission with
+//! custody, and delivery with acknowledgements.
 
 #![forbid(unsafe_code)]
 
@@ -22,6 +25,7 @@ pub mod config;
 pub mod directory;
 pub mod enrolment;
 pub mod limits;
+pub mod node;
 pub mod pki;
 pub mod policy;
 pub mod queue;

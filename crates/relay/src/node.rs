@@ -1,0 +1,466 @@
+//! The node's network shell: QUIC (quinn) on tokio, a thin layer over the decisions made in
+//! [`crate::policy`], [`crate::directory`] and [`crate::store`].
+//!
+//! Each request travels on its own bidirectional stream, as length-delimited frames:
+//!
+//! * `Hello` → `Welcome` (protocol version, node, clock, limits);
+//! * `Submit` → `CustodyReceipt` once the cable is durable, or an `ErrorFrame` that says why;
+//! * `Subscribe` → a `Delivery` per queued cable, most urgent first; the device answers each
+//!   with a `DeliveryAck` once it has stored the cable, and unacknowledged ones are resent.
+//!
+//! A bad frame or a refusal closes only its own stream; the connection and the node carry on.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use quinn::crypto::rustls::{HandshakeData, QuicServerConfig};
+use tokio::sync::{Notify, mpsc};
+use valise_crypto::custody;
+use valise_crypto::envelope::decode_envelope;
+use valise_crypto::identity::{DeviceId, IdentityKeyPair};
+use valise_proto::framing::{self, FrameDecoder};
+use valise_proto::v1::{
+    ClientFrame, CustodyReceipt, Delivery, ErrorCode, ErrorFrame, Limits as WireLimits, NodeFrame,
+    Welcome, client_frame, node_frame,
+};
+
+use crate::directory::Directory;
+use crate::limits::Limits;
+use crate::pki::ALPN;
+use crate::policy::check_submission;
+use crate::queue::QueueKey;
+use crate::store::{Enqueued, RelayStore};
+
+/// How long a delivery may go unacknowledged before it is sent again.
+const REDELIVER_AFTER: Duration = Duration::from_secs(30);
+/// How many queued cables one delivery round looks at.
+const DELIVERY_BATCH: usize = 256;
+/// QUIC application error codes a node closes connections with.
+const CLOSE_UNAUTHORISED: u32 = 1;
+const CLOSE_SHUTDOWN: u32 = 2;
+
+/// Why the node could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The TLS configuration cannot be used for QUIC.
+    #[error("the TLS configuration cannot be used for QUIC: {0}")]
+    Tls(String),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}; check that the address is free and allowed")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// What a node needs to run.
+pub struct NodeParams {
+    /// The node's name, e.g. `paris`.
+    pub name: String,
+    /// The QUIC listen address.
+    pub listen: SocketAddr,
+    /// The TLS server configuration ([`crate::pki::server_config`]).
+    pub tls: rustls::ServerConfig,
+    /// The key that signs custody receipts.
+    pub node_key: IdentityKeyPair,
+    /// The directory.
+    pub directory: Directory,
+    /// The store of cables in transit.
+    pub store: RelayStore,
+    /// Limits on what peers may send.
+    pub limits: Limits,
+}
+
+struct Shared {
+    name: String,
+    node_key: IdentityKeyPair,
+    directory: RwLock<Directory>,
+    store: RelayStore,
+    limits: Limits,
+    /// Wakes a device's delivery stream when a cable for it arrives.
+    wakers: Mutex<HashMap<DeviceId, Arc<Notify>>>,
+}
+
+impl Shared {
+    fn waker(&self, device: &DeviceId) -> Arc<Notify> {
+        let mut wakers = self.wakers.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(wakers.entry(*device).or_default())
+    }
+}
+
+/// A running node.
+pub struct RunningNode {
+    local_addr: SocketAddr,
+    endpoint: quinn::Endpoint,
+    accept: tokio::task::JoinHandle<()>,
+    shared: Arc<Shared>,
+}
+
+/// Starts a node: binds, then serves until [`RunningNode::shutdown`].
+pub fn start(params: NodeParams) -> Result<RunningNode, NodeError> {
+    let crypto =
+        QuicServerConfig::try_from(params.tls).map_err(|e| NodeError::Tls(e.to_string()))?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    transport.max_concurrent_bidi_streams(params.limits.max_streams_per_connection.into());
+    transport.max_concurrent_uni_streams(0u32.into());
+    server.transport_config(Arc::new(transport));
+    let endpoint =
+        quinn::Endpoint::server(server, params.listen).map_err(|source| NodeError::Bind {
+            addr: params.listen,
+            source,
+        })?;
+    let local_addr = endpoint.local_addr().map_err(|source| NodeError::Bind {
+        addr: params.listen,
+        source,
+    })?;
+    let shared = Arc::new(Shared {
+        name: params.name,
+        node_key: params.node_key,
+        directory: RwLock::new(params.directory),
+        store: params.store,
+        limits: params.limits,
+        wakers: Mutex::new(HashMap::new()),
+    });
+    let accept = tokio::spawn(accept_loop(endpoint.clone(), Arc::clone(&shared)));
+    Ok(RunningNode {
+        local_addr,
+        endpoint,
+        accept,
+        shared,
+    })
+}
+
+impl RunningNode {
+    /// The address the node listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Applies a change to the directory, e.g. a revocation; it takes effect at once.
+    pub fn update_directory<T>(&self, change: impl FnOnce(&mut Directory) -> T) -> T {
+        change(
+            &mut self
+                .shared
+                .directory
+                .write()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
+    /// Queue depth per precedence: [FLASH, IMMEDIATE, PRIORITY, ROUTINE].
+    pub fn queue_depth(&self) -> Result<[u64; 4], valise_audit::store::StoreError> {
+        self.shared.store.depth()
+    }
+
+    /// Stops accepting, closes connections, and makes everything durable.
+    pub async fn shutdown(self) -> Result<(), valise_audit::store::StoreError> {
+        self.endpoint
+            .close(CLOSE_SHUTDOWN.into(), b"node shutting down");
+        self.accept.abort();
+        self.endpoint.wait_idle().await;
+        self.shared.store.sync()
+    }
+}
+
+async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
+    while let Some(incoming) = endpoint.accept().await {
+        let shared = Arc::clone(&shared);
+        tokio::spawn(async move {
+            if let Ok(connection) = incoming.await {
+                serve_connection(connection, shared).await;
+            }
+        });
+    }
+}
+
+/// The device on the other end, from its certificate's name `<device id>.devices.<post>…`.
+fn peer_device(connection: &quinn::Connection) -> Option<DeviceId> {
+    let certs = connection
+        .peer_identity()?
+        .downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
+        .ok()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(certs.first()?).ok()?;
+    let san = cert.subject_alternative_name().ok()??;
+    san.value.general_names.iter().find_map(|name| match name {
+        x509_parser::extensions::GeneralName::DNSName(dns) => {
+            let (label, rest) = dns.split_once('.')?;
+            if !rest.starts_with("devices.") {
+                return None;
+            }
+            DeviceId::from_slice(&hex::decode(label).ok()?).ok()
+        }
+        _ => None,
+    })
+}
+
+async fn serve_connection(connection: quinn::Connection, shared: Arc<Shared>) {
+    let alpn = connection
+        .handshake_data()
+        .and_then(|d| d.downcast::<HandshakeData>().ok())
+        .and_then(|d| d.protocol);
+    let device = peer_device(&connection);
+    let active = device.is_some_and(|d| {
+        shared
+            .directory
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_active(&d)
+    });
+    let (Some(device), true, Some(ALPN)) = (device, active, alpn.as_deref()) else {
+        // Enrolment has its own path; anything else without an active device is refused.
+        connection.close(CLOSE_UNAUTHORISED.into(), b"not an active enrolled device");
+        return;
+    };
+    while let Ok((send, recv)) = connection.accept_bi().await {
+        let shared = Arc::clone(&shared);
+        tokio::spawn(async move {
+            serve_stream(send, recv, device, shared).await;
+        });
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn error(code: ErrorCode, message: impl Into<String>) -> NodeFrame {
+    NodeFrame {
+        frame: Some(node_frame::Frame::Error(ErrorFrame {
+            code: code as i32,
+            message: message.into(),
+            retry_after_ms: 0,
+        })),
+    }
+}
+
+async fn send_frame(send: &mut quinn::SendStream, frame: &NodeFrame) -> bool {
+    send.write_all(&framing::encode(frame)).await.is_ok()
+}
+
+/// Reads the next frame, or `None` when the stream ends or breaks (after telling the peer why
+/// where that helps).
+async fn next_frame(
+    recv: &mut quinn::RecvStream,
+    decoder: &mut FrameDecoder,
+    send: Option<&mut quinn::SendStream>,
+) -> Option<ClientFrame> {
+    loop {
+        match decoder.next_frame::<ClientFrame>() {
+            Ok(Some(frame)) => return Some(frame),
+            Ok(None) => {}
+            Err(e) => {
+                if let Some(send) = send {
+                    let code = if matches!(e, framing::FrameError::TooLarge { .. }) {
+                        ErrorCode::TooLarge
+                    } else {
+                        ErrorCode::Malformed
+                    };
+                    send_frame(send, &error(code, e.to_string())).await;
+                    let _ = send.finish();
+                }
+                return None;
+            }
+        }
+        match recv.read_chunk(64 * 1024, true).await {
+            Ok(Some(chunk)) => decoder.push(&chunk.bytes),
+            _ => return None,
+        }
+    }
+}
+
+async fn serve_stream(
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    device: DeviceId,
+    shared: Arc<Shared>,
+) {
+    // An envelope at the limit, plus its frame's few bytes of overhead.
+    let mut decoder = FrameDecoder::new(shared.limits.max_envelope_bytes + 64);
+    let mut frames = 0u32;
+    while let Some(frame) = next_frame(&mut recv, &mut decoder, Some(&mut send)).await {
+        frames += 1;
+        if frames > shared.limits.max_frames_per_stream {
+            send_frame(
+                &mut send,
+                &error(
+                    ErrorCode::Malformed,
+                    "too many frames on one stream; open a new stream",
+                ),
+            )
+            .await;
+            break;
+        }
+        let reply = match frame.frame {
+            Some(client_frame::Frame::Hello(_)) => welcome(&shared),
+            Some(client_frame::Frame::Submit(submit)) => {
+                submit_cable(&shared, &device, submit.envelope).await
+            }
+            Some(client_frame::Frame::Subscribe(_)) => {
+                deliver(send, recv, decoder, device, shared).await;
+                return;
+            }
+            Some(client_frame::Frame::DeliveryAck(_)) | None => error(
+                ErrorCode::Malformed,
+                "expected Hello, Submit or Subscribe on a new stream",
+            ),
+        };
+        if !send_frame(&mut send, &reply).await {
+            return;
+        }
+    }
+    let _ = send.finish();
+}
+
+fn welcome(shared: &Shared) -> NodeFrame {
+    NodeFrame {
+        frame: Some(node_frame::Frame::Welcome(Welcome {
+            protocol_version: valise_proto::PROTOCOL_VERSION,
+            node: shared.name.clone(),
+            node_time_ms: now_ms(),
+            limits: Some(WireLimits {
+                max_envelope_bytes: shared.limits.max_envelope_bytes as u64,
+                max_recipients: u32::try_from(shared.limits.max_recipients).unwrap_or(u32::MAX),
+            }),
+        })),
+    }
+}
+
+async fn submit_cable(shared: &Arc<Shared>, device: &DeviceId, bytes: Vec<u8>) -> NodeFrame {
+    let envelope = match decode_envelope(&bytes) {
+        Ok(e) => e,
+        Err(e) => return error(ErrorCode::Malformed, e.to_string()),
+    };
+    let accepted = {
+        let directory = shared
+            .directory
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        check_submission(&shared.limits, &*directory, device, bytes.len(), &envelope)
+    };
+    let accepted = match accepted {
+        Ok(a) => a,
+        Err(refusal) => return error(refusal.code(), refusal.to_string()),
+    };
+    let at = now_ms();
+    let store = Arc::clone(shared);
+    let stored = {
+        let bytes = bytes.clone();
+        let accepted = accepted.clone();
+        tokio::task::spawn_blocking(move || {
+            store.store.enqueue(
+                accepted.cable_id,
+                accepted.precedence,
+                &bytes,
+                &accepted.recipients,
+                at,
+            )
+        })
+        .await
+    };
+    match stored {
+        Ok(Ok(Enqueued::Stored { .. } | Enqueued::Duplicate)) => {
+            for recipient in &accepted.recipients {
+                shared.waker(recipient).notify_one();
+            }
+            let receipt: CustodyReceipt = custody::sign(
+                &shared.node_key,
+                &shared.name,
+                &accepted.cable_id,
+                &bytes,
+                at,
+            );
+            NodeFrame {
+                frame: Some(node_frame::Frame::CustodyReceipt(receipt)),
+            }
+        }
+        Ok(Ok(Enqueued::InProgress)) => NodeFrame {
+            frame: Some(node_frame::Frame::Error(ErrorFrame {
+                code: ErrorCode::Busy as i32,
+                message: "this cable is being stored by another submission; retry shortly".into(),
+                retry_after_ms: 200,
+            })),
+        },
+        // Nothing was acknowledged: the sender keeps the cable and retries.
+        Ok(Err(e)) => error(
+            ErrorCode::Internal,
+            format!("the node could not store the cable ({e}); it was not accepted, retry later"),
+        ),
+        Err(_) => error(
+            ErrorCode::Internal,
+            "the node could not store the cable; it was not accepted, retry later",
+        ),
+    }
+}
+
+/// Streams this device's queue, most urgent first, until the stream or connection ends.
+async fn deliver(
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    mut decoder: FrameDecoder,
+    device: DeviceId,
+    shared: Arc<Shared>,
+) {
+    let (acked_tx, mut acked) = mpsc::channel::<()>(16);
+    let reader_shared = Arc::clone(&shared);
+    let reader = tokio::spawn(async move {
+        while let Some(frame) = next_frame(&mut recv, &mut decoder, None).await {
+            let Some(client_frame::Frame::DeliveryAck(ack)) = frame.frame else {
+                continue;
+            };
+            let Some(key) = QueueKey::from_bytes(&ack.queue_key) else {
+                continue;
+            };
+            let shared = Arc::clone(&reader_shared);
+            let _ = tokio::task::spawn_blocking(move || shared.store.ack(&device, key)).await;
+            let _ = acked_tx.try_send(());
+        }
+    });
+    let waker = shared.waker(&device);
+    let mut sent: HashMap<QueueKey, Instant> = HashMap::new();
+    loop {
+        let store = Arc::clone(&shared);
+        let Ok(Ok(queued)) =
+            tokio::task::spawn_blocking(move || store.store.queued(&device, DELIVERY_BATCH)).await
+        else {
+            break;
+        };
+        sent.retain(|key, _| queued.iter().any(|(k, _)| k == key));
+        for (key, cable) in queued {
+            if sent
+                .get(&key)
+                .is_some_and(|at| at.elapsed() < REDELIVER_AFTER)
+            {
+                continue;
+            }
+            let Ok(Some(envelope)) = shared.store.envelope(&cable) else {
+                continue;
+            };
+            let delivery = NodeFrame {
+                frame: Some(node_frame::Frame::Delivery(Delivery {
+                    queue_key: key.to_bytes().to_vec(),
+                    envelope,
+                })),
+            };
+            if !send_frame(&mut send, &delivery).await {
+                reader.abort();
+                return;
+            }
+            sent.insert(key, Instant::now());
+        }
+        tokio::select! {
+            () = waker.notified() => {}
+            Some(()) = acked.recv() => {}
+            () = tokio::time::sleep(REDELIVER_AFTER) => {}
+            _ = send.stopped() => break,
+        }
+    }
+    reader.abort();
+}

@@ -1,0 +1,572 @@
+//! A node on loopback QUIC, driven as devices would drive it: sealed cables in, custody
+//! receipts out, deliveries in precedence order, and every bad request refused on its own
+//! stream while the node keeps serving.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prost::Message;
+use quinn::crypto::rustls::QuicClientConfig;
+use time::OffsetDateTime;
+use valise_crypto::custody;
+use valise_crypto::directory::{Enroller, sign_device_record, sign_revocation};
+use valise_crypto::envelope::{decode_envelope, new_cable_id, open, seal};
+use valise_crypto::identity::IdentityKeyPair;
+use valise_crypto::receive_key::{ReceiveKeyPair, VerifiedReceiveKey};
+use valise_proto::canonical;
+use valise_proto::framing::{FrameDecoder, encode};
+use valise_proto::v1::directory_update::Update;
+use valise_proto::v1::{
+    CableBody, Classification, ClientFrame, DeliveryAck, DeviceRecord, ErrorCode, Hello, NodeFrame,
+    Precedence, Revocation, RoutingHeader, Submit, Subscribe, client_frame, node_frame,
+};
+use valise_relay::directory::Directory;
+use valise_relay::limits::Limits;
+use valise_relay::node::{NodeParams, RunningNode, start};
+use valise_relay::pki::{CertifiedKey, MinistryCa, PostCa, Validity, client_config, server_config};
+use valise_relay::store::RelayStore;
+
+struct Diplomat {
+    address: String,
+    identity: IdentityKeyPair,
+    keys: Vec<ReceiveKeyPair>,
+    published: VerifiedReceiveKey,
+    tls: CertifiedKey,
+}
+
+struct Net {
+    ca: MinistryCa,
+    node: RunningNode,
+    node_key: IdentityKeyPair,
+    paris_key: IdentityKeyPair,
+    alice: Diplomat,
+    bob: Diplomat,
+    carol: Diplomat,
+    _dir: tempfile::TempDir,
+}
+
+fn year() -> Validity {
+    let now = OffsetDateTime::now_utc();
+    Validity {
+        not_before: now - time::Duration::hours(1),
+        not_after: now + time::Duration::days(365),
+    }
+}
+
+fn diplomat(
+    user: &str,
+    clearance: Classification,
+    post_ca: &PostCa,
+    paris_key: &IdentityKeyPair,
+    directory: &mut Directory,
+) -> Diplomat {
+    let identity = IdentityKeyPair::generate().unwrap();
+    let key = ReceiveKeyPair::generate(0, u64::MAX).unwrap();
+    let signed_key = key.to_signed_record(&identity).unwrap();
+    let published = VerifiedReceiveKey::verify(&signed_key, identity.public()).unwrap();
+    let mut record = DeviceRecord {
+        device_id: identity.device_id().as_bytes().to_vec(),
+        user: user.into(),
+        post: "paris".into(),
+        clearance: clearance as i32,
+        identity_key: identity.public().as_bytes().to_vec(),
+        receive_keys: vec![signed_key],
+        enrolled_at_ms: 1,
+        ..Default::default()
+    };
+    sign_device_record(&mut record, paris_key).unwrap();
+    directory.apply(Update::Device(record)).unwrap();
+    let tls = post_ca
+        .issue_device(&identity.device_id().to_string(), year())
+        .unwrap();
+    Diplomat {
+        address: format!("{user}@paris"),
+        identity,
+        keys: vec![key],
+        published,
+        tls,
+    }
+}
+
+fn network(limits: Limits) -> Net {
+    let ca = MinistryCa::generate("mfa.example", year()).unwrap();
+    let node_cert = ca
+        .issue_node("paris", &["localhost".into()], year())
+        .unwrap();
+    let post_ca = PostCa::from_pem(
+        "paris",
+        "mfa.example",
+        &ca.issue_post_ca("paris", year()).unwrap(),
+    )
+    .unwrap();
+    let root = IdentityKeyPair::generate().unwrap();
+    let paris_key = IdentityKeyPair::generate().unwrap();
+    let mut directory = Directory::new("mfa.example", *root.public());
+    let mut cert =
+        Enroller::unsigned_certificate("mfa.example", "paris", paris_key.public(), 0, u64::MAX);
+    cert.signature = root
+        .sign(&canonical::enrolment_certificate(&cert).unwrap())
+        .to_vec();
+    directory.apply(Update::Enroller(cert)).unwrap();
+    let alice = diplomat(
+        "alice",
+        Classification::Secret,
+        &post_ca,
+        &paris_key,
+        &mut directory,
+    );
+    let bob = diplomat(
+        "bob",
+        Classification::TopSecret,
+        &post_ca,
+        &paris_key,
+        &mut directory,
+    );
+    let carol = diplomat(
+        "carol",
+        Classification::Confidential,
+        &post_ca,
+        &paris_key,
+        &mut directory,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let node_key = IdentityKeyPair::generate().unwrap();
+    let node = start(NodeParams {
+        name: "paris".into(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls: server_config(ca.cert_pem(), &node_cert, false).unwrap(),
+        node_key: IdentityKeyPair::from_seed(&node_key.seed()[..]).unwrap(),
+        directory,
+        store: RelayStore::open(dir.path()).unwrap(),
+        limits,
+    })
+    .unwrap();
+    Net {
+        ca,
+        node,
+        node_key,
+        paris_key,
+        alice,
+        bob,
+        carol,
+        _dir: dir,
+    }
+}
+
+async fn connect(net: &Net, who: Option<&CertifiedKey>) -> Result<quinn::Connection, String> {
+    let crypto =
+        QuicClientConfig::try_from(client_config(net.ca.cert_pem(), who).unwrap()).unwrap();
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+    let connecting = endpoint
+        .connect(net.node.local_addr(), "paris.mfa.example")
+        .map_err(|e| e.to_string())?;
+    connecting.await.map_err(|e| e.to_string())
+}
+
+/// Sends one frame on a new stream and reads the node's one reply.
+async fn exchange(conn: &quinn::Connection, frame: ClientFrame) -> Result<NodeFrame, String> {
+    exchange_raw(conn, &encode(&frame)).await
+}
+
+async fn exchange_raw(conn: &quinn::Connection, bytes: &[u8]) -> Result<NodeFrame, String> {
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+    send.write_all(bytes).await.map_err(|e| e.to_string())?;
+    let _ = send.finish();
+    let reply = recv.read_to_end(1 << 20).await.map_err(|e| e.to_string())?;
+    let mut decoder = FrameDecoder::new(1 << 20);
+    decoder.push(&reply);
+    decoder
+        .next_frame::<NodeFrame>()
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| "no reply".to_owned())
+}
+
+fn cable(
+    from: &Diplomat,
+    to: &Diplomat,
+    classification: Classification,
+    precedence: Precedence,
+    text: &str,
+) -> Vec<u8> {
+    let header = RoutingHeader {
+        cable_id: new_cable_id().unwrap().to_vec(),
+        from: from.address.clone(),
+        action_addressees: vec![to.address.clone()],
+        classification: classification as i32,
+        precedence: precedence as i32,
+        created_at_ms: 10,
+        ..Default::default()
+    };
+    let body = CableBody {
+        subject: "Subject".into(),
+        text: text.into(),
+        ..Default::default()
+    };
+    seal(
+        &from.identity,
+        header,
+        &body,
+        std::slice::from_ref(&to.published),
+    )
+    .unwrap()
+    .encode_to_vec()
+}
+
+fn submit(envelope: Vec<u8>) -> ClientFrame {
+    ClientFrame {
+        frame: Some(client_frame::Frame::Submit(Submit { envelope })),
+    }
+}
+
+fn refusal(frame: &NodeFrame) -> Option<(ErrorCode, String)> {
+    match &frame.frame {
+        Some(node_frame::Frame::Error(e)) => {
+            Some((ErrorCode::try_from(e.code).unwrap(), e.message.clone()))
+        }
+        _ => None,
+    }
+}
+
+/// Subscribes as `who` and returns the first `n` cables' texts, acknowledging each.
+async fn receive(net: &Net, who: &Diplomat, n: usize) -> Vec<String> {
+    let conn = connect(net, Some(&who.tls)).await.unwrap();
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    send.write_all(&encode(&ClientFrame {
+        frame: Some(client_frame::Frame::Subscribe(Subscribe {})),
+    }))
+    .await
+    .unwrap();
+    let mut decoder = FrameDecoder::new(1 << 24);
+    let mut texts = Vec::new();
+    while texts.len() < n {
+        let Some(frame) = decoder.next_frame::<NodeFrame>().unwrap() else {
+            let chunk =
+                tokio::time::timeout(Duration::from_secs(10), recv.read_chunk(1 << 16, true))
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .unwrap();
+            decoder.push(&chunk.bytes);
+            continue;
+        };
+        let Some(node_frame::Frame::Delivery(delivery)) = frame.frame else {
+            panic!("expected a delivery, got {frame:?}")
+        };
+        let envelope = decode_envelope(&delivery.envelope).unwrap();
+        let opened = open(
+            &envelope,
+            net.alice.identity.public(),
+            &who.identity.device_id(),
+            &who.keys,
+        )
+        .unwrap();
+        texts.push(opened.body.text);
+        let ack = ClientFrame {
+            frame: Some(client_frame::Frame::DeliveryAck(DeliveryAck {
+                queue_key: delivery.queue_key,
+            })),
+        };
+        send.write_all(&encode(&ack)).await.unwrap();
+    }
+    // Keep the connection until the node has taken every acknowledgement.
+    wait_for_empty_queue(net).await;
+    texts
+}
+
+/// Whether the node turns this client away: at the handshake, or (since a TLS 1.3 client
+/// finishes before the server has checked its certificate) at its first request.
+async fn refused(net: &Net, who: Option<&CertifiedKey>) -> bool {
+    match connect(net, who).await {
+        Err(_) => true,
+        Ok(conn) => exchange(
+            &conn,
+            ClientFrame {
+                frame: Some(client_frame::Frame::Hello(Hello::default())),
+            },
+        )
+        .await
+        .is_err(),
+    }
+}
+
+async fn wait_for_empty_queue(net: &Net) {
+    for _ in 0..200 {
+        if net.node.queue_depth().unwrap() == [0; 4] {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!(
+        "the queue did not drain: {:?}",
+        net.node.queue_depth().unwrap()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cable_crosses_the_node_with_custody_and_is_delivered_once() {
+    let net = network(Limits::default());
+    let alice = connect(&net, Some(&net.alice.tls)).await.unwrap();
+    let welcome = exchange(
+        &alice,
+        ClientFrame {
+            frame: Some(client_frame::Frame::Hello(Hello {
+                protocol_version: 1,
+                software: "test".into(),
+            })),
+        },
+    )
+    .await
+    .unwrap();
+    let Some(node_frame::Frame::Welcome(welcome)) = welcome.frame else {
+        panic!("no welcome")
+    };
+    assert_eq!(welcome.node, "paris");
+
+    let bytes = cable(
+        &net.alice,
+        &net.bob,
+        Classification::Secret,
+        Precedence::Immediate,
+        "the text",
+    );
+    let cable_id = decode_envelope(&bytes).unwrap().header.unwrap().cable_id;
+    let reply = exchange(&alice, submit(bytes.clone())).await.unwrap();
+    let Some(node_frame::Frame::CustodyReceipt(receipt)) = reply.frame else {
+        panic!("no custody: {reply:?}")
+    };
+    custody::verify(&receipt, "paris", net.node_key.public(), &cable_id, &bytes).unwrap();
+
+    // A replay (or a resend after a lost receipt) gets custody again, but is queued once.
+    let again = exchange(&alice, submit(bytes)).await.unwrap();
+    assert!(matches!(
+        again.frame,
+        Some(node_frame::Frame::CustodyReceipt(_))
+    ));
+    assert_eq!(net.node.queue_depth().unwrap(), [0, 1, 0, 0]);
+
+    assert_eq!(
+        receive(&net, &net.bob, 1).await,
+        vec!["the text".to_owned()]
+    );
+    wait_for_empty_queue(&net).await;
+    net.node.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flash_overtakes_queued_routine_traffic() {
+    let net = network(Limits::default());
+    let alice = connect(&net, Some(&net.alice.tls)).await.unwrap();
+    for i in 0..20 {
+        let reply = exchange(
+            &alice,
+            submit(cable(
+                &net.alice,
+                &net.bob,
+                Classification::Secret,
+                Precedence::Routine,
+                &format!("routine {i}"),
+            )),
+        )
+        .await
+        .unwrap();
+        assert!(refusal(&reply).is_none());
+    }
+    exchange(
+        &alice,
+        submit(cable(
+            &net.alice,
+            &net.bob,
+            Classification::Secret,
+            Precedence::Flash,
+            "flash",
+        )),
+    )
+    .await
+    .unwrap();
+    let texts = receive(&net, &net.bob, 21).await;
+    assert_eq!(texts[0], "flash");
+    assert_eq!(
+        texts[1..],
+        (0..20).map(|i| format!("routine {i}")).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_are_refused_and_the_node_keeps_serving() {
+    let net = network(Limits {
+        max_envelope_bytes: 64 * 1024,
+        ..Limits::default()
+    });
+    let alice = connect(&net, Some(&net.alice.tls)).await.unwrap();
+
+    // A clearance violation: Carol is CONFIDENTIAL.
+    let reply = exchange(
+        &alice,
+        submit(cable(
+            &net.alice,
+            &net.carol,
+            Classification::Secret,
+            Precedence::Flash,
+            "x",
+        )),
+    )
+    .await
+    .unwrap();
+    let (code, message) = refusal(&reply).unwrap();
+    assert_eq!(code, ErrorCode::Clearance);
+    assert!(
+        message.contains("carol@paris is cleared for CONFIDENTIAL"),
+        "{message}"
+    );
+
+    // A malformed frame.
+    let reply = exchange_raw(&alice, &[0x05, 0xff, 0xff, 0xff, 0xff, 0xff])
+        .await
+        .unwrap();
+    assert_eq!(refusal(&reply).unwrap().0, ErrorCode::Malformed);
+    // Envelope bytes that are not an envelope.
+    let reply = exchange(&alice, submit(vec![1, 2, 3])).await.unwrap();
+    assert_eq!(refusal(&reply).unwrap().0, ErrorCode::Malformed);
+
+    // An oversized frame: refused from its length prefix.
+    let reply = exchange(&alice, submit(vec![0u8; 200 * 1024]))
+        .await
+        .unwrap();
+    assert_eq!(refusal(&reply).unwrap().0, ErrorCode::TooLarge);
+
+    // A cable whose header claims another sender than the connected device.
+    let forged = cable(
+        &net.bob,
+        &net.bob,
+        Classification::Secret,
+        Precedence::Flash,
+        "x",
+    );
+    let reply = exchange(&alice, submit(forged)).await.unwrap();
+    assert_eq!(refusal(&reply).unwrap().0, ErrorCode::Malformed);
+
+    // Throughout, the same connection still works.
+    let reply = exchange(
+        &alice,
+        submit(cable(
+            &net.alice,
+            &net.bob,
+            Classification::Secret,
+            Precedence::Flash,
+            "fine",
+        )),
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(reply.frame, Some(node_frame::Frame::CustodyReceipt(_))),
+        "{reply:?}"
+    );
+    assert_eq!(receive(&net, &net.bob, 1).await, vec!["fine".to_owned()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_without_a_valid_certificate_or_enrolment_are_refused() {
+    let net = network(Limits::default());
+    assert!(refused(&net, None).await, "no client certificate");
+    let rogue = MinistryCa::generate("mfa.example", year()).unwrap();
+    let rogue_post = PostCa::from_pem(
+        "paris",
+        "mfa.example",
+        &rogue.issue_post_ca("paris", year()).unwrap(),
+    )
+    .unwrap();
+    let impostor = rogue_post
+        .issue_device(&net.alice.identity.device_id().to_string(), year())
+        .unwrap();
+    assert!(
+        refused(&net, Some(&impostor)).await,
+        "a certificate from another CA"
+    );
+    let post_ca = PostCa::from_pem(
+        "paris",
+        "mfa.example",
+        &net.ca.issue_post_ca("paris", year()).unwrap(),
+    )
+    .unwrap();
+    let now = OffsetDateTime::now_utc();
+    let expired = Validity {
+        not_before: now - time::Duration::days(30),
+        not_after: now - time::Duration::days(1),
+    };
+    let stale = post_ca
+        .issue_device(&net.alice.identity.device_id().to_string(), expired)
+        .unwrap();
+    assert!(refused(&net, Some(&stale)).await, "an expired certificate");
+    let stranger = post_ca
+        .issue_device(
+            &IdentityKeyPair::generate().unwrap().device_id().to_string(),
+            year(),
+        )
+        .unwrap();
+    assert!(
+        refused(&net, Some(&stranger)).await,
+        "a device the directory does not know"
+    );
+    assert!(
+        !refused(&net, Some(&net.alice.tls)).await,
+        "enrolled devices are unaffected"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_device_is_refused_at_once() {
+    let net = network(Limits::default());
+    let carol = connect(&net, Some(&net.carol.tls)).await.unwrap();
+    assert!(
+        exchange(
+            &carol,
+            ClientFrame {
+                frame: Some(client_frame::Frame::Hello(Hello::default()))
+            }
+        )
+        .await
+        .is_ok()
+    );
+    let mut revocation = Revocation {
+        device_id: net.carol.identity.device_id().as_bytes().to_vec(),
+        reason: "device lost".into(),
+        revoked_at_ms: 5,
+        signature: vec![],
+    };
+    sign_revocation(&mut revocation, &net.paris_key).unwrap();
+    net.node
+        .update_directory(|d| d.apply(Update::Revocation(revocation)))
+        .unwrap();
+
+    // Her submissions are refused on the open connection…
+    let reply = exchange(
+        &carol,
+        submit(cable(
+            &net.carol,
+            &net.bob,
+            Classification::Confidential,
+            Precedence::Flash,
+            "x",
+        )),
+    )
+    .await
+    .unwrap();
+    assert_eq!(refusal(&reply).unwrap().0, ErrorCode::Revoked);
+    // …and a new connection is turned away.
+    if let Ok(conn) = connect(&net, Some(&net.carol.tls)).await {
+        assert!(
+            exchange(
+                &conn,
+                ClientFrame {
+                    frame: Some(client_frame::Frame::Hello(Hello::default()))
+                }
+            )
+            .await
+            .is_err()
+        );
+    }
+}
