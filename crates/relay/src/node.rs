@@ -26,6 +26,10 @@ use valise_proto::v1::{
     Welcome, client_frame, node_frame,
 };
 
+use valise_audit::AuditLog;
+use valise_audit::store::StoreError;
+use valise_proto::v1::{ActorKind, AuditEvent, AuditEventKind, AuditObject, Outcome};
+
 use crate::directory::Directory;
 use crate::limits::Limits;
 use crate::pki::ALPN;
@@ -74,6 +78,8 @@ pub struct NodeParams {
     pub store: RelayStore,
     /// Limits on what peers may send.
     pub limits: Limits,
+    /// The node's audit log: every submission, custody, delivery and refusal is recorded.
+    pub audit: Arc<AuditLog>,
 }
 
 struct Shared {
@@ -82,6 +88,7 @@ struct Shared {
     directory: RwLock<Directory>,
     store: RelayStore,
     limits: Limits,
+    audit: Arc<AuditLog>,
     /// Wakes a device's delivery stream when a cable for it arrives.
     wakers: Mutex<HashMap<DeviceId, Arc<Notify>>>,
 }
@@ -125,8 +132,10 @@ pub fn start(params: NodeParams) -> Result<RunningNode, NodeError> {
         directory: RwLock::new(params.directory),
         store: params.store,
         limits: params.limits,
+        audit: params.audit,
         wakers: Mutex::new(HashMap::new()),
     });
+    shared.record(Record::new(AuditEventKind::NodeStarted, Outcome::Success).by_node(&shared.name));
     let accept = tokio::spawn(accept_loop(endpoint.clone(), Arc::clone(&shared)));
     Ok(RunningNode {
         local_addr,
@@ -154,16 +163,19 @@ impl RunningNode {
     }
 
     /// Queue depth per precedence: [FLASH, IMMEDIATE, PRIORITY, ROUTINE].
-    pub fn queue_depth(&self) -> Result<[u64; 4], valise_audit::store::StoreError> {
+    pub fn queue_depth(&self) -> Result<[u64; 4], StoreError> {
         self.shared.store.depth()
     }
 
     /// Stops accepting, closes connections, and makes everything durable.
-    pub async fn shutdown(self) -> Result<(), valise_audit::store::StoreError> {
+    pub async fn shutdown(self) -> Result<(), StoreError> {
         self.endpoint
             .close(CLOSE_SHUTDOWN.into(), b"node shutting down");
         self.accept.abort();
         self.endpoint.wait_idle().await;
+        let stopped =
+            Record::new(AuditEventKind::NodeStopped, Outcome::Success).by_node(&self.shared.name);
+        record_async(&self.shared, stopped).await;
         self.shared.store.sync()
     }
 }
@@ -172,8 +184,16 @@ async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
     while let Some(incoming) = endpoint.accept().await {
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
-            if let Ok(connection) = incoming.await {
-                serve_connection(connection, shared).await;
+            let source = incoming.remote_address().to_string();
+            match incoming.await {
+                Ok(connection) => serve_connection(connection, shared).await,
+                // No certificate, another CA, an expired one, or not TLS 1.3 at all.
+                Err(_) => {
+                    let refused = Record::new(AuditEventKind::RequestRefused, Outcome::Refused)
+                        .reason("tls_handshake")
+                        .source(source);
+                    record_async(&shared, refused).await;
+                }
             }
         });
     }
@@ -215,6 +235,23 @@ async fn serve_connection(connection: quinn::Connection, shared: Arc<Shared>) {
     let (Some(device), true, Some(ALPN)) = (device, active, alpn.as_deref()) else {
         // Enrolment has its own path; anything else without an active device is refused.
         connection.close(CLOSE_UNAUTHORISED.into(), b"not an active enrolled device");
+        let source = connection.remote_address().to_string();
+        let reason = if device.is_some() {
+            "inactive_device"
+        } else {
+            "no_device_certificate"
+        };
+        let audit = Arc::clone(&shared);
+        let _ = tokio::task::spawn_blocking(move || {
+            let mut record = Record::new(AuditEventKind::RequestRefused, Outcome::Refused)
+                .reason(reason)
+                .source(source);
+            if let Some(d) = device {
+                record = record.by_device(&d);
+            }
+            audit.record(record);
+        })
+        .await;
         return;
     };
     while let Ok((send, recv)) = connection.accept_bi().await {
@@ -334,9 +371,19 @@ fn welcome(shared: &Shared) -> NodeFrame {
 }
 
 async fn submit_cable(shared: &Arc<Shared>, device: &DeviceId, bytes: Vec<u8>) -> NodeFrame {
+    let digest = valise_crypto::sha256(&bytes);
+    let submitted = |outcome, reason: &str, cable: &[u8]| {
+        Record::new(AuditEventKind::CableSubmitted, outcome)
+            .by_device(device)
+            .reason(reason)
+            .object("envelope", cable, &digest)
+    };
     let envelope = match decode_envelope(&bytes) {
         Ok(e) => e,
-        Err(e) => return error(ErrorCode::Malformed, e.to_string()),
+        Err(e) => {
+            record_async(shared, submitted(Outcome::Refused, "malformed", &[])).await;
+            return error(ErrorCode::Malformed, e.to_string());
+        }
     };
     let accepted = {
         let directory = shared
@@ -347,21 +394,44 @@ async fn submit_cable(shared: &Arc<Shared>, device: &DeviceId, bytes: Vec<u8>) -
     };
     let accepted = match accepted {
         Ok(a) => a,
-        Err(refusal) => return error(refusal.code(), refusal.to_string()),
+        Err(refusal) => {
+            let cable = envelope
+                .header
+                .as_ref()
+                .map(|h| h.cable_id.clone())
+                .unwrap_or_default();
+            record_async(
+                shared,
+                submitted(Outcome::Refused, refusal.audit_reason(), &cable),
+            )
+            .await;
+            return error(refusal.code(), refusal.to_string());
+        }
     };
     let at = now_ms();
     let store = Arc::clone(shared);
     let stored = {
         let bytes = bytes.clone();
         let accepted = accepted.clone();
+        let custody = Record::new(AuditEventKind::CustodyTaken, Outcome::Success)
+            .by_device(device)
+            .object("envelope", &accepted.cable_id, &digest);
         tokio::task::spawn_blocking(move || {
-            store.store.enqueue(
+            let stored = store.store.enqueue(
                 accepted.cable_id,
                 accepted.precedence,
                 &bytes,
                 &accepted.recipients,
                 at,
-            )
+            )?;
+            // The custody event is durable before the receipt leaves: no custody without a record.
+            if matches!(stored, Enqueued::Stored { .. }) {
+                store
+                    .audit
+                    .append(custody.event(&store.name))
+                    .map_err(|e| StoreError::Io(e.to_string()))?;
+            }
+            Ok::<_, StoreError>(stored)
         })
         .await
     };
@@ -419,7 +489,15 @@ async fn deliver(
                 continue;
             };
             let shared = Arc::clone(&reader_shared);
-            let _ = tokio::task::spawn_blocking(move || shared.store.ack(&device, key)).await;
+            let _ = tokio::task::spawn_blocking(move || {
+                if let Ok(true) = shared.store.ack(&device, key) {
+                    let delivered = Record::new(AuditEventKind::CableDelivered, Outcome::Success)
+                        .by_device(&device)
+                        .object("queue_entry", &key.to_bytes(), &[]);
+                    shared.record(delivered);
+                }
+            })
+            .await;
             let _ = acked_tx.try_send(());
         }
     });
@@ -463,4 +541,90 @@ async fn deliver(
         }
     }
     reader.abort();
+}
+
+/// An audit event being built: what, who, from where, about what, how it ended. Ids and
+/// digests only, never content.
+struct Record {
+    kind: AuditEventKind,
+    outcome: Outcome,
+    actor_kind: ActorKind,
+    actor_id: String,
+    source: String,
+    reason: String,
+    objects: Vec<AuditObject>,
+}
+
+impl Record {
+    fn new(kind: AuditEventKind, outcome: Outcome) -> Self {
+        Record {
+            kind,
+            outcome,
+            actor_kind: ActorKind::Unspecified,
+            actor_id: String::new(),
+            source: String::new(),
+            reason: String::new(),
+            objects: Vec::new(),
+        }
+    }
+
+    fn by_device(mut self, device: &DeviceId) -> Self {
+        self.actor_kind = ActorKind::Device;
+        self.actor_id = device.to_string();
+        self
+    }
+
+    fn by_node(mut self, node: &str) -> Self {
+        self.actor_kind = ActorKind::Node;
+        self.actor_id = node.to_owned();
+        self
+    }
+
+    fn source(mut self, source: String) -> Self {
+        self.source = source;
+        self
+    }
+
+    fn reason(mut self, reason: &str) -> Self {
+        self.reason = reason.to_owned();
+        self
+    }
+
+    fn object(mut self, kind: &str, id: &[u8], sha256: &[u8]) -> Self {
+        self.objects.push(AuditObject {
+            kind: kind.to_owned(),
+            id: id.to_vec(),
+            sha256: sha256.to_vec(),
+        });
+        self
+    }
+
+    fn event(self, node: &str) -> AuditEvent {
+        AuditEvent {
+            index: 0,
+            time_ms: now_ms(),
+            node: node.to_owned(),
+            kind: self.kind as i32,
+            actor_kind: self.actor_kind as i32,
+            actor_id: self.actor_id,
+            source: self.source,
+            objects: self.objects,
+            outcome: self.outcome as i32,
+            reason: self.reason,
+        }
+    }
+}
+
+impl Shared {
+    /// Appends an event, blocking until it is durable. A failure is kept by the log for health
+    /// reporting; the request it describes has already been answered or refused.
+    fn record(&self, record: Record) {
+        let _ = self.audit.append(record.event(&self.name));
+    }
+}
+
+/// Records an event from async code without blocking the runtime.
+async fn record_async(shared: &Arc<Shared>, record: Record) {
+    let shared = Arc::clone(shared);
+    let _ = tokio::task::spawn_blocking(move || shared.record(record)).await;
 }

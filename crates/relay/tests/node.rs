@@ -10,6 +10,8 @@ use std::time::Duration;
 use prost::Message;
 use quinn::crypto::rustls::QuicClientConfig;
 use time::OffsetDateTime;
+use valise_audit::verify::{VerifyKeys, verify_dir};
+use valise_audit::{AuditLog, LogConfig};
 use valise_crypto::custody;
 use valise_crypto::directory::{Enroller, sign_device_record, sign_revocation};
 use valise_crypto::envelope::{decode_envelope, new_cable_id, open, seal};
@@ -18,6 +20,7 @@ use valise_crypto::receive_key::{ReceiveKeyPair, VerifiedReceiveKey};
 use valise_proto::canonical;
 use valise_proto::framing::{FrameDecoder, encode};
 use valise_proto::v1::directory_update::Update;
+use valise_proto::v1::{AuditEventKind, Outcome};
 use valise_proto::v1::{
     CableBody, Classification, ClientFrame, DeliveryAck, DeviceRecord, ErrorCode, Hello, NodeFrame,
     Precedence, Revocation, RoutingHeader, Submit, Subscribe, client_frame, node_frame,
@@ -44,7 +47,8 @@ struct Net {
     alice: Diplomat,
     bob: Diplomat,
     carol: Diplomat,
-    _dir: tempfile::TempDir,
+    audit: Arc<AuditLog>,
+    dir: tempfile::TempDir,
 }
 
 fn year() -> Validity {
@@ -133,14 +137,25 @@ fn network(limits: Limits) -> Net {
     );
     let dir = tempfile::tempdir().unwrap();
     let node_key = IdentityKeyPair::generate().unwrap();
+    let audit = Arc::new(
+        AuditLog::open(
+            LogConfig::new(
+                dir.path().join("audit"),
+                valise_audit::log::origin("mfa.example", "paris"),
+            ),
+            IdentityKeyPair::from_seed(&node_key.seed()[..]).unwrap(),
+        )
+        .unwrap(),
+    );
     let node = start(NodeParams {
         name: "paris".into(),
         listen: "127.0.0.1:0".parse().unwrap(),
         tls: server_config(ca.cert_pem(), &node_cert, false).unwrap(),
         node_key: IdentityKeyPair::from_seed(&node_key.seed()[..]).unwrap(),
         directory,
-        store: RelayStore::open(dir.path()).unwrap(),
+        store: RelayStore::open(&dir.path().join("store")).unwrap(),
         limits,
+        audit: Arc::clone(&audit),
     })
     .unwrap();
     Net {
@@ -151,7 +166,8 @@ fn network(limits: Limits) -> Net {
         alice,
         bob,
         carol,
-        _dir: dir,
+        audit,
+        dir,
     }
 }
 
@@ -569,4 +585,106 @@ async fn a_revoked_device_is_refused_at_once() {
             .is_err()
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_records_what_happened_and_verifies() {
+    let net = network(Limits::default());
+    let alice = connect(&net, Some(&net.alice.tls)).await.unwrap();
+    let accepted = exchange(
+        &alice,
+        submit(cable(
+            &net.alice,
+            &net.bob,
+            Classification::Secret,
+            Precedence::Flash,
+            "SECRET TEXT",
+        )),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        accepted.frame,
+        Some(node_frame::Frame::CustodyReceipt(_))
+    ));
+    let refused = exchange(
+        &alice,
+        submit(cable(
+            &net.alice,
+            &net.carol,
+            Classification::Secret,
+            Precedence::Flash,
+            "x",
+        )),
+    )
+    .await
+    .unwrap();
+    assert!(refusal(&refused).is_some());
+    assert!(refused_connection(&net).await);
+    receive(&net, &net.bob, 1).await;
+
+    let Net {
+        node,
+        audit,
+        dir,
+        node_key,
+        ..
+    } = net;
+    node.shutdown().await.unwrap();
+    let log = wait_for_sole_owner(audit).await;
+    let events: Vec<_> = (0..log.size()).map(|i| log.event(i).unwrap()).collect();
+    let has = |kind: AuditEventKind, outcome: Outcome, reason: &str| {
+        events
+            .iter()
+            .any(|e| e.kind == kind as i32 && e.outcome == outcome as i32 && e.reason == reason)
+    };
+    assert!(has(AuditEventKind::NodeStarted, Outcome::Success, ""));
+    assert!(has(AuditEventKind::CustodyTaken, Outcome::Success, ""));
+    assert!(has(
+        AuditEventKind::CableSubmitted,
+        Outcome::Refused,
+        "clearance"
+    ));
+    assert!(has(
+        AuditEventKind::RequestRefused,
+        Outcome::Refused,
+        "tls_handshake"
+    ));
+    assert!(has(AuditEventKind::CableDelivered, Outcome::Success, ""));
+    assert!(has(AuditEventKind::NodeStopped, Outcome::Success, ""));
+    for i in 0..log.size() {
+        let bytes = log.entry(i).unwrap();
+        assert!(
+            !bytes.windows(11).any(|w| w == b"SECRET TEXT"),
+            "entry {i} holds content"
+        );
+    }
+    log.close().unwrap();
+    let keys = VerifyKeys {
+        log: valise_audit::note::NoteVerifier::ed25519(
+            &valise_audit::log::origin("mfa.example", "paris"),
+            *node_key.public(),
+        )
+        .unwrap(),
+        witnesses: vec![],
+    };
+    let report = verify_dir(&dir.path().join("audit"), &keys, None).unwrap();
+    assert_eq!(report.entries, events.len() as u64);
+}
+
+/// A connection attempt without a certificate, which the node refuses (and records).
+async fn refused_connection(net: &Net) -> bool {
+    refused(net, None).await
+}
+
+/// The log, once the node's tasks have let go of it.
+async fn wait_for_sole_owner(mut audit: Arc<AuditLog>) -> AuditLog {
+    for _ in 0..400 {
+        match Arc::try_unwrap(audit) {
+            Ok(log) => return log,
+            Err(shared) => audit = shared,
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the node still holds its audit log");
 }
