@@ -16,23 +16,28 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use quinn::crypto::rustls::{HandshakeData, QuicServerConfig};
+use time::OffsetDateTime;
 use tokio::sync::{Notify, mpsc};
 use valise_crypto::custody;
+use valise_crypto::directory::sign_device_record;
 use valise_crypto::envelope::decode_envelope;
-use valise_crypto::identity::{DeviceId, IdentityKeyPair};
+use valise_crypto::identity::{DeviceId, IdentityKeyPair, IdentityPublicKey};
 use valise_proto::framing::{self, FrameDecoder};
 use valise_proto::v1::{
-    ClientFrame, CustodyReceipt, Delivery, ErrorCode, ErrorFrame, Limits as WireLimits, NodeFrame,
-    Welcome, client_frame, node_frame,
+    ClientFrame, CustodyReceipt, Delivery, DeviceRecord, EnrolRequest, EnrolResponse, ErrorCode,
+    ErrorFrame, Limits as WireLimits, NodeFrame, Welcome, client_frame, node_frame,
 };
 
 use valise_audit::AuditLog;
 use valise_audit::store::StoreError;
+use valise_proto::v1::directory_update::Update;
 use valise_proto::v1::{ActorKind, AuditEvent, AuditEventKind, AuditObject, Outcome};
 
 use crate::directory::Directory;
+use crate::enrolment::{CODE_ENTROPY_BYTES, CodeError, Codes, Invitation};
 use crate::limits::Limits;
 use crate::pki::ALPN;
+use crate::pki::{ALPN_ENROLL, PostCa, Validity};
 use crate::policy::check_submission;
 use crate::queue::QueueKey;
 use crate::store::{Enqueued, RelayStore};
@@ -80,6 +85,37 @@ pub struct NodeParams {
     pub limits: Limits,
     /// The node's audit log: every submission, custody, delivery and refusal is recorded.
     pub audit: Arc<AuditLog>,
+    /// How this node enrols its post's devices; `None` for a node that enrols none (the hub).
+    pub enrolment: Option<EnrolmentDesk>,
+}
+
+/// What a node needs to enrol its post's devices.
+pub struct EnrolmentDesk {
+    /// The post, e.g. `paris`.
+    pub post: String,
+    /// The post's enrolment key, certified by the ministry root; signs device records.
+    pub enrolment_key: IdentityKeyPair,
+    /// The post's CA; issues device certificates.
+    pub post_ca: PostCa,
+    /// Outstanding codes.
+    pub codes: Codes,
+    /// How long device certificates are valid.
+    pub certificate_validity: Duration,
+}
+
+/// Why an enrolment code could not be issued.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IssueError {
+    /// This node does not enrol devices.
+    #[error("this node does not enrol devices (it has no enrolment key)")]
+    NoDesk,
+    /// The code could not be issued.
+    #[error(transparent)]
+    Code(#[from] CodeError),
+    /// Randomness failed.
+    #[error("the operating system's random number generator failed")]
+    Random,
 }
 
 struct Shared {
@@ -89,6 +125,7 @@ struct Shared {
     store: RelayStore,
     limits: Limits,
     audit: Arc<AuditLog>,
+    desk: Option<Desk>,
     /// Wakes a device's delivery stream when a cable for it arrives.
     wakers: Mutex<HashMap<DeviceId, Arc<Notify>>>,
 }
@@ -133,6 +170,13 @@ pub fn start(params: NodeParams) -> Result<RunningNode, NodeError> {
         store: params.store,
         limits: params.limits,
         audit: params.audit,
+        desk: params.enrolment.map(|d| Desk {
+            post: d.post,
+            enrolment_key: d.enrolment_key,
+            post_ca: d.post_ca,
+            codes: Mutex::new(d.codes),
+            certificate_validity: d.certificate_validity,
+        }),
         wakers: Mutex::new(HashMap::new()),
     });
     shared.record(Record::new(AuditEventKind::NodeStarted, Outcome::Success).by_node(&shared.name));
@@ -160,6 +204,16 @@ impl RunningNode {
                 .write()
                 .unwrap_or_else(PoisonError::into_inner),
         )
+    }
+
+    /// Issues a one-time enrolment code for `invitation` (the `enroll` admin command).
+    pub fn issue_code(&self, invitation: Invitation) -> Result<String, IssueError> {
+        let desk = self.shared.desk.as_ref().ok_or(IssueError::NoDesk)?;
+        let mut entropy = [0u8; CODE_ENTROPY_BYTES];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut entropy)
+            .map_err(|_| IssueError::Random)?;
+        let mut codes = desk.codes.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(codes.issue(invitation, entropy, now_ms())?)
     }
 
     /// Queue depth per precedence: [FLASH, IMMEDIATE, PRIORITY, ROUTINE].
@@ -224,6 +278,9 @@ async fn serve_connection(connection: quinn::Connection, shared: Arc<Shared>) {
         .handshake_data()
         .and_then(|d| d.downcast::<HandshakeData>().ok())
         .and_then(|d| d.protocol);
+    if alpn.as_deref() == Some(ALPN_ENROLL) {
+        return serve_enrolment(connection, shared).await;
+    }
     let device = peer_device(&connection);
     let active = device.is_some_and(|d| {
         shared
@@ -344,10 +401,12 @@ async fn serve_stream(
                 deliver(send, recv, decoder, device, shared).await;
                 return;
             }
-            Some(client_frame::Frame::DeliveryAck(_)) | None => error(
-                ErrorCode::Malformed,
-                "expected Hello, Submit or Subscribe on a new stream",
-            ),
+            Some(client_frame::Frame::DeliveryAck(_) | client_frame::Frame::Enrol(_)) | None => {
+                error(
+                    ErrorCode::Malformed,
+                    "expected Hello, Submit or Subscribe on a new stream",
+                )
+            }
         };
         if !send_frame(&mut send, &reply).await {
             return;
@@ -627,4 +686,154 @@ impl Shared {
 async fn record_async(shared: &Arc<Shared>, record: Record) {
     let shared = Arc::clone(shared);
     let _ = tokio::task::spawn_blocking(move || shared.record(record)).await;
+}
+
+/// The enrolment desk's state inside the running node.
+struct Desk {
+    post: String,
+    enrolment_key: IdentityKeyPair,
+    post_ca: PostCa,
+    codes: Mutex<Codes>,
+    certificate_validity: Duration,
+}
+
+/// How long an enrolling device has to send its request.
+const ENROLMENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The one unauthenticated path: one stream, one `EnrolRequest`, one answer, then goodbye.
+async fn serve_enrolment(connection: quinn::Connection, shared: Arc<Shared>) {
+    let source = connection.remote_address().to_string();
+    let Ok(Ok((mut send, mut recv))) =
+        tokio::time::timeout(ENROLMENT_TIMEOUT, connection.accept_bi()).await
+    else {
+        connection.close(CLOSE_UNAUTHORISED.into(), b"no enrolment request");
+        return;
+    };
+    // A request is keys, a CSR and a code: a few kilobytes at most.
+    let mut decoder = FrameDecoder::new(64 * 1024);
+    let frame = tokio::time::timeout(
+        ENROLMENT_TIMEOUT,
+        next_frame(&mut recv, &mut decoder, Some(&mut send)),
+    )
+    .await
+    .ok()
+    .flatten();
+    let reply = match frame.and_then(|f| f.frame) {
+        Some(client_frame::Frame::Enrol(request)) => {
+            let shared = Arc::clone(&shared);
+            let source = source.clone();
+            tokio::task::spawn_blocking(move || enrol(&shared, request, &source))
+                .await
+                .unwrap_or_else(|_| {
+                    error(
+                        ErrorCode::Internal,
+                        "enrolment failed inside the node; try again",
+                    )
+                })
+        }
+        _ => error(
+            ErrorCode::EnrolmentRefused,
+            "only an enrolment request is accepted without a certificate",
+        ),
+    };
+    send_frame(&mut send, &reply).await;
+    let _ = send.finish();
+    let _ = send.stopped().await;
+    connection.close(0u32.into(), b"enrolment done");
+}
+
+/// Redeems the code, signs the device's record, applies it, and issues its certificate.
+fn enrol(shared: &Shared, request: EnrolRequest, source: &str) -> NodeFrame {
+    let refuse = |reason: &str, message: String| {
+        shared.record(
+            Record::new(AuditEventKind::DeviceEnrolled, Outcome::Refused)
+                .reason(reason)
+                .source(source.to_owned()),
+        );
+        error(ErrorCode::EnrolmentRefused, message)
+    };
+    let Some(desk) = &shared.desk else {
+        return refuse(
+            "no_desk",
+            "this node does not enrol devices; enrol at your post's node".into(),
+        );
+    };
+    let identity = match IdentityPublicKey::from_slice(&request.identity_key) {
+        Ok(k) => k,
+        Err(e) => return refuse("malformed", format!("the identity key is malformed: {e}")),
+    };
+    let now = now_ms();
+    let invitation = match desk
+        .codes
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .redeem(&request.code, source, now)
+    {
+        Ok(i) => i,
+        Err(CodeError::RateLimited) => {
+            return refuse("rate_limited", CodeError::RateLimited.to_string());
+        }
+        Err(e) => return refuse("code", e.to_string()),
+    };
+    let device = identity.device_id();
+    let mut record = DeviceRecord {
+        device_id: device.as_bytes().to_vec(),
+        user: invitation.user,
+        post: desk.post.clone(),
+        display_name: invitation.display_name,
+        offices: invitation.offices,
+        clearance: invitation.clearance as i32,
+        identity_key: identity.as_bytes().to_vec(),
+        receive_keys: request.receive_keys,
+        enrolled_at_ms: now,
+        signature: Vec::new(),
+    };
+    if let Err(e) = sign_device_record(&mut record, &desk.enrolment_key) {
+        return refuse("malformed", format!("the request cannot be recorded: {e}"));
+    }
+    let start = OffsetDateTime::now_utc();
+    let until = start
+        + time::Duration::seconds(
+            i64::try_from(desk.certificate_validity.as_secs()).unwrap_or(i64::MAX / 2),
+        );
+    let validity = Validity {
+        not_before: start - time::Duration::minutes(5),
+        not_after: until,
+    };
+    let chain =
+        match desk
+            .post_ca
+            .issue_device_from_csr(&device.to_string(), &request.csr, validity)
+        {
+            Ok(c) => c,
+            Err(e) => {
+                return refuse(
+                    "csr",
+                    format!("the certificate request is not acceptable: {e}"),
+                );
+            }
+        };
+    let version = {
+        let mut directory = shared
+            .directory
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        match directory.apply(Update::Device(record.clone())) {
+            Ok(v) => v,
+            Err(e) => return refuse("record", format!("the device cannot be enrolled: {e}")),
+        }
+    };
+    shared.record(
+        Record::new(AuditEventKind::DeviceEnrolled, Outcome::Success)
+            .by_device(&device)
+            .source(source.to_owned())
+            .object("device", device.as_bytes(), &[]),
+    );
+    NodeFrame {
+        frame: Some(node_frame::Frame::Enrolled(EnrolResponse {
+            record: Some(record),
+            certificate_chain: chain,
+            directory_version: version,
+        })),
+    }
 }

@@ -22,12 +22,14 @@ use valise_proto::framing::{FrameDecoder, encode};
 use valise_proto::v1::directory_update::Update;
 use valise_proto::v1::{AuditEventKind, Outcome};
 use valise_proto::v1::{
-    CableBody, Classification, ClientFrame, DeliveryAck, DeviceRecord, ErrorCode, Hello, NodeFrame,
-    Precedence, Revocation, RoutingHeader, Submit, Subscribe, client_frame, node_frame,
+    CableBody, Classification, ClientFrame, DeliveryAck, DeviceRecord, EnrolRequest, EnrolResponse,
+    ErrorCode, Hello, NodeFrame, Precedence, Revocation, RoutingHeader, Submit, Subscribe,
+    client_frame, node_frame,
 };
 use valise_relay::directory::Directory;
+use valise_relay::enrolment::{Codes, Invitation};
 use valise_relay::limits::Limits;
-use valise_relay::node::{NodeParams, RunningNode, start};
+use valise_relay::node::{EnrolmentDesk, NodeParams, RunningNode, start};
 use valise_relay::pki::{CertifiedKey, MinistryCa, PostCa, Validity, client_config, server_config};
 use valise_relay::store::RelayStore;
 
@@ -95,6 +97,15 @@ fn diplomat(
 }
 
 fn network(limits: Limits) -> Net {
+    build(limits, None)
+}
+
+/// A node that also enrols devices, with codes valid for `code_ttl_ms`.
+fn enrolling_network(code_ttl_ms: u64) -> Net {
+    build(Limits::default(), Some(code_ttl_ms))
+}
+
+fn build(limits: Limits, code_ttl_ms: Option<u64>) -> Net {
     let ca = MinistryCa::generate("mfa.example", year()).unwrap();
     let node_cert = ca
         .issue_node("paris", &["localhost".into()], year())
@@ -150,12 +161,24 @@ fn network(limits: Limits) -> Net {
     let node = start(NodeParams {
         name: "paris".into(),
         listen: "127.0.0.1:0".parse().unwrap(),
-        tls: server_config(ca.cert_pem(), &node_cert, false).unwrap(),
+        tls: server_config(ca.cert_pem(), &node_cert, code_ttl_ms.is_some()).unwrap(),
         node_key: IdentityKeyPair::from_seed(&node_key.seed()[..]).unwrap(),
         directory,
         store: RelayStore::open(&dir.path().join("store")).unwrap(),
         limits,
         audit: Arc::clone(&audit),
+        enrolment: code_ttl_ms.map(|ttl| EnrolmentDesk {
+            post: "paris".into(),
+            enrolment_key: IdentityKeyPair::from_seed(&paris_key.seed()[..]).unwrap(),
+            post_ca: PostCa::from_pem(
+                "paris",
+                "mfa.example",
+                &ca.issue_post_ca("paris", year()).unwrap(),
+            )
+            .unwrap(),
+            codes: Codes::new(ttl, 100, 10),
+            certificate_validity: Duration::from_secs(86_400 * 365),
+        }),
     })
     .unwrap();
     Net {
@@ -687,4 +710,172 @@ async fn wait_for_sole_owner(mut audit: Arc<AuditLog>) -> AuditLog {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("the node still holds its audit log");
+}
+
+/// What a new device does: make its keys, then redeem the code without a certificate.
+async fn enrol(
+    net: &Net,
+    code: &str,
+) -> (
+    Result<EnrolResponse, (ErrorCode, String)>,
+    IdentityKeyPair,
+    ReceiveKeyPair,
+    rcgen::KeyPair,
+) {
+    let identity = IdentityKeyPair::generate().unwrap();
+    let key = ReceiveKeyPair::generate(0, u64::MAX).unwrap();
+    let tls_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    let csr = rcgen::CertificateParams::default()
+        .serialize_request(&tls_key)
+        .unwrap();
+    let request = EnrolRequest {
+        code: code.into(),
+        identity_key: identity.public().as_bytes().to_vec(),
+        receive_keys: vec![key.to_signed_record(&identity).unwrap()],
+        csr: csr.der().to_vec(),
+    };
+    let conn = connect(net, None).await.unwrap();
+    let reply = exchange(
+        &conn,
+        ClientFrame {
+            frame: Some(client_frame::Frame::Enrol(request)),
+        },
+    )
+    .await
+    .unwrap();
+    let result = match reply.frame {
+        Some(node_frame::Frame::Enrolled(response)) => Ok(response),
+        _ => Err(refusal(&reply).unwrap()),
+    };
+    (result, identity, key, tls_key)
+}
+
+fn dave() -> Invitation {
+    Invitation {
+        user: "dave".into(),
+        display_name: "Dave Okafor".into(),
+        clearance: Classification::Secret,
+        offices: vec!["ECON".into()],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_enrols_a_device_that_can_then_be_reached() {
+    let net = enrolling_network(3_600_000);
+    let code = net.node.issue_code(dave()).unwrap();
+    let (result, identity, key, tls_key) = enrol(&net, &code).await;
+    let response = result.unwrap();
+    let record = response.record.unwrap();
+    assert_eq!(
+        (record.user.as_str(), record.post.as_str()),
+        ("dave", "paris")
+    );
+    assert!(response.certificate_chain.contains("BEGIN CERTIFICATE"));
+
+    // Dave connects with his new certificate.
+    let dave_tls = CertifiedKey {
+        chain_pem: response.certificate_chain,
+        key_pem: zeroize::Zeroizing::new(tls_key.serialize_pem()),
+    };
+    let dave_conn = connect(&net, Some(&dave_tls)).await.unwrap();
+    assert!(
+        exchange(
+            &dave_conn,
+            ClientFrame {
+                frame: Some(client_frame::Frame::Hello(Hello::default()))
+            }
+        )
+        .await
+        .is_ok()
+    );
+
+    // Alice can send to him at once, using the keys in his signed record.
+    let published = VerifiedReceiveKey::verify(&record.receive_keys[0], identity.public()).unwrap();
+    let dave = Diplomat {
+        address: "dave@paris".into(),
+        identity,
+        keys: vec![key],
+        published,
+        tls: dave_tls,
+    };
+    let alice = connect(&net, Some(&net.alice.tls)).await.unwrap();
+    let reply = exchange(
+        &alice,
+        submit(cable(
+            &net.alice,
+            &dave,
+            Classification::Secret,
+            Precedence::Flash,
+            "welcome",
+        )),
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(reply.frame, Some(node_frame::Frame::CustodyReceipt(_))),
+        "{reply:?}"
+    );
+    assert_eq!(receive(&net, &dave, 1).await, vec!["welcome".to_owned()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_code_is_refused() {
+    let net = enrolling_network(3_600_000);
+    let code = net.node.issue_code(dave()).unwrap();
+    assert!(enrol(&net, &code).await.0.is_ok());
+    let (code_again, ..) = enrol(&net, &code).await;
+    let (code_error, message) = code_again.unwrap_err();
+    assert_eq!(code_error, ErrorCode::EnrolmentRefused);
+    assert!(message.contains("already used"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_code_is_refused() {
+    let net = enrolling_network(1);
+    let code = net.node.issue_code(dave()).unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let (code_error, message) = enrol(&net, &code).await.0.unwrap_err();
+    assert_eq!(code_error, ErrorCode::EnrolmentRefused);
+    assert!(message.contains("expired"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_certificate_only_enrolment_is_served() {
+    let net = enrolling_network(3_600_000);
+    // A client without a certificate asking for the authenticated protocol is turned away.
+    let mut config = client_config(net.ca.cert_pem(), None).unwrap();
+    config.alpn_protocols = vec![valise_relay::pki::ALPN.to_vec()];
+    let crypto = QuicClientConfig::try_from(config).unwrap();
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+    let outcome = match endpoint
+        .connect(net.node.local_addr(), "paris.mfa.example")
+        .unwrap()
+        .await
+    {
+        Err(_) => true,
+        Ok(conn) => exchange(
+            &conn,
+            ClientFrame {
+                frame: Some(client_frame::Frame::Submit(Submit::default())),
+            },
+        )
+        .await
+        .is_err(),
+    };
+    assert!(
+        outcome,
+        "an unauthenticated client reached the authenticated protocol"
+    );
+    // On the enrolment path, anything but an enrolment request is refused.
+    let conn = connect(&net, None).await.unwrap();
+    let reply = exchange(
+        &conn,
+        ClientFrame {
+            frame: Some(client_frame::Frame::Hello(Hello::default())),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(refusal(&reply).unwrap().0, ErrorCode::EnrolmentRefused);
 }
