@@ -7,12 +7,16 @@
 //! `paris` is that post's front office, the office `FRONT`.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+
+use prost::Message;
+use valise_audit::store::{GroupCommit, SledStore, Store, StoreError, Write};
 
 use valise_crypto::directory::{
     DirectoryError, Enroller, VerifiedDevice, verify_device_record, verify_revocation,
 };
 use valise_crypto::identity::{DeviceId, IdentityPublicKey};
-use valise_proto::v1::{DirectoryUpdate, directory_update::Update};
+use valise_proto::v1::{self, DirectoryUpdate, directory_update::Update};
 
 use crate::policy::{DeviceView, DirectoryView};
 
@@ -38,6 +42,15 @@ pub enum UpdateError {
     /// The update is empty.
     #[error("empty directory update")]
     Empty,
+    /// The update could not be made durable; it was not applied.
+    #[error("the directory update could not be stored: {0}")]
+    Store(String),
+}
+
+impl From<StoreError> for UpdateError {
+    fn from(e: StoreError) -> Self {
+        UpdateError::Store(e.to_string())
+    }
 }
 
 struct Device {
@@ -79,6 +92,18 @@ impl Directory {
         &self.history[from..]
     }
 
+    /// Checks one update without applying it.
+    pub fn check(&self, update: &Update) -> Result<(), UpdateError> {
+        match update {
+            Update::Enroller(cert) => {
+                Enroller::verify(cert, &self.root, &self.ministry).map(drop)?
+            }
+            Update::Device(record) => self.verified_record(record).map(drop)?,
+            Update::Revocation(revocation) => self.verified_revocation(revocation).map(drop)?,
+        }
+        Ok(())
+    }
+
     /// Checks and applies one update; returns the new version.
     pub fn apply(&mut self, update: Update) -> Result<u64, UpdateError> {
         match &update {
@@ -87,15 +112,7 @@ impl Directory {
                 self.enrollers.insert(enroller.post.clone(), enroller);
             }
             Update::Device(record) => {
-                let enroller = self.enroller(&record.post)?;
-                let verified = verify_device_record(record, enroller)?;
-                if self
-                    .devices
-                    .get(&verified.id)
-                    .is_some_and(|d| d.view.revoked)
-                {
-                    return Err(UpdateError::Revoked(verified.id));
-                }
+                let verified = self.verified_record(record)?;
                 let view = DeviceView {
                     id: verified.id,
                     user: verified.address(),
@@ -105,14 +122,7 @@ impl Directory {
                 self.devices.insert(verified.id, Device { verified, view });
             }
             Update::Revocation(revocation) => {
-                let id = DeviceId::from_slice(&revocation.device_id)
-                    .map_err(|_| DirectoryError::Malformed("revocation device id"))?;
-                let device = self
-                    .devices
-                    .get(&id)
-                    .ok_or(UpdateError::UnknownDevice(id))?;
-                let enroller = self.enroller(&device.verified.post)?;
-                verify_revocation(revocation, &device.verified, enroller)?;
+                let id = self.verified_revocation(revocation)?;
                 if let Some(d) = self.devices.get_mut(&id) {
                     d.view.revoked = true;
                 }
@@ -124,6 +134,34 @@ impl Directory {
             update: Some(update),
         });
         Ok(version)
+    }
+
+    /// A device record checked along the chain; a revoked device cannot come back.
+    fn verified_record(&self, record: &v1::DeviceRecord) -> Result<VerifiedDevice, UpdateError> {
+        let verified = verify_device_record(record, self.enroller(&record.post)?)?;
+        if self
+            .devices
+            .get(&verified.id)
+            .is_some_and(|d| d.view.revoked)
+        {
+            return Err(UpdateError::Revoked(verified.id));
+        }
+        Ok(verified)
+    }
+
+    /// A revocation checked against the revoked device's own post.
+    fn verified_revocation(&self, revocation: &v1::Revocation) -> Result<DeviceId, UpdateError> {
+        let id = DeviceId::from_slice(&revocation.device_id)
+            .map_err(|_| DirectoryError::Malformed("revocation device id"))?;
+        let device = self
+            .devices
+            .get(&id)
+            .ok_or(UpdateError::UnknownDevice(id))?;
+        Ok(verify_revocation(
+            revocation,
+            &device.verified,
+            self.enroller(&device.verified.post)?,
+        )?)
     }
 
     /// Applies an update received from a peer or a store.
@@ -189,5 +227,71 @@ impl DirectoryView for Directory {
 
     fn is_office(&self, address: &str) -> bool {
         Self::parse(address).is_some_and(|(_, _, office)| office)
+    }
+}
+
+/// A directory whose every applied update is durable before it takes effect, and which is
+/// rebuilt on open by replaying (and so re-verifying) the stored history.
+pub struct DurableDirectory {
+    directory: Directory,
+    store: Arc<SledStore>,
+    commit: GroupCommit,
+}
+
+impl DurableDirectory {
+    /// Opens the history in `dir` and replays it. A stored update that no longer verifies
+    /// means the store was altered: the node refuses to start on it.
+    pub fn open(
+        dir: &std::path::Path,
+        ministry: &str,
+        root: IdentityPublicKey,
+    ) -> Result<Self, UpdateError> {
+        let store = Arc::new(SledStore::open(dir)?);
+        let mut directory = Directory::new(ministry, root);
+        for item in store.scan(b"u") {
+            let (_, bytes) = item?;
+            let update = DirectoryUpdate::decode(bytes.as_slice()).map_err(|_| {
+                UpdateError::Store("a stored directory update does not decode".into())
+            })?;
+            let expected = directory.version() + 1;
+            if update.version != expected {
+                return Err(UpdateError::Store(format!(
+                    "directory update {expected} is missing or out of place"
+                )));
+            }
+            directory.apply_received(update)?;
+        }
+        let commit = GroupCommit::start(Arc::clone(&store))?;
+        Ok(DurableDirectory {
+            directory,
+            store,
+            commit,
+        })
+    }
+
+    /// Checks an update, makes it durable, then applies it. Returns the new version.
+    pub fn apply(&mut self, update: Update) -> Result<u64, UpdateError> {
+        // Check first, so a refused update writes nothing.
+        self.directory.check(&update)?;
+        let version = self.directory.version() + 1;
+        let record = DirectoryUpdate {
+            version,
+            update: Some(update.clone()),
+        };
+        self.commit.commit(vec![Write::Put(
+            [&b"u"[..], &version.to_be_bytes()].concat(),
+            record.encode_to_vec(),
+        )])?;
+        self.directory.apply(update)
+    }
+
+    /// The directory as it stands.
+    pub fn view(&self) -> &Directory {
+        &self.directory
+    }
+
+    /// Makes everything durable (e.g. at shutdown).
+    pub fn sync(&self) -> Result<(), UpdateError> {
+        Ok(self.store.sync()?)
     }
 }

@@ -33,7 +33,7 @@ use valise_audit::store::StoreError;
 use valise_proto::v1::directory_update::Update;
 use valise_proto::v1::{ActorKind, AuditEvent, AuditEventKind, AuditObject, Outcome};
 
-use crate::directory::Directory;
+use crate::directory::DurableDirectory;
 use crate::enrolment::{CODE_ENTROPY_BYTES, CodeError, Codes, Invitation};
 use crate::limits::Limits;
 use crate::pki::ALPN;
@@ -77,8 +77,8 @@ pub struct NodeParams {
     pub tls: rustls::ServerConfig,
     /// The key that signs custody receipts.
     pub node_key: IdentityKeyPair,
-    /// The directory.
-    pub directory: Directory,
+    /// The directory, durable.
+    pub directory: DurableDirectory,
     /// The store of cables in transit.
     pub store: RelayStore,
     /// Limits on what peers may send.
@@ -121,7 +121,7 @@ pub enum IssueError {
 struct Shared {
     name: String,
     node_key: IdentityKeyPair,
-    directory: RwLock<Directory>,
+    directory: RwLock<DurableDirectory>,
     store: RelayStore,
     limits: Limits,
     audit: Arc<AuditLog>,
@@ -196,7 +196,7 @@ impl RunningNode {
     }
 
     /// Applies a change to the directory, e.g. a revocation; it takes effect at once.
-    pub fn update_directory<T>(&self, change: impl FnOnce(&mut Directory) -> T) -> T {
+    pub fn update_directory<T>(&self, change: impl FnOnce(&mut DurableDirectory) -> T) -> T {
         change(
             &mut self
                 .shared
@@ -287,6 +287,7 @@ async fn serve_connection(connection: quinn::Connection, shared: Arc<Shared>) {
             .directory
             .read()
             .unwrap_or_else(PoisonError::into_inner)
+            .view()
             .is_active(&d)
     });
     let (Some(device), true, Some(ALPN)) = (device, active, alpn.as_deref()) else {
@@ -449,7 +450,13 @@ async fn submit_cable(shared: &Arc<Shared>, device: &DeviceId, bytes: Vec<u8>) -
             .directory
             .read()
             .unwrap_or_else(PoisonError::into_inner);
-        check_submission(&shared.limits, &*directory, device, bytes.len(), &envelope)
+        check_submission(
+            &shared.limits,
+            directory.view(),
+            device,
+            bytes.len(),
+            &envelope,
+        )
     };
     let accepted = match accepted {
         Ok(a) => a,

@@ -235,3 +235,43 @@ fn peers_sync_from_a_version_on() {
         Some(UpdateError::Empty)
     );
 }
+
+#[test]
+fn a_durable_directory_survives_a_restart_and_stores_only_what_verified() {
+    use valise_relay::directory::DurableDirectory;
+    let m = Ministry::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, bob) = {
+        let mut d = DurableDirectory::open(dir.path(), "mfa.example", *m.root.public()).unwrap();
+        d.apply(Update::Enroller(m.certificate("paris", &m.paris)))
+            .unwrap();
+        let (alice, r) = record("alice", "paris", &[], Classification::Secret, &m.paris);
+        d.apply(Update::Device(r)).unwrap();
+        let (bob, r) = record("bob", "paris", &[], Classification::Secret, &m.paris);
+        d.apply(Update::Device(r)).unwrap();
+        let mut revocation = Revocation {
+            device_id: bob.as_bytes().to_vec(),
+            reason: "lost".into(),
+            revoked_at_ms: 3,
+            signature: vec![],
+        };
+        sign_revocation(&mut revocation, &m.paris).unwrap();
+        d.apply(Update::Revocation(revocation)).unwrap();
+        // A forged record is refused and not stored.
+        let (_, forged) = record("eve", "paris", &[], Classification::TopSecret, &m.nairobi);
+        assert!(d.apply(Update::Device(forged)).is_err());
+        (alice, bob)
+    };
+    let d = DurableDirectory::open(dir.path(), "mfa.example", *m.root.public()).unwrap();
+    assert_eq!(d.view().version(), 4);
+    assert!(d.view().is_active(&alice));
+    assert!(
+        !d.view().is_active(&bob),
+        "the revocation survived the restart"
+    );
+    assert_eq!(d.view().devices_for("eve@paris"), None);
+    // Reopened under another root, the stored history no longer verifies: refused.
+    let other = IdentityKeyPair::generate().unwrap();
+    drop(d);
+    assert!(DurableDirectory::open(dir.path(), "mfa.example", *other.public()).is_err());
+}

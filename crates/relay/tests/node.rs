@@ -26,7 +26,7 @@ use valise_proto::v1::{
     ErrorCode, Hello, NodeFrame, Precedence, Revocation, RoutingHeader, Submit, Subscribe,
     client_frame, node_frame,
 };
-use valise_relay::directory::Directory;
+use valise_relay::directory::DurableDirectory;
 use valise_relay::enrolment::{Codes, Invitation};
 use valise_relay::limits::Limits;
 use valise_relay::node::{EnrolmentDesk, NodeParams, RunningNode, start};
@@ -66,7 +66,7 @@ fn diplomat(
     clearance: Classification,
     post_ca: &PostCa,
     paris_key: &IdentityKeyPair,
-    directory: &mut Directory,
+    directory: &mut DurableDirectory,
 ) -> Diplomat {
     let identity = IdentityKeyPair::generate().unwrap();
     let key = ReceiveKeyPair::generate(0, u64::MAX).unwrap();
@@ -118,7 +118,10 @@ fn build(limits: Limits, code_ttl_ms: Option<u64>) -> Net {
     .unwrap();
     let root = IdentityKeyPair::generate().unwrap();
     let paris_key = IdentityKeyPair::generate().unwrap();
-    let mut directory = Directory::new("mfa.example", *root.public());
+    let dir = tempfile::tempdir().unwrap();
+    let mut directory =
+        DurableDirectory::open(&dir.path().join("directory"), "mfa.example", *root.public())
+            .unwrap();
     let mut cert =
         Enroller::unsigned_certificate("mfa.example", "paris", paris_key.public(), 0, u64::MAX);
     cert.signature = root
@@ -146,7 +149,6 @@ fn build(limits: Limits, code_ttl_ms: Option<u64>) -> Net {
         &paris_key,
         &mut directory,
     );
-    let dir = tempfile::tempdir().unwrap();
     let node_key = IdentityKeyPair::generate().unwrap();
     let audit = Arc::new(
         AuditLog::open(
