@@ -26,6 +26,10 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use time::OffsetDateTime;
 use valise_crypto::at_rest::{KdfParams, SealedStorageKey, StorageKey};
+use valise_crypto::directory::Enroller;
+use valise_crypto::identity::IdentityPublicKey;
+use valise_proto::canonical;
+use valise_proto::v1::EnrolmentCertificate;
 use zeroize::Zeroizing;
 
 /// ALPN of authenticated traffic.
@@ -57,6 +61,9 @@ pub enum PkiError {
     /// The client-certificate verifier could not be built.
     #[error("cannot build the client certificate verifier: {0}")]
     Verifier(String),
+    /// A key is not of the expected kind.
+    #[error("key error: {0}")]
+    Key(String),
     /// The sealed CA key did not open.
     #[error("cannot open the CA key: {0}")]
     Sealed(#[from] valise_crypto::at_rest::AtRestError),
@@ -212,6 +219,35 @@ impl MinistryCa {
         self.issue(params, validity)
     }
 
+    /// The root's Ed25519 public key. It anchors the directory as well as TLS: clients take it
+    /// from the pinned root certificate ([`directory_root`]).
+    pub fn root_key(&self) -> Result<IdentityPublicKey, PkiError> {
+        IdentityPublicKey::from_slice(self.issuer.key().public_key_raw())
+            .map_err(|e| PkiError::Key(e.to_string()))
+    }
+
+    /// Certifies a post's enrolment key, for that post only, from `valid_from_ms` to
+    /// `valid_until_ms`: the directory half of issuing a node.
+    pub fn certify_enroller(
+        &self,
+        post: &str,
+        key: &IdentityPublicKey,
+        valid_from_ms: u64,
+        valid_until_ms: u64,
+    ) -> Result<EnrolmentCertificate, PkiError> {
+        let mut cert = Enroller::unsigned_certificate(
+            &self.ministry,
+            post,
+            key,
+            valid_from_ms,
+            valid_until_ms,
+        );
+        let bytes =
+            canonical::enrolment_certificate(&cert).map_err(|e| PkiError::Key(e.to_string()))?;
+        cert.signature = rcgen::SigningKey::sign(self.issuer.key(), &bytes)?;
+        Ok(cert)
+    }
+
     /// Issues the CA a post's node uses to enrol that post's devices.
     pub fn issue_post_ca(&self, post: &str, validity: Validity) -> Result<CertifiedKey, PkiError> {
         let mut params = CertificateParams::default();
@@ -333,6 +369,18 @@ fn issue_with(
         chain_pem: format!("{}{issuer_chain_pem}", cert.pem()),
         key_pem: Zeroizing::new(key.serialize_pem()),
     })
+}
+
+/// The directory root pinned by a root certificate (PEM): its Ed25519 public key.
+pub fn directory_root(ca_pem: &str) -> Result<IdentityPublicKey, PkiError> {
+    let der = CertificateDer::from_pem_slice(ca_pem.as_bytes()).map_err(|e| PkiError::Pem {
+        what: "CA certificate",
+        reason: e.to_string(),
+    })?;
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(&der).map_err(|e| PkiError::Key(e.to_string()))?;
+    IdentityPublicKey::from_slice(&cert.public_key().subject_public_key.data)
+        .map_err(|_| PkiError::Key("the root certificate does not hold an Ed25519 key".into()))
 }
 
 /// SHA-256 of a DER certificate in hex groups of four.

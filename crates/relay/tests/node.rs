@@ -13,11 +13,10 @@ use time::OffsetDateTime;
 use valise_audit::verify::{VerifyKeys, verify_dir};
 use valise_audit::{AuditLog, LogConfig};
 use valise_crypto::custody;
-use valise_crypto::directory::{Enroller, sign_device_record, sign_revocation};
+use valise_crypto::directory::{sign_device_record, sign_revocation};
 use valise_crypto::envelope::{decode_envelope, new_cable_id, open, seal};
 use valise_crypto::identity::IdentityKeyPair;
 use valise_crypto::receive_key::{ReceiveKeyPair, VerifiedReceiveKey};
-use valise_proto::canonical;
 use valise_proto::framing::{FrameDecoder, encode};
 use valise_proto::v1::directory_update::Update;
 use valise_proto::v1::{AuditEventKind, Outcome};
@@ -30,7 +29,9 @@ use valise_relay::directory::DurableDirectory;
 use valise_relay::enrolment::{Codes, Invitation};
 use valise_relay::limits::Limits;
 use valise_relay::node::{EnrolmentDesk, NodeParams, RunningNode, start};
-use valise_relay::pki::{CertifiedKey, MinistryCa, PostCa, Validity, client_config, server_config};
+use valise_relay::pki::{
+    CertifiedKey, MinistryCa, PostCa, Validity, client_config, directory_root, server_config,
+};
 use valise_relay::store::RelayStore;
 
 struct Diplomat {
@@ -116,17 +117,14 @@ fn build(limits: Limits, code_ttl_ms: Option<u64>) -> Net {
         &ca.issue_post_ca("paris", year()).unwrap(),
     )
     .unwrap();
-    let root = IdentityKeyPair::generate().unwrap();
     let paris_key = IdentityKeyPair::generate().unwrap();
     let dir = tempfile::tempdir().unwrap();
+    let root = directory_root(ca.cert_pem()).unwrap();
     let mut directory =
-        DurableDirectory::open(&dir.path().join("directory"), "mfa.example", *root.public())
-            .unwrap();
-    let mut cert =
-        Enroller::unsigned_certificate("mfa.example", "paris", paris_key.public(), 0, u64::MAX);
-    cert.signature = root
-        .sign(&canonical::enrolment_certificate(&cert).unwrap())
-        .to_vec();
+        DurableDirectory::open(&dir.path().join("directory"), "mfa.example", root).unwrap();
+    let cert = ca
+        .certify_enroller("paris", paris_key.public(), 0, u64::MAX)
+        .unwrap();
     directory.apply(Update::Enroller(cert)).unwrap();
     let alice = diplomat(
         "alice",

@@ -323,3 +323,21 @@ fn a_post_ca_cannot_certify_another_posts_devices() {
     );
     assert!(format!("{err:?}").contains("NameConstraint"), "{err:?}");
 }
+
+#[test]
+fn the_ministry_root_anchors_the_directory_too() {
+    let ca = ca("mfa.example");
+    let post = valise_crypto::identity::IdentityKeyPair::generate().unwrap();
+    let cert = ca
+        .certify_enroller("paris", post.public(), 0, u64::MAX)
+        .unwrap();
+    // A client holding only the pinned root certificate checks the enrolment key with it.
+    let root = valise_relay::pki::directory_root(ca.cert_pem()).unwrap();
+    assert_eq!(root, ca.root_key().unwrap());
+    let enroller = valise_crypto::directory::Enroller::verify(&cert, &root, "mfa.example").unwrap();
+    assert_eq!(enroller.post, "paris");
+    // Another ministry root does not vouch for it.
+    let rogue = valise_relay::pki::directory_root(self::ca("mfa.example").cert_pem()).unwrap();
+    assert!(valise_crypto::directory::Enroller::verify(&cert, &rogue, "mfa.example").is_err());
+    assert!(valise_relay::pki::directory_root("not a certificate").is_err());
+}
