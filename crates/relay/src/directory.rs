@@ -175,6 +175,11 @@ impl Directory {
             .ok_or_else(|| UpdateError::UnknownPost(post.to_owned()))
     }
 
+    /// Whether a post's enrolment key is certified here.
+    pub fn has_enroller(&self, post: &str) -> bool {
+        self.enrollers.contains_key(post)
+    }
+
     /// The verified record of a device.
     pub fn verified(&self, id: &DeviceId) -> Option<&VerifiedDevice> {
         self.devices.get(id).map(|d| &d.verified)

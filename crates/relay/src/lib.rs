@@ -24,6 +24,7 @@
 pub mod config;
 pub mod directory;
 pub mod enrolment;
+pub mod files;
 pub mod limits;
 pub mod node;
 pub mod pki;

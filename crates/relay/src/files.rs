@@ -1,0 +1,169 @@
+//! A node's files: what `valise-relay ca issue-node` writes and `valise-relay run` reads.
+//!
+//! | file | holds | written |
+//! |---|---|---|
+//! | `ca.pem` | the ministry root certificate (pinned) | public |
+//! | `node.pem`, `node.key` | the node's TLS chain and key | key owner-only |
+//! | `node-signing.key` | the node's Ed25519 seed: custody receipts, audit checkpoints | owner-only |
+//! | `enrolment.key`, `enrolment.cert` | posts: the enrolment key and its root certificate | key owner-only |
+//! | `post-ca.pem`, `post-ca.key` | posts: the post enrolment CA | key owner-only |
+//! | `node.toml` | the configuration | public |
+
+use std::fs;
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use prost::Message;
+use valise_crypto::identity::IdentityKeyPair;
+use valise_proto::v1::EnrolmentCertificate;
+use zeroize::Zeroizing;
+
+use crate::config::Config;
+use crate::pki::CertifiedKey;
+
+/// The node signing key's file.
+pub const NODE_SIGNING_KEY: &str = "node-signing.key";
+/// The enrolment key's file.
+pub const ENROLMENT_KEY: &str = "enrolment.key";
+/// The enrolment certificate's file.
+pub const ENROLMENT_CERT: &str = "enrolment.cert";
+/// The post CA chain's file.
+pub const POST_CA_PEM: &str = "post-ca.pem";
+/// The post CA key's file.
+pub const POST_CA_KEY: &str = "post-ca.key";
+
+/// A node file that is missing or unusable.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FileError {
+    /// Reading or writing failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file's content is not what it should be.
+    #[error("{path} is damaged or not the file `valise-relay ca issue-node` wrote: {reason}")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Writes `bytes` to `path`, readable by its owner only, and syncs it.
+pub fn write_secret(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
+    write_with_mode(path, bytes, 0o600)
+}
+
+/// Writes `bytes` to `path` (mode 0644) and syncs it.
+pub fn write_public(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
+    write_with_mode(path, bytes, 0o644)
+}
+
+fn write_with_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<(), FileError> {
+    let io = |source| FileError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)
+        .map_err(io)?;
+    file.write_all(bytes).map_err(io)?;
+    file.sync_all().map_err(io)
+}
+
+/// Reads a file, naming it in the error.
+pub fn read(path: &Path) -> Result<Vec<u8>, FileError> {
+    fs::read(path).map_err(|source| FileError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn read_text(path: &Path) -> Result<String, FileError> {
+    String::from_utf8(read(path)?).map_err(|_| FileError::Malformed {
+        path: path.to_owned(),
+        reason: "not text".into(),
+    })
+}
+
+/// Reads an Ed25519 seed file.
+pub fn read_key(path: &Path) -> Result<IdentityKeyPair, FileError> {
+    let seed = Zeroizing::new(read(path)?);
+    IdentityKeyPair::from_seed(&seed).map_err(|e| FileError::Malformed {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// What a post needs to enrol devices.
+pub struct EnrolmentFiles {
+    /// The enrolment key.
+    pub key: IdentityKeyPair,
+    /// Its certificate from the root.
+    pub certificate: EnrolmentCertificate,
+    /// The post CA.
+    pub post_ca: CertifiedKey,
+}
+
+/// Everything a node reads at start.
+pub struct NodeFiles {
+    /// The pinned ministry root (PEM).
+    pub ca_pem: String,
+    /// The node's TLS chain and key.
+    pub tls: CertifiedKey,
+    /// The node's signing key.
+    pub signing_key: IdentityKeyPair,
+    /// Posts only.
+    pub enrolment: Option<EnrolmentFiles>,
+}
+
+impl NodeFiles {
+    /// Reads the files a configuration names; the key files sit beside the node key.
+    pub fn load(config: &Config) -> Result<Self, FileError> {
+        let dir = config
+            .tls
+            .node_key
+            .parent()
+            .unwrap_or(Path::new("."))
+            .to_owned();
+        let tls = CertifiedKey {
+            chain_pem: read_text(&config.tls.node_cert)?,
+            key_pem: Zeroizing::new(read_text(&config.tls.node_key)?),
+        };
+        let enrolment =
+            if dir.join(ENROLMENT_KEY).exists() {
+                let cert_path = dir.join(ENROLMENT_CERT);
+                let certificate = EnrolmentCertificate::decode(read(&cert_path)?.as_slice())
+                    .map_err(|e| FileError::Malformed {
+                        path: cert_path,
+                        reason: e.to_string(),
+                    })?;
+                Some(EnrolmentFiles {
+                    key: read_key(&dir.join(ENROLMENT_KEY))?,
+                    certificate,
+                    post_ca: CertifiedKey {
+                        chain_pem: read_text(&dir.join(POST_CA_PEM))?,
+                        key_pem: Zeroizing::new(read_text(&dir.join(POST_CA_KEY))?),
+                    },
+                })
+            } else {
+                None
+            };
+        Ok(NodeFiles {
+            ca_pem: read_text(&config.tls.ca_cert)?,
+            tls,
+            signing_key: read_key(&dir.join(NODE_SIGNING_KEY))?,
+            enrolment,
+        })
+    }
+}

@@ -1,0 +1,386 @@
+//! `valise-relay`: the relay node ministry IT runs, and its administration commands.
+
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use prost::Message;
+use time::OffsetDateTime;
+use valise_audit::{AuditLog, LogConfig};
+use valise_crypto::at_rest::KdfParams;
+use valise_crypto::identity::IdentityKeyPair;
+use valise_proto::v1::directory_update::Update;
+use valise_relay::config::Config;
+use valise_relay::directory::DurableDirectory;
+use valise_relay::enrolment::Codes;
+use valise_relay::files::{
+    self, ENROLMENT_CERT, ENROLMENT_KEY, NODE_SIGNING_KEY, NodeFiles, POST_CA_KEY, POST_CA_PEM,
+};
+use valise_relay::node::{EnrolmentDesk, NodeParams, start};
+use valise_relay::pki::{MinistryCa, PostCa, Validity, directory_root, server_config};
+use valise_relay::store::RelayStore;
+use zeroize::Zeroizing;
+
+const CA_CERT: &str = "ca.pem";
+const CA_KEY: &str = "ca.key.sealed";
+const CA_MINISTRY: &str = "ministry";
+const YEAR: Duration = Duration::from_secs(365 * 86_400);
+
+/// The Valise relay node and its administration.
+#[derive(Parser)]
+#[command(name = "valise-relay", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The ministry's offline certificate authority.
+    #[command(subcommand)]
+    Ca(CaCommand),
+    /// Runs a node until SIGTERM or Ctrl-C, then shuts down cleanly.
+    ///
+    /// Example: valise-relay run --config /etc/valise/paris/node.toml
+    Run {
+        /// The node's configuration (written by `ca issue-node`).
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum CaCommand {
+    /// Creates the ministry root CA; its key is sealed under a passphrase.
+    ///
+    /// Example: VALISE_PASSPHRASE=… valise-relay ca init --ministry mfa.example --out ./ca
+    Init {
+        /// The ministry's name, e.g. mfa.example.
+        #[arg(long)]
+        ministry: String,
+        /// Where to write ca.pem and ca.key.sealed (keep the latter offline).
+        #[arg(long)]
+        out: PathBuf,
+        /// Read the passphrase from this file instead of VALISE_PASSPHRASE or a prompt.
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
+    },
+    /// Issues a node's certificates and keys, and a ready-to-run node.toml.
+    ///
+    /// Example: valise-relay ca issue-node --ca ./ca --name paris --kind post
+    ///          --addr paris.mfa.example:4433 --hub hq.mfa.example:4433 --out ./paris
+    IssueNode {
+        /// The CA folder written by `ca init`.
+        #[arg(long)]
+        ca: PathBuf,
+        /// The node's name: hq, paris, un-newyork.
+        #[arg(long)]
+        name: String,
+        /// hub or post.
+        #[arg(long, value_enum)]
+        kind: Kind,
+        /// host:port clients and peers reach the node at.
+        #[arg(long)]
+        addr: String,
+        /// Posts: the hub's host:port.
+        #[arg(long)]
+        hub: Option<String>,
+        /// Where to write the node's files.
+        #[arg(long)]
+        out: PathBuf,
+        /// Read the CA passphrase from this file instead of VALISE_PASSPHRASE or a prompt.
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Kind {
+    Hub,
+    Post,
+}
+
+fn main() {
+    if let Err(e) = run_cli(Cli::parse()) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run_cli(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Ca(CaCommand::Init {
+            ministry,
+            out,
+            passphrase_file,
+        }) => ca_init(&ministry, &out, passphrase_file.as_deref()),
+        Command::Ca(CaCommand::IssueNode {
+            ca,
+            name,
+            kind,
+            addr,
+            hub,
+            out,
+            passphrase_file,
+        }) => issue_node(
+            &ca,
+            &name,
+            kind,
+            &addr,
+            hub.as_deref(),
+            &out,
+            passphrase_file.as_deref(),
+        ),
+        Command::Run { config } => run(&config),
+    }
+}
+
+/// The passphrase, from VALISE_PASSPHRASE, a file, or a prompt (twice when creating).
+fn passphrase(file: Option<&Path>, creating: bool) -> Result<Zeroizing<String>> {
+    if let Some(file) = file {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read the passphrase file {}", file.display()))?;
+        return Ok(Zeroizing::new(
+            text.trim_end_matches(['\n', '\r']).to_owned(),
+        ));
+    }
+    if let Ok(p) = std::env::var("VALISE_PASSPHRASE") {
+        return Ok(Zeroizing::new(p));
+    }
+    let first = Zeroizing::new(rpassword::prompt_password("CA passphrase: ").context("cannot read the passphrase from the terminal; set VALISE_PASSPHRASE or use --passphrase-file")?);
+    if creating {
+        let again = Zeroizing::new(
+            rpassword::prompt_password("Repeat the passphrase: ")
+                .context("cannot read the passphrase")?,
+        );
+        if *first != *again {
+            bail!("the two passphrases differ; nothing was written");
+        }
+    }
+    Ok(first)
+}
+
+fn validity(years: u32) -> Validity {
+    let now = OffsetDateTime::now_utc();
+    Validity {
+        not_before: now - time::Duration::hours(1),
+        not_after: now + time::Duration::days(365 * i64::from(years)),
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn ca_init(ministry: &str, out: &Path, passphrase_file: Option<&Path>) -> Result<()> {
+    if ministry.is_empty() || ministry.contains(char::is_whitespace) {
+        bail!("--ministry must be a name without spaces, e.g. mfa.example");
+    }
+    if out.join(CA_CERT).exists() {
+        bail!(
+            "{} already holds a CA; refusing to overwrite it",
+            out.display()
+        );
+    }
+    let pass = passphrase(passphrase_file, true)?;
+    if pass.chars().count() < 12 {
+        bail!("the CA passphrase must be at least 12 characters");
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let ca = MinistryCa::generate(ministry, validity(20))
+        .context("cannot create the root certificate")?;
+    let sealed = ca
+        .seal_key(pass.as_bytes(), KdfParams::default())
+        .context("cannot seal the CA key")?;
+    files::write_public(&out.join(CA_CERT), ca.cert_pem().as_bytes())?;
+    files::write_secret(&out.join(CA_KEY), &sealed)?;
+    files::write_public(&out.join(CA_MINISTRY), ministry.as_bytes())?;
+    println!("Ministry root created for {ministry}.");
+    println!("Root fingerprint: {}", ca.fingerprint());
+    println!(
+        "Pin {} on every node and device. Keep {} offline.",
+        out.join(CA_CERT).display(),
+        out.join(CA_KEY).display()
+    );
+    Ok(())
+}
+
+fn load_ca(dir: &Path, passphrase_file: Option<&Path>) -> Result<MinistryCa> {
+    let ministry = std::fs::read_to_string(dir.join(CA_MINISTRY)).with_context(|| {
+        format!(
+            "{} is not a CA folder written by `valise-relay ca init`",
+            dir.display()
+        )
+    })?;
+    let cert = std::fs::read_to_string(dir.join(CA_CERT))
+        .with_context(|| format!("cannot read {}", dir.join(CA_CERT).display()))?;
+    let sealed = files::read(&dir.join(CA_KEY))?;
+    let pass = passphrase(passphrase_file, false)?;
+    MinistryCa::open_sealed(ministry.trim(), &cert, &sealed, pass.as_bytes())
+        .context("cannot open the CA key")
+}
+
+fn issue_node(
+    ca_dir: &Path,
+    name: &str,
+    kind: Kind,
+    addr: &str,
+    hub: Option<&str>,
+    out: &Path,
+    passphrase_file: Option<&Path>,
+) -> Result<()> {
+    let (host, port) = addr
+        .rsplit_once(':')
+        .filter(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+        .context("--addr must be host:port, e.g. paris.mfa.example:4433")?;
+    if kind == Kind::Hub && hub.is_some() {
+        bail!("a hub does not connect to another hub; drop --hub");
+    }
+    if out.join("node.pem").exists() {
+        bail!(
+            "{} already holds a node; refusing to overwrite it",
+            out.display()
+        );
+    }
+    let ca = load_ca(ca_dir, passphrase_file)?;
+    let ministry = std::fs::read_to_string(ca_dir.join(CA_MINISTRY))?
+        .trim()
+        .to_owned();
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let node = ca
+        .issue_node(name, &[host.to_owned()], validity(2))
+        .context("cannot issue the node certificate")?;
+    files::write_public(&out.join("ca.pem"), ca.cert_pem().as_bytes())?;
+    files::write_public(&out.join("node.pem"), node.chain_pem.as_bytes())?;
+    files::write_secret(&out.join("node.key"), node.key_pem.as_bytes())?;
+    let signing = IdentityKeyPair::generate().context("cannot generate the node signing key")?;
+    files::write_secret(&out.join(NODE_SIGNING_KEY), &signing.seed()[..])?;
+    if kind == Kind::Post {
+        let enrolment = IdentityKeyPair::generate().context("cannot generate the enrolment key")?;
+        let until =
+            now_ms().saturating_add(u64::try_from((5 * YEAR).as_millis()).unwrap_or(u64::MAX));
+        let cert = ca.certify_enroller(name, enrolment.public(), now_ms(), until)?;
+        files::write_secret(&out.join(ENROLMENT_KEY), &enrolment.seed()[..])?;
+        files::write_public(&out.join(ENROLMENT_CERT), &cert.encode_to_vec())?;
+        let post_ca = ca.issue_post_ca(name, validity(5))?;
+        files::write_public(&out.join(POST_CA_PEM), post_ca.chain_pem.as_bytes())?;
+        files::write_secret(&out.join(POST_CA_KEY), post_ca.key_pem.as_bytes())?;
+    }
+    let kind_name = if kind == Kind::Hub { "hub" } else { "post" };
+    let hub_line = hub.map(|h| format!("hub = \"{h}\"\n")).unwrap_or_default();
+    let toml = format!(
+        "# Written by `valise-relay ca issue-node`; see deploy/node.example.toml for every setting.\n\
+         [node]\nname = \"{name}\"\nkind = \"{kind_name}\"\nministry = \"{ministry}\"\nlisten = \"0.0.0.0:{port}\"\n{hub_line}data_dir = \"data\"\n"
+    );
+    let config_path = out.join("node.toml");
+    files::write_public(&config_path, toml.as_bytes())?;
+    Config::load(&config_path)
+        .context("the written configuration does not load (a bug: please report it)")?;
+    println!("Node {name} ({kind_name}) issued in {}.", out.display());
+    println!(
+        "Run it with: valise-relay run --config {}",
+        config_path.display()
+    );
+    Ok(())
+}
+
+fn run(config_path: &Path) -> Result<()> {
+    let config = Config::load(config_path)?;
+    let node_files = NodeFiles::load(&config)?;
+    let data = &config.node.data_dir;
+    std::fs::create_dir_all(data)
+        .with_context(|| format!("cannot create the data directory {}", data.display()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(config, node_files))
+}
+
+async fn serve(config: Config, node_files: NodeFiles) -> Result<()> {
+    let data = config.node.data_dir.clone();
+    let mut log_config = LogConfig::new(data.join("audit"), config.audit_origin());
+    log_config.policy.every_entries = config.audit.checkpoint_every_entries;
+    log_config.policy.every = config.checkpoint_interval();
+    // Outside the data directory: a restored older copy of it cannot roll the anchor back.
+    log_config.anchor = Some(config.tls.node_key.with_file_name("audit.anchor"));
+    let audit_key = IdentityKeyPair::from_seed(&node_files.signing_key.seed()[..])?;
+    let audit =
+        Arc::new(AuditLog::open(log_config, audit_key).context("cannot open the audit log")?);
+    let root = directory_root(&node_files.ca_pem)?;
+    let mut directory =
+        DurableDirectory::open(&data.join("directory"), &config.node.ministry, root)?;
+    let enrolment = match node_files.enrolment {
+        Some(e) => {
+            if !directory.view().has_enroller(&config.node.name) {
+                directory
+                    .apply(Update::Enroller(e.certificate))
+                    .context("the enrolment certificate does not verify under the pinned root")?;
+            }
+            Some(EnrolmentDesk {
+                post: config.node.name.clone(),
+                enrolment_key: e.key,
+                post_ca: PostCa::from_pem(&config.node.name, &config.node.ministry, &e.post_ca)?,
+                codes: Codes::new(
+                    config.enrolment.code_ttl_hours.saturating_mul(3_600_000),
+                    config.limits.max_pending_enrolments as usize,
+                    config.enrolment.attempts_per_minute,
+                ),
+                certificate_validity: YEAR,
+            })
+        }
+        None => None,
+    };
+    let tls = server_config(&node_files.ca_pem, &node_files.tls, enrolment.is_some())?;
+    let node = start(NodeParams {
+        name: config.node.name.clone(),
+        listen: config.node.listen,
+        tls,
+        node_key: node_files.signing_key,
+        directory,
+        store: RelayStore::open(&data.join("queue")).context("cannot open the queue store")?,
+        limits: config.limits,
+        audit: Arc::clone(&audit),
+        enrolment,
+    })?;
+    println!(
+        "valise-relay {} listening on {}",
+        config.node.name,
+        node.local_addr()
+    );
+    wait_for_stop().await?;
+    println!("stopping: finishing in-flight work");
+    node.shutdown().await?;
+    for _ in 0..400 {
+        if Arc::strong_count(&audit) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    match Arc::try_unwrap(audit) {
+        Ok(log) => log
+            .close()
+            .context("the audit log could not be closed cleanly")?,
+        Err(_) => {
+            bail!("in-flight work did not finish in time; the audit log was not closed cleanly")
+        }
+    }
+    println!("stopped");
+    Ok(())
+}
+
+async fn wait_for_stop() -> Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot watch for SIGTERM")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        r = tokio::signal::ctrl_c() => r.context("cannot watch for Ctrl-C")?,
+    }
+    Ok(())
+}
