@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-const FILES: [&str; 6] = [
+const FILES: [&str; 7] = [
+    "admin.proto",
     "audit.proto",
     "envelope.proto",
     "cable.proto",

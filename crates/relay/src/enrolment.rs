@@ -56,6 +56,17 @@ struct Pending {
     expires_ms: u64,
 }
 
+/// A code just issued: the code to hand over, and what a store keeps of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issued {
+    /// The code, in groups of four.
+    pub code: String,
+    /// SHA-256 of the normalised code: the only form in which it is stored.
+    pub digest: [u8; 32],
+    /// When it expires (Unix ms).
+    pub expires_ms: u64,
+}
+
 /// Outstanding codes and the attempt counters.
 pub struct Codes {
     ttl_ms: u64,
@@ -78,45 +89,60 @@ impl Codes {
         }
     }
 
-    /// Issues a code for `invitation` from fresh `entropy`. Returns the code to hand over.
+    /// Issues a code for `invitation` from fresh `entropy`.
     pub fn issue(
         &mut self,
         invitation: Invitation,
         entropy: [u8; CODE_ENTROPY_BYTES],
         now_ms: u64,
-    ) -> Result<String, CodeError> {
+    ) -> Result<Issued, CodeError> {
         self.expire(now_ms);
         if self.pending.len() >= self.max_pending {
             return Err(CodeError::TooManyPending(self.pending.len()));
         }
         let code = encode(&entropy);
+        let issued = Issued {
+            code: format_groups(&code),
+            digest: digest(&code),
+            expires_ms: now_ms.saturating_add(self.ttl_ms),
+        };
         self.pending.insert(
-            digest(&code),
+            issued.digest,
             Pending {
                 invitation,
-                expires_ms: now_ms.saturating_add(self.ttl_ms),
+                expires_ms: issued.expires_ms,
             },
         );
-        Ok(format_groups(&code))
+        Ok(issued)
     }
 
-    /// Redeems `code` from `source` (e.g. the peer's address). A code works once.
+    /// Puts back a code a store kept (when a node restarts).
+    pub fn restore(&mut self, digest: [u8; 32], invitation: Invitation, expires_ms: u64) {
+        self.pending.insert(
+            digest,
+            Pending {
+                invitation,
+                expires_ms,
+            },
+        );
+    }
+
+    /// Redeems `code` from `source` (e.g. the peer's address). A code works once. Returns the
+    /// invitation and the digest the code was kept under, which is now spent.
     pub fn redeem(
         &mut self,
         code: &str,
         source: &str,
         now_ms: u64,
-    ) -> Result<Invitation, CodeError> {
+    ) -> Result<(Invitation, [u8; 32]), CodeError> {
         self.count_attempt(source, now_ms)?;
         let normal = normalise(code).ok_or(CodeError::Invalid)?;
-        let pending = self
-            .pending
-            .remove(&digest(&normal))
-            .ok_or(CodeError::Invalid)?;
+        let key = digest(&normal);
+        let pending = self.pending.remove(&key).ok_or(CodeError::Invalid)?;
         if now_ms > pending.expires_ms {
             return Err(CodeError::Expired);
         }
-        Ok(pending.invitation)
+        Ok((pending.invitation, key))
     }
 
     /// How many codes are outstanding (expired ones included until the next issue).
@@ -205,8 +231,8 @@ mod tests {
     #[test]
     fn a_code_enrols_once() {
         let mut c = codes();
-        let code = c.issue(alice(), [7; 13], 0).unwrap();
-        assert_eq!(c.redeem(&code, "10.0.0.1", HOUR), Ok(alice()));
+        let code = c.issue(alice(), [7; 13], 0).unwrap().code;
+        assert_eq!(c.redeem(&code, "10.0.0.1", HOUR).map(|r| r.0), Ok(alice()));
         assert_eq!(
             c.redeem(&code, "10.0.0.1", HOUR),
             Err(CodeError::Invalid),
@@ -217,14 +243,14 @@ mod tests {
     #[test]
     fn an_expired_code_is_refused() {
         let mut c = codes();
-        let code = c.issue(alice(), [7; 13], 0).unwrap();
+        let code = c.issue(alice(), [7; 13], 0).unwrap().code;
         assert_eq!(c.redeem(&code, "a", 72 * HOUR + 1), Err(CodeError::Expired));
     }
 
     #[test]
     fn codes_are_forgiving_to_type() {
         let mut c = codes();
-        let code = c.issue(alice(), [0xAB; 13], 0).unwrap();
+        let code = c.issue(alice(), [0xAB; 13], 0).unwrap().code;
         assert_eq!(code.len(), 20 + 4, "five groups of four");
         assert!(code.split('-').all(|g| g.len() == 4));
         let typed = code
@@ -232,13 +258,13 @@ mod tests {
             .replace('-', " ")
             .replace('0', "o")
             .replace('1', "l");
-        assert_eq!(c.redeem(&typed, "a", 1), Ok(alice()));
+        assert_eq!(c.redeem(&typed, "a", 1).map(|r| r.0), Ok(alice()));
     }
 
     #[test]
     fn guessing_is_rate_limited_per_source() {
         let mut c = codes();
-        let code = c.issue(alice(), [9; 13], 0).unwrap();
+        let code = c.issue(alice(), [9; 13], 0).unwrap().code;
         for _ in 0..5 {
             assert_eq!(
                 c.redeem("AAAA-AAAA-AAAA-AAAA-AAAA", "attacker", 10),
@@ -251,7 +277,7 @@ mod tests {
             "even a right code, from a noisy source"
         );
         assert_eq!(
-            c.redeem(&code, "diplomat", 10),
+            c.redeem(&code, "diplomat", 10).map(|r| r.0),
             Ok(alice()),
             "other sources are unaffected"
         );
@@ -284,5 +310,147 @@ mod tests {
         for bad in ["", "x", "UUUU-UUUU-UUUU-UUUU-UUUU", "é", &"A".repeat(1000)] {
             assert_eq!(c.redeem(bad, "a", 1), Err(CodeError::Invalid), "{bad:?}");
         }
+    }
+}
+
+/// Codes kept durably, so a code issued while the node is stopped, or before a restart, can
+/// still be redeemed, and a spent code stays spent.
+///
+/// Records: `p` ‖ SHA-256(code) → `PendingEnrolment`.
+pub struct DurableCodes {
+    codes: Codes,
+    store: std::sync::Arc<valise_audit::store::SledStore>,
+    commit: valise_audit::store::GroupCommit,
+}
+
+/// Why a durable code operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DurableCodeError {
+    /// The code rules refused it.
+    #[error(transparent)]
+    Code(#[from] CodeError),
+    /// The code store failed; nothing was issued, or the enrolment was not completed.
+    #[error("the enrolment code store failed: {0}; try again, and check the node's disk")]
+    Store(String),
+}
+
+impl From<valise_audit::store::StoreError> for DurableCodeError {
+    fn from(e: valise_audit::store::StoreError) -> Self {
+        DurableCodeError::Store(e.to_string())
+    }
+}
+
+fn pending_key(digest: &[u8; 32]) -> Vec<u8> {
+    [&b"p"[..], digest].concat()
+}
+
+impl DurableCodes {
+    /// Opens the store in `dir` with the rules of `codes`, restoring unexpired codes and
+    /// forgetting expired ones.
+    pub fn open(
+        dir: &std::path::Path,
+        mut codes: Codes,
+        now_ms: u64,
+    ) -> Result<Self, DurableCodeError> {
+        use prost::Message;
+        use valise_audit::store::{Store, Write};
+        let store = std::sync::Arc::new(valise_audit::store::SledStore::open(dir)?);
+        let mut expired = Vec::new();
+        for item in store.scan(b"p") {
+            let (key, value) = item?;
+            let record =
+                valise_proto::v1::PendingEnrolment::decode(value.as_slice()).map_err(|_| {
+                    DurableCodeError::Store("a stored enrolment code is damaged".into())
+                })?;
+            let digest: [u8; 32] = key[1..]
+                .try_into()
+                .map_err(|_| DurableCodeError::Store("a stored enrolment key is damaged".into()))?;
+            if record.expires_ms < now_ms {
+                expired.push(Write::Delete(key));
+                continue;
+            }
+            let clearance =
+                Classification::try_from(record.clearance).unwrap_or(Classification::Unspecified);
+            let invitation = Invitation {
+                user: record.user,
+                display_name: record.display_name,
+                clearance,
+                offices: record.offices,
+            };
+            codes.restore(digest, invitation, record.expires_ms);
+        }
+        let commit = valise_audit::store::GroupCommit::start(std::sync::Arc::clone(&store))?;
+        if !expired.is_empty() {
+            commit.commit(expired)?;
+        }
+        Ok(DurableCodes {
+            codes,
+            store,
+            commit,
+        })
+    }
+
+    /// Issues a code; it is durable before it is returned.
+    pub fn issue(
+        &mut self,
+        invitation: Invitation,
+        entropy: [u8; CODE_ENTROPY_BYTES],
+        now_ms: u64,
+    ) -> Result<Issued, DurableCodeError> {
+        use prost::Message;
+        let record = valise_proto::v1::PendingEnrolment {
+            user: invitation.user.clone(),
+            display_name: invitation.display_name.clone(),
+            clearance: invitation.clearance as i32,
+            offices: invitation.offices.clone(),
+            expires_ms: 0,
+        };
+        let issued = self.codes.issue(invitation, entropy, now_ms)?;
+        let record = valise_proto::v1::PendingEnrolment {
+            expires_ms: issued.expires_ms,
+            ..record
+        };
+        let stored = self.commit.commit(vec![valise_audit::store::Write::Put(
+            pending_key(&issued.digest),
+            record.encode_to_vec(),
+        )]);
+        if let Err(e) = stored {
+            // Not durable, so not handed out: forget it.
+            let _ = self.codes.pending.remove(&issued.digest);
+            return Err(e.into());
+        }
+        Ok(issued)
+    }
+
+    /// Redeems a code; its record is deleted durably before the invitation is returned.
+    pub fn redeem(
+        &mut self,
+        code: &str,
+        source: &str,
+        now_ms: u64,
+    ) -> Result<Invitation, DurableCodeError> {
+        let redeemed = self.codes.redeem(code, source, now_ms);
+        let key = match &redeemed {
+            Ok((_, key)) => Some(*key),
+            Err(CodeError::Expired) => normalise(code).map(|c| digest(&c)),
+            Err(_) => None,
+        };
+        if let Some(key) = key {
+            self.commit
+                .commit(vec![valise_audit::store::Write::Delete(pending_key(&key))])?;
+        }
+        Ok(redeemed?.0)
+    }
+
+    /// How many codes are outstanding.
+    pub fn outstanding(&self) -> usize {
+        self.codes.outstanding()
+    }
+
+    /// Makes everything durable (e.g. at shutdown).
+    pub fn sync(&self) -> Result<(), DurableCodeError> {
+        use valise_audit::store::Store;
+        Ok(self.store.sync()?)
     }
 }

@@ -16,7 +16,7 @@ use valise_crypto::identity::IdentityKeyPair;
 use valise_proto::v1::directory_update::Update;
 use valise_relay::config::Config;
 use valise_relay::directory::DurableDirectory;
-use valise_relay::enrolment::Codes;
+use valise_relay::enrolment::{Codes, DurableCodes};
 use valise_relay::files::{
     self, ENROLMENT_CERT, ENROLMENT_KEY, NODE_SIGNING_KEY, NodeFiles, POST_CA_KEY, POST_CA_PEM,
 };
@@ -327,11 +327,7 @@ async fn serve(config: Config, node_files: NodeFiles) -> Result<()> {
                 post: config.node.name.clone(),
                 enrolment_key: e.key,
                 post_ca: PostCa::from_pem(&config.node.name, &config.node.ministry, &e.post_ca)?,
-                codes: Codes::new(
-                    config.enrolment.code_ttl_hours.saturating_mul(3_600_000),
-                    config.limits.max_pending_enrolments as usize,
-                    config.enrolment.attempts_per_minute,
-                ),
+                codes: DurableCodes::open(&data.join("enrolment"), codes_rules(&config), now_ms())?,
                 certificate_validity: YEAR,
             })
         }
@@ -373,6 +369,15 @@ async fn serve(config: Config, node_files: NodeFiles) -> Result<()> {
     }
     println!("stopped");
     Ok(())
+}
+
+/// The enrolment code rules a configuration sets.
+fn codes_rules(config: &Config) -> Codes {
+    Codes::new(
+        config.enrolment.code_ttl_hours.saturating_mul(3_600_000),
+        config.limits.max_pending_enrolments as usize,
+        config.enrolment.attempts_per_minute,
+    )
 }
 
 async fn wait_for_stop() -> Result<()> {

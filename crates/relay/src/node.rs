@@ -34,7 +34,7 @@ use valise_proto::v1::directory_update::Update;
 use valise_proto::v1::{ActorKind, AuditEvent, AuditEventKind, AuditObject, Outcome};
 
 use crate::directory::DurableDirectory;
-use crate::enrolment::{CODE_ENTROPY_BYTES, CodeError, Codes, Invitation};
+use crate::enrolment::{CODE_ENTROPY_BYTES, CodeError, DurableCodeError, DurableCodes, Invitation};
 use crate::limits::Limits;
 use crate::pki::ALPN;
 use crate::pki::{ALPN_ENROLL, PostCa, Validity};
@@ -97,8 +97,8 @@ pub struct EnrolmentDesk {
     pub enrolment_key: IdentityKeyPair,
     /// The post's CA; issues device certificates.
     pub post_ca: PostCa,
-    /// Outstanding codes.
-    pub codes: Codes,
+    /// Outstanding codes, kept durably.
+    pub codes: DurableCodes,
     /// How long device certificates are valid.
     pub certificate_validity: Duration,
 }
@@ -112,7 +112,7 @@ pub enum IssueError {
     NoDesk,
     /// The code could not be issued.
     #[error(transparent)]
-    Code(#[from] CodeError),
+    Code(#[from] DurableCodeError),
     /// Randomness failed.
     #[error("the operating system's random number generator failed")]
     Random,
@@ -213,7 +213,7 @@ impl RunningNode {
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut entropy)
             .map_err(|_| IssueError::Random)?;
         let mut codes = desk.codes.lock().unwrap_or_else(PoisonError::into_inner);
-        Ok(codes.issue(invitation, entropy, now_ms())?)
+        Ok(codes.issue(invitation, entropy, now_ms())?.code)
     }
 
     /// Queue depth per precedence: [FLASH, IMMEDIATE, PRIORITY, ROUTINE].
@@ -700,7 +700,7 @@ struct Desk {
     post: String,
     enrolment_key: IdentityKeyPair,
     post_ca: PostCa,
-    codes: Mutex<Codes>,
+    codes: Mutex<DurableCodes>,
     certificate_validity: Duration,
 }
 
@@ -777,7 +777,7 @@ fn enrol(shared: &Shared, request: EnrolRequest, source: &str) -> NodeFrame {
         .redeem(&request.code, source, now)
     {
         Ok(i) => i,
-        Err(CodeError::RateLimited) => {
+        Err(DurableCodeError::Code(CodeError::RateLimited)) => {
             return refuse("rate_limited", CodeError::RateLimited.to_string());
         }
         Err(e) => return refuse("code", e.to_string()),

@@ -275,3 +275,39 @@ fn a_durable_directory_survives_a_restart_and_stores_only_what_verified() {
     drop(d);
     assert!(DurableDirectory::open(dir.path(), "mfa.example", *other.public()).is_err());
 }
+
+#[test]
+fn enrolment_codes_survive_a_restart_and_stay_spent() {
+    use valise_relay::enrolment::{Codes, DurableCodes, Invitation};
+    let dir = tempfile::tempdir().unwrap();
+    let rules = || Codes::new(3_600_000, 10, 10);
+    let dave = Invitation {
+        user: "dave".into(),
+        display_name: "Dave".into(),
+        clearance: Classification::Secret,
+        offices: vec![],
+    };
+    let (code, spent) = {
+        let mut codes = DurableCodes::open(dir.path(), rules(), 0).unwrap();
+        let code = codes.issue(dave.clone(), [1; 13], 0).unwrap().code;
+        let spent = codes.issue(dave.clone(), [2; 13], 0).unwrap().code;
+        assert_eq!(codes.redeem(&spent, "a", 1).unwrap(), dave);
+        (code, spent)
+    };
+    let mut codes = DurableCodes::open(dir.path(), rules(), 2).unwrap();
+    assert_eq!(
+        codes.outstanding(),
+        1,
+        "the unspent code came back, the spent one did not"
+    );
+    assert!(codes.redeem(&spent, "a", 3).is_err());
+    assert_eq!(codes.redeem(&code, "a", 3).unwrap(), dave);
+    drop(codes);
+    // A code whose time has passed is forgotten when the node next opens its store.
+    {
+        let mut codes = DurableCodes::open(dir.path(), rules(), 0).unwrap();
+        codes.issue(dave.clone(), [3; 13], 0).unwrap();
+    }
+    let codes = DurableCodes::open(dir.path(), rules(), 3_600_001).unwrap();
+    assert_eq!(codes.outstanding(), 0);
+}

@@ -26,7 +26,7 @@ use valise_proto::v1::{
     client_frame, node_frame,
 };
 use valise_relay::directory::DurableDirectory;
-use valise_relay::enrolment::{Codes, Invitation};
+use valise_relay::enrolment::{Codes, DurableCodes, Invitation};
 use valise_relay::limits::Limits;
 use valise_relay::node::{EnrolmentDesk, NodeParams, RunningNode, start};
 use valise_relay::pki::{
@@ -176,7 +176,8 @@ fn build(limits: Limits, code_ttl_ms: Option<u64>) -> Net {
                 &ca.issue_post_ca("paris", year()).unwrap(),
             )
             .unwrap(),
-            codes: Codes::new(ttl, 100, 10),
+            codes: DurableCodes::open(&dir.path().join("codes"), Codes::new(ttl, 100, 10), 0)
+                .unwrap(),
             certificate_validity: Duration::from_secs(86_400 * 365),
         }),
     })
