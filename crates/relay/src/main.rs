@@ -12,16 +12,25 @@ use prost::Message;
 use time::OffsetDateTime;
 use valise_audit::{AuditLog, LogConfig};
 use valise_crypto::at_rest::KdfParams;
+use valise_crypto::directory::sign_revocation;
+use valise_crypto::identity::DeviceId;
 use valise_crypto::identity::IdentityKeyPair;
 use valise_proto::v1::directory_update::Update;
+use valise_proto::v1::{
+    AdminEnroll, AdminRequest, AdminResponse, AdminRevoke, Classification, Revocation,
+    admin_request, admin_response,
+};
+use valise_relay::admin;
 use valise_relay::config::Config;
 use valise_relay::directory::DurableDirectory;
-use valise_relay::enrolment::{Codes, DurableCodes};
+use valise_relay::enrolment::{Codes, DurableCodes, Invitation};
 use valise_relay::files::{
     self, ENROLMENT_CERT, ENROLMENT_KEY, NODE_SIGNING_KEY, NodeFiles, POST_CA_KEY, POST_CA_PEM,
 };
 use valise_relay::node::{EnrolmentDesk, NodeParams, start};
-use valise_relay::pki::{MinistryCa, PostCa, Validity, directory_root, server_config};
+use valise_relay::pki::{
+    MinistryCa, PostCa, Validity, directory_root, root_fingerprint, server_config,
+};
 use valise_relay::store::RelayStore;
 use zeroize::Zeroizing;
 
@@ -43,6 +52,49 @@ enum Command {
     /// The ministry's offline certificate authority.
     #[command(subcommand)]
     Ca(CaCommand),
+    /// Issues a one-time enrolment code for a diplomat at this post.
+    ///
+    /// Works whether the node runs (through its admin socket) or not (directly on its data).
+    /// Example: valise-relay enroll --config paris/node.toml --user alice --name "Alice Martin"
+    ///          --clearance SECRET --office POL
+    Enroll {
+        /// The node's configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// The user's name at the post, e.g. alice.
+        #[arg(long)]
+        user: String,
+        /// Full name.
+        #[arg(long)]
+        name: String,
+        /// UNCLASSIFIED, CONFIDENTIAL, SECRET or TOP SECRET.
+        #[arg(long)]
+        clearance: String,
+        /// An office mailbox the user belongs to, e.g. POL (repeatable).
+        #[arg(long = "office")]
+        offices: Vec<String>,
+        /// Print {"code", "ca_fingerprint", "node"} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revokes a device, or every device of a user, at once.
+    ///
+    /// Works whether the node runs (its connections close at once) or not.
+    /// Example: valise-relay revoke --config paris/node.toml --user alice --reason "laptop lost"
+    Revoke {
+        /// The node's configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// The device id (32 hex digits).
+        #[arg(long, conflicts_with = "user", required_unless_present = "user")]
+        device: Option<String>,
+        /// The user whose devices to revoke.
+        #[arg(long)]
+        user: Option<String>,
+        /// Why, for the audit trail.
+        #[arg(long)]
+        reason: String,
+    },
     /// Runs a node until SIGTERM or Ctrl-C, then shuts down cleanly.
     ///
     /// Example: valise-relay run --config /etc/valise/paris/node.toml
@@ -136,6 +188,20 @@ fn run_cli(cli: Cli) -> Result<()> {
             passphrase_file.as_deref(),
         ),
         Command::Run { config } => run(&config),
+        Command::Enroll {
+            config,
+            user,
+            name,
+            clearance,
+            offices,
+            json,
+        } => enroll(&config, user, name, &clearance, offices, json),
+        Command::Revoke {
+            config,
+            device,
+            user,
+            reason,
+        } => revoke(&config, device.as_deref(), user.as_deref(), &reason),
     }
 }
 
@@ -334,7 +400,7 @@ async fn serve(config: Config, node_files: NodeFiles) -> Result<()> {
         None => None,
     };
     let tls = server_config(&node_files.ca_pem, &node_files.tls, enrolment.is_some())?;
-    let node = start(NodeParams {
+    let mut node = start(NodeParams {
         name: config.node.name.clone(),
         listen: config.node.listen,
         tls,
@@ -344,6 +410,13 @@ async fn serve(config: Config, node_files: NodeFiles) -> Result<()> {
         limits: config.limits,
         audit: Arc::clone(&audit),
         enrolment,
+        ca_fingerprint: root_fingerprint(&node_files.ca_pem)?,
+    })?;
+    node.serve_admin(&config.admin_socket()).with_context(|| {
+        format!(
+            "cannot open the admin socket {}",
+            config.admin_socket().display()
+        )
     })?;
     println!(
         "valise-relay {} listening on {}",
@@ -368,6 +441,173 @@ async fn serve(config: Config, node_files: NodeFiles) -> Result<()> {
         }
     }
     println!("stopped");
+    Ok(())
+}
+
+/// Sends an admin request to the running node, or returns `None` if no node is listening.
+fn ask_running_node(config: &Config, request: AdminRequest) -> Result<Option<AdminResponse>> {
+    let socket = config.admin_socket();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match runtime.block_on(admin::request(&socket, request)) {
+        Ok(response) => Ok(Some(response)),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => {
+            Err(e).with_context(|| format!("cannot talk to the node on {}", socket.display()))
+        }
+    }
+}
+
+fn enroll(
+    config_path: &Path,
+    user: String,
+    display_name: String,
+    clearance: &str,
+    offices: Vec<String>,
+    json: bool,
+) -> Result<()> {
+    let config = Config::load(config_path)?;
+    let clearance: Classification = clearance.parse()?;
+    if user.is_empty() || user.contains(['@', ' ']) {
+        bail!("--user is the name at the post, without '@' or spaces, e.g. alice");
+    }
+    let request = AdminRequest {
+        request: Some(admin_request::Request::Enroll(AdminEnroll {
+            user: user.clone(),
+            display_name: display_name.clone(),
+            clearance: clearance as i32,
+            offices: offices.clone(),
+        })),
+    };
+    let (code, fingerprint) = match ask_running_node(&config, request)? {
+        Some(AdminResponse {
+            response: Some(admin_response::Response::Enrolled(e)),
+        }) => (e.code, e.ca_fingerprint),
+        Some(AdminResponse {
+            response: Some(admin_response::Response::Error(e)),
+        }) => bail!("{e}"),
+        Some(_) => bail!("the node gave an unexpected answer"),
+        None => {
+            // The node is stopped: issue the code straight into its store.
+            let node_files = NodeFiles::load(&config)?;
+            if node_files.enrolment.is_none() {
+                bail!("this node holds no enrolment key; enrol at the diplomat's post");
+            }
+            let mut codes = DurableCodes::open(
+                &config.node.data_dir.join("enrolment"),
+                codes_rules(&config),
+                now_ms(),
+            )
+            .context("cannot open the enrolment store (is the node starting?)")?;
+            let mut entropy = [0u8; valise_relay::enrolment::CODE_ENTROPY_BYTES];
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut entropy)
+                .map_err(|_| anyhow::anyhow!("the random number generator failed"))?;
+            let invitation = Invitation {
+                user: user.clone(),
+                display_name,
+                clearance,
+                offices,
+            };
+            let issued = codes.issue(invitation, entropy, now_ms())?;
+            (issued.code, root_fingerprint(&node_files.ca_pem)?)
+        }
+    };
+    if json {
+        println!(
+            "{{\"code\":\"{code}\",\"ca_fingerprint\":\"{fingerprint}\",\"node\":\"{}\"}}",
+            config.node.name
+        );
+    } else {
+        println!("Enrolment code for {user}@{}: {code}", config.node.name);
+        println!(
+            "It works once, and expires in {} hours.",
+            config.enrolment.code_ttl_hours
+        );
+        println!("The device must pin this ministry root fingerprint: {fingerprint}");
+    }
+    Ok(())
+}
+
+fn revoke(
+    config_path: &Path,
+    device: Option<&str>,
+    user: Option<&str>,
+    reason: &str,
+) -> Result<()> {
+    let config = Config::load(config_path)?;
+    let device = device
+        .map(|d| {
+            hex::decode(d)
+                .ok()
+                .and_then(|b| DeviceId::from_slice(&b).ok())
+                .context("--device must be a device id of 32 hex digits")
+        })
+        .transpose()?;
+    let user = user.unwrap_or_default();
+    let request = AdminRequest {
+        request: Some(admin_request::Request::Revoke(AdminRevoke {
+            device_id: device.map(|d| d.as_bytes().to_vec()).unwrap_or_default(),
+            user: user.to_owned(),
+            reason: reason.to_owned(),
+        })),
+    };
+    let revoked: Vec<String> = match ask_running_node(&config, request)? {
+        Some(AdminResponse {
+            response: Some(admin_response::Response::Revoked(r)),
+        }) => r.device_ids.iter().map(hex::encode).collect(),
+        Some(AdminResponse {
+            response: Some(admin_response::Response::Error(e)),
+        }) => bail!("{e}"),
+        Some(_) => bail!("the node gave an unexpected answer"),
+        None => {
+            let node_files = NodeFiles::load(&config)?;
+            let enrolment = node_files
+                .enrolment
+                .context("this node holds no enrolment key; revoke at the device's post")?;
+            let mut directory = DurableDirectory::open(
+                &config.node.data_dir.join("directory"),
+                &config.node.ministry,
+                directory_root(&node_files.ca_pem)?,
+            )
+            .context("cannot open the directory (is the node starting?)")?;
+            let targets: Vec<DeviceId> = match device {
+                Some(d) => vec![d]
+                    .into_iter()
+                    .filter(|d| directory.view().is_active(d))
+                    .collect(),
+                None => valise_relay::policy::DirectoryView::devices_for(
+                    directory.view(),
+                    &format!("{user}@{}", config.node.name),
+                )
+                .unwrap_or_default(),
+            };
+            if targets.is_empty() {
+                bail!("no active device matches; check the device id or user");
+            }
+            for target in &targets {
+                let mut revocation = Revocation {
+                    device_id: target.as_bytes().to_vec(),
+                    reason: reason.to_owned(),
+                    revoked_at_ms: now_ms(),
+                    signature: Vec::new(),
+                };
+                sign_revocation(&mut revocation, &enrolment.key)?;
+                directory.apply(Update::Revocation(revocation))?;
+            }
+            targets.iter().map(ToString::to_string).collect()
+        }
+    };
+    for device in &revoked {
+        println!("revoked device {device}");
+    }
     Ok(())
 }
 

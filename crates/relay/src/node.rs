@@ -87,6 +87,8 @@ pub struct NodeParams {
     pub audit: Arc<AuditLog>,
     /// How this node enrols its post's devices; `None` for a node that enrols none (the hub).
     pub enrolment: Option<EnrolmentDesk>,
+    /// The ministry root's fingerprint, handed out with enrolment codes.
+    pub ca_fingerprint: String,
 }
 
 /// What a node needs to enrol its post's devices.
@@ -101,6 +103,24 @@ pub struct EnrolmentDesk {
     pub codes: DurableCodes,
     /// How long device certificates are valid.
     pub certificate_validity: Duration,
+}
+
+/// Why devices could not be revoked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RevokeError {
+    /// This node holds no enrolment key: revoke at the device's post.
+    #[error("this node holds no enrolment key; revoke the device at its post's node")]
+    NoDesk,
+    /// Nothing matched.
+    #[error("no active device of {0} at this post")]
+    NotFound(String),
+    /// The directory refused or could not store the revocation.
+    #[error(transparent)]
+    Directory(#[from] crate::directory::UpdateError),
+    /// Signing failed.
+    #[error("the revocation could not be signed: {0}")]
+    Signing(String),
 }
 
 /// Why an enrolment code could not be issued.
@@ -126,6 +146,9 @@ struct Shared {
     limits: Limits,
     audit: Arc<AuditLog>,
     desk: Option<Desk>,
+    ca_fingerprint: String,
+    /// Live connections per device, closed at once when the device is revoked.
+    connections: Mutex<HashMap<DeviceId, Vec<quinn::Connection>>>,
     /// Wakes a device's delivery stream when a cable for it arrives.
     wakers: Mutex<HashMap<DeviceId, Arc<Notify>>>,
 }
@@ -142,6 +165,8 @@ pub struct RunningNode {
     local_addr: SocketAddr,
     endpoint: quinn::Endpoint,
     accept: tokio::task::JoinHandle<()>,
+    /// The admin channel's task and socket, once served.
+    admin: Option<(tokio::task::JoinHandle<()>, std::path::PathBuf)>,
     shared: Arc<Shared>,
 }
 
@@ -177,6 +202,8 @@ pub fn start(params: NodeParams) -> Result<RunningNode, NodeError> {
             codes: Mutex::new(d.codes),
             certificate_validity: d.certificate_validity,
         }),
+        ca_fingerprint: params.ca_fingerprint,
+        connections: Mutex::new(HashMap::new()),
         wakers: Mutex::new(HashMap::new()),
     });
     shared.record(Record::new(AuditEventKind::NodeStarted, Outcome::Success).by_node(&shared.name));
@@ -185,6 +212,7 @@ pub fn start(params: NodeParams) -> Result<RunningNode, NodeError> {
         local_addr,
         endpoint,
         accept,
+        admin: None,
         shared,
     })
 }
@@ -208,12 +236,29 @@ impl RunningNode {
 
     /// Issues a one-time enrolment code for `invitation` (the `enroll` admin command).
     pub fn issue_code(&self, invitation: Invitation) -> Result<String, IssueError> {
-        let desk = self.shared.desk.as_ref().ok_or(IssueError::NoDesk)?;
-        let mut entropy = [0u8; CODE_ENTROPY_BYTES];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut entropy)
-            .map_err(|_| IssueError::Random)?;
-        let mut codes = desk.codes.lock().unwrap_or_else(PoisonError::into_inner);
-        Ok(codes.issue(invitation, entropy, now_ms())?.code)
+        issue_code(&self.shared, invitation)
+    }
+
+    /// Revokes `device`, or every active device of `user` at this post, for `reason`: signs
+    /// the revocations with the post's enrolment key, makes them durable, and closes the
+    /// devices' connections at once. Returns the devices revoked.
+    pub fn revoke(
+        &self,
+        device: Option<DeviceId>,
+        user: &str,
+        reason: &str,
+    ) -> Result<Vec<DeviceId>, RevokeError> {
+        revoke(&self.shared, device, user, reason)
+    }
+
+    /// Serves the admin channel on the Unix socket `path` (owner-only) until the node stops.
+    pub fn serve_admin(&mut self, path: &std::path::Path) -> Result<(), std::io::Error> {
+        let task = crate::admin::serve(
+            Arc::clone(&self.shared) as Arc<dyn crate::admin::AdminTarget>,
+            path,
+        )?;
+        self.admin = Some((task, path.to_owned()));
+        Ok(())
     }
 
     /// Queue depth per precedence: [FLASH, IMMEDIATE, PRIORITY, ROUTINE].
@@ -226,6 +271,10 @@ impl RunningNode {
         self.endpoint
             .close(CLOSE_SHUTDOWN.into(), b"node shutting down");
         self.accept.abort();
+        if let Some((task, socket)) = self.admin {
+            task.abort();
+            let _ = std::fs::remove_file(socket);
+        }
         self.endpoint.wait_idle().await;
         let stopped =
             Record::new(AuditEventKind::NodeStopped, Outcome::Success).by_node(&self.shared.name);
@@ -312,11 +361,29 @@ async fn serve_connection(connection: quinn::Connection, shared: Arc<Shared>) {
         .await;
         return;
     };
+    shared
+        .connections
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .entry(device)
+        .or_default()
+        .push(connection.clone());
     while let Ok((send, recv)) = connection.accept_bi().await {
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
             serve_stream(send, recv, device, shared).await;
         });
+    }
+    // The connection ended: forget it.
+    let mut connections = shared
+        .connections
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some(list) = connections.get_mut(&device) {
+        list.retain(|c| c.stable_id() != connection.stable_id());
+        if list.is_empty() {
+            connections.remove(&device);
+        }
     }
 }
 
@@ -640,6 +707,12 @@ impl Record {
         self
     }
 
+    fn by_operator(mut self) -> Self {
+        self.actor_kind = ActorKind::Operator;
+        self.actor_id = "admin-socket".into();
+        self
+    }
+
     fn by_node(mut self, node: &str) -> Self {
         self.actor_kind = ActorKind::Node;
         self.actor_id = node.to_owned();
@@ -842,5 +915,105 @@ fn enrol(shared: &Shared, request: EnrolRequest, source: &str) -> NodeFrame {
             certificate_chain: chain,
             directory_version: version,
         })),
+    }
+}
+
+const CLOSE_REVOKED: u32 = 3;
+
+fn issue_code(shared: &Shared, invitation: Invitation) -> Result<String, IssueError> {
+    let desk = shared.desk.as_ref().ok_or(IssueError::NoDesk)?;
+    let mut entropy = [0u8; CODE_ENTROPY_BYTES];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut entropy)
+        .map_err(|_| IssueError::Random)?;
+    let mut codes = desk.codes.lock().unwrap_or_else(PoisonError::into_inner);
+    Ok(codes.issue(invitation, entropy, now_ms())?.code)
+}
+
+fn revoke(
+    shared: &Shared,
+    device: Option<DeviceId>,
+    user: &str,
+    reason: &str,
+) -> Result<Vec<DeviceId>, RevokeError> {
+    let desk = shared.desk.as_ref().ok_or(RevokeError::NoDesk)?;
+    let mut directory = shared
+        .directory
+        .write()
+        .unwrap_or_else(PoisonError::into_inner);
+    let targets: Vec<DeviceId> = match device {
+        Some(d) => vec![d]
+            .into_iter()
+            .filter(|d| directory.view().is_active(d))
+            .collect(),
+        None => crate::policy::DirectoryView::devices_for(
+            directory.view(),
+            &format!("{user}@{}", desk.post),
+        )
+        .unwrap_or_default(),
+    };
+    if targets.is_empty() {
+        return Err(RevokeError::NotFound(device.map_or_else(
+            || format!("{user}@{}", desk.post),
+            |d| d.to_string(),
+        )));
+    }
+    for target in &targets {
+        let mut revocation = valise_proto::v1::Revocation {
+            device_id: target.as_bytes().to_vec(),
+            reason: reason.to_owned(),
+            revoked_at_ms: now_ms(),
+            signature: Vec::new(),
+        };
+        valise_crypto::directory::sign_revocation(&mut revocation, &desk.enrolment_key)
+            .map_err(|e| RevokeError::Signing(e.to_string()))?;
+        directory.apply(Update::Revocation(revocation))?;
+    }
+    drop(directory);
+    let mut connections = shared
+        .connections
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    for target in &targets {
+        for connection in connections.remove(target).unwrap_or_default() {
+            connection.close(CLOSE_REVOKED.into(), b"device revoked");
+        }
+        shared.record(
+            Record::new(AuditEventKind::DeviceRevoked, Outcome::Success)
+                .object("device", target.as_bytes(), &[])
+                .reason(reason),
+        );
+    }
+    Ok(targets)
+}
+
+impl crate::admin::AdminTarget for Shared {
+    fn enroll(&self, invitation: Invitation) -> Result<(String, String, String), String> {
+        let code = issue_code(self, invitation).map_err(|e| e.to_string())?;
+        self.record(
+            Record::new(AuditEventKind::AdminCommand, Outcome::Success)
+                .by_operator()
+                .reason("enroll"),
+        );
+        Ok((code, self.ca_fingerprint.clone(), self.name.clone()))
+    }
+
+    fn revoke(
+        &self,
+        device: Option<DeviceId>,
+        user: &str,
+        reason: &str,
+    ) -> Result<Vec<DeviceId>, String> {
+        let result = revoke(self, device, user, reason).map_err(|e| e.to_string());
+        let outcome = if result.is_ok() {
+            Outcome::Success
+        } else {
+            Outcome::Refused
+        };
+        self.record(
+            Record::new(AuditEventKind::AdminCommand, outcome)
+                .by_operator()
+                .reason("revoke"),
+        );
+        result
     }
 }

@@ -383,6 +383,15 @@ pub fn directory_root(ca_pem: &str) -> Result<IdentityPublicKey, PkiError> {
         .map_err(|_| PkiError::Key("the root certificate does not hold an Ed25519 key".into()))
 }
 
+/// The fingerprint of a root certificate given as PEM, as `ca init` printed it.
+pub fn root_fingerprint(ca_pem: &str) -> Result<String, PkiError> {
+    let der = CertificateDer::from_pem_slice(ca_pem.as_bytes()).map_err(|e| PkiError::Pem {
+        what: "CA certificate",
+        reason: e.to_string(),
+    })?;
+    Ok(fingerprint(&der))
+}
+
 /// SHA-256 of a DER certificate in hex groups of four.
 pub fn fingerprint(der: &[u8]) -> String {
     let hex = hex_lower(&valise_crypto::sha256(der));

@@ -213,3 +213,259 @@ fn a_missing_or_broken_configuration_gets_a_clear_error() {
         text(&short)
     );
 }
+
+/// A ministry CA and a Paris post issued in a fresh folder.
+fn paris() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(
+        relay(
+            &["ca", "init", "--ministry", "mfa.example", "--out", "ca"],
+            dir.path(),
+            PASSPHRASE
+        )
+        .status
+        .success()
+    );
+    let out = relay(
+        &[
+            "ca",
+            "issue-node",
+            "--ca",
+            "ca",
+            "--name",
+            "paris",
+            "--kind",
+            "post",
+            "--addr",
+            "localhost:0",
+            "--out",
+            "paris",
+        ],
+        dir.path(),
+        PASSPHRASE,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    dir
+}
+
+/// Starts `valise-relay run` and returns it with the address it listens on.
+fn start_node(dir: &Path) -> (std::process::Child, std::net::SocketAddr) {
+    let mut node = Command::new(env!("CARGO_BIN_EXE_valise-relay"))
+        .args(["run", "--config", "paris/node.toml"])
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(node.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse::<u16>()
+        .unwrap();
+    (node, std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+fn stop_node(mut node: std::process::Child) {
+    Command::new("kill")
+        .args(["-TERM", &node.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(node.wait().unwrap().success());
+}
+
+/// What a new device does with a code: enrol over `valise-enroll/1`, then say hello with the
+/// certificate it got. Returns whether each step worked.
+async fn enrol_and_hello(
+    dir: &Path,
+    addr: std::net::SocketAddr,
+    code: &str,
+) -> (bool, Option<valise_relay::pki::CertifiedKey>) {
+    use valise_proto::framing::{FrameDecoder, encode};
+    use valise_proto::v1::{ClientFrame, EnrolRequest, NodeFrame, client_frame, node_frame};
+    let ca_pem = std::fs::read_to_string(dir.join("paris/ca.pem")).unwrap();
+    let identity = valise_crypto::identity::IdentityKeyPair::generate().unwrap();
+    let key = valise_crypto::receive_key::ReceiveKeyPair::generate(0, u64::MAX).unwrap();
+    let tls_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    let csr = rcgen::CertificateParams::default()
+        .serialize_request(&tls_key)
+        .unwrap();
+    let request = ClientFrame {
+        frame: Some(client_frame::Frame::Enrol(EnrolRequest {
+            code: code.into(),
+            identity_key: identity.public().as_bytes().to_vec(),
+            receive_keys: vec![key.to_signed_record(&identity).unwrap()],
+            csr: csr.der().to_vec(),
+        })),
+    };
+    let exchange = |identity: Option<valise_relay::pki::CertifiedKey>, frame: ClientFrame| {
+        let ca_pem = ca_pem.clone();
+        async move {
+            let config = valise_relay::pki::client_config(&ca_pem, identity.as_ref()).unwrap();
+            let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(config).unwrap();
+            let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+            endpoint
+                .set_default_client_config(quinn::ClientConfig::new(std::sync::Arc::new(crypto)));
+            let conn = endpoint
+                .connect(addr, "paris.mfa.example")
+                .ok()?
+                .await
+                .ok()?;
+            let (mut send, mut recv) = conn.open_bi().await.ok()?;
+            send.write_all(&encode(&frame)).await.ok()?;
+            let _ = send.finish();
+            let bytes = recv.read_to_end(1 << 20).await.ok()?;
+            let mut decoder = FrameDecoder::new(1 << 20);
+            decoder.push(&bytes);
+            decoder.next_frame::<NodeFrame>().ok()?
+        }
+    };
+    let Some(NodeFrame {
+        frame: Some(node_frame::Frame::Enrolled(enrolled)),
+    }) = exchange(None, request).await
+    else {
+        return (false, None);
+    };
+    let cert = valise_relay::pki::CertifiedKey {
+        chain_pem: enrolled.certificate_chain,
+        key_pem: zeroize::Zeroizing::new(tls_key.serialize_pem()),
+    };
+    let hello = ClientFrame {
+        frame: Some(client_frame::Frame::Hello(Default::default())),
+    };
+    let welcomed = matches!(
+        exchange(Some(cert.clone()), hello).await,
+        Some(NodeFrame {
+            frame: Some(node_frame::Frame::Welcome(_))
+        })
+    );
+    (welcomed, Some(cert))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrolment_and_revocation_work_with_the_node_stopped_or_running() {
+    let dir = paris();
+    // Stopped: the code goes straight into the node's store.
+    let offline = relay(
+        &[
+            "enroll",
+            "--config",
+            "paris/node.toml",
+            "--user",
+            "alice",
+            "--name",
+            "Alice Martin",
+            "--clearance",
+            "SECRET",
+            "--office",
+            "POL",
+        ],
+        dir.path(),
+        PASSPHRASE,
+    );
+    assert!(offline.status.success(), "{}", text(&offline));
+    let code = text(&offline)
+        .lines()
+        .next()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(code.len(), 24, "{code}");
+    assert!(text(&offline).contains("fingerprint"));
+
+    let (node, addr) = start_node(dir.path());
+    // The device enrols with the code issued while the node was stopped.
+    let (welcomed, alice_cert) = enrol_and_hello(dir.path(), addr, &code).await;
+    assert!(welcomed, "the enrolled device was not served");
+
+    // Running: through the admin socket, with the JSON contract.
+    let online = relay(
+        &[
+            "enroll",
+            "--config",
+            "paris/node.toml",
+            "--user",
+            "bob",
+            "--name",
+            "Bob",
+            "--clearance",
+            "top secret",
+            "--json",
+        ],
+        dir.path(),
+        PASSPHRASE,
+    );
+    assert!(online.status.success(), "{}", text(&online));
+    let json = String::from_utf8(online.stdout).unwrap();
+    for field in ["\"code\":", "\"ca_fingerprint\":", "\"node\":\"paris\""] {
+        assert!(json.contains(field), "{json}");
+    }
+
+    // Revoking Alice cuts her off at once.
+    let revoked = relay(
+        &[
+            "revoke",
+            "--config",
+            "paris/node.toml",
+            "--user",
+            "alice",
+            "--reason",
+            "laptop lost",
+        ],
+        dir.path(),
+        PASSPHRASE,
+    );
+    assert!(revoked.status.success(), "{}", text(&revoked));
+    assert!(text(&revoked).contains("revoked device"));
+    let again = relay(
+        &[
+            "revoke",
+            "--config",
+            "paris/node.toml",
+            "--user",
+            "nobody",
+            "--reason",
+            "x",
+        ],
+        dir.path(),
+        PASSPHRASE,
+    );
+    assert!(!again.status.success());
+    assert!(
+        text(&again).contains("no active device"),
+        "{}",
+        text(&again)
+    );
+    let hello_after = {
+        use valise_proto::v1::{ClientFrame, client_frame};
+        let ca_pem = std::fs::read_to_string(dir.path().join("paris/ca.pem")).unwrap();
+        let config = valise_relay::pki::client_config(&ca_pem, alice_cert.as_ref()).unwrap();
+        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(config).unwrap();
+        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        endpoint.set_default_client_config(quinn::ClientConfig::new(std::sync::Arc::new(crypto)));
+        match endpoint.connect(addr, "paris.mfa.example").unwrap().await {
+            Err(_) => false,
+            Ok(conn) => async {
+                let (mut send, mut recv) = conn.open_bi().await.ok()?;
+                send.write_all(&valise_proto::framing::encode(&ClientFrame {
+                    frame: Some(client_frame::Frame::Hello(Default::default())),
+                }))
+                .await
+                .ok()?;
+                let _ = send.finish();
+                recv.read_to_end(1 << 16).await.ok()
+            }
+            .await
+            .is_some_and(|b| !b.is_empty()),
+        }
+    };
+    assert!(!hello_after, "a revoked device was still served");
+    stop_node(node);
+}

@@ -180,6 +180,7 @@ fn build(limits: Limits, code_ttl_ms: Option<u64>) -> Net {
                 .unwrap(),
             certificate_validity: Duration::from_secs(86_400 * 365),
         }),
+        ca_fingerprint: ca.fingerprint(),
     })
     .unwrap();
     Net {
