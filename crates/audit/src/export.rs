@@ -153,3 +153,21 @@ fn read_record(input: &mut impl BufRead) -> Result<Option<Record>, String> {
         .map(Some)
         .ok_or_else(|| "an empty record".into())
 }
+
+/// Streams the entries of an export, in order, to `each(index, entry bytes)`, without
+/// verifying anything (use [`verify_export`] for that).
+pub fn for_each_entry(
+    input: impl Read,
+    mut each: impl FnMut(u64, &[u8]),
+) -> Result<u64, Inconsistency> {
+    let mut input = BufReader::new(input);
+    let bad = |what: String| Inconsistency::Unreadable(format!("not a valid audit export: {what}"));
+    let mut index = 0u64;
+    while let Some(record) = read_record(&mut input).map_err(bad)? {
+        if let Record::Entry(bytes) = record {
+            each(index, &bytes);
+            index += 1;
+        }
+    }
+    Ok(index)
+}

@@ -20,6 +20,8 @@ use crate::enrolment::Invitation;
 
 /// A request is a few names; anything larger is not an admin request.
 const MAX_REQUEST: usize = 16 * 1024;
+/// A response holds at most a proof bundle: a few kilobytes.
+const MAX_RESPONSE: usize = 1024 * 1024;
 
 /// What the admin channel can ask of a node.
 pub trait AdminTarget: Send + Sync + 'static {
@@ -32,6 +34,10 @@ pub trait AdminTarget: Send + Sync + 'static {
         user: &str,
         reason: &str,
     ) -> Result<Vec<DeviceId>, String>;
+    /// Writes the audit export to a new file at `path`: the number of entries.
+    fn audit_export(&self, path: &Path) -> Result<u64, String>;
+    /// The proof bundle of audit entry `index`.
+    fn audit_prove(&self, index: u64) -> Result<String, String>;
 }
 
 /// Binds the socket at `path`, owner-only, and serves it on the current tokio runtime until
@@ -57,7 +63,7 @@ pub fn serve(
 }
 
 async fn serve_one(mut stream: UnixStream, target: Arc<dyn AdminTarget>) -> std::io::Result<()> {
-    let request = read_frame::<AdminRequest>(&mut stream).await?;
+    let request = read_frame::<AdminRequest>(&mut stream, MAX_REQUEST).await?;
     let response = match request.and_then(|r| r.request) {
         Some(request) => tokio::task::spawn_blocking(move || handle(target.as_ref(), request))
             .await
@@ -99,6 +105,18 @@ fn handle(target: &dyn AdminTarget, request: admin_request::Request) -> AdminRes
                 Err(e) => error(e),
             }
         }
+        admin_request::Request::AuditExport(e) => match target.audit_export(Path::new(&e.path)) {
+            Ok(n) => AdminResponse {
+                response: Some(admin_response::Response::ExportedEntries(n)),
+            },
+            Err(e) => error(e),
+        },
+        admin_request::Request::AuditProve(p) => match target.audit_prove(p.index) {
+            Ok(bundle) => AdminResponse {
+                response: Some(admin_response::Response::ProofBundle(bundle)),
+            },
+            Err(e) => error(e),
+        },
         admin_request::Request::Revoke(r) => {
             let device = if r.device_id.is_empty() {
                 None
@@ -122,8 +140,9 @@ fn handle(target: &dyn AdminTarget, request: admin_request::Request) -> AdminRes
 
 async fn read_frame<M: prost::Message + Default>(
     stream: &mut UnixStream,
+    max: usize,
 ) -> std::io::Result<Option<M>> {
-    let mut decoder = FrameDecoder::new(MAX_REQUEST);
+    let mut decoder = FrameDecoder::new(max);
     let mut buf = vec![0u8; 4096];
     loop {
         match decoder.next_frame::<M>() {
@@ -144,7 +163,7 @@ pub async fn request(path: &Path, request: AdminRequest) -> std::io::Result<Admi
     let mut stream = UnixStream::connect(path).await?;
     stream.write_all(&encode(&request)).await?;
     stream.shutdown().await?;
-    read_frame::<AdminResponse>(&mut stream)
+    read_frame::<AdminResponse>(&mut stream, MAX_RESPONSE)
         .await?
         .ok_or_else(|| {
             std::io::Error::new(std::io::ErrorKind::InvalidData, "the node sent no answer")

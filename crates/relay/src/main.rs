@@ -10,15 +10,18 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use prost::Message;
 use time::OffsetDateTime;
-use valise_audit::{AuditLog, LogConfig};
+use valise_audit::export::verify_export;
+use valise_audit::note::{NoteVerifier, SignedCheckpoint};
+use valise_audit::verify::verify_dir;
+use valise_audit::{AuditLog, LogConfig, VerifyKeys};
 use valise_crypto::at_rest::KdfParams;
 use valise_crypto::directory::sign_revocation;
 use valise_crypto::identity::DeviceId;
 use valise_crypto::identity::IdentityKeyPair;
 use valise_proto::v1::directory_update::Update;
 use valise_proto::v1::{
-    AdminEnroll, AdminRequest, AdminResponse, AdminRevoke, Classification, Revocation,
-    admin_request, admin_response,
+    AdminAuditExport, AdminAuditProve, AdminEnroll, AdminRequest, AdminResponse, AdminRevoke,
+    AuditEvent, AuditEventKind, Classification, Revocation, admin_request, admin_response,
 };
 use valise_relay::admin;
 use valise_relay::config::Config;
@@ -95,6 +98,9 @@ enum Command {
         #[arg(long)]
         reason: String,
     },
+    /// The node's audit log: verify, export, prove, show.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Runs a node until SIGTERM or Ctrl-C, then shuts down cleanly.
     ///
     /// Example: valise-relay run --config /etc/valise/paris/node.toml
@@ -150,6 +156,55 @@ enum CaCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recomputes the whole log, checks every checkpoint and cosignature, and checks the log
+    /// against the node's anchor (so a rolled-back data directory is caught).
+    ///
+    /// Example: valise-relay audit verify --config paris/node.toml --witness <vkey>
+    Verify {
+        /// The node's configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// A witness's verifier key whose cosignatures to check (repeatable).
+        #[arg(long = "witness")]
+        witnesses: Vec<String>,
+    },
+    /// Writes the log in the versioned export format, for an auditor.
+    ///
+    /// Example: valise-relay audit export --config paris/node.toml --out paris-audit.export
+    Export {
+        /// The node's configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// The file to write (it must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Prints a self-contained inclusion proof of one entry, checkable offline.
+    ///
+    /// Example: valise-relay audit prove --config paris/node.toml --index 42
+    Prove {
+        /// The node's configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// The entry's index.
+        #[arg(long)]
+        index: u64,
+    },
+    /// Lists the latest entries: index, time, kind, outcome, actor, reason.
+    ///
+    /// Example: valise-relay audit show --config paris/node.toml --last 50
+    Show {
+        /// The node's configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// How many entries, from the end.
+        #[arg(long, default_value_t = 20)]
+        last: usize,
+    },
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Kind {
     Hub,
@@ -188,6 +243,16 @@ fn run_cli(cli: Cli) -> Result<()> {
             passphrase_file.as_deref(),
         ),
         Command::Run { config } => run(&config),
+        Command::Audit(AuditCommand::Verify { config, witnesses }) => {
+            audit_verify(&config, &witnesses)
+        }
+        Command::Audit(AuditCommand::Export { config, out }) => {
+            let entries = audit_export(&Config::load(&config)?, &out)?;
+            println!("exported {entries} entries to {}", out.display());
+            Ok(())
+        }
+        Command::Audit(AuditCommand::Prove { config, index }) => audit_prove(&config, index),
+        Command::Audit(AuditCommand::Show { config, last }) => audit_show(&config, last),
         Command::Enroll {
             config,
             user,
@@ -607,6 +672,171 @@ fn revoke(
     };
     for device in &revoked {
         println!("revoked device {device}");
+    }
+    Ok(())
+}
+
+/// The key that verifies this node's audit checkpoints.
+fn audit_keys(config: &Config, witnesses: &[String]) -> Result<VerifyKeys> {
+    let dir = config.tls.node_key.parent().unwrap_or(Path::new("."));
+    let signing = files::read_key(&dir.join(NODE_SIGNING_KEY))?;
+    let log = NoteVerifier::ed25519(&config.audit_origin(), *signing.public())?;
+    let witnesses = witnesses
+        .iter()
+        .map(|w| NoteVerifier::from_vkey(w).with_context(|| format!("bad witness key {w:?}")))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(VerifyKeys { log, witnesses })
+}
+
+fn anchor_path(config: &Config) -> PathBuf {
+    config.tls.node_key.with_file_name("audit.anchor")
+}
+
+/// Writes the audit export to `out`: through the running node, or from the stopped node's log.
+fn audit_export(config: &Config, out: &Path) -> Result<u64> {
+    if out.exists() {
+        bail!("{} already exists; choose a new file", out.display());
+    }
+    let absolute = std::path::absolute(out)?;
+    let request = AdminRequest {
+        request: Some(admin_request::Request::AuditExport(AdminAuditExport {
+            path: absolute.to_string_lossy().into_owned(),
+        })),
+    };
+    match ask_running_node(config, request)? {
+        Some(AdminResponse {
+            response: Some(admin_response::Response::ExportedEntries(n)),
+        }) => Ok(n),
+        Some(AdminResponse {
+            response: Some(admin_response::Response::Error(e)),
+        }) => bail!("{e}"),
+        Some(_) => bail!("the node gave an unexpected answer"),
+        None => {
+            let log = open_stopped_log(config)?;
+            let file = std::fs::File::create_new(out)
+                .with_context(|| format!("cannot create {}", out.display()))?;
+            let n = valise_audit::export::export(&log, file)?;
+            log.close()?;
+            Ok(n)
+        }
+    }
+}
+
+fn open_stopped_log(config: &Config) -> Result<AuditLog> {
+    let dir = config.tls.node_key.parent().unwrap_or(Path::new("."));
+    let signing = files::read_key(&dir.join(NODE_SIGNING_KEY))?;
+    let mut log_config = LogConfig::new(config.node.data_dir.join("audit"), config.audit_origin());
+    log_config.anchor = Some(anchor_path(config));
+    AuditLog::open(log_config, signing).context("cannot open the audit log (is the node starting?)")
+}
+
+fn audit_verify(config_path: &Path, witnesses: &[String]) -> Result<()> {
+    let config = Config::load(config_path)?;
+    let keys = audit_keys(&config, witnesses)?;
+    let trusted = match std::fs::read_to_string(anchor_path(&config)) {
+        Ok(text) => Some(
+            SignedCheckpoint::verify(&text, &keys.log)
+                .context("the node's audit anchor does not verify")?
+                .checkpoint,
+        ),
+        Err(_) => None,
+    };
+    let export_file = std::env::temp_dir().join(format!(
+        "valise-audit-{}-{}.export",
+        std::process::id(),
+        now_ms()
+    ));
+    let report = if config.admin_socket().exists() && ask_is_running(&config) {
+        audit_export(&config, &export_file)?;
+        let result = std::fs::File::open(&export_file)
+            .map_err(anyhow::Error::from)
+            .and_then(|f| Ok(verify_export(f, &keys, trusted)?));
+        let _ = std::fs::remove_file(&export_file);
+        result?
+    } else {
+        verify_dir(&config.node.data_dir.join("audit"), &keys, trusted)?
+    };
+    println!(
+        "audit log of {} verifies: {} entries, {} checkpoints",
+        config.node.name, report.entries, report.checkpoints
+    );
+    if let Some(latest) = &report.latest {
+        println!(
+            "latest checkpoint: size {}, root {}",
+            latest.size,
+            hex::encode(latest.root)
+        );
+    }
+    for (witness, count) in &report.cosignatures {
+        println!("cosignatures by {witness}: {count} checked");
+    }
+    Ok(())
+}
+
+/// Whether a node answers on the admin socket.
+fn ask_is_running(config: &Config) -> bool {
+    std::os::unix::net::UnixStream::connect(config.admin_socket()).is_ok()
+}
+
+fn audit_prove(config_path: &Path, index: u64) -> Result<()> {
+    let config = Config::load(config_path)?;
+    let request = AdminRequest {
+        request: Some(admin_request::Request::AuditProve(AdminAuditProve {
+            index,
+        })),
+    };
+    let bundle = match ask_running_node(&config, request)? {
+        Some(AdminResponse {
+            response: Some(admin_response::Response::ProofBundle(b)),
+        }) => b,
+        Some(AdminResponse {
+            response: Some(admin_response::Response::Error(e)),
+        }) => bail!("{e}"),
+        Some(_) => bail!("the node gave an unexpected answer"),
+        None => {
+            let log = open_stopped_log(&config)?;
+            let bundle = valise_audit::bundle::prove(&log, index)?;
+            log.close()?;
+            bundle
+        }
+    };
+    print!("{bundle}");
+    Ok(())
+}
+
+fn audit_show(config_path: &Path, last: usize) -> Result<()> {
+    let config = Config::load(config_path)?;
+    let export_file = std::env::temp_dir().join(format!(
+        "valise-audit-{}-{}.export",
+        std::process::id(),
+        now_ms()
+    ));
+    audit_export(&config, &export_file)?;
+    let mut tail = std::collections::VecDeque::with_capacity(last);
+    let file = std::fs::File::open(&export_file)?;
+    let result = valise_audit::export::for_each_entry(file, |index, bytes| {
+        if tail.len() == last {
+            tail.pop_front();
+        }
+        tail.push_back((index, AuditEvent::decode(bytes).ok()));
+    });
+    let _ = std::fs::remove_file(&export_file);
+    result?;
+    for (index, event) in tail {
+        match event {
+            Some(e) => println!(
+                "{index:>8}  {}  {:?}  {:?}  {} {}  {}",
+                e.time_ms,
+                AuditEventKind::try_from(e.kind).unwrap_or(AuditEventKind::Unspecified),
+                valise_proto::v1::Outcome::try_from(e.outcome)
+                    .unwrap_or(valise_proto::v1::Outcome::Unspecified),
+                valise_proto::v1::ActorKind::try_from(e.actor_kind)
+                    .map_or("?", |k| k.as_str_name()),
+                e.actor_id,
+                e.reason
+            ),
+            None => println!("{index:>8}  (not an audit event: run `audit verify`)"),
+        }
     }
     Ok(())
 }

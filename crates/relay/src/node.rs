@@ -987,6 +987,25 @@ fn revoke(
 }
 
 impl crate::admin::AdminTarget for Shared {
+    fn audit_export(&self, path: &std::path::Path) -> Result<u64, String> {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        let entries = valise_audit::export::export(&self.audit, file).map_err(|e| e.to_string())?;
+        self.record(
+            Record::new(AuditEventKind::AdminCommand, Outcome::Success)
+                .by_operator()
+                .reason("audit_export"),
+        );
+        Ok(entries)
+    }
+
+    fn audit_prove(&self, index: u64) -> Result<String, String> {
+        valise_audit::bundle::prove(&self.audit, index).map_err(|e| e.to_string())
+    }
+
     fn enroll(&self, invitation: Invitation) -> Result<(String, String, String), String> {
         let code = issue_code(self, invitation).map_err(|e| e.to_string())?;
         self.record(

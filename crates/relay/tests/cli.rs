@@ -469,3 +469,81 @@ async fn enrolment_and_revocation_work_with_the_node_stopped_or_running() {
     assert!(!hello_after, "a revoked device was still served");
     stop_node(node);
 }
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn audit_commands_work_running_or_stopped_and_catch_a_rollback() {
+    let dir = paris();
+    let audit = |args: &[&str]| {
+        let mut all = vec!["audit"];
+        all.extend_from_slice(args);
+        relay(&all, dir.path(), PASSPHRASE)
+    };
+    // Run once, so the log has a start and a stop; keep a copy of the data as it was then.
+    let (node, _) = start_node(dir.path());
+    stop_node(node);
+    copy_tree(&dir.path().join("paris/data"), &dir.path().join("old-data"));
+
+    // Running: through the admin socket.
+    let (node, _) = start_node(dir.path());
+    let verified = audit(&["verify", "--config", "paris/node.toml"]);
+    assert!(verified.status.success(), "{}", text(&verified));
+    assert!(text(&verified).contains("verifies"), "{}", text(&verified));
+    let shown = audit(&["show", "--config", "paris/node.toml"]);
+    assert!(text(&shown).contains("NodeStarted"), "{}", text(&shown));
+    let proof = audit(&["prove", "--config", "paris/node.toml", "--index", "0"]);
+    assert!(
+        text(&proof).starts_with("valise-audit-proof/v1"),
+        "{}",
+        text(&proof)
+    );
+    stop_node(node);
+
+    // Stopped: directly on the store.
+    let verified = audit(&["verify", "--config", "paris/node.toml"]);
+    assert!(verified.status.success(), "{}", text(&verified));
+    let exported = audit(&[
+        "export",
+        "--config",
+        "paris/node.toml",
+        "--out",
+        "audit.export",
+    ]);
+    assert!(exported.status.success(), "{}", text(&exported));
+    assert!(dir.path().join("audit.export").exists());
+    let refused = audit(&[
+        "export",
+        "--config",
+        "paris/node.toml",
+        "--out",
+        "audit.export",
+    ]);
+    assert!(
+        text(&refused).contains("already exists"),
+        "{}",
+        text(&refused)
+    );
+
+    // The data directory replaced with its older copy: verify names the rollback.
+    std::fs::remove_dir_all(dir.path().join("paris/data")).unwrap();
+    copy_tree(&dir.path().join("old-data"), &dir.path().join("paris/data"));
+    let rolled_back = audit(&["verify", "--config", "paris/node.toml"]);
+    assert!(!rolled_back.status.success());
+    assert!(
+        text(&rolled_back).contains("rolled back"),
+        "{}",
+        text(&rolled_back)
+    );
+}
