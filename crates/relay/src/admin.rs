@@ -38,6 +38,8 @@ pub trait AdminTarget: Send + Sync + 'static {
     fn audit_export(&self, path: &Path) -> Result<u64, String>;
     /// The proof bundle of audit entry `index`.
     fn audit_prove(&self, index: u64) -> Result<String, String>;
+    /// Asks the node to stop at once.
+    fn stop(&self, reason: &str);
 }
 
 /// Binds the socket at `path`, owner-only, and serves it on the current tokio runtime until
@@ -117,6 +119,12 @@ fn handle(target: &dyn AdminTarget, request: admin_request::Request) -> AdminRes
             },
             Err(e) => error(e),
         },
+        admin_request::Request::Stop(stop) => {
+            target.stop(&stop.reason);
+            AdminResponse {
+                response: Some(admin_response::Response::Stopping(true)),
+            }
+        }
         admin_request::Request::Revoke(r) => {
             let device = if r.device_id.is_empty() {
                 None

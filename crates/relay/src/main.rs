@@ -21,7 +21,8 @@ use valise_crypto::identity::IdentityKeyPair;
 use valise_proto::v1::directory_update::Update;
 use valise_proto::v1::{
     AdminAuditExport, AdminAuditProve, AdminEnroll, AdminRequest, AdminResponse, AdminRevoke,
-    AuditEvent, AuditEventKind, Classification, Revocation, admin_request, admin_response,
+    AdminStop, AuditEvent, AuditEventKind, Classification, Revocation, admin_request,
+    admin_response,
 };
 use valise_relay::admin;
 use valise_relay::config::Config;
@@ -101,6 +102,18 @@ enum Command {
     /// The node's audit log: verify, export, prove, show.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Emergency destruction, for an evacuation: stops the node, overwrites and deletes its
+    /// keys first, then deletes its data. Afterwards `run` refuses to start.
+    ///
+    /// Example: valise-relay destroy --config paris/node.toml --confirm paris
+    Destroy {
+        /// The node's configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// The node's name, repeated, to confirm.
+        #[arg(long)]
+        confirm: String,
+    },
     /// Runs a node until SIGTERM or Ctrl-C, then shuts down cleanly.
     ///
     /// Example: valise-relay run --config /etc/valise/paris/node.toml
@@ -243,6 +256,7 @@ fn run_cli(cli: Cli) -> Result<()> {
             passphrase_file.as_deref(),
         ),
         Command::Run { config } => run(&config),
+        Command::Destroy { config, confirm } => destroy(&config, &confirm),
         Command::Audit(AuditCommand::Verify { config, witnesses }) => {
             audit_verify(&config, &witnesses)
         }
@@ -421,8 +435,80 @@ fn issue_node(
     Ok(())
 }
 
+/// The file that marks a destroyed node, beside its keys.
+fn destroyed_marker(config: &Config) -> PathBuf {
+    config.tls.node_key.with_file_name("DESTROYED")
+}
+
+fn destroy(config_path: &Path, confirm: &str) -> Result<()> {
+    let config = Config::load(config_path)?;
+    if confirm != config.node.name {
+        bail!(
+            "--confirm must repeat the node's name ({}) to destroy it",
+            config.node.name
+        );
+    }
+    // A running node is asked to stop first, so nothing holds the files.
+    let stop = AdminRequest {
+        request: Some(admin_request::Request::Stop(AdminStop {
+            reason: "emergency destruction".into(),
+        })),
+    };
+    if ask_running_node(&config, stop)?.is_some() {
+        let socket = config.admin_socket();
+        for _ in 0..300 {
+            if !socket.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    // Keys first: without them nothing the node held can be signed for or decrypted.
+    let dir = config
+        .tls
+        .node_key
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_owned();
+    let rng = ring::rand::SystemRandom::new();
+    let mut erased = 0;
+    for name in ["node.key", NODE_SIGNING_KEY, ENROLMENT_KEY, POST_CA_KEY] {
+        let path = dir.join(name);
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        let mut noise = vec![0u8; usize::try_from(meta.len()).unwrap_or(0).max(64)];
+        ring::rand::SecureRandom::fill(&rng, &mut noise)
+            .map_err(|_| anyhow::anyhow!("the random number generator failed"))?;
+        files::write_secret(&path, &noise)?;
+        std::fs::remove_file(&path).with_context(|| format!("cannot delete {}", path.display()))?;
+        erased += 1;
+    }
+    files::write_public(
+        &destroyed_marker(&config),
+        format!("destroyed at {} ms since the Unix epoch\n", now_ms()).as_bytes(),
+    )?;
+    let _ = std::fs::remove_file(anchor_path(&config));
+    if config.node.data_dir.exists() {
+        std::fs::remove_dir_all(&config.node.data_dir)
+            .with_context(|| format!("cannot delete {}", config.node.data_dir.display()))?;
+    }
+    println!(
+        "node {} destroyed: {erased} key files overwritten and deleted, then its data deleted",
+        config.node.name
+    );
+    Ok(())
+}
+
 fn run(config_path: &Path) -> Result<()> {
     let config = Config::load(config_path)?;
+    if let Ok(when) = std::fs::read_to_string(destroyed_marker(&config)) {
+        bail!(
+            "node {} was destroyed ({}); it cannot run again. Issue a new node with `valise-relay ca issue-node`",
+            config.node.name,
+            when.trim()
+        );
+    }
     let node_files = NodeFiles::load(&config)?;
     let data = &config.node.data_dir;
     std::fs::create_dir_all(data)
@@ -488,7 +574,7 @@ async fn serve(config: Config, node_files: NodeFiles) -> Result<()> {
         config.node.name,
         node.local_addr()
     );
-    wait_for_stop().await?;
+    wait_for_stop(node.stop_requested()).await?;
     println!("stopping: finishing in-flight work");
     node.shutdown().await?;
     for _ in 0..400 {
@@ -505,6 +591,8 @@ async fn serve(config: Config, node_files: NodeFiles) -> Result<()> {
             bail!("in-flight work did not finish in time; the audit log was not closed cleanly")
         }
     }
+    // Last: a removed socket tells `destroy` (and operators) that the node is fully stopped.
+    let _ = std::fs::remove_file(config.admin_socket());
     println!("stopped");
     Ok(())
 }
@@ -850,12 +938,13 @@ fn codes_rules(config: &Config) -> Codes {
     )
 }
 
-async fn wait_for_stop() -> Result<()> {
+async fn wait_for_stop(requested: impl std::future::Future<Output = ()>) -> Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot watch for SIGTERM")?;
     tokio::select! {
         _ = term.recv() => {}
         r = tokio::signal::ctrl_c() => r.context("cannot watch for Ctrl-C")?,
+        () = requested => {}
     }
     Ok(())
 }

@@ -147,6 +147,8 @@ struct Shared {
     audit: Arc<AuditLog>,
     desk: Option<Desk>,
     ca_fingerprint: String,
+    /// Signalled when an operator asks the node to stop (e.g. before destruction).
+    stop: Arc<Notify>,
     /// Live connections per device, closed at once when the device is revoked.
     connections: Mutex<HashMap<DeviceId, Vec<quinn::Connection>>>,
     /// Wakes a device's delivery stream when a cable for it arrives.
@@ -204,6 +206,7 @@ pub fn start(params: NodeParams) -> Result<RunningNode, NodeError> {
         }),
         ca_fingerprint: params.ca_fingerprint,
         connections: Mutex::new(HashMap::new()),
+        stop: Arc::new(Notify::new()),
         wakers: Mutex::new(HashMap::new()),
     });
     shared.record(Record::new(AuditEventKind::NodeStarted, Outcome::Success).by_node(&shared.name));
@@ -261,6 +264,12 @@ impl RunningNode {
         Ok(())
     }
 
+    /// Resolves when an operator asks the node to stop through the admin channel.
+    pub fn stop_requested(&self) -> impl std::future::Future<Output = ()> + use<> {
+        let stop = Arc::clone(&self.shared.stop);
+        async move { stop.notified().await }
+    }
+
     /// Queue depth per precedence: [FLASH, IMMEDIATE, PRIORITY, ROUTINE].
     pub fn queue_depth(&self) -> Result<[u64; 4], StoreError> {
         self.shared.store.depth()
@@ -271,9 +280,10 @@ impl RunningNode {
         self.endpoint
             .close(CLOSE_SHUTDOWN.into(), b"node shutting down");
         self.accept.abort();
-        if let Some((task, socket)) = self.admin {
+        // No more admin requests. The socket file stays until the caller has finished
+        // closing everything, so its disappearance means the node is fully stopped.
+        if let Some((task, _)) = self.admin {
             task.abort();
-            let _ = std::fs::remove_file(socket);
         }
         self.endpoint.wait_idle().await;
         let stopped =
@@ -1000,6 +1010,15 @@ impl crate::admin::AdminTarget for Shared {
                 .reason("audit_export"),
         );
         Ok(entries)
+    }
+
+    fn stop(&self, reason: &str) {
+        self.record(
+            Record::new(AuditEventKind::Destruction, Outcome::Success)
+                .by_operator()
+                .reason(reason),
+        );
+        self.stop.notify_one();
     }
 
     fn audit_prove(&self, index: u64) -> Result<String, String> {

@@ -547,3 +547,70 @@ fn audit_commands_work_running_or_stopped_and_catch_a_rollback() {
         text(&rolled_back)
     );
 }
+
+#[test]
+fn destruction_stops_the_node_erases_keys_and_data_and_prevents_restart() {
+    let dir = paris();
+    let wrong = relay(
+        &[
+            "destroy",
+            "--config",
+            "paris/node.toml",
+            "--confirm",
+            "nairobi",
+        ],
+        dir.path(),
+        PASSPHRASE,
+    );
+    assert!(!wrong.status.success());
+    assert!(
+        text(&wrong).contains("--confirm must repeat the node's name (paris)"),
+        "{}",
+        text(&wrong)
+    );
+
+    // Destroyed while running: the node stops by itself.
+    let (mut node, _) = start_node(dir.path());
+    let destroyed = relay(
+        &[
+            "destroy",
+            "--config",
+            "paris/node.toml",
+            "--confirm",
+            "paris",
+        ],
+        dir.path(),
+        PASSPHRASE,
+    );
+    assert!(destroyed.status.success(), "{}", text(&destroyed));
+    assert!(node.wait().unwrap().success(), "the node stopped cleanly");
+    for gone in [
+        "node.key",
+        "node-signing.key",
+        "enrolment.key",
+        "post-ca.key",
+        "data",
+        "audit.anchor",
+    ] {
+        assert!(
+            !dir.path().join("paris").join(gone).exists(),
+            "{gone} survived destruction"
+        );
+    }
+    let restart = relay(
+        &["run", "--config", "paris/node.toml"],
+        dir.path(),
+        PASSPHRASE,
+    );
+    assert!(!restart.status.success());
+    assert!(
+        text(&restart).contains("was destroyed"),
+        "{}",
+        text(&restart)
+    );
+    assert!(
+        text(&restart).contains("issue-node"),
+        "says what to do: {}",
+        text(&restart)
+    );
+}
