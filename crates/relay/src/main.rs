@@ -563,6 +563,15 @@ async fn serve(config: Config, node_files: NodeFiles) -> Result<()> {
         enrolment,
         ca_fingerprint: root_fingerprint(&node_files.ca_pem)?,
     })?;
+    let metrics = node
+        .serve_metrics(config.metrics.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot serve metrics on {}; change metrics.listen",
+                config.metrics.listen
+            )
+        })?;
     node.serve_admin(&config.admin_socket()).with_context(|| {
         format!(
             "cannot open the admin socket {}",
@@ -574,6 +583,7 @@ async fn serve(config: Config, node_files: NodeFiles) -> Result<()> {
         config.node.name,
         node.local_addr()
     );
+    println!("health and metrics on http://{metrics}/healthz and /metrics");
     wait_for_stop(node.stop_requested()).await?;
     println!("stopping: finishing in-flight work");
     node.shutdown().await?;

@@ -147,6 +147,8 @@ struct Shared {
     audit: Arc<AuditLog>,
     desk: Option<Desk>,
     ca_fingerprint: String,
+    /// Counters for the metrics endpoint.
+    metrics: crate::metrics::Metrics,
     /// Signalled when an operator asks the node to stop (e.g. before destruction).
     stop: Arc<Notify>,
     /// Live connections per device, closed at once when the device is revoked.
@@ -169,6 +171,8 @@ pub struct RunningNode {
     accept: tokio::task::JoinHandle<()>,
     /// The admin channel's task and socket, once served.
     admin: Option<(tokio::task::JoinHandle<()>, std::path::PathBuf)>,
+    /// The metrics endpoint's task, once served.
+    metrics: Option<tokio::task::JoinHandle<()>>,
     shared: Arc<Shared>,
 }
 
@@ -207,6 +211,7 @@ pub fn start(params: NodeParams) -> Result<RunningNode, NodeError> {
         ca_fingerprint: params.ca_fingerprint,
         connections: Mutex::new(HashMap::new()),
         stop: Arc::new(Notify::new()),
+        metrics: crate::metrics::Metrics::default(),
         wakers: Mutex::new(HashMap::new()),
     });
     shared.record(Record::new(AuditEventKind::NodeStarted, Outcome::Success).by_node(&shared.name));
@@ -216,6 +221,7 @@ pub fn start(params: NodeParams) -> Result<RunningNode, NodeError> {
         endpoint,
         accept,
         admin: None,
+        metrics: None,
         shared,
     })
 }
@@ -264,6 +270,20 @@ impl RunningNode {
         Ok(())
     }
 
+    /// Serves `/healthz` and `/metrics` on `listen` (loopback) until the node stops.
+    pub async fn serve_metrics(
+        &mut self,
+        listen: SocketAddr,
+    ) -> Result<SocketAddr, std::io::Error> {
+        let (task, bound) = crate::metrics::serve(
+            listen,
+            Arc::clone(&self.shared) as Arc<dyn crate::metrics::Observed>,
+        )
+        .await?;
+        self.metrics = Some(task);
+        Ok(bound)
+    }
+
     /// Resolves when an operator asks the node to stop through the admin channel.
     pub fn stop_requested(&self) -> impl std::future::Future<Output = ()> + use<> {
         let stop = Arc::clone(&self.shared.stop);
@@ -285,6 +305,9 @@ impl RunningNode {
         if let Some((task, _)) = self.admin {
             task.abort();
         }
+        if let Some(task) = self.metrics {
+            task.abort();
+        }
         self.endpoint.wait_idle().await;
         let stopped =
             Record::new(AuditEventKind::NodeStopped, Outcome::Success).by_node(&self.shared.name);
@@ -302,6 +325,7 @@ async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
                 Ok(connection) => serve_connection(connection, shared).await,
                 // No certificate, another CA, an expired one, or not TLS 1.3 at all.
                 Err(_) => {
+                    shared.metrics.refused("tls_handshake");
                     let refused = Record::new(AuditEventKind::RequestRefused, Outcome::Refused)
                         .reason("tls_handshake")
                         .source(source);
@@ -371,6 +395,7 @@ async fn serve_connection(connection: quinn::Connection, shared: Arc<Shared>) {
         .await;
         return;
     };
+    shared.metrics.connected();
     shared
         .connections
         .lock()
@@ -385,6 +410,7 @@ async fn serve_connection(connection: quinn::Connection, shared: Arc<Shared>) {
         });
     }
     // The connection ended: forget it.
+    shared.metrics.disconnected();
     let mut connections = shared
         .connections
         .lock()
@@ -508,6 +534,7 @@ fn welcome(shared: &Shared) -> NodeFrame {
 }
 
 async fn submit_cable(shared: &Arc<Shared>, device: &DeviceId, bytes: Vec<u8>) -> NodeFrame {
+    let arrived = Instant::now();
     let digest = valise_crypto::sha256(&bytes);
     let submitted = |outcome, reason: &str, cable: &[u8]| {
         Record::new(AuditEventKind::CableSubmitted, outcome)
@@ -518,6 +545,7 @@ async fn submit_cable(shared: &Arc<Shared>, device: &DeviceId, bytes: Vec<u8>) -
     let envelope = match decode_envelope(&bytes) {
         Ok(e) => e,
         Err(e) => {
+            shared.metrics.refused("malformed");
             record_async(shared, submitted(Outcome::Refused, "malformed", &[])).await;
             return error(ErrorCode::Malformed, e.to_string());
         }
@@ -543,6 +571,7 @@ async fn submit_cable(shared: &Arc<Shared>, device: &DeviceId, bytes: Vec<u8>) -
                 .as_ref()
                 .map(|h| h.cable_id.clone())
                 .unwrap_or_default();
+            shared.metrics.refused(refusal.audit_reason());
             record_async(
                 shared,
                 submitted(Outcome::Refused, refusal.audit_reason(), &cable),
@@ -580,6 +609,7 @@ async fn submit_cable(shared: &Arc<Shared>, device: &DeviceId, bytes: Vec<u8>) -
     };
     match stored {
         Ok(Ok(Enqueued::Stored { .. } | Enqueued::Duplicate)) => {
+            shared.metrics.custody(arrived.elapsed());
             for recipient in &accepted.recipients {
                 shared.waker(recipient).notify_one();
             }
@@ -634,6 +664,7 @@ async fn deliver(
             let shared = Arc::clone(&reader_shared);
             let _ = tokio::task::spawn_blocking(move || {
                 if let Ok(true) = shared.store.ack(&device, key) {
+                    shared.metrics.delivered();
                     let delivered = Record::new(AuditEventKind::CableDelivered, Outcome::Success)
                         .by_device(&device)
                         .object("queue_entry", &key.to_bytes(), &[]);
@@ -1053,5 +1084,18 @@ impl crate::admin::AdminTarget for Shared {
                 .reason("revoke"),
         );
         result
+    }
+}
+
+impl crate::metrics::Observed for Shared {
+    fn metrics(&self) -> String {
+        self.metrics.render(self.store.depth().unwrap_or_default())
+    }
+
+    fn health(&self) -> Result<(), String> {
+        match self.audit.last_error() {
+            Some(e) => Err(format!("audit log: {e}")),
+            None => Ok(()),
+        }
     }
 }

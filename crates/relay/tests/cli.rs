@@ -245,6 +245,11 @@ fn paris() -> tempfile::TempDir {
         PASSPHRASE,
     );
     assert!(out.status.success(), "{}", text(&out));
+    // Tests run side by side: give each node its own metrics port.
+    let config = dir.path().join("paris/node.toml");
+    let mut toml = std::fs::read_to_string(&config).unwrap();
+    toml.push_str("\n[metrics]\nlisten = \"127.0.0.1:0\"\n");
+    std::fs::write(&config, toml).unwrap();
     dir
 }
 

@@ -881,3 +881,77 @@ async fn without_a_certificate_only_enrolment_is_served() {
     .unwrap();
     assert_eq!(refusal(&reply).unwrap().0, ErrorCode::EnrolmentRefused);
 }
+
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_see_health_and_metrics() {
+    let mut net = network(Limits::default());
+    let metrics = net
+        .node
+        .serve_metrics("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let alice = connect(&net, Some(&net.alice.tls)).await.unwrap();
+    exchange(
+        &alice,
+        submit(cable(
+            &net.alice,
+            &net.bob,
+            Classification::Secret,
+            Precedence::Flash,
+            "x",
+        )),
+    )
+    .await
+    .unwrap();
+    exchange(
+        &alice,
+        submit(cable(
+            &net.alice,
+            &net.carol,
+            Classification::Secret,
+            Precedence::Flash,
+            "x",
+        )),
+    )
+    .await
+    .unwrap();
+    let before = http_get(metrics, "/metrics").await;
+    assert!(before.starts_with("HTTP/1.1 200 OK"), "{before}");
+    assert!(
+        before.contains("valise_queue_depth{precedence=\"flash\"} 1"),
+        "{before}"
+    );
+    receive(&net, &net.bob, 1).await;
+    let after = http_get(metrics, "/metrics").await;
+    for line in [
+        "valise_queue_depth{precedence=\"flash\"} 0",
+        "valise_submissions_total 1",
+        "valise_deliveries_total 1",
+        "valise_refusals_total{reason=\"clearance\"} 1",
+        "valise_custody_latency_seconds_count 1",
+    ] {
+        assert!(
+            after.lines().any(|l| l == line),
+            "missing {line:?} in\n{after}"
+        );
+    }
+    assert!(
+        http_get(metrics, "/healthz")
+            .await
+            .ends_with("\r\n\r\nok\n")
+    );
+    assert!(http_get(metrics, "/nope").await.starts_with("HTTP/1.1 404"));
+    net.node.shutdown().await.unwrap();
+}
