@@ -169,6 +169,8 @@ struct LimitsSection {
     max_frames_per_stream: u32,
     max_streams_per_connection: u32,
     max_pending_enrolments: u32,
+    max_connections: u32,
+    max_concurrent_submissions: u32,
 }
 
 #[derive(Deserialize)]
@@ -261,6 +263,8 @@ impl Default for LimitsSection {
             max_frames_per_stream: l.max_frames_per_stream,
             max_streams_per_connection: l.max_streams_per_connection,
             max_pending_enrolments: l.max_pending_enrolments,
+            max_connections: l.max_connections,
+            max_concurrent_submissions: l.max_concurrent_submissions,
         }
     }
 }
@@ -305,6 +309,8 @@ impl Config {
                 max_frames_per_stream: l.max_frames_per_stream,
                 max_streams_per_connection: l.max_streams_per_connection,
                 max_pending_enrolments: l.max_pending_enrolments,
+                max_connections: l.max_connections,
+                max_concurrent_submissions: l.max_concurrent_submissions,
             },
             enrolment: file.enrolment,
             audit: file.audit,
@@ -367,6 +373,11 @@ impl Config {
             (
                 "limits.max_pending_enrolments",
                 u64::from(l.max_pending_enrolments),
+            ),
+            ("limits.max_connections", u64::from(l.max_connections)),
+            (
+                "limits.max_concurrent_submissions",
+                u64::from(l.max_concurrent_submissions),
             ),
             ("enrolment.code_ttl_hours", self.enrolment.code_ttl_hours),
             (

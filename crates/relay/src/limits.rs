@@ -14,6 +14,10 @@ pub struct Limits {
     pub max_streams_per_connection: u32,
     /// Most enrolment codes outstanding at once.
     pub max_pending_enrolments: u32,
+    /// Most connections served at once; more are turned away as busy.
+    pub max_connections: u32,
+    /// Most submissions being made durable at once; more are answered "busy, retry after".
+    pub max_concurrent_submissions: u32,
 }
 
 impl Default for Limits {
@@ -25,6 +29,8 @@ impl Default for Limits {
             max_frames_per_stream: 64,
             max_streams_per_connection: 256,
             max_pending_enrolments: 1000,
+            max_connections: 10_000,
+            max_concurrent_submissions: 1024,
         }
     }
 }

@@ -149,6 +149,10 @@ struct Shared {
     ca_fingerprint: String,
     /// Counters for the metrics endpoint.
     metrics: crate::metrics::Metrics,
+    /// Bounds the connections served at once.
+    connection_permits: Arc<tokio::sync::Semaphore>,
+    /// Bounds the submissions being made durable at once.
+    submission_permits: Arc<tokio::sync::Semaphore>,
     /// Signalled when an operator asks the node to stop (e.g. before destruction).
     stop: Arc<Notify>,
     /// Live connections per device, closed at once when the device is revoked.
@@ -212,6 +216,12 @@ pub fn start(params: NodeParams) -> Result<RunningNode, NodeError> {
         connections: Mutex::new(HashMap::new()),
         stop: Arc::new(Notify::new()),
         metrics: crate::metrics::Metrics::default(),
+        connection_permits: Arc::new(tokio::sync::Semaphore::new(
+            params.limits.max_connections as usize,
+        )),
+        submission_permits: Arc::new(tokio::sync::Semaphore::new(
+            params.limits.max_concurrent_submissions as usize,
+        )),
         wakers: Mutex::new(HashMap::new()),
     });
     shared.record(Record::new(AuditEventKind::NodeStarted, Outcome::Success).by_node(&shared.name));
@@ -319,7 +329,14 @@ impl RunningNode {
 async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
     while let Some(incoming) = endpoint.accept().await {
         let shared = Arc::clone(&shared);
+        // Over the connection cap, the peer is refused at once and retries later.
+        let Ok(permit) = Arc::clone(&shared.connection_permits).try_acquire_owned() else {
+            shared.metrics.refused("busy");
+            incoming.refuse();
+            continue;
+        };
         tokio::spawn(async move {
+            let _permit = permit;
             let source = incoming.remote_address().to_string();
             match incoming.await {
                 Ok(connection) => serve_connection(connection, shared).await,
@@ -535,6 +552,17 @@ fn welcome(shared: &Shared) -> NodeFrame {
 
 async fn submit_cable(shared: &Arc<Shared>, device: &DeviceId, bytes: Vec<u8>) -> NodeFrame {
     let arrived = Instant::now();
+    // Bounded work: past the cap the sender keeps its cable and retries, memory stays flat.
+    let Ok(_permit) = Arc::clone(&shared.submission_permits).try_acquire_owned() else {
+        shared.metrics.refused("busy");
+        return NodeFrame {
+            frame: Some(node_frame::Frame::Error(ErrorFrame {
+                code: ErrorCode::Busy as i32,
+                message: "the node is busy; keep the cable and retry after the delay given".into(),
+                retry_after_ms: 500,
+            })),
+        };
+    };
     let digest = valise_crypto::sha256(&bytes);
     let submitted = |outcome, reason: &str, cable: &[u8]| {
         Record::new(AuditEventKind::CableSubmitted, outcome)

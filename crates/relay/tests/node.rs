@@ -955,3 +955,49 @@ async fn operators_see_health_and_metrics() {
     assert!(http_get(metrics, "/nope").await.starts_with("HTTP/1.1 404"));
     net.node.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_is_answered_busy_with_a_retry_delay() {
+    // No room for any submission: every one is answered busy, and the node still serves.
+    let net = network(Limits {
+        max_concurrent_submissions: 0,
+        ..Limits::default()
+    });
+    let alice = connect(&net, Some(&net.alice.tls)).await.unwrap();
+    let reply = exchange(
+        &alice,
+        submit(cable(
+            &net.alice,
+            &net.bob,
+            Classification::Secret,
+            Precedence::Flash,
+            "x",
+        )),
+    )
+    .await
+    .unwrap();
+    let Some(node_frame::Frame::Error(busy)) = reply.frame else {
+        panic!("expected busy, got {reply:?}")
+    };
+    assert_eq!(busy.code, ErrorCode::Busy as i32);
+    assert!(busy.retry_after_ms > 0);
+    assert!(busy.message.contains("retry"), "{}", busy.message);
+    assert!(
+        exchange(
+            &alice,
+            ClientFrame {
+                frame: Some(client_frame::Frame::Hello(Hello::default()))
+            }
+        )
+        .await
+        .is_ok()
+    );
+    assert_eq!(net.node.queue_depth().unwrap(), [0; 4], "nothing was taken");
+
+    // No room for any connection: new peers are refused outright.
+    let full = network(Limits {
+        max_connections: 0,
+        ..Limits::default()
+    });
+    assert!(refused(&full, Some(&full.alice.tls)).await);
+}
