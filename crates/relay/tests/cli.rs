@@ -2,30 +2,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
+use common::*;
+
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-
-const PASSPHRASE: &str = "correct horse battery staple";
-
-fn relay(args: &[&str], dir: &Path, passphrase: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_valise-relay"))
-        .args(args)
-        .current_dir(dir)
-        .env("VALISE_PASSPHRASE", passphrase)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use std::process::{Command, Stdio};
 
 #[test]
 fn every_command_explains_itself() {
@@ -214,142 +198,30 @@ fn a_missing_or_broken_configuration_gets_a_clear_error() {
     );
 }
 
-/// A ministry CA and a Paris post issued in a fresh folder.
-fn paris() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    assert!(
-        relay(
-            &["ca", "init", "--ministry", "mfa.example", "--out", "ca"],
-            dir.path(),
-            PASSPHRASE
-        )
-        .status
-        .success()
-    );
-    let out = relay(
-        &[
-            "ca",
-            "issue-node",
-            "--ca",
-            "ca",
-            "--name",
-            "paris",
-            "--kind",
-            "post",
-            "--addr",
-            "localhost:0",
-            "--out",
-            "paris",
-        ],
-        dir.path(),
-        PASSPHRASE,
-    );
-    assert!(out.status.success(), "{}", text(&out));
-    // Tests run side by side: give each node its own metrics port.
-    let config = dir.path().join("paris/node.toml");
-    let mut toml = std::fs::read_to_string(&config).unwrap();
-    toml.push_str("\n[metrics]\nlisten = \"127.0.0.1:0\"\n");
-    std::fs::write(&config, toml).unwrap();
-    dir
-}
-
-/// Starts `valise-relay run` and returns it with the address it listens on.
-fn start_node(dir: &Path) -> (std::process::Child, std::net::SocketAddr) {
-    let mut node = Command::new(env!("CARGO_BIN_EXE_valise-relay"))
-        .args(["run", "--config", "paris/node.toml"])
-        .current_dir(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(node.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line
-        .trim()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse::<u16>()
-        .unwrap();
-    (node, std::net::SocketAddr::from(([127, 0, 0, 1], port)))
-}
-
-fn stop_node(mut node: std::process::Child) {
-    Command::new("kill")
-        .args(["-TERM", &node.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(node.wait().unwrap().success());
-}
-
-/// What a new device does with a code: enrol over `valise-enroll/1`, then say hello with the
-/// certificate it got. Returns whether each step worked.
+/// Enrols a device with `code`, then says hello with its new certificate.
 async fn enrol_and_hello(
     dir: &Path,
     addr: std::net::SocketAddr,
     code: &str,
 ) -> (bool, Option<valise_relay::pki::CertifiedKey>) {
-    use valise_proto::framing::{FrameDecoder, encode};
-    use valise_proto::v1::{ClientFrame, EnrolRequest, NodeFrame, client_frame, node_frame};
-    let ca_pem = std::fs::read_to_string(dir.join("paris/ca.pem")).unwrap();
-    let identity = valise_crypto::identity::IdentityKeyPair::generate().unwrap();
-    let key = valise_crypto::receive_key::ReceiveKeyPair::generate(0, u64::MAX).unwrap();
-    let tls_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
-    let csr = rcgen::CertificateParams::default()
-        .serialize_request(&tls_key)
-        .unwrap();
-    let request = ClientFrame {
-        frame: Some(client_frame::Frame::Enrol(EnrolRequest {
-            code: code.into(),
-            identity_key: identity.public().as_bytes().to_vec(),
-            receive_keys: vec![key.to_signed_record(&identity).unwrap()],
-            csr: csr.der().to_vec(),
-        })),
-    };
-    let exchange = |identity: Option<valise_relay::pki::CertifiedKey>, frame: ClientFrame| {
-        let ca_pem = ca_pem.clone();
-        async move {
-            let config = valise_relay::pki::client_config(&ca_pem, identity.as_ref()).unwrap();
-            let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(config).unwrap();
-            let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-            endpoint
-                .set_default_client_config(quinn::ClientConfig::new(std::sync::Arc::new(crypto)));
-            let conn = endpoint
-                .connect(addr, "paris.mfa.example")
-                .ok()?
-                .await
-                .ok()?;
-            let (mut send, mut recv) = conn.open_bi().await.ok()?;
-            send.write_all(&encode(&frame)).await.ok()?;
-            let _ = send.finish();
-            let bytes = recv.read_to_end(1 << 20).await.ok()?;
-            let mut decoder = FrameDecoder::new(1 << 20);
-            decoder.push(&bytes);
-            decoder.next_frame::<NodeFrame>().ok()?
-        }
-    };
-    let Some(NodeFrame {
-        frame: Some(node_frame::Frame::Enrolled(enrolled)),
-    }) = exchange(None, request).await
-    else {
+    let Some(device) = enrol_device(dir, addr, code).await else {
         return (false, None);
     };
-    let cert = valise_relay::pki::CertifiedKey {
-        chain_pem: enrolled.certificate_chain,
-        key_pem: zeroize::Zeroizing::new(tls_key.serialize_pem()),
+    let hello = valise_proto::v1::ClientFrame {
+        frame: Some(valise_proto::v1::client_frame::Frame::Hello(
+            Default::default(),
+        )),
     };
-    let hello = ClientFrame {
-        frame: Some(client_frame::Frame::Hello(Default::default())),
+    let welcomed = match connect(dir, addr, Some(&device.tls)).await {
+        Some(conn) => matches!(
+            exchange(&conn, &hello).await,
+            Some(valise_proto::v1::NodeFrame {
+                frame: Some(valise_proto::v1::node_frame::Frame::Welcome(_))
+            })
+        ),
+        None => false,
     };
-    let welcomed = matches!(
-        exchange(Some(cert.clone()), hello).await,
-        Some(NodeFrame {
-            frame: Some(node_frame::Frame::Welcome(_))
-        })
-    );
-    (welcomed, Some(cert))
+    (welcomed, Some(device.tls))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,199 @@
+//! Helpers shared by the tests that drive the `valise-relay` binary.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+pub const PASSPHRASE: &str = "correct horse battery staple";
+
+pub fn relay(args: &[&str], dir: &Path, passphrase: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_valise-relay"))
+        .args(args)
+        .current_dir(dir)
+        .env("VALISE_PASSPHRASE", passphrase)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A ministry CA and a Paris post issued in a fresh folder.
+pub fn paris() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(
+        relay(
+            &["ca", "init", "--ministry", "mfa.example", "--out", "ca"],
+            dir.path(),
+            PASSPHRASE
+        )
+        .status
+        .success()
+    );
+    let out = relay(
+        &[
+            "ca",
+            "issue-node",
+            "--ca",
+            "ca",
+            "--name",
+            "paris",
+            "--kind",
+            "post",
+            "--addr",
+            "localhost:0",
+            "--out",
+            "paris",
+        ],
+        dir.path(),
+        PASSPHRASE,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    // Tests run side by side: give each node its own metrics port.
+    let config = dir.path().join("paris/node.toml");
+    let mut toml = std::fs::read_to_string(&config).unwrap();
+    toml.push_str("\n[metrics]\nlisten = \"127.0.0.1:0\"\n");
+    std::fs::write(&config, toml).unwrap();
+    dir
+}
+
+/// Starts `valise-relay run` and returns it with the address it listens on.
+pub fn start_node(dir: &Path) -> (std::process::Child, std::net::SocketAddr) {
+    let mut node = Command::new(env!("CARGO_BIN_EXE_valise-relay"))
+        .args(["run", "--config", "paris/node.toml"])
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(node.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse::<u16>()
+        .unwrap();
+    (node, std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+pub fn stop_node(mut node: std::process::Child) {
+    Command::new("kill")
+        .args(["-TERM", &node.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(node.wait().unwrap().success());
+}
+
+/// An enrolled device, as a test client holds it.
+pub struct Device {
+    pub identity: valise_crypto::identity::IdentityKeyPair,
+    pub keys: Vec<valise_crypto::receive_key::ReceiveKeyPair>,
+    pub published: valise_crypto::receive_key::VerifiedReceiveKey,
+    pub tls: valise_relay::pki::CertifiedKey,
+}
+
+/// Connects to the Paris node at `addr` (pinning `paris/ca.pem`), as `who` or anonymously.
+pub async fn connect(
+    dir: &Path,
+    addr: std::net::SocketAddr,
+    who: Option<&valise_relay::pki::CertifiedKey>,
+) -> Option<quinn::Connection> {
+    let ca_pem = std::fs::read_to_string(dir.join("paris/ca.pem")).unwrap();
+    let config = valise_relay::pki::client_config(&ca_pem, who).unwrap();
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(config).unwrap();
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(quinn::ClientConfig::new(std::sync::Arc::new(crypto)));
+    endpoint.connect(addr, "paris.mfa.example").ok()?.await.ok()
+}
+
+/// Sends one frame on a new stream and reads the one reply.
+pub async fn exchange(
+    conn: &quinn::Connection,
+    frame: &valise_proto::v1::ClientFrame,
+) -> Option<valise_proto::v1::NodeFrame> {
+    let (mut send, mut recv) = conn.open_bi().await.ok()?;
+    send.write_all(&valise_proto::framing::encode(frame))
+        .await
+        .ok()?;
+    let _ = send.finish();
+    let bytes = recv.read_to_end(1 << 20).await.ok()?;
+    let mut decoder = valise_proto::framing::FrameDecoder::new(1 << 20);
+    decoder.push(&bytes);
+    decoder.next_frame().ok()?
+}
+
+/// What a new device does with a code: make its keys, enrol on `valise-enroll/1`.
+pub async fn enrol_device(dir: &Path, addr: std::net::SocketAddr, code: &str) -> Option<Device> {
+    use valise_proto::v1::{ClientFrame, EnrolRequest, node_frame};
+    let identity = valise_crypto::identity::IdentityKeyPair::generate().unwrap();
+    let key = valise_crypto::receive_key::ReceiveKeyPair::generate(0, u64::MAX).unwrap();
+    let signed = key.to_signed_record(&identity).unwrap();
+    let published =
+        valise_crypto::receive_key::VerifiedReceiveKey::verify(&signed, identity.public()).unwrap();
+    let tls_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    let csr = rcgen::CertificateParams::default()
+        .serialize_request(&tls_key)
+        .unwrap();
+    let request = ClientFrame {
+        frame: Some(valise_proto::v1::client_frame::Frame::Enrol(EnrolRequest {
+            code: code.into(),
+            identity_key: identity.public().as_bytes().to_vec(),
+            receive_keys: vec![signed],
+            csr: csr.der().to_vec(),
+        })),
+    };
+    let conn = connect(dir, addr, None).await?;
+    let Some(node_frame::Frame::Enrolled(enrolled)) = exchange(&conn, &request).await?.frame else {
+        return None;
+    };
+    let tls = valise_relay::pki::CertifiedKey {
+        chain_pem: enrolled.certificate_chain,
+        key_pem: zeroize::Zeroizing::new(tls_key.serialize_pem()),
+    };
+    Some(Device {
+        identity,
+        keys: vec![key],
+        published,
+        tls,
+    })
+}
+
+/// Issues an enrolment code with the `enroll` command (online or offline).
+pub fn enroll_code(dir: &Path, user: &str, clearance: &str) -> String {
+    let out = relay(
+        &[
+            "enroll",
+            "--config",
+            "paris/node.toml",
+            "--user",
+            user,
+            "--name",
+            user,
+            "--clearance",
+            clearance,
+        ],
+        dir,
+        PASSPHRASE,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    text(&out)
+        .lines()
+        .next()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_owned()
+}
