@@ -28,7 +28,7 @@ fn sealed(from: &Device, to: &Device, n: usize) -> (Vec<u8>, Vec<u8>) {
         from: "alice@paris".into(),
         action_addressees: vec!["bob@paris".into()],
         classification: Classification::Secret as i32,
-        precedence: if n % 10 == 0 {
+        precedence: if n.is_multiple_of(10) {
             Precedence::Flash
         } else {
             Precedence::Routine
