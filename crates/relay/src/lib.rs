@@ -27,6 +27,7 @@ pub mod directory;
 pub mod enrolment;
 pub mod files;
 pub mod limits;
+pub mod local;
 pub mod metrics;
 pub mod node;
 pub mod pki;
