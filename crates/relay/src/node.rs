@@ -44,8 +44,11 @@ use crate::store::{Enqueued, RelayStore};
 
 /// How long a delivery may go unacknowledged before it is sent again.
 const REDELIVER_AFTER: Duration = Duration::from_secs(30);
-/// How many queued cables one delivery round looks at.
-const DELIVERY_BATCH: usize = 256;
+/// How many new deliveries one round sends before looking at the queue again: small, so a
+/// FLASH that arrives waits behind at most this many.
+const DELIVERY_ROUND: usize = 16;
+/// Most deliveries awaiting acknowledgement at once, per device.
+const MAX_IN_FLIGHT: usize = 1024;
 /// QUIC application error codes a node closes connections with.
 const CLOSE_UNAUTHORISED: u32 = 1;
 const CLOSE_SHUTDOWN: u32 = 2;
@@ -679,7 +682,7 @@ async fn deliver(
     device: DeviceId,
     shared: Arc<Shared>,
 ) {
-    let (acked_tx, mut acked) = mpsc::channel::<()>(16);
+    let (acked_tx, mut acked) = mpsc::channel::<QueueKey>(MAX_IN_FLIGHT);
     let reader_shared = Arc::clone(&shared);
     let reader = tokio::spawn(async move {
         while let Some(frame) = next_frame(&mut recv, &mut decoder, None).await {
@@ -700,20 +703,29 @@ async fn deliver(
                 }
             })
             .await;
-            let _ = acked_tx.try_send(());
+            let _ = acked_tx.send(key).await;
         }
     });
     let waker = shared.waker(&device);
+    // Handed out and not yet acknowledged: the queue key, its cable, and when it was sent.
     let mut sent: HashMap<QueueKey, Instant> = HashMap::new();
     loop {
+        while let Ok(key) = acked.try_recv() {
+            sent.remove(&key);
+        }
         let store = Arc::clone(&shared);
+        // Enough of the queue, most urgent first, to find a round of entries not yet sent.
+        let window = sent.len() + DELIVERY_ROUND;
         let Ok(Ok(queued)) =
-            tokio::task::spawn_blocking(move || store.store.queued(&device, DELIVERY_BATCH)).await
+            tokio::task::spawn_blocking(move || store.store.queued(&device, window)).await
         else {
             break;
         };
-        sent.retain(|key, _| queued.iter().any(|(k, _)| k == key));
+        let mut sent_now = 0;
         for (key, cable) in queued {
+            if sent_now == DELIVERY_ROUND || sent.len() >= MAX_IN_FLIGHT {
+                break;
+            }
             if sent
                 .get(&key)
                 .is_some_and(|at| at.elapsed() < REDELIVER_AFTER)
@@ -734,10 +746,15 @@ async fn deliver(
                 return;
             }
             sent.insert(key, Instant::now());
+            sent_now += 1;
+        }
+        if sent_now == DELIVERY_ROUND && sent.len() < MAX_IN_FLIGHT {
+            // More may be waiting: look again at once, so newly arrived FLASH goes next.
+            continue;
         }
         tokio::select! {
             () = waker.notified() => {}
-            Some(()) = acked.recv() => {}
+            Some(key) = acked.recv() => { sent.remove(&key); }
             () = tokio::time::sleep(REDELIVER_AFTER) => {}
             _ = send.stopped() => break,
         }
