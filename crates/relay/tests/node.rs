@@ -1001,3 +1001,90 @@ async fn overload_is_answered_busy_with_a_retry_delay() {
     });
     assert!(refused(&full, Some(&full.alice.tls)).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flash_arriving_mid_delivery_goes_next_and_nothing_is_sent_twice() {
+    const ROUTINE: usize = 300;
+    let net = network(Limits::default());
+    let alice = connect(&net, Some(&net.alice.tls)).await.unwrap();
+    for i in 0..ROUTINE {
+        exchange(
+            &alice,
+            submit(cable(
+                &net.alice,
+                &net.bob,
+                Classification::Secret,
+                Precedence::Routine,
+                &format!("routine {i}"),
+            )),
+        )
+        .await
+        .unwrap();
+    }
+    // Bob subscribes and reads them all without acknowledging any: more than one scan window.
+    let bob = connect(&net, Some(&net.bob.tls)).await.unwrap();
+    let (mut send, mut recv) = bob.open_bi().await.unwrap();
+    send.write_all(&encode(&ClientFrame {
+        frame: Some(client_frame::Frame::Subscribe(Subscribe {})),
+    }))
+    .await
+    .unwrap();
+    let mut decoder = FrameDecoder::new(1 << 24);
+    let mut next_text = async || loop {
+        if let Some(frame) = decoder.next_frame::<NodeFrame>().unwrap() {
+            let Some(node_frame::Frame::Delivery(d)) = frame.frame else {
+                panic!("{frame:?}")
+            };
+            let env = decode_envelope(&d.envelope).unwrap();
+            return open(
+                &env,
+                net.alice.identity.public(),
+                &net.bob.identity.device_id(),
+                &net.bob.keys,
+            )
+            .unwrap()
+            .body
+            .text;
+        }
+        let chunk = tokio::time::timeout(Duration::from_secs(10), recv.read_chunk(1 << 16, true))
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        decoder.push(&chunk.bytes);
+    };
+    let mut texts = Vec::new();
+    for _ in 0..ROUTINE {
+        texts.push(next_text().await);
+    }
+    for i in 0..5 {
+        exchange(
+            &alice,
+            submit(cable(
+                &net.alice,
+                &net.bob,
+                Classification::Secret,
+                Precedence::Flash,
+                &format!("flash {i}"),
+            )),
+        )
+        .await
+        .unwrap();
+    }
+    for _ in 0..5 {
+        texts.push(next_text().await);
+    }
+    assert_eq!(
+        texts[ROUTINE..],
+        (0..5).map(|i| format!("flash {i}")).collect::<Vec<_>>(),
+        "the FLASH cables came next"
+    );
+    let mut unique = texts.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        ROUTINE + 5,
+        "nothing was sent twice before acknowledgement"
+    );
+}
