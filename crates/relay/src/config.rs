@@ -160,19 +160,6 @@ pub struct LogSection {
     pub level: String,
 }
 
-/// `[limits]` as written in the file.
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct LimitsSection {
-    max_envelope_bytes: usize,
-    max_recipients: usize,
-    max_frames_per_stream: u32,
-    max_streams_per_connection: u32,
-    max_pending_enrolments: u32,
-    max_connections: u32,
-    max_concurrent_submissions: u32,
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
@@ -180,7 +167,7 @@ struct File {
     #[serde(default)]
     tls: TlsSection,
     #[serde(default)]
-    limits: LimitsSection,
+    limits: Limits,
     #[serde(default)]
     enrolment: EnrolmentSection,
     #[serde(default)]
@@ -254,21 +241,6 @@ impl Default for LogSection {
     }
 }
 
-impl Default for LimitsSection {
-    fn default() -> Self {
-        let l = Limits::default();
-        LimitsSection {
-            max_envelope_bytes: l.max_envelope_bytes,
-            max_recipients: l.max_recipients,
-            max_frames_per_stream: l.max_frames_per_stream,
-            max_streams_per_connection: l.max_streams_per_connection,
-            max_pending_enrolments: l.max_pending_enrolments,
-            max_connections: l.max_connections,
-            max_concurrent_submissions: l.max_concurrent_submissions,
-        }
-    }
-}
-
 impl Config {
     /// Reads, checks and resolves the configuration at `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -292,7 +264,6 @@ impl Config {
             path: PathBuf::new(),
             message: e.to_string(),
         })?;
-        let l = file.limits;
         let config = Config {
             node: NodeSection {
                 data_dir: base.join(&file.node.data_dir),
@@ -303,15 +274,7 @@ impl Config {
                 node_cert: base.join(&file.tls.node_cert),
                 node_key: base.join(&file.tls.node_key),
             },
-            limits: Limits {
-                max_envelope_bytes: l.max_envelope_bytes,
-                max_recipients: l.max_recipients,
-                max_frames_per_stream: l.max_frames_per_stream,
-                max_streams_per_connection: l.max_streams_per_connection,
-                max_pending_enrolments: l.max_pending_enrolments,
-                max_connections: l.max_connections,
-                max_concurrent_submissions: l.max_concurrent_submissions,
-            },
+            limits: file.limits,
             enrolment: file.enrolment,
             audit: file.audit,
             metrics: file.metrics,

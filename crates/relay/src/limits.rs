@@ -1,8 +1,10 @@
 //! Limits on what a peer may send. Every length, count and size read from the network has one;
 //! going over it gets a clear error frame and closes only that stream.
 
-/// The node's limits. Defaults suit one embassy post; the hub raises them in its config.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The node's limits. Defaults suit one embassy post; the hub raises them in its config
+/// (`[limits]` in `node.toml`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Largest encoded envelope accepted, in bytes (attachments travel separately).
     pub max_envelope_bytes: usize,
