@@ -21,9 +21,9 @@ use valise_proto::framing::{FrameDecoder, encode};
 use valise_proto::v1::directory_update::Update;
 use valise_proto::v1::{AuditEventKind, Outcome};
 use valise_proto::v1::{
-    CableBody, Classification, ClientFrame, DeliveryAck, DeviceRecord, EnrolRequest, EnrolResponse,
-    ErrorCode, Hello, NodeFrame, Precedence, Revocation, RoutingHeader, Submit, Subscribe,
-    client_frame, node_frame,
+    CableBody, Caveat, Classification, ClientFrame, DeliveryAck, DeviceRecord, EnrolRequest,
+    EnrolResponse, ErrorCode, Hello, NodeFrame, Precedence, Revocation, RoutingHeader, Submit,
+    Subscribe, client_frame, node_frame,
 };
 use valise_relay::directory::DurableDirectory;
 use valise_relay::enrolment::{Codes, DurableCodes, Invitation};
@@ -232,7 +232,19 @@ fn cable(
     precedence: Precedence,
     text: &str,
 ) -> Vec<u8> {
-    let header = RoutingHeader {
+    cable_with(from, to, classification, precedence, text, |_| {})
+}
+
+/// A cable wrapped to `to`'s device, with its header adjusted by `edit` before sealing.
+fn cable_with(
+    from: &Diplomat,
+    to: &Diplomat,
+    classification: Classification,
+    precedence: Precedence,
+    text: &str,
+    edit: impl FnOnce(&mut RoutingHeader),
+) -> Vec<u8> {
+    let mut header = RoutingHeader {
         cable_id: new_cable_id().unwrap().to_vec(),
         from: from.address.clone(),
         action_addressees: vec![to.address.clone()],
@@ -241,6 +253,7 @@ fn cable(
         created_at_ms: 10,
         ..Default::default()
     };
+    edit(&mut header);
     let body = CableBody {
         subject: "Subject".into(),
         text: text.into(),
@@ -488,6 +501,38 @@ async fn bad_requests_are_refused_and_the_node_keeps_serving() {
     );
     let reply = exchange(&alice, submit(forged)).await.unwrap();
     assert_eq!(refusal(&reply).unwrap().0, ErrorCode::Malformed);
+
+    // An addressee the directory does not know.
+    let stray = cable_with(
+        &net.alice,
+        &net.bob,
+        Classification::Secret,
+        Precedence::Flash,
+        "x",
+        |h| h.action_addressees = vec!["nobody@paris".into()],
+    );
+    let (code, message) = refusal(&exchange(&alice, submit(stray)).await.unwrap()).unwrap();
+    assert_eq!(code, ErrorCode::Malformed);
+    assert!(
+        message.contains("nobody@paris is not in the directory"),
+        "{message}"
+    );
+
+    // A NODIS cable addressed to an office mailbox rather than a named person.
+    let nodis = cable_with(
+        &net.alice,
+        &net.bob,
+        Classification::Secret,
+        Precedence::Flash,
+        "x",
+        |h| {
+            h.action_addressees = vec!["POL@paris".into()];
+            h.caveats = vec![Caveat::Nodis as i32];
+        },
+    );
+    let (code, message) = refusal(&exchange(&alice, submit(nodis)).await.unwrap()).unwrap();
+    assert_eq!(code, ErrorCode::NodisToOffice);
+    assert!(message.contains("POL@paris"), "{message}");
 
     // Throughout, the same connection still works.
     let reply = exchange(
