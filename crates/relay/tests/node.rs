@@ -413,7 +413,7 @@ async fn a_cable_crosses_the_node_with_custody_and_is_delivered_once() {
 async fn a_flash_overtakes_queued_routine_traffic() {
     let net = network(Limits::default());
     let alice = connect(&net, Some(&net.alice.tls)).await.unwrap();
-    for i in 0..20 {
+    for i in 0..1000 {
         let reply = exchange(
             &alice,
             submit(cable(
@@ -440,11 +440,13 @@ async fn a_flash_overtakes_queued_routine_traffic() {
     )
     .await
     .unwrap();
-    let texts = receive(&net, &net.bob, 21).await;
+    let texts = receive(&net, &net.bob, 1001).await;
     assert_eq!(texts[0], "flash");
     assert_eq!(
         texts[1..],
-        (0..20).map(|i| format!("routine {i}")).collect::<Vec<_>>()
+        (0..1000)
+            .map(|i| format!("routine {i}"))
+            .collect::<Vec<_>>()
     );
 }
 
