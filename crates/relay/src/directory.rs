@@ -290,6 +290,38 @@ impl DurableDirectory {
         self.directory.apply(update)
     }
 
+    /// Up to `max` stored updates following `after`, in version order, together no larger
+    /// than about `max_bytes`: one page of a client's directory sync.
+    pub fn updates_after(
+        &self,
+        after: u64,
+        max: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<DirectoryUpdate>, UpdateError> {
+        let mut page = Vec::new();
+        let mut bytes = 0;
+        let mut version = after;
+        while page.len() < max && version < self.directory.version() {
+            version += 1;
+            let stored = self
+                .store
+                .get(&[&b"u"[..], &version.to_be_bytes()].concat())?
+                .ok_or_else(|| {
+                    UpdateError::Store(format!("directory update {version} is missing"))
+                })?;
+            // Always at least one update, so a client can make progress.
+            if !page.is_empty() && bytes + stored.len() > max_bytes {
+                break;
+            }
+            bytes += stored.len();
+            let update = DirectoryUpdate::decode(stored.as_slice()).map_err(|_| {
+                UpdateError::Store("a stored directory update does not decode".into())
+            })?;
+            page.push(update);
+        }
+        Ok(page)
+    }
+
     /// The directory as it stands.
     pub fn view(&self) -> &Directory {
         &self.directory

@@ -24,8 +24,9 @@ use valise_crypto::envelope::decode_envelope;
 use valise_crypto::identity::{DeviceId, IdentityKeyPair, IdentityPublicKey};
 use valise_proto::framing::{self, FrameDecoder};
 use valise_proto::v1::{
-    ClientFrame, CustodyReceipt, Delivery, DeviceRecord, EnrolRequest, EnrolResponse, ErrorCode,
-    ErrorFrame, Limits as WireLimits, NodeFrame, Welcome, client_frame, node_frame,
+    ClientFrame, CustodyReceipt, Delivery, DeviceRecord, DirectoryPage, EnrolRequest,
+    EnrolResponse, ErrorCode, ErrorFrame, Limits as WireLimits, NodeFrame, Welcome, client_frame,
+    node_frame,
 };
 
 use valise_audit::AuditLog;
@@ -525,10 +526,13 @@ async fn serve_stream(
                 deliver(send, recv, decoder, device, shared).await;
                 return;
             }
+            Some(client_frame::Frame::DirectorySync(sync)) => {
+                directory_page(&shared, sync.after_version)
+            }
             Some(client_frame::Frame::DeliveryAck(_) | client_frame::Frame::Enrol(_)) | None => {
                 error(
                     ErrorCode::Malformed,
-                    "expected Hello, Submit or Subscribe on a new stream",
+                    "expected Hello, Submit, Subscribe or DirectorySync on a new stream",
                 )
             }
         };
@@ -537,6 +541,38 @@ async fn serve_stream(
         }
     }
     let _ = send.finish();
+}
+
+/// Updates per sync page, and their rough byte budget: a page stays well inside any frame cap.
+const SYNC_PAGE_UPDATES: usize = 64;
+const SYNC_PAGE_BYTES: usize = 256 * 1024;
+
+fn directory_page(shared: &Shared, after_version: u64) -> NodeFrame {
+    let directory = shared
+        .directory
+        .read()
+        .unwrap_or_else(PoisonError::into_inner);
+    let version = directory.view().version();
+    if after_version > version {
+        return error(
+            ErrorCode::Malformed,
+            format!(
+                "the directory is at version {version}, not {after_version}; sync again from 0"
+            ),
+        );
+    }
+    match directory.updates_after(after_version, SYNC_PAGE_UPDATES, SYNC_PAGE_BYTES) {
+        Ok(updates) => NodeFrame {
+            frame: Some(node_frame::Frame::DirectoryPage(DirectoryPage {
+                updates,
+                version,
+            })),
+        },
+        Err(e) => error(
+            ErrorCode::Internal,
+            format!("the node could not read its directory ({e}); report this to ministry IT"),
+        ),
+    }
 }
 
 fn welcome(shared: &Shared) -> NodeFrame {

@@ -18,14 +18,14 @@ use valise_crypto::envelope::{decode_envelope, new_cable_id, open, seal};
 use valise_crypto::identity::IdentityKeyPair;
 use valise_crypto::receive_key::{ReceiveKeyPair, VerifiedReceiveKey};
 use valise_proto::framing::{FrameDecoder, encode};
-use valise_proto::v1::directory_update::Update;
+use valise_proto::v1::directory_update::{self, Update};
 use valise_proto::v1::{AuditEventKind, Outcome};
 use valise_proto::v1::{
-    CableBody, Caveat, Classification, ClientFrame, DeliveryAck, DeviceRecord, EnrolRequest,
-    EnrolResponse, ErrorCode, Hello, NodeFrame, Precedence, Revocation, RoutingHeader, Submit,
-    Subscribe, client_frame, node_frame,
+    CableBody, Caveat, Classification, ClientFrame, DeliveryAck, DeviceRecord, DirectorySync,
+    DirectoryUpdate, EnrolRequest, EnrolResponse, ErrorCode, Hello, NodeFrame, Precedence,
+    Revocation, RoutingHeader, Submit, Subscribe, client_frame, node_frame,
 };
-use valise_relay::directory::DurableDirectory;
+use valise_relay::directory::{Directory, DurableDirectory};
 use valise_relay::enrolment::{Codes, DurableCodes, Invitation};
 use valise_relay::limits::Limits;
 use valise_relay::node::{EnrolmentDesk, NodeParams, RunningNode, start};
@@ -657,6 +657,123 @@ async fn a_revoked_device_is_refused_at_once() {
             .is_err()
         );
     }
+}
+
+/// Pages of the node's directory after `after`, until the client has caught up.
+async fn sync_directory(conn: &quinn::Connection, after: u64) -> Vec<DirectoryUpdate> {
+    let mut updates = Vec::new();
+    let mut version = after;
+    loop {
+        let reply = exchange(
+            conn,
+            ClientFrame {
+                frame: Some(client_frame::Frame::DirectorySync(DirectorySync {
+                    after_version: version,
+                })),
+            },
+        )
+        .await
+        .unwrap();
+        let Some(node_frame::Frame::DirectoryPage(page)) = reply.frame else {
+            panic!("expected a directory page, got {reply:?}");
+        };
+        assert!(page.updates.len() <= 64, "pages are bounded");
+        for update in page.updates {
+            assert_eq!(update.version, version + 1, "updates arrive in order");
+            version = update.version;
+            updates.push(update);
+        }
+        if version == page.version {
+            return updates;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_syncs_the_directory_and_verifies_every_update() {
+    let net = network(Limits::default());
+    // Enough devices that the history spans more than one page.
+    let mut extra = Vec::new();
+    for i in 0..70 {
+        let identity = IdentityKeyPair::generate().unwrap();
+        let key = ReceiveKeyPair::generate(0, u64::MAX).unwrap();
+        let mut record = DeviceRecord {
+            device_id: identity.device_id().as_bytes().to_vec(),
+            user: format!("staff{i}"),
+            post: "paris".into(),
+            clearance: Classification::Confidential as i32,
+            identity_key: identity.public().as_bytes().to_vec(),
+            receive_keys: vec![key.to_signed_record(&identity).unwrap()],
+            enrolled_at_ms: 2,
+            ..Default::default()
+        };
+        sign_device_record(&mut record, &net.paris_key).unwrap();
+        net.node
+            .update_directory(|d| d.apply(Update::Device(record)))
+            .unwrap();
+        extra.push(identity.device_id());
+    }
+    let bob = connect(&net, Some(&net.bob.tls)).await.unwrap();
+    let root = directory_root(net.ca.cert_pem()).unwrap();
+
+    // A new client starts from nothing and checks each update against the ministry root.
+    let history = sync_directory(&bob, 0).await;
+    assert_eq!(
+        history.len(),
+        1 + 3 + 70,
+        "enroller, three diplomats, 70 staff"
+    );
+    let mut copy = Directory::new("mfa.example", root);
+    for update in history.clone() {
+        copy.apply_received(update).unwrap();
+    }
+    for id in extra.iter().chain([
+        &net.alice.identity.device_id(),
+        &net.carol.identity.device_id(),
+    ]) {
+        assert!(copy.is_active(id));
+    }
+
+    // A revocation reaches a client that asks from where it left off, and only it.
+    let mut revocation = Revocation {
+        device_id: net.carol.identity.device_id().as_bytes().to_vec(),
+        reason: "device lost".into(),
+        revoked_at_ms: 5,
+        signature: vec![],
+    };
+    sign_revocation(&mut revocation, &net.paris_key).unwrap();
+    net.node
+        .update_directory(|d| d.apply(Update::Revocation(revocation)))
+        .unwrap();
+    let news = sync_directory(&bob, copy.version()).await;
+    assert_eq!(news.len(), 1);
+    copy.apply_received(news[0].clone()).unwrap();
+    assert!(!copy.is_active(&net.carol.identity.device_id()));
+    assert!(sync_directory(&bob, copy.version()).await.is_empty());
+
+    // A node that alters a record in transit is caught by the client.
+    let mut forged = history[1].clone();
+    if let Some(directory_update::Update::Device(record)) = forged.update.as_mut() {
+        record.clearance = Classification::TopSecret as i32;
+    }
+    let mut fresh = Directory::new("mfa.example", root);
+    fresh.apply_received(history[0].clone()).unwrap();
+    assert!(fresh.apply_received(forged).is_err());
+
+    // A version the node never reached gets a clear refusal.
+    let reply = exchange(
+        &bob,
+        ClientFrame {
+            frame: Some(client_frame::Frame::DirectorySync(DirectorySync {
+                after_version: 10_000,
+            })),
+        },
+    )
+    .await
+    .unwrap();
+    let (code, message) = refusal(&reply).unwrap();
+    assert_eq!(code, ErrorCode::Malformed);
+    assert!(message.contains("sync again from 0"), "{message}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
