@@ -383,6 +383,13 @@ impl Config {
     pub fn admin_socket(&self) -> PathBuf {
         self.node.data_dir.join(&self.admin.socket)
     }
+
+    /// A file beside the node's TLS key, where the node keeps its other keys, its audit anchor
+    /// and its destruction marker: outside the data directory, so a restored old copy of that
+    /// cannot roll them back.
+    pub fn key_file(&self, name: &str) -> PathBuf {
+        self.tls.node_key.with_file_name(name)
+    }
 }
 
 fn is_name(name: &str) -> bool {

@@ -130,30 +130,24 @@ pub struct NodeFiles {
 impl NodeFiles {
     /// Reads the files a configuration names; the key files sit beside the node key.
     pub fn load(config: &Config) -> Result<Self, FileError> {
-        let dir = config
-            .tls
-            .node_key
-            .parent()
-            .unwrap_or(Path::new("."))
-            .to_owned();
         let tls = CertifiedKey {
             chain_pem: read_text(&config.tls.node_cert)?,
             key_pem: Zeroizing::new(read_text(&config.tls.node_key)?),
         };
         let enrolment =
-            if dir.join(ENROLMENT_KEY).exists() {
-                let cert_path = dir.join(ENROLMENT_CERT);
+            if config.key_file(ENROLMENT_KEY).exists() {
+                let cert_path = config.key_file(ENROLMENT_CERT);
                 let certificate = EnrolmentCertificate::decode(read(&cert_path)?.as_slice())
                     .map_err(|e| FileError::Malformed {
                         path: cert_path,
                         reason: e.to_string(),
                     })?;
                 Some(EnrolmentFiles {
-                    key: read_key(&dir.join(ENROLMENT_KEY))?,
+                    key: read_key(&config.key_file(ENROLMENT_KEY))?,
                     certificate,
                     post_ca: CertifiedKey {
-                        chain_pem: read_text(&dir.join(POST_CA_PEM))?,
-                        key_pem: Zeroizing::new(read_text(&dir.join(POST_CA_KEY))?),
+                        chain_pem: read_text(&config.key_file(POST_CA_PEM))?,
+                        key_pem: Zeroizing::new(read_text(&config.key_file(POST_CA_KEY))?),
                     },
                 })
             } else {
@@ -162,7 +156,7 @@ impl NodeFiles {
         Ok(NodeFiles {
             ca_pem: read_text(&config.tls.ca_cert)?,
             tls,
-            signing_key: read_key(&dir.join(NODE_SIGNING_KEY))?,
+            signing_key: read_key(&config.key_file(NODE_SIGNING_KEY))?,
             enrolment,
         })
     }

@@ -437,7 +437,7 @@ fn issue_node(
 
 /// The file that marks a destroyed node, beside its keys.
 fn destroyed_marker(config: &Config) -> PathBuf {
-    config.tls.node_key.with_file_name("DESTROYED")
+    config.key_file("DESTROYED")
 }
 
 fn destroy(config_path: &Path, confirm: &str) -> Result<()> {
@@ -464,16 +464,10 @@ fn destroy(config_path: &Path, confirm: &str) -> Result<()> {
         }
     }
     // Keys first: without them nothing the node held can be signed for or decrypted.
-    let dir = config
-        .tls
-        .node_key
-        .parent()
-        .unwrap_or(Path::new("."))
-        .to_owned();
     let rng = ring::rand::SystemRandom::new();
     let mut erased = 0;
-    for name in ["node.key", NODE_SIGNING_KEY, ENROLMENT_KEY, POST_CA_KEY] {
-        let path = dir.join(name);
+    let keys = [NODE_SIGNING_KEY, ENROLMENT_KEY, POST_CA_KEY].map(|name| config.key_file(name));
+    for path in std::iter::once(config.tls.node_key.clone()).chain(keys) {
         let Ok(meta) = std::fs::metadata(&path) else {
             continue;
         };
@@ -526,7 +520,7 @@ async fn serve(config: Config, node_files: NodeFiles) -> Result<()> {
     log_config.policy.every_entries = config.audit.checkpoint_every_entries;
     log_config.policy.every = config.checkpoint_interval();
     // Outside the data directory: a restored older copy of it cannot roll the anchor back.
-    log_config.anchor = Some(config.tls.node_key.with_file_name("audit.anchor"));
+    log_config.anchor = Some(anchor_path(&config));
     let audit_key = IdentityKeyPair::from_seed(&node_files.signing_key.seed()[..])?;
     let audit =
         Arc::new(AuditLog::open(log_config, audit_key).context("cannot open the audit log")?);
@@ -776,8 +770,7 @@ fn revoke(
 
 /// The key that verifies this node's audit checkpoints.
 fn audit_keys(config: &Config, witnesses: &[String]) -> Result<VerifyKeys> {
-    let dir = config.tls.node_key.parent().unwrap_or(Path::new("."));
-    let signing = files::read_key(&dir.join(NODE_SIGNING_KEY))?;
+    let signing = files::read_key(&config.key_file(NODE_SIGNING_KEY))?;
     let log = NoteVerifier::ed25519(&config.audit_origin(), *signing.public())?;
     let witnesses = witnesses
         .iter()
@@ -787,7 +780,7 @@ fn audit_keys(config: &Config, witnesses: &[String]) -> Result<VerifyKeys> {
 }
 
 fn anchor_path(config: &Config) -> PathBuf {
-    config.tls.node_key.with_file_name("audit.anchor")
+    config.key_file("audit.anchor")
 }
 
 /// Writes the audit export to `out`: through the running node, or from the stopped node's log.
@@ -821,8 +814,7 @@ fn audit_export(config: &Config, out: &Path) -> Result<u64> {
 }
 
 fn open_stopped_log(config: &Config) -> Result<AuditLog> {
-    let dir = config.tls.node_key.parent().unwrap_or(Path::new("."));
-    let signing = files::read_key(&dir.join(NODE_SIGNING_KEY))?;
+    let signing = files::read_key(&config.key_file(NODE_SIGNING_KEY))?;
     let mut log_config = LogConfig::new(config.node.data_dir.join("audit"), config.audit_origin());
     log_config.anchor = Some(anchor_path(config));
     AuditLog::open(log_config, signing).context("cannot open the audit log (is the node starting?)")
