@@ -64,24 +64,7 @@ fn a_ca_and_a_post_are_set_up_and_the_post_runs_and_stops_cleanly() {
         text(&again)
     );
 
-    let wrong = relay(
-        &[
-            "ca",
-            "issue-node",
-            "--ca",
-            "ca",
-            "--name",
-            "paris",
-            "--kind",
-            "post",
-            "--addr",
-            "localhost:0",
-            "--out",
-            "paris",
-        ],
-        dir.path(),
-        "not the passphrase",
-    );
+    let wrong = relay(ISSUE_PARIS, dir.path(), "not the passphrase");
     assert!(!wrong.status.success());
     assert!(
         text(&wrong).contains("wrong passphrase"),
@@ -90,22 +73,7 @@ fn a_ca_and_a_post_are_set_up_and_the_post_runs_and_stops_cleanly() {
     );
 
     let out = relay(
-        &[
-            "ca",
-            "issue-node",
-            "--ca",
-            "ca",
-            "--name",
-            "paris",
-            "--kind",
-            "post",
-            "--addr",
-            "localhost:0",
-            "--hub",
-            "hq.mfa.example:4433",
-            "--out",
-            "paris",
-        ],
+        &[ISSUE_PARIS, &["--hub", "hq.mfa.example:4433"]].concat(),
         dir.path(),
         PASSPHRASE,
     );

@@ -275,6 +275,20 @@ fn submit(envelope: Vec<u8>) -> ClientFrame {
     }
 }
 
+fn hello() -> ClientFrame {
+    ClientFrame {
+        frame: Some(client_frame::Frame::Hello(Hello::default())),
+    }
+}
+
+fn directory_sync(after_version: u64) -> ClientFrame {
+    ClientFrame {
+        frame: Some(client_frame::Frame::DirectorySync(DirectorySync {
+            after_version,
+        })),
+    }
+}
+
 fn refusal(frame: &NodeFrame) -> Option<(ErrorCode, String)> {
     match &frame.frame {
         Some(node_frame::Frame::Error(e)) => {
@@ -335,14 +349,7 @@ async fn receive(net: &Net, who: &Diplomat, n: usize) -> Vec<String> {
 async fn refused(net: &Net, who: Option<&CertifiedKey>) -> bool {
     match connect(net, who).await {
         Err(_) => true,
-        Ok(conn) => exchange(
-            &conn,
-            ClientFrame {
-                frame: Some(client_frame::Frame::Hello(Hello::default())),
-            },
-        )
-        .await
-        .is_err(),
+        Ok(conn) => exchange(&conn, hello()).await.is_err(),
     }
 }
 
@@ -609,16 +616,7 @@ async fn devices_without_a_valid_certificate_or_enrolment_are_refused() {
 async fn a_revoked_device_is_refused_at_once() {
     let net = network(Limits::default());
     let carol = connect(&net, Some(&net.carol.tls)).await.unwrap();
-    assert!(
-        exchange(
-            &carol,
-            ClientFrame {
-                frame: Some(client_frame::Frame::Hello(Hello::default()))
-            }
-        )
-        .await
-        .is_ok()
-    );
+    assert!(exchange(&carol, hello()).await.is_ok());
     let mut revocation = Revocation {
         device_id: net.carol.identity.device_id().as_bytes().to_vec(),
         reason: "device lost".into(),
@@ -646,16 +644,7 @@ async fn a_revoked_device_is_refused_at_once() {
     assert_eq!(refusal(&reply).unwrap().0, ErrorCode::Revoked);
     // …and a new connection is turned away.
     if let Ok(conn) = connect(&net, Some(&net.carol.tls)).await {
-        assert!(
-            exchange(
-                &conn,
-                ClientFrame {
-                    frame: Some(client_frame::Frame::Hello(Hello::default()))
-                }
-            )
-            .await
-            .is_err()
-        );
+        assert!(exchange(&conn, hello()).await.is_err());
     }
 }
 
@@ -664,16 +653,7 @@ async fn sync_directory(conn: &quinn::Connection, after: u64) -> Vec<DirectoryUp
     let mut updates = Vec::new();
     let mut version = after;
     loop {
-        let reply = exchange(
-            conn,
-            ClientFrame {
-                frame: Some(client_frame::Frame::DirectorySync(DirectorySync {
-                    after_version: version,
-                })),
-            },
-        )
-        .await
-        .unwrap();
+        let reply = exchange(conn, directory_sync(version)).await.unwrap();
         let Some(node_frame::Frame::DirectoryPage(page)) = reply.frame else {
             panic!("expected a directory page, got {reply:?}");
         };
@@ -761,16 +741,7 @@ async fn a_client_syncs_the_directory_and_verifies_every_update() {
     assert!(fresh.apply_received(forged).is_err());
 
     // A version the node never reached gets a clear refusal.
-    let reply = exchange(
-        &bob,
-        ClientFrame {
-            frame: Some(client_frame::Frame::DirectorySync(DirectorySync {
-                after_version: 10_000,
-            })),
-        },
-    )
-    .await
-    .unwrap();
+    let reply = exchange(&bob, directory_sync(10_000)).await.unwrap();
     let (code, message) = refusal(&reply).unwrap();
     assert_eq!(code, ErrorCode::Malformed);
     assert!(message.contains("sync again from 0"), "{message}");
@@ -944,16 +915,7 @@ async fn a_code_enrols_a_device_that_can_then_be_reached() {
         key_pem: zeroize::Zeroizing::new(tls_key.serialize_pem()),
     };
     let dave_conn = connect(&net, Some(&dave_tls)).await.unwrap();
-    assert!(
-        exchange(
-            &dave_conn,
-            ClientFrame {
-                frame: Some(client_frame::Frame::Hello(Hello::default()))
-            }
-        )
-        .await
-        .is_ok()
-    );
+    assert!(exchange(&dave_conn, hello()).await.is_ok());
 
     // Alice can send to him at once, using the keys in his signed record.
     let published = VerifiedReceiveKey::verify(&record.receive_keys[0], identity.public()).unwrap();
@@ -1035,14 +997,7 @@ async fn without_a_certificate_only_enrolment_is_served() {
     );
     // On the enrolment path, anything but an enrolment request is refused.
     let conn = connect(&net, None).await.unwrap();
-    let reply = exchange(
-        &conn,
-        ClientFrame {
-            frame: Some(client_frame::Frame::Hello(Hello::default())),
-        },
-    )
-    .await
-    .unwrap();
+    let reply = exchange(&conn, hello()).await.unwrap();
     assert_eq!(refusal(&reply).unwrap().0, ErrorCode::EnrolmentRefused);
 }
 
@@ -1146,16 +1101,7 @@ async fn overload_is_answered_busy_with_a_retry_delay() {
     assert_eq!(busy.code, ErrorCode::Busy as i32);
     assert!(busy.retry_after_ms > 0);
     assert!(busy.message.contains("retry"), "{}", busy.message);
-    assert!(
-        exchange(
-            &alice,
-            ClientFrame {
-                frame: Some(client_frame::Frame::Hello(Hello::default()))
-            }
-        )
-        .await
-        .is_ok()
-    );
+    assert!(exchange(&alice, hello()).await.is_ok());
     assert_eq!(net.node.queue_depth().unwrap(), [0; 4], "nothing was taken");
 
     // No room for any connection: new peers are refused outright.

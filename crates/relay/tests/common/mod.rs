@@ -27,6 +27,22 @@ pub fn text(out: &Output) -> String {
 }
 
 /// A ministry CA and a Paris post issued in a fresh folder.
+/// `ca issue-node` for the Paris post node, from a CA in `ca`, into `paris`.
+pub const ISSUE_PARIS: &[&str] = &[
+    "ca",
+    "issue-node",
+    "--ca",
+    "ca",
+    "--name",
+    "paris",
+    "--kind",
+    "post",
+    "--addr",
+    "localhost:0",
+    "--out",
+    "paris",
+];
+
 pub fn paris() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     assert!(
@@ -38,24 +54,7 @@ pub fn paris() -> tempfile::TempDir {
         .status
         .success()
     );
-    let out = relay(
-        &[
-            "ca",
-            "issue-node",
-            "--ca",
-            "ca",
-            "--name",
-            "paris",
-            "--kind",
-            "post",
-            "--addr",
-            "localhost:0",
-            "--out",
-            "paris",
-        ],
-        dir.path(),
-        PASSPHRASE,
-    );
+    let out = relay(ISSUE_PARIS, dir.path(), PASSPHRASE);
     assert!(out.status.success(), "{}", text(&out));
     // Tests run side by side: give each node its own metrics port.
     let config = dir.path().join("paris/node.toml");
