@@ -38,3 +38,31 @@ fn concurrent_commits_are_all_durable_and_deletes_apply() {
     assert_eq!(store.get(&[b'k', 15, 49]).unwrap(), Some(vec![15, 49]));
     assert_eq!(store.get(b"last").unwrap(), Some(b"x".to_vec()));
 }
+
+#[test]
+fn a_closed_store_reopens_at_once_with_its_data() {
+    // sled lets go of its lock from a background thread; a restart in the same process (an
+    // admin command right after the node stops) must not trip over that.
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..40u8 {
+        let store = SledStore::open(dir.path()).unwrap();
+        if round > 0 {
+            assert_eq!(store.get(b"round").unwrap(), Some(vec![round - 1]));
+        }
+        store
+            .apply(vec![Write::Put(b"round".to_vec(), vec![round])])
+            .unwrap();
+        store.sync().unwrap();
+    }
+}
+
+#[test]
+fn a_store_held_by_another_owner_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let _held = SledStore::open(dir.path()).unwrap();
+    let message = match SledStore::open(dir.path()) {
+        Ok(_) => panic!("two owners of one store"),
+        Err(e) => e.to_string(),
+    };
+    assert!(message.contains("no other process holds it"), "{message}");
+}
