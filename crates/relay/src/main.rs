@@ -623,6 +623,25 @@ fn ask_running_node(config: &Config, request: AdminRequest) -> Result<Option<Adm
     }
 }
 
+/// Asks a running node and takes the answer `expect` picks out; `None` when no node runs.
+/// A refusal from the node, or an answer of another kind, is an error.
+fn ask_running_node_for<T>(
+    config: &Config,
+    request: AdminRequest,
+    expect: impl FnOnce(admin_response::Response) -> Option<T>,
+) -> Result<Option<T>> {
+    let Some(answer) = ask_running_node(config, request)? else {
+        return Ok(None);
+    };
+    match answer.response {
+        Some(admin_response::Response::Error(e)) => bail!("{e}"),
+        Some(response) => expect(response)
+            .map(Some)
+            .context("the node gave an unexpected answer"),
+        None => bail!("the node gave an unexpected answer"),
+    }
+}
+
 fn enroll(
     config_path: &Path,
     user: String,
@@ -644,14 +663,11 @@ fn enroll(
             offices: offices.clone(),
         })),
     };
-    let (code, fingerprint) = match ask_running_node(&config, request)? {
-        Some(AdminResponse {
-            response: Some(admin_response::Response::Enrolled(e)),
-        }) => (e.code, e.ca_fingerprint),
-        Some(AdminResponse {
-            response: Some(admin_response::Response::Error(e)),
-        }) => bail!("{e}"),
-        Some(_) => bail!("the node gave an unexpected answer"),
+    let (code, fingerprint) = match ask_running_node_for(&config, request, |r| match r {
+        admin_response::Response::Enrolled(e) => Some((e.code, e.ca_fingerprint)),
+        _ => None,
+    })? {
+        Some(answer) => answer,
         None => {
             // The node is stopped: issue the code straight into its store.
             let node_files = NodeFiles::load(&config)?;
@@ -716,14 +732,13 @@ fn revoke(
             reason: reason.to_owned(),
         })),
     };
-    let revoked: Vec<String> = match ask_running_node(&config, request)? {
-        Some(AdminResponse {
-            response: Some(admin_response::Response::Revoked(r)),
-        }) => r.device_ids.iter().map(hex::encode).collect(),
-        Some(AdminResponse {
-            response: Some(admin_response::Response::Error(e)),
-        }) => bail!("{e}"),
-        Some(_) => bail!("the node gave an unexpected answer"),
+    let revoked: Vec<String> = match ask_running_node_for(&config, request, |r| match r {
+        admin_response::Response::Revoked(r) => {
+            Some(r.device_ids.iter().map(hex::encode).collect())
+        }
+        _ => None,
+    })? {
+        Some(answer) => answer,
         None => {
             let node_files = NodeFiles::load(&config)?;
             let enrolment = node_files
@@ -794,14 +809,11 @@ fn audit_export(config: &Config, out: &Path) -> Result<u64> {
             path: absolute.to_string_lossy().into_owned(),
         })),
     };
-    match ask_running_node(config, request)? {
-        Some(AdminResponse {
-            response: Some(admin_response::Response::ExportedEntries(n)),
-        }) => Ok(n),
-        Some(AdminResponse {
-            response: Some(admin_response::Response::Error(e)),
-        }) => bail!("{e}"),
-        Some(_) => bail!("the node gave an unexpected answer"),
+    match ask_running_node_for(config, request, |r| match r {
+        admin_response::Response::ExportedEntries(n) => Some(n),
+        _ => None,
+    })? {
+        Some(n) => Ok(n),
         None => {
             let log = open_stopped_log(config)?;
             let file = std::fs::File::create_new(out)
@@ -875,14 +887,11 @@ fn audit_prove(config_path: &Path, index: u64) -> Result<()> {
             index,
         })),
     };
-    let bundle = match ask_running_node(&config, request)? {
-        Some(AdminResponse {
-            response: Some(admin_response::Response::ProofBundle(b)),
-        }) => b,
-        Some(AdminResponse {
-            response: Some(admin_response::Response::Error(e)),
-        }) => bail!("{e}"),
-        Some(_) => bail!("the node gave an unexpected answer"),
+    let bundle = match ask_running_node_for(&config, request, |r| match r {
+        admin_response::Response::ProofBundle(b) => Some(b),
+        _ => None,
+    })? {
+        Some(answer) => answer,
         None => {
             let log = open_stopped_log(&config)?;
             let bundle = valise_audit::bundle::prove(&log, index)?;
