@@ -545,6 +545,7 @@ async fn serve(config: Config, node_files: NodeFiles) -> Result<()> {
         None => None,
     };
     let tls = server_config(&node_files.ca_pem, &node_files.tls, enrolment.is_some())?;
+    let signals = StopSignals::install()?;
     let mut node = start(NodeParams {
         name: config.node.name.clone(),
         listen: config.node.listen,
@@ -578,7 +579,7 @@ async fn serve(config: Config, node_files: NodeFiles) -> Result<()> {
         node.local_addr()
     );
     println!("health and metrics on http://{metrics}/healthz and /metrics");
-    wait_for_stop(node.stop_requested()).await?;
+    signals.wait(node.stop_requested()).await;
     println!("stopping: finishing in-flight work");
     node.shutdown().await?;
     for _ in 0..400 {
@@ -949,13 +950,27 @@ fn codes_rules(config: &Config) -> Codes {
     )
 }
 
-async fn wait_for_stop(requested: impl std::future::Future<Output = ()>) -> Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot watch for SIGTERM")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        r = tokio::signal::ctrl_c() => r.context("cannot watch for Ctrl-C")?,
-        () = requested => {}
+/// SIGTERM and Ctrl-C watchers. They are installed before the node says it is listening, so a
+/// signal sent as soon as that line appears is caught rather than killing the process.
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?,
+            interrupt: signal(SignalKind::interrupt()).context("cannot watch for Ctrl-C")?,
+        })
     }
-    Ok(())
+
+    async fn wait(mut self, requested: impl std::future::Future<Output = ()>) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.interrupt.recv() => {}
+            () = requested => {}
+        }
+    }
 }
