@@ -131,6 +131,21 @@ impl StorageKey {
         random::secret().map(StorageKey)
     }
 
+    /// A storage key read back from raw bytes: a node's key file, which unattended restarts
+    /// must read without a passphrase.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, AtRestError> {
+        let key: [u8; STORAGE_KEY_LEN] = bytes
+            .try_into()
+            .map_err(|_| AtRestError::BadKeyFile("a storage key is 32 bytes"))?;
+        Ok(StorageKey(Zeroizing::new(key)))
+    }
+
+    /// The raw key, for a node's owner-only key file. Clients seal theirs under a passphrase
+    /// with [`StorageKey::seal_with_passphrase`] instead.
+    pub fn to_bytes(&self) -> Zeroizing<[u8; STORAGE_KEY_LEN]> {
+        self.0.clone()
+    }
+
     /// Seals the key under a passphrase, for writing to disk.
     pub fn seal_with_passphrase(
         &self,

@@ -156,3 +156,28 @@ fn records_never_contain_their_plaintext() {
         .unwrap();
     assert!(!record.windows(7).any(|w| w == b"MEETING"));
 }
+
+#[test]
+fn a_raw_node_key_file_round_trips_and_a_wrong_length_is_refused() {
+    let key = StorageKey::generate().unwrap();
+    let back = StorageKey::from_bytes(&key.to_bytes()[..]).unwrap();
+    let record = key
+        .record_sealer()
+        .unwrap()
+        .seal("envelope", b"id", b"routing header")
+        .unwrap();
+    assert_eq!(
+        back.record_sealer()
+            .unwrap()
+            .open("envelope", b"id", &record)
+            .unwrap()
+            .as_slice(),
+        b"routing header"
+    );
+    for len in [0, 31, 33] {
+        assert!(matches!(
+            StorageKey::from_bytes(&vec![7u8; len]),
+            Err(AtRestError::BadKeyFile(_))
+        ));
+    }
+}

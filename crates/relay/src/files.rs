@@ -5,6 +5,7 @@
 //! | `ca.pem` | the ministry root certificate (pinned) | public |
 //! | `node.pem`, `node.key` | the node's TLS chain and key | key owner-only |
 //! | `node-signing.key` | the node's Ed25519 seed: custody receipts, audit checkpoints | owner-only |
+//! | `node-storage.key` | the node storage key: seals queued envelopes at rest | owner-only |
 //! | `enrolment.key`, `enrolment.cert` | posts: the enrolment key and its root certificate | key owner-only |
 //! | `post-ca.pem`, `post-ca.key` | posts: the post enrolment CA | key owner-only |
 //! | `node.toml` | the configuration | public |
@@ -15,6 +16,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use prost::Message;
+use valise_crypto::at_rest::StorageKey;
 use valise_crypto::identity::IdentityKeyPair;
 use valise_proto::v1::EnrolmentCertificate;
 use zeroize::Zeroizing;
@@ -24,6 +26,8 @@ use crate::pki::CertifiedKey;
 
 /// The node signing key's file.
 pub const NODE_SIGNING_KEY: &str = "node-signing.key";
+/// The node storage key's file.
+pub const NODE_STORAGE_KEY: &str = "node-storage.key";
 /// The enrolment key's file.
 pub const ENROLMENT_KEY: &str = "enrolment.key";
 /// The enrolment certificate's file.
@@ -105,6 +109,45 @@ pub fn read_key(path: &Path) -> Result<IdentityKeyPair, FileError> {
     })
 }
 
+/// Writes a fresh node storage key to `path`, owner-only.
+pub fn create_storage_key(path: &Path) -> Result<StorageKey, FileError> {
+    let key = StorageKey::generate().map_err(|e| FileError::Malformed {
+        path: path.to_owned(),
+        reason: format!("cannot generate a storage key: {e}"),
+    })?;
+    write_secret(path, &key.to_bytes()[..])?;
+    Ok(key)
+}
+
+/// The node storage key. A node issued before storage keys existed gets one on its first
+/// start, but only while it holds no queue: a missing key beside an existing queue means the
+/// queued cables can no longer be read, and the operator must know.
+fn load_storage_key(config: &Config) -> Result<StorageKey, FileError> {
+    let path = config.key_file(NODE_STORAGE_KEY);
+    if path.exists() {
+        let bytes = Zeroizing::new(read(&path)?);
+        return StorageKey::from_bytes(&bytes).map_err(|e| FileError::Malformed {
+            path,
+            reason: e.to_string(),
+        });
+    }
+    let queue = config.node.data_dir.join(QUEUE_DIR);
+    if queue.exists() {
+        return Err(FileError::Malformed {
+            path,
+            reason: format!(
+                "the node storage key is missing but {} holds a queue sealed under it; \
+                 restore the key from backup, or move the queue aside to start empty",
+                queue.display()
+            ),
+        });
+    }
+    create_storage_key(&path)
+}
+
+/// The queue store's directory inside the data directory.
+pub const QUEUE_DIR: &str = "queue";
+
 /// What a post needs to enrol devices.
 pub struct EnrolmentFiles {
     /// The enrolment key.
@@ -123,6 +166,8 @@ pub struct NodeFiles {
     pub tls: CertifiedKey,
     /// The node's signing key.
     pub signing_key: IdentityKeyPair,
+    /// The key that seals the queue at rest.
+    pub storage_key: StorageKey,
     /// Posts only.
     pub enrolment: Option<EnrolmentFiles>,
 }
@@ -157,6 +202,7 @@ impl NodeFiles {
             ca_pem: read_text(&config.tls.ca_cert)?,
             tls,
             signing_key: read_key(&config.key_file(NODE_SIGNING_KEY))?,
+            storage_key: load_storage_key(config)?,
             enrolment,
         })
     }

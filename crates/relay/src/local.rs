@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 use valise_audit::{AuditLog, LogConfig};
+use valise_crypto::at_rest::StorageKey;
 use valise_crypto::directory::sign_device_record;
 use valise_crypto::identity::{IdentityKeyPair, IdentityPublicKey};
 use valise_crypto::receive_key::{ReceiveKeyPair, VerifiedReceiveKey};
@@ -138,7 +139,9 @@ pub fn build(
         tls: server_config(ca.cert_pem(), &node_cert, false).map_err(fail)?,
         node_key,
         directory,
-        store: RelayStore::open(&dir.join("queue")).map_err(fail)?,
+        // A throwaway network: its storage key lives only as long as this process.
+        store: RelayStore::open(&dir.join("queue"), &StorageKey::generate().map_err(fail)?)
+            .map_err(fail)?,
         limits,
         audit: Arc::new(audit),
         enrolment: None,

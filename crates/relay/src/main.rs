@@ -29,7 +29,8 @@ use valise_relay::config::Config;
 use valise_relay::directory::DurableDirectory;
 use valise_relay::enrolment::{Codes, DurableCodes, Invitation};
 use valise_relay::files::{
-    self, ENROLMENT_CERT, ENROLMENT_KEY, NODE_SIGNING_KEY, NodeFiles, POST_CA_KEY, POST_CA_PEM,
+    self, ENROLMENT_CERT, ENROLMENT_KEY, NODE_SIGNING_KEY, NODE_STORAGE_KEY, NodeFiles,
+    POST_CA_KEY, POST_CA_PEM, QUEUE_DIR,
 };
 use valise_relay::node::{EnrolmentDesk, NodeParams, start};
 use valise_relay::pki::{
@@ -103,7 +104,8 @@ enum Command {
     #[command(subcommand)]
     Audit(AuditCommand),
     /// Emergency destruction, for an evacuation: stops the node, overwrites and deletes its
-    /// keys first, then deletes its data. Afterwards `run` refuses to start.
+    /// storage key (queued cables become unreadable at once) and its other keys, then deletes
+    /// its data. Afterwards `run` refuses to start.
     ///
     /// Example: valise-relay destroy --config paris/node.toml --confirm paris
     Destroy {
@@ -406,6 +408,7 @@ fn issue_node(
     files::write_secret(&out.join("node.key"), node.key_pem.as_bytes())?;
     let signing = IdentityKeyPair::generate().context("cannot generate the node signing key")?;
     files::write_secret(&out.join(NODE_SIGNING_KEY), &signing.seed()[..])?;
+    files::create_storage_key(&out.join(NODE_STORAGE_KEY))?;
     if kind == Kind::Post {
         let enrolment = IdentityKeyPair::generate().context("cannot generate the enrolment key")?;
         let until =
@@ -463,11 +466,14 @@ fn destroy(config_path: &Path, confirm: &str) -> Result<()> {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-    // Keys first: without them nothing the node held can be signed for or decrypted.
+    // Keys first, the storage key before all: without it the queued cables are unreadable,
+    // whatever the disk keeps; without the others nothing can be signed for or decrypted.
     let rng = ring::rand::SystemRandom::new();
     let mut erased = 0;
+    let storage = config.key_file(NODE_STORAGE_KEY);
     let keys = [NODE_SIGNING_KEY, ENROLMENT_KEY, POST_CA_KEY].map(|name| config.key_file(name));
-    for path in std::iter::once(config.tls.node_key.clone()).chain(keys) {
+    let node_key = config.tls.node_key.clone();
+    for path in [storage, node_key].into_iter().chain(keys) {
         let Ok(meta) = std::fs::metadata(&path) else {
             continue;
         };
@@ -552,7 +558,8 @@ async fn serve(config: Config, node_files: NodeFiles) -> Result<()> {
         tls,
         node_key: node_files.signing_key,
         directory,
-        store: RelayStore::open(&data.join("queue")).context("cannot open the queue store")?,
+        store: RelayStore::open(&data.join(QUEUE_DIR), &node_files.storage_key)
+            .context("cannot open the queue store")?,
         limits: config.limits,
         audit: Arc::clone(&audit),
         enrolment,

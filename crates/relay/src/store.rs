@@ -5,7 +5,7 @@
 //!
 //! | key | value |
 //! |---|---|
-//! | `v` ‖ cable id | the envelope, as received |
+//! | `v` ‖ cable id | the envelope, as received, sealed under the node storage key |
 //! | `r` ‖ cable id | recipients still to deliver to (u32) |
 //! | `q` ‖ device id ‖ rank ‖ seq | cable id: one queue entry, in delivery order |
 //! | `d` ‖ cable id | when the cable was first seen (Unix ms): the dedup set |
@@ -15,12 +15,18 @@
 //! once it is durable (group commit, flush and fsync): only then may the node sign custody.
 //! An acknowledgement is applied at once but made durable by the next sync; if a crash loses
 //! it, the cable is delivered again and the device drops the duplicate by cable id.
+//!
+//! Envelopes are sealed under the node storage key (DESIGN §5): their routing headers name
+//! senders, addressees, classification and caveats. Erasing that key makes every held cable
+//! unreadable at once, whatever the disk keeps. Keys, counts and dates stay in clear: they
+//! hold device ids and random cable ids, which the directory and the audit log hold too.
 
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use valise_audit::store::{GroupCommit, SledStore, Store, StoreError, Write};
+use valise_crypto::at_rest::{RecordSealer, StorageKey};
 use valise_crypto::identity::DeviceId;
 use valise_proto::v1::Precedence;
 
@@ -47,6 +53,7 @@ pub enum Enqueued {
 /// The node's store of cables in transit.
 pub struct RelayStore {
     kv: Arc<SledStore>,
+    sealer: RecordSealer,
     commit: GroupCommit,
     /// Serialises the dedup check and sequence allocation; the durable sync happens outside.
     admission: Mutex<Admission>,
@@ -72,8 +79,12 @@ fn queue_key(device: &DeviceId, at: QueueKey) -> Vec<u8> {
 }
 
 impl RelayStore {
-    /// Opens (or creates) the store in `dir` and resumes its queues.
-    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+    /// Opens (or creates) the store in `dir`, sealed under `storage_key`, and resumes its
+    /// queues.
+    pub fn open(dir: &Path, storage_key: &StorageKey) -> Result<Self, StoreError> {
+        let sealer = storage_key
+            .record_sealer()
+            .map_err(|e| StoreError::Io(format!("cannot derive the queue sealing key: {e}")))?;
         let kv = Arc::new(SledStore::open(dir)?);
         let last = kv
             .get(b"mseq")?
@@ -82,6 +93,7 @@ impl RelayStore {
         let commit = GroupCommit::start(Arc::clone(&kv))?;
         Ok(RelayStore {
             kv,
+            sealer,
             commit,
             admission: Mutex::new(Admission {
                 next_seq: last.map_or(0, |s| s + 1),
@@ -118,8 +130,12 @@ impl RelayStore {
         };
         let at = QueueKey::new(precedence, seq);
         let count = u32::try_from(recipients.len()).unwrap_or(u32::MAX);
+        let sealed = self
+            .sealer
+            .seal(ENVELOPE_TABLE, &cable, envelope)
+            .map_err(|e| StoreError::Io(format!("cannot seal the envelope: {e}")))?;
         let mut writes = vec![
-            Write::Put(key(b'v', &[&cable]), envelope.to_vec()),
+            Write::Put(key(b'v', &[&cable]), sealed),
             Write::Put(key(b'r', &[&cable]), count.to_be_bytes().to_vec()),
             Write::Put(key(b'd', &[&cable]), now_ms.to_be_bytes().to_vec()),
             Write::Put(b"mseq".to_vec(), seq.to_be_bytes().to_vec()),
@@ -158,9 +174,23 @@ impl RelayStore {
             .collect()
     }
 
-    /// The envelope of a cable still being delivered.
+    /// The envelope of a cable still being delivered. A record that does not open under this
+    /// node's storage key (altered, moved, or from another key) is an error, never delivered.
     pub fn envelope(&self, cable: &CableId) -> Result<Option<Vec<u8>>, StoreError> {
-        self.kv.get(&key(b'v', &[cable]))
+        let Some(sealed) = self.kv.get(&key(b'v', &[cable]))? else {
+            return Ok(None);
+        };
+        let envelope = self
+            .sealer
+            .open(ENVELOPE_TABLE, cable, &sealed)
+            .map_err(|e| {
+                StoreError::Io(format!(
+                    "the queued envelope of cable {} does not open under this node's storage key \
+                     ({e}); restore the matching node-storage.key or the queue store",
+                    hex::encode(cable)
+                ))
+            })?;
+        Ok(Some(envelope.to_vec()))
     }
 
     /// `device` has stored the cable at `at`: drop its queue entry, and the envelope once every
@@ -226,6 +256,9 @@ impl RelayStore {
         self.kv.sync()
     }
 }
+
+/// The sealing table name of envelopes: binds each sealed record to its place.
+const ENVELOPE_TABLE: &str = "relay/envelope";
 
 fn damaged(what: &str) -> StoreError {
     StoreError::Io(format!("the relay store is damaged: malformed {what}"))

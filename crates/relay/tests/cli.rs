@@ -81,6 +81,7 @@ fn a_ca_and_a_post_are_set_up_and_the_post_runs_and_stops_cleanly() {
     for secret in [
         "node.key",
         "node-signing.key",
+        "node-storage.key",
         "enrolment.key",
         "post-ca.key",
     ] {
@@ -132,6 +133,21 @@ fn a_ca_and_a_post_are_set_up_and_the_post_runs_and_stops_cleanly() {
     assert!(
         dir.path().join("paris/audit.anchor").exists(),
         "the anchor lives outside the data directory"
+    );
+
+    // The queue is sealed under the storage key: without it the node refuses to start
+    // rather than serve a queue it cannot read.
+    std::fs::remove_file(dir.path().join("paris/node-storage.key")).unwrap();
+    let out = relay(
+        &["run", "--config", "paris/node.toml"],
+        dir.path(),
+        PASSPHRASE,
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("node storage key is missing") && text(&out).contains("restore"),
+        "{}",
+        text(&out)
     );
 }
 
@@ -432,6 +448,7 @@ fn destruction_stops_the_node_erases_keys_and_data_and_prevents_restart() {
     for gone in [
         "node.key",
         "node-signing.key",
+        "node-storage.key",
         "enrolment.key",
         "post-ca.key",
         "data",

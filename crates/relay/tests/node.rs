@@ -12,6 +12,7 @@ use quinn::crypto::rustls::QuicClientConfig;
 use time::OffsetDateTime;
 use valise_audit::verify::{VerifyKeys, verify_dir};
 use valise_audit::{AuditLog, LogConfig};
+use valise_crypto::at_rest::StorageKey;
 use valise_crypto::custody;
 use valise_crypto::directory::{sign_device_record, sign_revocation};
 use valise_crypto::envelope::{decode_envelope, new_cable_id, open, seal};
@@ -164,7 +165,8 @@ fn build(limits: Limits, code_ttl_ms: Option<u64>) -> Net {
         tls: server_config(ca.cert_pem(), &node_cert, code_ttl_ms.is_some()).unwrap(),
         node_key: IdentityKeyPair::from_seed(&node_key.seed()[..]).unwrap(),
         directory,
-        store: RelayStore::open(&dir.path().join("store")).unwrap(),
+        store: RelayStore::open(&dir.path().join("store"), &StorageKey::generate().unwrap())
+            .unwrap(),
         limits,
         audit: Arc::clone(&audit),
         enrolment: code_ttl_ms.map(|ttl| EnrolmentDesk {

@@ -8,10 +8,16 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
+use valise_crypto::at_rest::StorageKey;
 use valise_crypto::identity::{DeviceId, IdentityKeyPair};
 use valise_proto::v1::Precedence;
 use valise_relay::queue::QueueKey;
 use valise_relay::store::{Enqueued, RelayStore};
+
+/// One fixed key, so a reopened store (or the crash test's child) reads what was written.
+fn storage_key() -> StorageKey {
+    StorageKey::from_bytes(&[9; 32]).unwrap()
+}
 
 fn device(seed: u8) -> DeviceId {
     IdentityKeyPair::from_seed(&[seed; 32]).unwrap().device_id()
@@ -26,7 +32,7 @@ fn cable(n: u64) -> [u8; 16] {
 #[test]
 fn cables_are_queued_per_device_in_delivery_order() {
     let dir = tempfile::tempdir().unwrap();
-    let store = RelayStore::open(dir.path()).unwrap();
+    let store = RelayStore::open(dir.path(), &storage_key()).unwrap();
     let (bob, carol) = (device(2), device(3));
     for (n, p) in [
         (0, Precedence::Routine),
@@ -62,7 +68,7 @@ fn cables_are_queued_per_device_in_delivery_order() {
 #[test]
 fn a_resent_or_replayed_cable_is_stored_once() {
     let dir = tempfile::tempdir().unwrap();
-    let store = RelayStore::open(dir.path()).unwrap();
+    let store = RelayStore::open(dir.path(), &storage_key()).unwrap();
     assert!(matches!(
         store
             .enqueue(cable(7), Precedence::Flash, b"e", &[device(2)], 1)
@@ -98,7 +104,7 @@ fn a_resent_or_replayed_cable_is_stored_once() {
 #[test]
 fn the_envelope_goes_once_every_recipient_has_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
-    let store = RelayStore::open(dir.path()).unwrap();
+    let store = RelayStore::open(dir.path(), &storage_key()).unwrap();
     store
         .enqueue(
             cable(1),
@@ -133,12 +139,12 @@ fn the_envelope_goes_once_every_recipient_has_acknowledged() {
 fn a_restarted_node_resumes_its_queues_and_numbering() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = RelayStore::open(dir.path()).unwrap();
+        let store = RelayStore::open(dir.path(), &storage_key()).unwrap();
         store
             .enqueue(cable(1), Precedence::Routine, b"e", &[device(2)], 1)
             .unwrap();
     }
-    let store = RelayStore::open(dir.path()).unwrap();
+    let store = RelayStore::open(dir.path(), &storage_key()).unwrap();
     let Enqueued::Stored { seq } = store
         .enqueue(cable(2), Precedence::Routine, b"e", &[device(2)], 2)
         .unwrap()
@@ -190,7 +196,7 @@ fn a_killed_node_keeps_every_cable_it_took_custody_of() {
     child.wait().unwrap();
     assert_eq!(custody.len(), 3000, "the child stopped early");
 
-    let store = RelayStore::open(dir.path()).unwrap();
+    let store = RelayStore::open(dir.path(), &storage_key()).unwrap();
     for recipient in [device(2), device(3)] {
         let mut seen = BTreeMap::new();
         for (_, id) in store.queued(&recipient, usize::MAX).unwrap() {
@@ -209,7 +215,7 @@ fn a_killed_node_keeps_every_cable_it_took_custody_of() {
 }
 
 fn store_until_killed(dir: &std::path::Path) {
-    let store = Arc::new(RelayStore::open(dir).unwrap());
+    let store = Arc::new(RelayStore::open(dir, &storage_key()).unwrap());
     std::thread::scope(|s| {
         for t in 0..8u64 {
             let store = Arc::clone(&store);
@@ -232,4 +238,47 @@ fn store_until_killed(dir: &std::path::Path) {
             });
         }
     });
+}
+
+/// Every file under `dir`, concatenated: what someone holding the seized disk reads.
+fn raw_bytes_under(dir: &std::path::Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            all.extend(raw_bytes_under(&path));
+        } else {
+            all.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    all
+}
+
+#[test]
+fn queued_envelopes_are_sealed_on_disk_and_unreadable_without_the_storage_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let envelope = b"ROUTING HEADER: alice@paris to POL@nairobi, SECRET NODIS".repeat(20);
+    {
+        let store = RelayStore::open(dir.path(), &storage_key()).unwrap();
+        store
+            .enqueue(cable(1), Precedence::Flash, &envelope, &[device(2)], 1)
+            .unwrap();
+        store.sync().unwrap();
+        assert_eq!(store.envelope(&cable(1)).unwrap().unwrap(), envelope);
+    }
+    let disk = raw_bytes_under(dir.path());
+    assert!(
+        !disk.windows(14).any(|w| w == b"ROUTING HEADER"),
+        "the envelope is stored in clear"
+    );
+
+    // Another key (a destroyed one replaced, or a seized disk without the key) reads nothing.
+    let other = RelayStore::open(dir.path(), &StorageKey::from_bytes(&[8; 32]).unwrap()).unwrap();
+    let queued = other.queued(&device(2), 10).unwrap();
+    assert_eq!(queued.len(), 1, "the queue itself is still listed");
+    let err = other.envelope(&queued[0].1).unwrap_err().to_string();
+    assert!(
+        err.contains("does not open under this node's storage key"),
+        "{err}"
+    );
 }
