@@ -53,6 +53,8 @@ struct Clock {
     submitted: Mutex<HashMap<Vec<u8>, Instant>>,
     latencies: Mutex<HashMap<&'static str, Vec<Duration>>>,
     tags: Mutex<HashMap<Vec<u8>, &'static str>>,
+    /// Submit to custody receipt, per probe tag: how much of the latency is the submit path.
+    custody: Mutex<HashMap<&'static str, Vec<Duration>>>,
 }
 
 fn main() -> Result<()> {
@@ -217,8 +219,14 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn summary(clock: &Clock, tag: &'static str) -> (Duration, Duration, usize) {
-    let mut all = clock
-        .latencies
+    summarise(&clock.latencies, tag)
+}
+
+fn summarise(
+    figures: &Mutex<HashMap<&'static str, Vec<Duration>>>,
+    tag: &'static str,
+) -> (Duration, Duration, usize) {
+    let mut all = figures
         .lock()
         .map(|l| l.get(tag).cloned().unwrap_or_default())
         .unwrap_or_default();
@@ -235,7 +243,15 @@ async fn flash_probe(
     gap: Duration,
 ) -> Result<()> {
     for cable in &cables {
+        let start = Instant::now();
         submit(&conn, cable, &clock, tag).await?;
+        clock
+            .custody
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?
+            .entry(tag)
+            .or_default()
+            .push(start.elapsed());
         tokio::time::sleep(gap).await;
     }
     Ok(())
@@ -377,6 +393,10 @@ async fn run(args: &Args, dir: &std::path::Path) -> Result<()> {
         "FLASH under ROUTINE bulk: p50 {:.1?}, p99 {:.1?} ({} cables)",
         loaded.0, loaded.1, loaded.2
     );
+    for tag in ["flash_idle", "flash_loaded"] {
+        let (p50, p99, _) = summarise(&clock.custody, tag);
+        println!("  of which submit to custody receipt, {tag}: p50 {p50:.1?}, p99 {p99:.1?}");
+    }
     if !idle.1.is_zero() {
         println!(
             "FLASH p99 under load / idle: {:.2}x (target <= 2x)",
