@@ -304,6 +304,14 @@ impl Config {
                 "give the ministry's name without spaces, e.g. `mfa.example`",
             );
         }
+        if let Err(crate::logging::LogError::BadLevel { reason, .. }) =
+            crate::logging::filter(&self.log)
+        {
+            return invalid(
+                "log.level",
+                &format!("{reason}; use e.g. \"info\" or \"valise_relay=debug\""),
+            );
+        }
         if let Some(hub) = &self.node.hub {
             if self.node.kind == NodeKind::Hub {
                 return invalid(

@@ -11,6 +11,7 @@
 //! | [`directory`] | verified enrolment keys, device records and revocations, versioned for sync |
 //! | [`enrolment`] | one-time enrolment codes: single use, expiry, rate limit |
 //! | [`limits`] | every configurable bound on what the network may send |
+//! | [`logging`] | operator logs as text or JSON lines, ids and reasons only |
 //! | [`policy`] | whether a submitted cable is accepted, and for which devices |
 //! | [`queue`] | delivery order (precedence, then arrival) and at-least-once redelivery |
 //! | [`store`] | durable envelopes, per-device queues and the dedup set (group commit) |
@@ -28,6 +29,7 @@ pub mod enrolment;
 pub mod files;
 pub mod limits;
 pub mod local;
+pub mod logging;
 pub mod metrics;
 pub mod node;
 pub mod pki;

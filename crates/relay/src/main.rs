@@ -509,6 +509,7 @@ fn run(config_path: &Path) -> Result<()> {
             when.trim()
         );
     }
+    valise_relay::logging::init(&config.log)?;
     let node_files = NodeFiles::load(&config)?;
     let data = &config.node.data_dir;
     std::fs::create_dir_all(data)
@@ -586,6 +587,7 @@ async fn serve(config: Config, node_files: NodeFiles) -> Result<()> {
         node.local_addr()
     );
     println!("health and metrics on http://{metrics}/healthz and /metrics");
+    tracing::info!(node = %config.node.name, listen = %node.local_addr(), metrics = %metrics, "serving");
     signals.wait(node.stop_requested()).await;
     println!("stopping: finishing in-flight work");
     node.shutdown().await?;

@@ -699,10 +699,15 @@ async fn submit_cable(shared: &Arc<Shared>, device: &DeviceId, bytes: Vec<u8>) -
             })),
         },
         // Nothing was acknowledged: the sender keeps the cable and retries.
-        Ok(Err(e)) => error(
-            ErrorCode::Internal,
-            format!("the node could not store the cable ({e}); it was not accepted, retry later"),
-        ),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "a submitted cable could not be stored; the sender will retry");
+            error(
+                ErrorCode::Internal,
+                format!(
+                    "the node could not store the cable ({e}); it was not accepted, retry later"
+                ),
+            )
+        }
         Err(_) => error(
             ErrorCode::Internal,
             "the node could not store the cable; it was not accepted, retry later",
@@ -879,8 +884,46 @@ impl Record {
 impl Shared {
     /// Appends an event, blocking until it is durable. A failure is kept by the log for health
     /// reporting; the request it describes has already been answered or refused.
+    /// Every audited event is also an operator log event.
     fn record(&self, record: Record) {
-        let _ = self.audit.append(record.event(&self.name));
+        let event = record.event(&self.name);
+        log_event(&event);
+        if let Err(e) = self.audit.append(event) {
+            tracing::error!(error = %e, "audit append failed; /healthz now reports the node unhealthy");
+        }
+    }
+}
+
+/// The operator's view of an audit event: kind, outcome, who, from where, why and object ids.
+/// Routine per-cable events are at debug level, so a busy node's log stays readable.
+fn log_event(event: &AuditEvent) {
+    let kind = AuditEventKind::try_from(event.kind).unwrap_or(AuditEventKind::Unspecified);
+    let outcome = Outcome::try_from(event.outcome).unwrap_or(Outcome::Unspecified);
+    let objects: Vec<String> = event
+        .objects
+        .iter()
+        .map(|o| format!("{}:{}", o.kind, hex::encode(&o.id)))
+        .collect();
+    let objects = objects.join(",");
+    macro_rules! emit {
+        ($level:ident) => {
+            tracing::$level!(
+                kind = kind.as_str_name(),
+                outcome = outcome.as_str_name(),
+                actor = %event.actor_id,
+                source = %event.source,
+                reason = %event.reason,
+                objects = %objects,
+                "audited"
+            )
+        };
+    }
+    match (kind, outcome) {
+        (_, Outcome::Failure) => emit!(error),
+        (AuditEventKind::CustodyTaken | AuditEventKind::CableDelivered, _)
+        | (AuditEventKind::CableSubmitted, Outcome::Success) => emit!(debug),
+        (_, Outcome::Refused) => emit!(warn),
+        _ => emit!(info),
     }
 }
 

@@ -92,6 +92,9 @@ fn a_ca_and_a_post_are_set_up_and_the_post_runs_and_stops_cleanly() {
         assert_eq!(mode & 0o077, 0, "{secret} is readable by others");
     }
 
+    let config = dir.path().join("paris/node.toml");
+    let toml = std::fs::read_to_string(&config).unwrap() + "\n[log]\nformat = \"json\"\n";
+    std::fs::write(&config, toml).unwrap();
     let mut node = Command::new(env!("CARGO_BIN_EXE_valise-relay"))
         .args(["run", "--config", "paris/node.toml"])
         .current_dir(dir.path())
@@ -114,6 +117,20 @@ fn a_ca_and_a_post_are_set_up_and_the_post_runs_and_stops_cleanly() {
     let exit = node.wait().unwrap();
     assert!(exit.success(), "exit {exit:?}, output {rest:?}");
     assert_eq!(rest.last().map(String::as_str), Some("stopped"));
+
+    // Operator logs: one JSON object per line, naming the audited start and stop.
+    let mut logs = String::new();
+    std::io::Read::read_to_string(&mut node.stderr.take().unwrap(), &mut logs).unwrap();
+    let events: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    for kind in ["AUDIT_EVENT_KIND_NODE_STARTED", "AUDIT_EVENT_KIND_NODE_STOPPED"] {
+        assert!(
+            events.iter().any(|e| e["kind"] == kind && e["actor"] == "paris"),
+            "no {kind} in the log: {logs}"
+        );
+    }
 
     // The node's audit log verifies with the node's key and records its start and stop.
     let seed = std::fs::read(dir.path().join("paris/node-signing.key")).unwrap();

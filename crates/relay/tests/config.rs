@@ -86,6 +86,10 @@ fn unusable_values_name_the_setting_and_the_fix() {
             format!("{MINIMAL}[log]\nformat = \"xml\"\n"),
             "unknown variant",
         ),
+        (
+            format!("{MINIMAL}[log]\nlevel = \"valise_relay=loudest\"\n"),
+            "log.level",
+        ),
         ("[node]\nname = \"x\"\n".into(), "missing field"),
     ];
     for (text, expected) in cases {
