@@ -22,6 +22,7 @@ use valise_crypto::custody;
 use valise_crypto::directory::sign_device_record;
 use valise_crypto::envelope::decode_envelope;
 use valise_crypto::identity::{DeviceId, IdentityKeyPair, IdentityPublicKey};
+use valise_crypto::receive_key::VerifiedReceiveKey;
 use valise_proto::framing::{self, FrameDecoder};
 use valise_proto::v1::{
     ClientFrame, CustodyReceipt, Delivery, DeviceRecord, DirectoryPage, EnrolRequest,
@@ -1007,6 +1008,43 @@ fn enrol(shared: &Shared, request: EnrolRequest, source: &str) -> NodeFrame {
         Ok(k) => k,
         Err(e) => return refuse("malformed", format!("the identity key is malformed: {e}")),
     };
+    // Everything the code does not decide is checked before the code is spent, so a faulty
+    // request from a device does not cost its user a new code.
+    if request.receive_keys.is_empty() {
+        return refuse(
+            "malformed",
+            "the request carries no receive key; the device must publish one".into(),
+        );
+    }
+    for key in &request.receive_keys {
+        if let Err(e) = VerifiedReceiveKey::verify(key, &identity) {
+            return refuse("malformed", format!("a receive key does not verify: {e}"));
+        }
+    }
+    let device = identity.device_id();
+    let start = OffsetDateTime::now_utc();
+    let until = start
+        + time::Duration::seconds(
+            i64::try_from(desk.certificate_validity.as_secs()).unwrap_or(i64::MAX / 2),
+        );
+    let validity = Validity {
+        not_before: start - time::Duration::minutes(5),
+        not_after: until,
+    };
+    // Issued now but handed over only once the code redeems.
+    let chain =
+        match desk
+            .post_ca
+            .issue_device_from_csr(&device.to_string(), &request.csr, validity)
+        {
+            Ok(c) => c,
+            Err(e) => {
+                return refuse(
+                    "csr",
+                    format!("the certificate request is not acceptable: {e}"),
+                );
+            }
+        };
     let now = now_ms();
     let invitation = match desk
         .codes
@@ -1020,7 +1058,6 @@ fn enrol(shared: &Shared, request: EnrolRequest, source: &str) -> NodeFrame {
         }
         Err(e) => return refuse("code", e.to_string()),
     };
-    let device = identity.device_id();
     let mut record = DeviceRecord {
         device_id: device.as_bytes().to_vec(),
         user: invitation.user,
@@ -1036,28 +1073,6 @@ fn enrol(shared: &Shared, request: EnrolRequest, source: &str) -> NodeFrame {
     if let Err(e) = sign_device_record(&mut record, &desk.enrolment_key) {
         return refuse("malformed", format!("the request cannot be recorded: {e}"));
     }
-    let start = OffsetDateTime::now_utc();
-    let until = start
-        + time::Duration::seconds(
-            i64::try_from(desk.certificate_validity.as_secs()).unwrap_or(i64::MAX / 2),
-        );
-    let validity = Validity {
-        not_before: start - time::Duration::minutes(5),
-        not_after: until,
-    };
-    let chain =
-        match desk
-            .post_ca
-            .issue_device_from_csr(&device.to_string(), &request.csr, validity)
-        {
-            Ok(c) => c,
-            Err(e) => {
-                return refuse(
-                    "csr",
-                    format!("the certificate request is not acceptable: {e}"),
-                );
-            }
-        };
     let version = {
         let mut directory = shared
             .directory

@@ -125,9 +125,14 @@ fn a_ca_and_a_post_are_set_up_and_the_post_runs_and_stops_cleanly() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect();
-    for kind in ["AUDIT_EVENT_KIND_NODE_STARTED", "AUDIT_EVENT_KIND_NODE_STOPPED"] {
+    for kind in [
+        "AUDIT_EVENT_KIND_NODE_STARTED",
+        "AUDIT_EVENT_KIND_NODE_STOPPED",
+    ] {
         assert!(
-            events.iter().any(|e| e["kind"] == kind && e["actor"] == "paris"),
+            events
+                .iter()
+                .any(|e| e["kind"] == kind && e["actor"] == "paris"),
             "no {kind} in the log: {logs}"
         );
     }

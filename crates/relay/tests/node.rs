@@ -861,18 +861,33 @@ async fn enrol(
     ReceiveKeyPair,
     rcgen::KeyPair,
 ) {
+    enrol_with(net, code, |_| {}).await
+}
+
+/// [`enrol`], with the request changed by `edit` before it is sent.
+async fn enrol_with(
+    net: &Net,
+    code: &str,
+    edit: impl FnOnce(&mut EnrolRequest),
+) -> (
+    Result<EnrolResponse, (ErrorCode, String)>,
+    IdentityKeyPair,
+    ReceiveKeyPair,
+    rcgen::KeyPair,
+) {
     let identity = IdentityKeyPair::generate().unwrap();
     let key = ReceiveKeyPair::generate(0, u64::MAX).unwrap();
     let tls_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
     let csr = rcgen::CertificateParams::default()
         .serialize_request(&tls_key)
         .unwrap();
-    let request = EnrolRequest {
+    let mut request = EnrolRequest {
         code: code.into(),
         identity_key: identity.public().as_bytes().to_vec(),
         receive_keys: vec![key.to_signed_record(&identity).unwrap()],
         csr: csr.der().to_vec(),
     };
+    edit(&mut request);
     let conn = connect(net, None).await.unwrap();
     let reply = exchange(
         &conn,
@@ -957,6 +972,26 @@ async fn a_reused_code_is_refused() {
     let (code_error, message) = code_again.unwrap_err();
     assert_eq!(code_error, ErrorCode::EnrolmentRefused);
     assert!(message.contains("already used"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_faulty_request_is_refused_without_spending_the_code() {
+    let net = enrolling_network(3_600_000);
+    let code = net.node.issue_code(dave()).unwrap();
+    let (bad_csr, ..) = enrol_with(&net, &code, |r| r.csr = b"not a CSR".to_vec()).await;
+    let (kind, message) = bad_csr.unwrap_err();
+    assert_eq!(kind, ErrorCode::EnrolmentRefused);
+    assert!(message.contains("certificate request"), "{message}");
+    let (bad_key, ..) = enrol_with(&net, &code, |r| {
+        r.receive_keys[0].signature[0] ^= 1;
+    })
+    .await;
+    let (_, message) = bad_key.unwrap_err();
+    assert!(message.contains("receive key"), "{message}");
+    let (no_key, ..) = enrol_with(&net, &code, |r| r.receive_keys.clear()).await;
+    assert!(no_key.unwrap_err().1.contains("no receive key"));
+    // The code still works for a correct request.
+    assert!(enrol(&net, &code).await.0.is_ok(), "the code was spent");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
