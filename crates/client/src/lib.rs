@@ -1,5 +1,18 @@
-//! Valise client core (to be built by the client issue).
+//! Valise client core: every piece of client logic that the front ends share (DESIGN §9).
 //!
-//! It will hold every piece of client logic that the front ends share: enrolment, the sealed
-//! keystore and local store, sync with the home node, composing and reading cables, receipts,
-//! key rotation and emergency wipe. Nothing is implemented yet.
+//! Following quinn's split, decisions live in modules that do no I/O and take time as an
+//! argument; the network shell over them stays thin. So far:
+//!
+//! | module | concept |
+//! |---|---|
+//! | [`store`] | the local store: sled, every record sealed under a passphrase-wrapped key |
+//! | [`outbox`] | cables waiting for the node, and when to try each again |
+//! | [`status`] | each recipient's state: queued, custody, delivered, read, acknowledged |
+//! | [`inbox`] | received cables in reading order: precedence first, then newest |
+
+#![forbid(unsafe_code)]
+
+pub mod inbox;
+pub mod outbox;
+pub mod status;
+pub mod store;

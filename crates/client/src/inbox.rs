@@ -1,0 +1,99 @@
+//! Received cables, kept opened in the sealed store, in reading order: precedence first, then
+//! newest first.
+
+use valise_proto::v1::{CableBody, Precedence, RoutingHeader};
+
+/// One received cable.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct InboxEntry {
+    /// The routing header, as the sender signed it.
+    #[prost(message, optional, tag = "1")]
+    pub header: Option<RoutingHeader>,
+    /// The opened body.
+    #[prost(message, optional, tag = "2")]
+    pub body: Option<CableBody>,
+    /// When this device stored it, Unix ms.
+    #[prost(uint64, tag = "3")]
+    pub received_at_ms: u64,
+    /// Whether the user has opened it.
+    #[prost(bool, tag = "4")]
+    pub read: bool,
+    /// Whether the user has acknowledged it.
+    #[prost(bool, tag = "5")]
+    pub acknowledged: bool,
+    /// The sender's identity key, as the directory gave it when the signature was verified.
+    #[prost(bytes = "vec", tag = "6")]
+    pub sender_identity: Vec<u8>,
+}
+
+impl InboxEntry {
+    /// The cable's precedence.
+    pub fn precedence(&self) -> Precedence {
+        self.header
+            .as_ref()
+            .and_then(|h| Precedence::try_from(h.precedence).ok())
+            .unwrap_or(Precedence::Unspecified)
+    }
+
+    /// Whether the sender needs an explicit acknowledgement: FLASH, or NIACT.
+    pub fn needs_ack(&self) -> bool {
+        self.precedence() == Precedence::Flash || self.header.as_ref().is_some_and(|h| h.niact)
+    }
+}
+
+/// Sorts `entries` into reading order: most urgent first, then newest first.
+pub fn sort(entries: &mut [InboxEntry]) {
+    entries.sort_by(|a, b| {
+        b.precedence()
+            .cmp(&a.precedence())
+            .then(b.received_at_ms.cmp(&a.received_at_ms))
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(precedence: Precedence, niact: bool, at: u64) -> InboxEntry {
+        InboxEntry {
+            header: Some(RoutingHeader {
+                precedence: precedence as i32,
+                niact,
+                ..Default::default()
+            }),
+            received_at_ms: at,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn flash_first_then_newest() {
+        let mut entries = vec![
+            entry(Precedence::Routine, false, 30),
+            entry(Precedence::Flash, false, 10),
+            entry(Precedence::Routine, false, 50),
+            entry(Precedence::Immediate, false, 20),
+        ];
+        sort(&mut entries);
+        let order: Vec<(Precedence, u64)> = entries
+            .iter()
+            .map(|e| (e.precedence(), e.received_at_ms))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                (Precedence::Flash, 10),
+                (Precedence::Immediate, 20),
+                (Precedence::Routine, 50),
+                (Precedence::Routine, 30)
+            ]
+        );
+    }
+
+    #[test]
+    fn flash_and_niact_need_an_acknowledgement() {
+        assert!(entry(Precedence::Flash, false, 0).needs_ack());
+        assert!(entry(Precedence::Routine, true, 0).needs_ack());
+        assert!(!entry(Precedence::Immediate, false, 0).needs_ack());
+    }
+}

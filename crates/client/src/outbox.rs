@@ -1,0 +1,113 @@
+//! Cables sealed and waiting for the node. Each failed attempt pushes the next one back
+//! (exponential, capped); the most urgent cable due goes first.
+
+use std::time::Duration;
+
+/// The first retry delay.
+pub const FIRST_RETRY: Duration = Duration::from_secs(1);
+/// The longest retry delay.
+pub const MAX_RETRY: Duration = Duration::from_secs(300);
+
+/// One sealed cable waiting for the node.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct OutboxEntry {
+    /// The cable id (16 bytes).
+    #[prost(bytes = "vec", tag = "1")]
+    pub cable_id: Vec<u8>,
+    /// The envelope, encoded.
+    #[prost(bytes = "vec", tag = "2")]
+    pub envelope: Vec<u8>,
+    /// Its precedence (a `Precedence` value).
+    #[prost(int32, tag = "3")]
+    pub precedence: i32,
+    /// When it was queued, Unix ms.
+    #[prost(uint64, tag = "4")]
+    pub queued_at_ms: u64,
+    /// Failed attempts so far.
+    #[prost(uint32, tag = "5")]
+    pub attempts: u32,
+    /// Not before this time, Unix ms.
+    #[prost(uint64, tag = "6")]
+    pub next_attempt_ms: u64,
+    /// Why the last attempt failed.
+    #[prost(string, tag = "7")]
+    pub last_error: String,
+    /// Whether this is a receipt envelope rather than a cable.
+    #[prost(bool, tag = "8")]
+    pub is_receipt: bool,
+}
+
+/// The delay after `attempts` failures: 1 s, 2 s, 4 s … capped at 5 minutes.
+pub fn retry_delay(attempts: u32) -> Duration {
+    let factor = 1u32
+        .checked_shl(attempts.saturating_sub(1))
+        .unwrap_or(u32::MAX);
+    FIRST_RETRY.saturating_mul(factor).min(MAX_RETRY)
+}
+
+impl OutboxEntry {
+    /// Records a failed attempt at `now_ms`.
+    pub fn failed(&mut self, now_ms: u64, error: &str) {
+        self.attempts = self.attempts.saturating_add(1);
+        let delay = u64::try_from(retry_delay(self.attempts).as_millis()).unwrap_or(u64::MAX);
+        self.next_attempt_ms = now_ms.saturating_add(delay);
+        self.last_error = error.to_owned();
+    }
+
+    /// Whether it may be tried at `now_ms`.
+    pub fn is_due(&self, now_ms: u64) -> bool {
+        self.next_attempt_ms <= now_ms
+    }
+}
+
+/// The entries due at `now_ms`, most urgent first, then oldest first.
+pub fn due(entries: &[OutboxEntry], now_ms: u64) -> Vec<&OutboxEntry> {
+    let mut due: Vec<&OutboxEntry> = entries.iter().filter(|e| e.is_due(now_ms)).collect();
+    due.sort_by(|a, b| {
+        b.precedence
+            .cmp(&a.precedence)
+            .then(a.queued_at_ms.cmp(&b.queued_at_ms))
+    });
+    due
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_and_stop_growing_at_the_cap() {
+        assert_eq!(retry_delay(1), Duration::from_secs(1));
+        assert_eq!(retry_delay(2), Duration::from_secs(2));
+        assert_eq!(retry_delay(5), Duration::from_secs(16));
+        assert_eq!(retry_delay(9), Duration::from_secs(256));
+        assert_eq!(retry_delay(10), MAX_RETRY);
+        assert_eq!(retry_delay(u32::MAX), MAX_RETRY);
+        let mut e = OutboxEntry::default();
+        e.failed(1_000, "node unreachable");
+        assert!(!e.is_due(1_999));
+        assert!(e.is_due(2_000));
+        e.failed(2_000, "node unreachable");
+        assert_eq!(e.next_attempt_ms, 4_000);
+        assert_eq!(e.last_error, "node unreachable");
+    }
+
+    #[test]
+    fn flash_goes_first_then_the_oldest() {
+        let entry = |id: u8, precedence: i32, queued_at_ms: u64| OutboxEntry {
+            cable_id: vec![id],
+            precedence,
+            queued_at_ms,
+            ..Default::default()
+        };
+        let mut waiting = entry(4, 4, 40);
+        waiting.next_attempt_ms = 1_000;
+        let entries = [entry(1, 1, 10), entry(2, 4, 30), entry(3, 1, 5), waiting];
+        let order: Vec<u8> = due(&entries, 100).iter().map(|e| e.cable_id[0]).collect();
+        assert_eq!(
+            order,
+            [2, 3, 1],
+            "FLASH first, then ROUTINE oldest first; 4 not yet due"
+        );
+    }
+}
