@@ -8,14 +8,14 @@
 //! | module | concept |
 //! |---|---|
 //! | [`config`] | the TOML configuration, its defaults and checks |
-//! | [`directory`] | verified enrolment keys, device records and revocations, versioned for sync |
+//! | [`directory`] | the verified directory (`valise_crypto::directory`) as the policy sees it, and kept durably |
 //! | [`enrolment`] | one-time enrolment codes: single use, expiry, rate limit |
 //! | [`limits`] | every configurable bound on what the network may send |
 //! | [`logging`] | operator logs as text or JSON lines, ids and reasons only |
 //! | [`policy`] | whether a submitted cable is accepted, and for which devices |
 //! | [`queue`] | delivery order (precedence, then arrival) and at-least-once redelivery |
 //! | [`store`] | durable envelopes, per-device queues and the dedup set (group commit) |
-//! | [`pki`] | the ministry CA, node and device certificates, rustls configurations |
+//! | [`pki`] | the ministry CA, node and device certificates, the server configuration (the client side is `valise_crypto::tls`) |
 //!
 //! The network shell over them is [`node`]: QUIC on tokio, serving hello, submission with
 //! custody, and delivery with acknowledgements.

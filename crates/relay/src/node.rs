@@ -122,7 +122,7 @@ pub enum RevokeError {
     NotFound(String),
     /// The directory refused or could not store the revocation.
     #[error(transparent)]
-    Directory(#[from] crate::directory::UpdateError),
+    Directory(#[from] crate::directory::DurableError),
     /// Signing failed.
     #[error("the revocation could not be signed: {0}")]
     Signing(String),

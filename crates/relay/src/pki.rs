@@ -1,6 +1,7 @@
 //! The ministry's transport PKI and the rustls configurations every connection uses (ring
 //! provider, TLS 1.3 only, mutual TLS with client certificates checked against the pinned
-//! ministry root).
+//! ministry root). The client side of a connection, which devices share, is
+//! [`valise_crypto::tls`]; it is re-exported here.
 //!
 //! ```text
 //! ministry root (offline, Ed25519, path length 1)
@@ -19,23 +20,23 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, GeneralSubtree, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, NameConstraints, PKCS_ED25519, SanType,
 };
-use rustls::crypto::CryptoProvider;
+use rustls::ServerConfig;
 use rustls::server::WebPkiClientVerifier;
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use time::OffsetDateTime;
 use valise_crypto::at_rest::{KdfParams, SealedStorageKey, StorageKey};
 use valise_crypto::directory::Enroller;
 use valise_crypto::identity::IdentityPublicKey;
+use valise_crypto::tls::{TlsError, provider, root_store};
 use valise_proto::canonical;
 use valise_proto::v1::EnrolmentCertificate;
 use zeroize::Zeroizing;
 
-/// ALPN of authenticated traffic.
-pub const ALPN: &[u8] = b"valise/1";
-/// ALPN of the one unauthenticated path: redeeming an enrolment code.
-pub const ALPN_ENROLL: &[u8] = b"valise-enroll/1";
+pub use valise_crypto::tls::{
+    ALPN, ALPN_ENROLL, CertifiedKey, client_config, fingerprint, root_fingerprint,
+};
+
 const SEALED_KEY_LEN: usize = 93;
 
 /// Why a PKI operation failed.
@@ -67,22 +68,18 @@ pub enum PkiError {
     /// The sealed CA key did not open.
     #[error("cannot open the CA key: {0}")]
     Sealed(#[from] valise_crypto::at_rest::AtRestError),
+    /// Any other refusal from the shared client side ([`valise_crypto::tls`]).
+    #[error(transparent)]
+    Transport(TlsError),
 }
 
-/// A certificate chain and its private key, as PEM.
-#[derive(Clone)]
-pub struct CertifiedKey {
-    /// The certificate chain: the leaf, then the root.
-    pub chain_pem: String,
-    /// The private key (PKCS#8). Wiped on drop; write it with owner-only permissions.
-    pub key_pem: Zeroizing<String>,
-}
-
-impl std::fmt::Debug for CertifiedKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CertifiedKey")
-            .field("chain_pem", &self.chain_pem)
-            .finish_non_exhaustive()
+impl From<TlsError> for PkiError {
+    fn from(e: TlsError) -> Self {
+        match e {
+            TlsError::Pem { what, reason } => PkiError::Pem { what, reason },
+            TlsError::Tls(e) => PkiError::Tls(e),
+            other => PkiError::Transport(other),
+        }
     }
 }
 
@@ -383,60 +380,6 @@ pub fn directory_root(ca_pem: &str) -> Result<IdentityPublicKey, PkiError> {
         .map_err(|_| PkiError::Key("the root certificate does not hold an Ed25519 key".into()))
 }
 
-/// The fingerprint of a root certificate given as PEM, as `ca init` printed it.
-pub fn root_fingerprint(ca_pem: &str) -> Result<String, PkiError> {
-    let der = CertificateDer::from_pem_slice(ca_pem.as_bytes()).map_err(|e| PkiError::Pem {
-        what: "CA certificate",
-        reason: e.to_string(),
-    })?;
-    Ok(fingerprint(&der))
-}
-
-/// SHA-256 of a DER certificate in hex groups of four.
-pub fn fingerprint(der: &[u8]) -> String {
-    let hex = hex_lower(&valise_crypto::sha256(der));
-    hex.as_bytes()
-        .chunks(4)
-        .filter_map(|c| std::str::from_utf8(c).ok())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn hex_lower(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-fn roots(ca_pem: &str) -> Result<RootCertStore, PkiError> {
-    let mut roots = RootCertStore::empty();
-    let ca = CertificateDer::from_pem_slice(ca_pem.as_bytes()).map_err(|e| PkiError::Pem {
-        what: "CA certificate",
-        reason: e.to_string(),
-    })?;
-    roots.add(ca)?;
-    Ok(roots)
-}
-
-fn chain_and_key(
-    key: &CertifiedKey,
-) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), PkiError> {
-    let chain = CertificateDer::pem_slice_iter(key.chain_pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| PkiError::Pem {
-            what: "certificate chain",
-            reason: e.to_string(),
-        })?;
-    let private =
-        PrivateKeyDer::from_pem_slice(key.key_pem.as_bytes()).map_err(|e| PkiError::Pem {
-            what: "private key",
-            reason: e.to_string(),
-        })?;
-    Ok((chain, private))
-}
-
 /// The node's TLS server configuration: TLS 1.3 only, client certificates verified against
 /// the ministry root. With `allow_enrolment`, a client without a certificate may connect, and
 /// the connection code must confine it to [`ALPN_ENROLL`].
@@ -446,7 +389,7 @@ pub fn server_config(
     allow_enrolment: bool,
 ) -> Result<ServerConfig, PkiError> {
     let verifier =
-        WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca_pem)?), provider());
+        WebPkiClientVerifier::builder_with_provider(Arc::new(root_store(ca_pem)?), provider());
     let verifier = if allow_enrolment {
         verifier.allow_unauthenticated()
     } else {
@@ -455,7 +398,7 @@ pub fn server_config(
     let verifier = verifier
         .build()
         .map_err(|e| PkiError::Verifier(e.to_string()))?;
-    let (chain, key) = chain_and_key(node)?;
+    let (chain, key) = node.to_der()?;
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
@@ -467,30 +410,5 @@ pub fn server_config(
     } else {
         vec![ALPN.to_vec()]
     };
-    Ok(config)
-}
-
-/// A client configuration (device or node) pinned to the ministry root, presenting `identity`
-/// if given (enrolment connects without one).
-pub fn client_config(
-    ca_pem: &str,
-    identity: Option<&CertifiedKey>,
-) -> Result<ClientConfig, PkiError> {
-    let builder = ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_root_certificates(roots(ca_pem)?);
-    let mut config = match identity {
-        Some(id) => {
-            let (chain, key) = chain_and_key(id)?;
-            builder.with_client_auth_cert(chain, key)?
-        }
-        None => builder.with_no_client_auth(),
-    };
-    config.enable_early_data = false;
-    config.alpn_protocols = vec![if identity.is_some() {
-        ALPN.to_vec()
-    } else {
-        ALPN_ENROLL.to_vec()
-    }];
     Ok(config)
 }

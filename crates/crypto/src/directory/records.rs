@@ -1,15 +1,5 @@
-//! Directory trust: the chain from the pinned ministry root to every device.
-//!
-//! ```text
-//! ministry root (Ed25519, offline)
-//!   └─ EnrolmentCertificate: this key enrols for post P, from … until …
-//!        ├─ DeviceRecord: user, post P, clearance, identity key, receive keys
-//!        └─ Revocation: device D is revoked
-//! ```
-//!
-//! A record is trusted only through this chain: signed by an enrolment key that the root
-//! certified *for the record's own post*, within that certificate's validity. A post's key
-//! cannot enrol or revoke devices of another post.
+//! The records of the trust chain, one at a time: enrolment certificates checked against the
+//! root, device records and revocations signed and checked against their post's enrolment key.
 
 use valise_proto::canonical::{self, CanonicalError};
 use valise_proto::v1::{self, Classification};

@@ -1,0 +1,222 @@
+//! The verified directory in memory: every enrolment key, device record and revocation it
+//! knows, each checked along the chain to the ministry root before it is applied, numbered so
+//! clients and peers can sync from a version on.
+
+use std::collections::HashMap;
+
+use valise_proto::v1::{self, DirectoryUpdate, directory_update::Update};
+
+use super::address::{Address, ResolveError};
+use super::records::{
+    DirectoryError, Enroller, VerifiedDevice, verify_device_record, verify_revocation,
+};
+use crate::identity::{DeviceId, IdentityPublicKey};
+
+/// Why a directory update was refused. A refused update changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UpdateError {
+    /// The update's chain does not verify.
+    #[error(transparent)]
+    Untrusted(#[from] DirectoryError),
+    /// The update names a post with no certified enrolment key here.
+    #[error("no certified enrolment key for post {0:?}; sync the enrolment certificates first")]
+    UnknownPost(String),
+    /// A revocation names a device this directory does not know.
+    #[error("revocation of unknown device {0}")]
+    UnknownDevice(DeviceId),
+    /// A revoked device cannot be enrolled again; enrol a new device.
+    #[error("device {0} is revoked and cannot be re-enrolled")]
+    Revoked(DeviceId),
+    /// The update is empty.
+    #[error("empty directory update")]
+    Empty,
+}
+
+/// A device the directory knows, revoked or not.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Entry {
+    /// Its verified record.
+    pub device: VerifiedDevice,
+    /// Whether it has been revoked. A revoked device is never enrolled again.
+    pub revoked: bool,
+}
+
+/// A verified, versioned directory, held in memory.
+#[derive(Debug, Clone)]
+pub struct Directory {
+    ministry: String,
+    root: IdentityPublicKey,
+    enrollers: HashMap<String, Enroller>,
+    devices: HashMap<DeviceId, Entry>,
+    history: Vec<DirectoryUpdate>,
+}
+
+impl Directory {
+    /// An empty directory trusting `root` for `ministry`.
+    pub fn new(ministry: &str, root: IdentityPublicKey) -> Self {
+        Directory {
+            ministry: ministry.to_owned(),
+            root,
+            enrollers: HashMap::new(),
+            devices: HashMap::new(),
+            history: Vec::new(),
+        }
+    }
+
+    /// The current version: the number of updates applied.
+    pub fn version(&self) -> u64 {
+        self.history.len() as u64
+    }
+
+    /// The updates after `version`, for a client or peer syncing.
+    pub fn updates_since(&self, version: u64) -> &[DirectoryUpdate] {
+        let from = usize::try_from(version)
+            .unwrap_or(usize::MAX)
+            .min(self.history.len());
+        &self.history[from..]
+    }
+
+    /// Checks one update without applying it.
+    pub fn check(&self, update: &Update) -> Result<(), UpdateError> {
+        match update {
+            Update::Enroller(cert) => {
+                Enroller::verify(cert, &self.root, &self.ministry).map(drop)?
+            }
+            Update::Device(record) => self.verified_record(record).map(drop)?,
+            Update::Revocation(revocation) => self.verified_revocation(revocation).map(drop)?,
+        }
+        Ok(())
+    }
+
+    /// Checks and applies one update; returns the new version.
+    pub fn apply(&mut self, update: Update) -> Result<u64, UpdateError> {
+        match &update {
+            Update::Enroller(cert) => {
+                let enroller = Enroller::verify(cert, &self.root, &self.ministry)?;
+                self.enrollers.insert(enroller.post.clone(), enroller);
+            }
+            Update::Device(record) => {
+                let device = self.verified_record(record)?;
+                self.devices.insert(
+                    device.id,
+                    Entry {
+                        device,
+                        revoked: false,
+                    },
+                );
+            }
+            Update::Revocation(revocation) => {
+                let id = self.verified_revocation(revocation)?;
+                if let Some(entry) = self.devices.get_mut(&id) {
+                    entry.revoked = true;
+                }
+            }
+        }
+        let version = self.version() + 1;
+        self.history.push(DirectoryUpdate {
+            version,
+            update: Some(update),
+        });
+        Ok(version)
+    }
+
+    /// Applies an update received from a peer, a node or a store.
+    pub fn apply_received(&mut self, update: DirectoryUpdate) -> Result<u64, UpdateError> {
+        self.apply(update.update.ok_or(UpdateError::Empty)?)
+    }
+
+    /// Whether a post's enrolment key is certified here.
+    pub fn has_enroller(&self, post: &str) -> bool {
+        self.enrollers.contains_key(post)
+    }
+
+    /// The verified record of a device, revoked or not.
+    pub fn verified(&self, id: &DeviceId) -> Option<&VerifiedDevice> {
+        self.devices.get(id).map(|e| &e.device)
+    }
+
+    /// A device, revoked or not, and whether it is revoked.
+    pub fn lookup(&self, id: &DeviceId) -> Option<&Entry> {
+        self.devices.get(id)
+    }
+
+    /// Whether a device is enrolled and not revoked.
+    pub fn is_active(&self, id: &DeviceId) -> bool {
+        self.devices.get(id).is_some_and(|e| !e.revoked)
+    }
+
+    /// The unrevoked devices an address reaches (see [`Address`]), by user name then device
+    /// id. An address nobody answers to is an error, never an empty list.
+    pub fn resolve(&self, address: &str) -> Result<Vec<&VerifiedDevice>, ResolveError> {
+        let parsed = Address::parse(address)?;
+        let mut devices: Vec<&VerifiedDevice> = self
+            .devices
+            .values()
+            .filter(|e| !e.revoked && e.device.post == parsed.post)
+            .map(|e| &e.device)
+            .filter(|d| {
+                if parsed.office {
+                    d.offices.iter().any(|o| o == parsed.name)
+                } else {
+                    d.user == parsed.name
+                }
+            })
+            .collect();
+        if devices.is_empty() {
+            return Err(if self.has_enroller(parsed.post) {
+                ResolveError::Unknown(address.to_owned())
+            } else {
+                ResolveError::UnknownPost {
+                    address: address.to_owned(),
+                    post: parsed.post.to_owned(),
+                }
+            });
+        }
+        devices.sort_by(|a, b| (&a.user, a.id).cmp(&(&b.user, b.id)));
+        Ok(devices)
+    }
+
+    /// Every unrevoked device, by post, user name, then device id.
+    pub fn active_devices(&self) -> Vec<&VerifiedDevice> {
+        let mut devices: Vec<&VerifiedDevice> = self
+            .devices
+            .values()
+            .filter(|e| !e.revoked)
+            .map(|e| &e.device)
+            .collect();
+        devices.sort_by(|a, b| (&a.post, &a.user, a.id).cmp(&(&b.post, &b.user, b.id)));
+        devices
+    }
+
+    /// A device record checked along the chain; a revoked device cannot come back.
+    fn verified_record(&self, record: &v1::DeviceRecord) -> Result<VerifiedDevice, UpdateError> {
+        let verified = verify_device_record(record, self.enroller(&record.post)?)?;
+        if self.devices.get(&verified.id).is_some_and(|e| e.revoked) {
+            return Err(UpdateError::Revoked(verified.id));
+        }
+        Ok(verified)
+    }
+
+    /// A revocation checked against the revoked device's own post.
+    fn verified_revocation(&self, revocation: &v1::Revocation) -> Result<DeviceId, UpdateError> {
+        let id = DeviceId::from_slice(&revocation.device_id)
+            .map_err(|_| DirectoryError::Malformed("revocation device id"))?;
+        let entry = self
+            .devices
+            .get(&id)
+            .ok_or(UpdateError::UnknownDevice(id))?;
+        Ok(verify_revocation(
+            revocation,
+            &entry.device,
+            self.enroller(&entry.device.post)?,
+        )?)
+    }
+
+    fn enroller(&self, post: &str) -> Result<&Enroller, UpdateError> {
+        self.enrollers
+            .get(post)
+            .ok_or_else(|| UpdateError::UnknownPost(post.to_owned()))
+    }
+}
