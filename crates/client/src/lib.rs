@@ -6,13 +6,19 @@
 //! | module | concept |
 //! |---|---|
 //! | [`store`] | the local store: sled, every record sealed under a passphrase-wrapped key |
+//! | [`keys`] | the device's identity, receive and TLS keys; expired receive keys erased |
+//! | [`profile`] | who this device is and which node serves it |
 //! | [`outbox`] | cables waiting for the node, and when to try each again |
+//! | [`receipt`] | signed delivered, read and acknowledged receipts back to the sender |
 //! | [`status`] | each recipient's state: queued, custody, delivered, read, acknowledged |
 //! | [`inbox`] | received cables in reading order: precedence first, then newest |
 
 #![forbid(unsafe_code)]
 
 pub mod inbox;
+pub mod keys;
 pub mod outbox;
+pub mod profile;
+pub mod receipt;
 pub mod status;
 pub mod store;
