@@ -586,6 +586,7 @@ fn welcome(shared: &Shared) -> NodeFrame {
                 max_envelope_bytes: shared.limits.max_envelope_bytes as u64,
                 max_recipients: u32::try_from(shared.limits.max_recipients).unwrap_or(u32::MAX),
             }),
+            node_key: shared.node_key.public().as_bytes().to_vec(),
         })),
     }
 }

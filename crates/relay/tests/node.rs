@@ -16,7 +16,7 @@ use valise_crypto::at_rest::StorageKey;
 use valise_crypto::custody;
 use valise_crypto::directory::{sign_device_record, sign_revocation};
 use valise_crypto::envelope::{decode_envelope, new_cable_id, open, seal};
-use valise_crypto::identity::IdentityKeyPair;
+use valise_crypto::identity::{IdentityKeyPair, IdentityPublicKey};
 use valise_crypto::receive_key::{ReceiveKeyPair, VerifiedReceiveKey};
 use valise_proto::framing::{FrameDecoder, encode};
 use valise_proto::v1::directory_update::{self, Update};
@@ -400,7 +400,10 @@ async fn a_cable_crosses_the_node_with_custody_and_is_delivered_once() {
     let Some(node_frame::Frame::CustodyReceipt(receipt)) = reply.frame else {
         panic!("no custody: {reply:?}")
     };
-    custody::verify(&receipt, "paris", net.node_key.public(), &cable_id, &bytes).unwrap();
+    // The welcome names the key that signs custody: a client checks receipts with it.
+    let announced = IdentityPublicKey::from_slice(&welcome.node_key).unwrap();
+    assert_eq!(&announced, net.node_key.public());
+    custody::verify(&receipt, "paris", &announced, &cable_id, &bytes).unwrap();
 
     // A replay (or a resend after a lost receipt) gets custody again, but is queued once.
     let again = exchange(&alice, submit(bytes)).await.unwrap();
