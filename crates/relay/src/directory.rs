@@ -1,26 +1,23 @@
 //! The node's directory: [`valise_crypto::directory::Directory`], the verified, versioned
-//! directory the client holds too, with the policy's view of each device kept beside it so it
-//! answers the policy's questions ([`DirectoryView`]); and [`DurableDirectory`], which makes
-//! every update durable before it takes effect.
+//! directory the client holds too, answering the policy's questions ([`DirectoryView`]); and
+//! [`DurableDirectory`], which makes every update durable before it takes effect.
 //!
 //! Addresses: `alice@paris` is the user `alice` at `paris` (all her unrevoked devices);
 //! `POL@paris` is the office mailbox `POL` at `paris` (the devices of its members); a bare
 //! `paris` is that post's front office, the office `FRONT`.
 
-use std::collections::HashMap;
-use std::ops::Deref;
 use std::sync::Arc;
 
 use prost::Message;
 use valise_audit::store::{GroupCommit, SledStore, Store, StoreError, Write};
 
-use valise_crypto::directory::{Address, Directory as Verified};
+use valise_crypto::directory::Address;
 use valise_crypto::identity::{DeviceId, IdentityPublicKey};
 use valise_proto::v1::{DirectoryUpdate, directory_update::Update};
 
 use crate::policy::{DeviceView, DirectoryView};
 
-pub use valise_crypto::directory::{FRONT_OFFICE, UpdateError};
+pub use valise_crypto::directory::{Directory, FRONT_OFFICE, UpdateError};
 
 /// Why the durable directory refused an update, or could not keep or read its history.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,68 +37,19 @@ impl From<StoreError> for DurableError {
     }
 }
 
-/// A node's directory. Reads go through to the verified directory
-/// ([`valise_crypto::directory::Directory`]); every change goes through [`Directory::apply`],
-/// so the policy's view of each device, which the policy borrows, follows it.
-pub struct Directory {
-    verified: Verified,
-    views: HashMap<DeviceId, DeviceView>,
-}
-
-impl Directory {
-    /// An empty directory trusting `root` for `ministry`.
-    pub fn new(ministry: &str, root: IdentityPublicKey) -> Self {
-        Directory {
-            verified: Verified::new(ministry, root),
-            views: HashMap::new(),
-        }
-    }
-
-    /// Checks and applies one update; returns the new version.
-    pub fn apply(&mut self, update: Update) -> Result<u64, UpdateError> {
-        let touched = match &update {
-            Update::Device(record) => DeviceId::from_slice(&record.device_id).ok(),
-            Update::Revocation(revocation) => DeviceId::from_slice(&revocation.device_id).ok(),
-            Update::Enroller(_) => None,
-        };
-        let version = self.verified.apply(update)?;
-        if let Some(entry) = touched.and_then(|id| self.verified.lookup(&id)) {
-            let device = &entry.device;
-            self.views.insert(
-                device.id,
-                DeviceView {
-                    id: device.id,
-                    user: device.address(),
-                    clearance: device.clearance,
-                    revoked: entry.revoked,
-                },
-            );
-        }
-        Ok(version)
-    }
-
-    /// Applies an update received from a peer or a store.
-    pub fn apply_received(&mut self, update: DirectoryUpdate) -> Result<u64, UpdateError> {
-        self.apply(update.update.ok_or(UpdateError::Empty)?)
-    }
-}
-
-impl Deref for Directory {
-    type Target = Verified;
-
-    fn deref(&self) -> &Verified {
-        &self.verified
-    }
-}
-
 impl DirectoryView for Directory {
-    fn device(&self, id: &DeviceId) -> Option<&DeviceView> {
-        self.views.get(id)
+    fn device(&self, id: &DeviceId) -> Option<DeviceView> {
+        self.lookup(id).map(|entry| DeviceView {
+            id: entry.device.id,
+            user: entry.device.address(),
+            clearance: entry.device.clearance,
+            revoked: entry.revoked,
+        })
     }
 
     fn devices_for(&self, address: &str) -> Option<Vec<DeviceId>> {
         // An address nobody answers to is unknown, not an empty distribution.
-        let devices = self.verified.resolve(address).ok()?;
+        let devices = self.resolve(address).ok()?;
         Some(devices.iter().map(|d| d.id).collect())
     }
 

@@ -26,7 +26,7 @@ pub struct DeviceView {
 /// The directory as the policy sees it.
 pub trait DirectoryView {
     /// The device, if enrolled (revoked devices included).
-    fn device(&self, id: &DeviceId) -> Option<&DeviceView>;
+    fn device(&self, id: &DeviceId) -> Option<DeviceView>;
     /// The devices an address reaches, or `None` if the address is unknown.
     fn devices_for(&self, address: &str) -> Option<Vec<DeviceId>>;
     /// Whether an address is an office mailbox (e.g. `POL@paris`) rather than a person.
@@ -283,7 +283,7 @@ pub fn check_submission(
         }
         if device.clearance < classification {
             return Err(Refusal::Clearance {
-                user: device.user.clone(),
+                user: device.user,
                 clearance: device.clearance,
                 classification,
             });

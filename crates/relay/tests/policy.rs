@@ -53,8 +53,8 @@ impl Paris {
 }
 
 impl DirectoryView for Paris {
-    fn device(&self, id: &DeviceId) -> Option<&DeviceView> {
-        self.devices.get(id)
+    fn device(&self, id: &DeviceId) -> Option<DeviceView> {
+        self.devices.get(id).cloned()
     }
     fn devices_for(&self, address: &str) -> Option<Vec<DeviceId>> {
         self.addresses.get(address).cloned()
