@@ -10,7 +10,9 @@ use valise_crypto::directory::{
 use valise_crypto::identity::{DeviceId, IdentityKeyPair};
 use valise_proto::canonical;
 use valise_proto::v1::directory_update::Update;
-use valise_proto::v1::{Classification, DeviceRecord, EnrolmentCertificate, Revocation};
+use valise_proto::v1::{
+    Classification, DeviceRecord, DirectoryUpdate, EnrolmentCertificate, Revocation,
+};
 
 const MINISTRY: &str = "mfa.example";
 
@@ -201,24 +203,59 @@ fn an_update_signed_by_an_unknown_enrolment_key_is_refused() {
 }
 
 #[test]
-fn a_client_replays_a_nodes_history_to_the_same_state() {
+fn a_client_replays_a_nodes_history_in_order_to_the_same_state() {
     let m = Ministry::new();
-    let mut node = m.directory();
     let (alice, r) = record("alice", &[], &m.paris);
-    node.apply(Update::Device(r)).unwrap();
-    node.apply(Update::Revocation(revoke(alice, &m.paris)))
-        .unwrap();
+    let updates = [
+        Update::Enroller(m.certificate("paris", &m.paris)),
+        Update::Device(r),
+        Update::Revocation(revoke(alice, &m.paris)),
+    ];
+    // What the node sends: each update with its version.
+    let mut node = Directory::new(MINISTRY, *m.root.public());
+    let mut node_history = Vec::new();
+    for update in updates {
+        let version = node.apply(update.clone()).unwrap();
+        node_history.push(DirectoryUpdate {
+            version,
+            update: Some(update),
+        });
+    }
 
     let mut client = Directory::new(MINISTRY, *m.root.public());
-    for update in node.updates_since(client.version()).to_vec() {
+    // A skipped update is caught, not silently applied out of order.
+    let err = client.apply_received(node_history[1].clone()).unwrap_err();
+    assert_eq!(
+        err,
+        UpdateError::OutOfOrder {
+            expected: 1,
+            got: 2
+        }
+    );
+    assert!(
+        err.to_string().contains("sync again from version 0"),
+        "{err}"
+    );
+    assert_eq!(client.version(), 0, "a refused update changes nothing");
+    for update in node_history.clone() {
         client.apply_received(update).unwrap();
     }
     assert_eq!(client.version(), node.version());
     assert!(client.has_enroller("paris"));
     assert!(client.lookup(&alice).unwrap().revoked);
-    assert!(client.updates_since(99).is_empty());
+    // A replayed update is caught too.
+    assert!(matches!(
+        client.apply_received(node_history[2].clone()),
+        Err(UpdateError::OutOfOrder {
+            expected: 4,
+            got: 3
+        })
+    ));
     assert_eq!(
-        client.apply_received(Default::default()),
+        client.apply_received(DirectoryUpdate {
+            version: 4,
+            update: None
+        }),
         Err(UpdateError::Empty)
     );
 }

@@ -10,7 +10,7 @@ use valise_proto::v1::{
     Classification, DeviceRecord, EnrolmentCertificate, Envelope, KeyWrap, Precedence, Revocation,
     RoutingHeader,
 };
-use valise_relay::directory::{Directory, UpdateError};
+use valise_relay::directory::{Directory, DurableDirectory, UpdateError};
 use valise_relay::limits::Limits;
 use valise_relay::policy::{DirectoryView, Refusal, check_submission};
 
@@ -211,34 +211,41 @@ fn a_revoked_device_cannot_come_back() {
 #[test]
 fn peers_sync_from_a_version_on() {
     let m = Ministry::new();
-    let mut d = m.directory();
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = DurableDirectory::open(dir.path(), "mfa.example", *m.root.public()).unwrap();
+    for post in [("paris", &m.paris), ("nairobi", &m.nairobi)] {
+        d.apply(Update::Enroller(m.certificate(post.0, post.1)))
+            .unwrap();
+    }
     for user in ["alice", "bob", "carol"] {
         let (_, r) = record(user, "paris", &[], Classification::Secret, &m.paris);
         d.apply(Update::Device(r)).unwrap();
     }
-    assert_eq!(d.version(), 5);
-    let tail = d.updates_since(3);
+    assert_eq!(d.view().version(), 5);
+    let tail = d.updates_after(3, 10, 1 << 20).unwrap();
     assert_eq!(
         tail.iter().map(|u| u.version).collect::<Vec<_>>(),
         vec![4, 5]
     );
-    assert!(d.updates_since(99).is_empty());
+    assert!(d.updates_after(99, 10, 1 << 20).unwrap().is_empty());
     // A replica replaying the history reaches the same state.
     let mut replica = Directory::new("mfa.example", *m.root.public());
-    for update in d.updates_since(0).to_vec() {
+    for update in d.updates_after(0, 10, 1 << 20).unwrap() {
         replica.apply_received(update).unwrap();
     }
     assert_eq!(replica.version(), 5);
     assert!(replica.devices_for("carol@paris").is_some());
     assert_eq!(
         replica.apply_received(Default::default()).err(),
-        Some(UpdateError::Empty)
+        Some(UpdateError::OutOfOrder {
+            expected: 6,
+            got: 0
+        })
     );
 }
 
 #[test]
 fn a_durable_directory_survives_a_restart_and_stores_only_what_verified() {
-    use valise_relay::directory::DurableDirectory;
     let m = Ministry::new();
     let dir = tempfile::tempdir().unwrap();
     let (alice, bob) = {

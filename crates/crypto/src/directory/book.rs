@@ -31,6 +31,14 @@ pub enum UpdateError {
     /// The update is empty.
     #[error("empty directory update")]
     Empty,
+    /// A received update does not carry the next version: one was skipped or replayed.
+    #[error("directory update {got} is out of order: version {expected} was expected; sync again from version {current}", current = expected.saturating_sub(1))]
+    OutOfOrder {
+        /// The version that should have come next.
+        expected: u64,
+        /// The version received.
+        got: u64,
+    },
 }
 
 /// A device the directory knows, revoked or not.
@@ -43,14 +51,15 @@ pub struct Entry {
     pub revoked: bool,
 }
 
-/// A verified, versioned directory, held in memory.
+/// A verified, versioned directory, held in memory. It keeps the current state and its version,
+/// not the history: whoever serves a sync (the node's durable directory) keeps that.
 #[derive(Debug, Clone)]
 pub struct Directory {
     ministry: String,
     root: IdentityPublicKey,
     enrollers: HashMap<String, Enroller>,
     devices: HashMap<DeviceId, Entry>,
-    history: Vec<DirectoryUpdate>,
+    version: u64,
 }
 
 impl Directory {
@@ -61,21 +70,13 @@ impl Directory {
             root,
             enrollers: HashMap::new(),
             devices: HashMap::new(),
-            history: Vec::new(),
+            version: 0,
         }
     }
 
     /// The current version: the number of updates applied.
     pub fn version(&self) -> u64 {
-        self.history.len() as u64
-    }
-
-    /// The updates after `version`, for a client or peer syncing.
-    pub fn updates_since(&self, version: u64) -> &[DirectoryUpdate] {
-        let from = usize::try_from(version)
-            .unwrap_or(usize::MAX)
-            .min(self.history.len());
-        &self.history[from..]
+        self.version
     }
 
     /// Checks one update without applying it.
@@ -114,16 +115,20 @@ impl Directory {
                 }
             }
         }
-        let version = self.version() + 1;
-        self.history.push(DirectoryUpdate {
-            version,
-            update: Some(update),
-        });
-        Ok(version)
+        self.version += 1;
+        Ok(self.version)
     }
 
-    /// Applies an update received from a peer, a node or a store.
+    /// Applies an update received from a peer, a node or a store. It must carry the next
+    /// version, so a skipped or replayed update is caught rather than silently reordered.
     pub fn apply_received(&mut self, update: DirectoryUpdate) -> Result<u64, UpdateError> {
+        let expected = self.version + 1;
+        if update.version != expected {
+            return Err(UpdateError::OutOfOrder {
+                expected,
+                got: update.version,
+            });
+        }
         self.apply(update.update.ok_or(UpdateError::Empty)?)
     }
 
