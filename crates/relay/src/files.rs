@@ -57,6 +57,20 @@ pub enum FileError {
         /// What is wrong.
         reason: String,
     },
+    /// The storage key is gone but a queue sealed under it remains.
+    #[error(
+        "the node storage key is missing ({path}) but {queue} holds a queue sealed under it; \
+         restore the key from backup, or move the queue aside to start empty"
+    )]
+    StorageKeyMissing {
+        /// Where the key should be.
+        path: PathBuf,
+        /// The queue it sealed.
+        queue: PathBuf,
+    },
+    /// The system's random number generator failed.
+    #[error("cannot generate {0}: the random number generator failed")]
+    Random(&'static str),
 }
 
 /// Writes `bytes` to `path`, readable by its owner only, and syncs it.
@@ -111,10 +125,7 @@ pub fn read_key(path: &Path) -> Result<IdentityKeyPair, FileError> {
 
 /// Writes a fresh node storage key to `path`, owner-only.
 pub fn create_storage_key(path: &Path) -> Result<StorageKey, FileError> {
-    let key = StorageKey::generate().map_err(|e| FileError::Malformed {
-        path: path.to_owned(),
-        reason: format!("cannot generate a storage key: {e}"),
-    })?;
+    let key = StorageKey::generate().map_err(|_| FileError::Random("a node storage key"))?;
     write_secret(path, &key.to_bytes()[..])?;
     Ok(key)
 }
@@ -133,14 +144,7 @@ fn load_storage_key(config: &Config) -> Result<StorageKey, FileError> {
     }
     let queue = config.node.data_dir.join(QUEUE_DIR);
     if queue.exists() {
-        return Err(FileError::Malformed {
-            path,
-            reason: format!(
-                "the node storage key is missing but {} holds a queue sealed under it; \
-                 restore the key from backup, or move the queue aside to start empty",
-                queue.display()
-            ),
-        });
+        return Err(FileError::StorageKeyMissing { path, queue });
     }
     create_storage_key(&path)
 }
