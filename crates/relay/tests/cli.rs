@@ -252,14 +252,7 @@ async fn enrolment_and_revocation_work_with_the_node_stopped_or_running() {
         PASSPHRASE,
     );
     assert!(offline.status.success(), "{}", text(&offline));
-    let code = text(&offline)
-        .lines()
-        .next()
-        .unwrap()
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .to_owned();
+    let code = code_in(&offline);
     assert_eq!(code.len(), 24, "{code}");
     assert!(text(&offline).contains("fingerprint"));
 

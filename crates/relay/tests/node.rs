@@ -271,6 +271,23 @@ fn cable_with(
     .encode_to_vec()
 }
 
+/// Seals a cable from `from` to `to` and submits it on `conn`; returns the node's answer.
+async fn send_cable(
+    conn: &quinn::Connection,
+    from: &Diplomat,
+    to: &Diplomat,
+    classification: Classification,
+    precedence: Precedence,
+    text: &str,
+) -> NodeFrame {
+    exchange(
+        conn,
+        submit(cable(from, to, classification, precedence, text)),
+    )
+    .await
+    .unwrap()
+}
+
 fn submit(envelope: Vec<u8>) -> ClientFrame {
     ClientFrame {
         frame: Some(client_frame::Frame::Submit(Submit { envelope })),
@@ -426,32 +443,26 @@ async fn a_flash_overtakes_queued_routine_traffic() {
     let net = network(Limits::default());
     let alice = connect(&net, Some(&net.alice.tls)).await.unwrap();
     for i in 0..1000 {
-        let reply = exchange(
+        let reply = send_cable(
             &alice,
-            submit(cable(
-                &net.alice,
-                &net.bob,
-                Classification::Secret,
-                Precedence::Routine,
-                &format!("routine {i}"),
-            )),
-        )
-        .await
-        .unwrap();
-        assert!(refusal(&reply).is_none());
-    }
-    exchange(
-        &alice,
-        submit(cable(
             &net.alice,
             &net.bob,
             Classification::Secret,
-            Precedence::Flash,
-            "flash",
-        )),
+            Precedence::Routine,
+            &format!("routine {i}"),
+        )
+        .await;
+        assert!(refusal(&reply).is_none());
+    }
+    send_cable(
+        &alice,
+        &net.alice,
+        &net.bob,
+        Classification::Secret,
+        Precedence::Flash,
+        "flash",
     )
-    .await
-    .unwrap();
+    .await;
     let texts = receive(&net, &net.bob, 1001).await;
     assert_eq!(texts[0], "flash");
     assert_eq!(
@@ -471,18 +482,15 @@ async fn bad_requests_are_refused_and_the_node_keeps_serving() {
     let alice = connect(&net, Some(&net.alice.tls)).await.unwrap();
 
     // A clearance violation: Carol is CONFIDENTIAL.
-    let reply = exchange(
+    let reply = send_cable(
         &alice,
-        submit(cable(
-            &net.alice,
-            &net.carol,
-            Classification::Secret,
-            Precedence::Flash,
-            "x",
-        )),
+        &net.alice,
+        &net.carol,
+        Classification::Secret,
+        Precedence::Flash,
+        "x",
     )
-    .await
-    .unwrap();
+    .await;
     let (code, message) = refusal(&reply).unwrap();
     assert_eq!(code, ErrorCode::Clearance);
     assert!(
@@ -549,18 +557,15 @@ async fn bad_requests_are_refused_and_the_node_keeps_serving() {
     assert!(message.contains("POL@paris"), "{message}");
 
     // Throughout, the same connection still works.
-    let reply = exchange(
+    let reply = send_cable(
         &alice,
-        submit(cable(
-            &net.alice,
-            &net.bob,
-            Classification::Secret,
-            Precedence::Flash,
-            "fine",
-        )),
+        &net.alice,
+        &net.bob,
+        Classification::Secret,
+        Precedence::Flash,
+        "fine",
     )
-    .await
-    .unwrap();
+    .await;
     assert!(
         matches!(reply.frame, Some(node_frame::Frame::CustodyReceipt(_))),
         "{reply:?}"
@@ -634,18 +639,15 @@ async fn a_revoked_device_is_refused_at_once() {
         .unwrap();
 
     // Her submissions are refused on the open connection…
-    let reply = exchange(
+    let reply = send_cable(
         &carol,
-        submit(cable(
-            &net.carol,
-            &net.bob,
-            Classification::Confidential,
-            Precedence::Flash,
-            "x",
-        )),
+        &net.carol,
+        &net.bob,
+        Classification::Confidential,
+        Precedence::Flash,
+        "x",
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(refusal(&reply).unwrap().0, ErrorCode::Revoked);
     // …and a new connection is turned away.
     if let Ok(conn) = connect(&net, Some(&net.carol.tls)).await {
@@ -756,34 +758,28 @@ async fn a_client_syncs_the_directory_and_verifies_every_update() {
 async fn the_audit_log_records_what_happened_and_verifies() {
     let net = network(Limits::default());
     let alice = connect(&net, Some(&net.alice.tls)).await.unwrap();
-    let accepted = exchange(
+    let accepted = send_cable(
         &alice,
-        submit(cable(
-            &net.alice,
-            &net.bob,
-            Classification::Secret,
-            Precedence::Flash,
-            "SECRET TEXT",
-        )),
+        &net.alice,
+        &net.bob,
+        Classification::Secret,
+        Precedence::Flash,
+        "SECRET TEXT",
     )
-    .await
-    .unwrap();
+    .await;
     assert!(matches!(
         accepted.frame,
         Some(node_frame::Frame::CustodyReceipt(_))
     ));
-    let refused = exchange(
+    let refused = send_cable(
         &alice,
-        submit(cable(
-            &net.alice,
-            &net.carol,
-            Classification::Secret,
-            Precedence::Flash,
-            "x",
-        )),
+        &net.alice,
+        &net.carol,
+        Classification::Secret,
+        Precedence::Flash,
+        "x",
     )
-    .await
-    .unwrap();
+    .await;
     assert!(refusal(&refused).is_some());
     assert!(refused_connection(&net).await);
     receive(&net, &net.bob, 1).await;
@@ -947,18 +943,15 @@ async fn a_code_enrols_a_device_that_can_then_be_reached() {
         tls: dave_tls,
     };
     let alice = connect(&net, Some(&net.alice.tls)).await.unwrap();
-    let reply = exchange(
+    let reply = send_cable(
         &alice,
-        submit(cable(
-            &net.alice,
-            &dave,
-            Classification::Secret,
-            Precedence::Flash,
-            "welcome",
-        )),
+        &net.alice,
+        &dave,
+        Classification::Secret,
+        Precedence::Flash,
+        "welcome",
     )
-    .await
-    .unwrap();
+    .await;
     assert!(
         matches!(reply.frame, Some(node_frame::Frame::CustodyReceipt(_))),
         "{reply:?}"
@@ -1062,30 +1055,24 @@ async fn operators_see_health_and_metrics() {
         .await
         .unwrap();
     let alice = connect(&net, Some(&net.alice.tls)).await.unwrap();
-    exchange(
+    send_cable(
         &alice,
-        submit(cable(
-            &net.alice,
-            &net.bob,
-            Classification::Secret,
-            Precedence::Flash,
-            "x",
-        )),
+        &net.alice,
+        &net.bob,
+        Classification::Secret,
+        Precedence::Flash,
+        "x",
     )
-    .await
-    .unwrap();
-    exchange(
+    .await;
+    send_cable(
         &alice,
-        submit(cable(
-            &net.alice,
-            &net.carol,
-            Classification::Secret,
-            Precedence::Flash,
-            "x",
-        )),
+        &net.alice,
+        &net.carol,
+        Classification::Secret,
+        Precedence::Flash,
+        "x",
     )
-    .await
-    .unwrap();
+    .await;
     let before = http_get(metrics, "/metrics").await;
     assert!(before.starts_with("HTTP/1.1 200 OK"), "{before}");
     assert!(
@@ -1123,18 +1110,15 @@ async fn overload_is_answered_busy_with_a_retry_delay() {
         ..Limits::default()
     });
     let alice = connect(&net, Some(&net.alice.tls)).await.unwrap();
-    let reply = exchange(
+    let reply = send_cable(
         &alice,
-        submit(cable(
-            &net.alice,
-            &net.bob,
-            Classification::Secret,
-            Precedence::Flash,
-            "x",
-        )),
+        &net.alice,
+        &net.bob,
+        Classification::Secret,
+        Precedence::Flash,
+        "x",
     )
-    .await
-    .unwrap();
+    .await;
     let Some(node_frame::Frame::Error(busy)) = reply.frame else {
         panic!("expected busy, got {reply:?}")
     };
@@ -1158,18 +1142,15 @@ async fn flash_arriving_mid_delivery_goes_next_and_nothing_is_sent_twice() {
     let net = network(Limits::default());
     let alice = connect(&net, Some(&net.alice.tls)).await.unwrap();
     for i in 0..ROUTINE {
-        exchange(
+        send_cable(
             &alice,
-            submit(cable(
-                &net.alice,
-                &net.bob,
-                Classification::Secret,
-                Precedence::Routine,
-                &format!("routine {i}"),
-            )),
+            &net.alice,
+            &net.bob,
+            Classification::Secret,
+            Precedence::Routine,
+            &format!("routine {i}"),
         )
-        .await
-        .unwrap();
+        .await;
     }
     // Bob subscribes and reads them all without acknowledging any: more than one scan window.
     let bob = connect(&net, Some(&net.bob.tls)).await.unwrap();
@@ -1208,18 +1189,15 @@ async fn flash_arriving_mid_delivery_goes_next_and_nothing_is_sent_twice() {
         texts.push(next_text().await);
     }
     for i in 0..5 {
-        exchange(
+        send_cable(
             &alice,
-            submit(cable(
-                &net.alice,
-                &net.bob,
-                Classification::Secret,
-                Precedence::Flash,
-                &format!("flash {i}"),
-            )),
+            &net.alice,
+            &net.bob,
+            Classification::Secret,
+            Precedence::Flash,
+            &format!("flash {i}"),
         )
-        .await
-        .unwrap();
+        .await;
     }
     for _ in 0..5 {
         texts.push(next_text().await);

@@ -187,7 +187,12 @@ pub fn enroll_code(dir: &Path, user: &str, clearance: &str) -> String {
         PASSPHRASE,
     );
     assert!(out.status.success(), "{}", text(&out));
-    text(&out)
+    code_in(&out)
+}
+
+/// The enrolment code `enroll` printed: the last word of its first line.
+pub fn code_in(out: &std::process::Output) -> String {
+    text(out)
         .lines()
         .next()
         .unwrap()
