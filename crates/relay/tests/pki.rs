@@ -53,31 +53,29 @@ fn handshake(
     )?;
     let mut s = ServerConnection::new(Arc::new(server))?;
     for _ in 0..20 {
-        let mut buf = Vec::new();
-        while c.wants_write() {
-            c.write_tls(&mut buf).unwrap();
-        }
-        s.read_tls(&mut buf.as_slice()).unwrap();
-        s.process_new_packets()?;
-        let mut buf = Vec::new();
-        while s.wants_write() {
-            s.write_tls(&mut buf).unwrap();
-        }
-        c.read_tls(&mut buf.as_slice()).unwrap();
-        c.process_new_packets()?;
+        flight(&mut c, &mut s)?;
+        flight(&mut s, &mut c)?;
         if !c.is_handshaking() && !s.is_handshaking() {
             // TLS 1.3 clients finish before the server has checked their certificate: let the
             // server see the client's last flight.
-            let mut buf = Vec::new();
-            while c.wants_write() {
-                c.write_tls(&mut buf).unwrap();
-            }
-            s.read_tls(&mut buf.as_slice()).unwrap();
-            s.process_new_packets()?;
+            flight(&mut c, &mut s)?;
             return Ok(s.alpn_protocol().unwrap_or_default().to_vec());
         }
     }
     panic!("handshake did not finish");
+}
+
+/// Carries everything `from` wants to send to `to`, and lets `to` process it.
+fn flight<A, B>(
+    from: &mut rustls::ConnectionCommon<A>,
+    to: &mut rustls::ConnectionCommon<B>,
+) -> Result<(), rustls::Error> {
+    let mut buf = Vec::new();
+    while from.wants_write() {
+        from.write_tls(&mut buf).unwrap();
+    }
+    to.read_tls(&mut buf.as_slice()).unwrap();
+    to.process_new_packets().map(drop)
 }
 
 #[test]
