@@ -218,10 +218,6 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-fn summary(clock: &Clock, tag: &'static str) -> (Duration, Duration, usize) {
-    summarise(&clock.latencies, tag)
-}
-
 fn summarise(
     figures: &Mutex<HashMap<&'static str, Vec<Duration>>>,
     tag: &'static str,
@@ -357,7 +353,7 @@ async fn run(args: &Args, dir: &std::path::Path) -> Result<()> {
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let routine = summary(&clock, "routine");
+    let routine = summarise(&clock.latencies, "routine");
 
     // 3. FLASH while ROUTINE bulk flows.
     let probe = tokio::spawn(flash_probe(
@@ -371,8 +367,8 @@ async fn run(args: &Args, dir: &std::path::Path) -> Result<()> {
     probe.await??;
     receiver.await??;
 
-    let idle = summary(&clock, "flash_idle");
-    let loaded = summary(&clock, "flash_loaded");
+    let idle = summarise(&clock.latencies, "flash_idle");
+    let loaded = summarise(&clock.latencies, "flash_loaded");
     println!(
         "machine: {} logical CPUs",
         std::thread::available_parallelism().map_or(0, usize::from)
