@@ -82,6 +82,12 @@ impl FrameDecoder {
         message.map(Some)
     }
 
+    /// Takes every byte buffered past the frames already returned: the start of raw bytes that
+    /// follow a frame on the same stream (attachment bodies).
+    pub fn take_rest(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.buf)
+    }
+
     /// Call when the stream has ended: refuses a partial frame left behind. A whole frame
     /// still buffered is not an error; [`Self::next_frame`] returns it.
     pub fn finish(&self) -> Result<(), FrameError> {
@@ -205,5 +211,17 @@ mod tests {
         d.push(&encode(&hello("truncated"))[..5]);
         assert_eq!(d.next_frame::<ClientFrame>(), Ok(None));
         assert!(matches!(d.finish(), Err(FrameError::Truncated { .. })));
+    }
+
+    #[test]
+    fn raw_bytes_after_a_frame_are_handed_back_whole() {
+        let mut stream = encode(&hello("a"));
+        stream.extend_from_slice(b"raw attachment bytes");
+        let mut decoder = FrameDecoder::new(1024);
+        decoder.push(&stream);
+        let frame: ClientFrame = decoder.next_frame().unwrap().unwrap();
+        assert_eq!(frame, hello("a"));
+        assert_eq!(decoder.take_rest(), b"raw attachment bytes");
+        assert_eq!(decoder.buffered(), 0);
     }
 }
