@@ -530,6 +530,15 @@ async fn serve_stream(
             Some(client_frame::Frame::DirectorySync(sync)) => {
                 directory_page(&shared, sync.after_version)
             }
+            Some(
+                client_frame::Frame::AttachmentUpload(_)
+                | client_frame::Frame::AttachmentFetch(_)
+                | client_frame::Frame::PublishReceiveKeys(_)
+                | client_frame::Frame::WipeNotice(_),
+            ) => error(
+                ErrorCode::Malformed,
+                "this node does not serve that request yet; update the node",
+            ),
             Some(client_frame::Frame::DeliveryAck(_) | client_frame::Frame::Enrol(_)) | None => {
                 error(
                     ErrorCode::Malformed,
@@ -585,6 +594,8 @@ fn welcome(shared: &Shared) -> NodeFrame {
             limits: Some(WireLimits {
                 max_envelope_bytes: shared.limits.max_envelope_bytes as u64,
                 max_recipients: u32::try_from(shared.limits.max_recipients).unwrap_or(u32::MAX),
+                // Attachments are not served yet.
+                max_attachment_bytes: 0,
             }),
             node_key: shared.node_key.public().as_bytes().to_vec(),
         })),
