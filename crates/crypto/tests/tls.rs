@@ -103,3 +103,102 @@ fn the_root_is_checked_against_the_fingerprint_handed_out() {
     );
     assert!(err.to_string().contains(&fingerprint), "{err}");
 }
+
+/// A node certificate for `paris.mfa.example` from a fresh root: (root PEM, node chain + key).
+fn node_of_fresh_ministry() -> (String, CertifiedKey) {
+    let root_key = KeyPair::generate_for(&PKCS_ED25519).unwrap();
+    let mut root = CertificateParams::default();
+    root.distinguished_name
+        .push(DnType::CommonName, "mfa.example Valise root");
+    root.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
+    root.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+    let root_pem = root.self_signed(&root_key).unwrap().pem();
+    let issuer = Issuer::new(root, root_key);
+    let node_key = KeyPair::generate_for(&PKCS_ED25519).unwrap();
+    let mut node = CertificateParams::new(vec!["paris.mfa.example".into()]).unwrap();
+    node.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let node_pem = node.signed_by(&node_key, &issuer).unwrap().pem();
+    let chain = CertifiedKey {
+        chain_pem: format!("{node_pem}{root_pem}"),
+        key_pem: Zeroizing::new(node_key.serialize_pem()),
+    };
+    (root_pem, chain)
+}
+
+/// Runs a TLS handshake in memory between a client configuration and a node serving `node`.
+fn handshake(client: rustls::ClientConfig, node: &CertifiedKey) -> Result<(), rustls::Error> {
+    let (chain, key) = node.to_der().unwrap();
+    let mut server = rustls::ServerConfig::builder_with_provider(valise_crypto::tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    server.alpn_protocols = vec![ALPN_ENROLL.to_vec()];
+    let name = rustls::pki_types::ServerName::try_from("paris.mfa.example").unwrap();
+    let mut c = rustls::ClientConnection::new(std::sync::Arc::new(client), name).unwrap();
+    let mut s = rustls::ServerConnection::new(std::sync::Arc::new(server)).unwrap();
+    for _ in 0..10 {
+        let mut buf = Vec::new();
+        c.write_tls(&mut buf).unwrap();
+        s.read_tls(&mut buf.as_slice()).unwrap();
+        // A server-side failure follows a client alert; the client's error is the one to show.
+        let _ = s.process_new_packets();
+        let mut buf = Vec::new();
+        s.write_tls(&mut buf).unwrap();
+        c.read_tls(&mut buf.as_slice()).unwrap();
+        c.process_new_packets()?;
+        if !c.is_handshaking() {
+            return Ok(());
+        }
+    }
+    panic!("the handshake did not finish");
+}
+
+#[test]
+fn enrolment_pins_the_root_whose_fingerprint_was_handed_out() {
+    let (root, node) = node_of_fresh_ministry();
+    let fp = root_fingerprint(&root).unwrap().to_uppercase();
+    let (config, captured) = valise_crypto::tls::enrolment_config(&fp).unwrap();
+    assert_eq!(config.alpn_protocols, vec![ALPN_ENROLL.to_vec()]);
+    handshake(config, &node).unwrap();
+    let der = captured.get().expect("the root was captured");
+    let pem = valise_crypto::tls::certificate_pem_in(&node.chain_pem, &der).unwrap();
+    assert_eq!(pem.trim(), root.trim());
+    // The pinned root's key is the directory root.
+    valise_crypto::tls::directory_root(&pem).unwrap();
+}
+
+#[test]
+fn enrolment_refuses_a_node_of_another_root() {
+    let (_, node) = node_of_fresh_ministry();
+    let (other_root, _) = node_of_fresh_ministry();
+    let fp = root_fingerprint(&other_root).unwrap();
+    let (config, captured) = valise_crypto::tls::enrolment_config(&fp).unwrap();
+    let err = handshake(config, &node).unwrap_err();
+    assert!(
+        err.to_string().contains("ministry root fingerprint"),
+        "{err}"
+    );
+    assert!(captured.get().is_none());
+}
+
+#[test]
+fn enrolment_refuses_a_chain_that_names_the_root_but_is_not_signed_by_it() {
+    // An attacker presents the real root in its chain, with a leaf from its own CA.
+    let (real_root, _) = node_of_fresh_ministry();
+    let (_, forged) = node_of_fresh_ministry();
+    let leaf = forged
+        .chain_pem
+        .split_inclusive("-----END CERTIFICATE-----")
+        .next()
+        .unwrap();
+    let node = CertifiedKey {
+        chain_pem: format!("{leaf}\n{real_root}"),
+        key_pem: forged.key_pem.clone(),
+    };
+    let fp = root_fingerprint(&real_root).unwrap();
+    let (config, captured) = valise_crypto::tls::enrolment_config(&fp).unwrap();
+    assert!(handshake(config, &node).is_err());
+    assert!(captured.get().is_none());
+}

@@ -11,6 +11,11 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use zeroize::Zeroizing;
 
+use crate::identity::IdentityPublicKey;
+
+mod pinned_root;
+pub use pinned_root::{CapturedRoot, enrolment_config};
+
 /// ALPN of authenticated traffic.
 pub const ALPN: &[u8] = b"valise/1";
 /// ALPN of the one unauthenticated path: redeeming an enrolment code.
@@ -140,13 +145,7 @@ pub fn root_fingerprint(ca_pem: &str) -> Result<String, TlsError> {
 /// spaces and colons in `expected` do not matter.
 pub fn check_root_fingerprint(ca_pem: &str, expected: &str) -> Result<(), TlsError> {
     let found = root_fingerprint(ca_pem)?;
-    let plain = |s: &str| {
-        s.chars()
-            .filter(|c| !c.is_whitespace() && *c != ':')
-            .flat_map(char::to_lowercase)
-            .collect::<String>()
-    };
-    if plain(expected) == plain(&found) {
+    if plain_fingerprint(expected) == plain_fingerprint(&found) {
         Ok(())
     } else {
         Err(TlsError::FingerprintMismatch {
@@ -154,6 +153,44 @@ pub fn check_root_fingerprint(ca_pem: &str, expected: &str) -> Result<(), TlsErr
             found,
         })
     }
+}
+
+/// A fingerprint as compared: lower case, without spaces or colons.
+fn plain_fingerprint(fingerprint: &str) -> String {
+    fingerprint
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != ':')
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// The PEM block of `chain_pem` that holds certificate `der`, e.g. the root at the end of the
+/// chain a post issued, so a device can pin the root it checked during enrolment.
+pub fn certificate_pem_in(chain_pem: &str, der: &[u8]) -> Option<String> {
+    const END: &str = "-----END CERTIFICATE-----";
+    chain_pem
+        .split_inclusive(END)
+        .map(str::trim)
+        .find(|block| {
+            CertificateDer::from_pem_slice(block.as_bytes()).is_ok_and(|c| c.as_ref() == der)
+        })
+        .map(|block| format!("{block}\n"))
+}
+
+/// The directory root pinned by a root certificate (PEM): the certificate's Ed25519 public
+/// key. The same key anchors TLS and signs the posts' enrolment certificates.
+pub fn directory_root(ca_pem: &str) -> Result<IdentityPublicKey, TlsError> {
+    let der = root_der(ca_pem)?;
+    let not_ed25519 = || TlsError::Pem {
+        what: "CA certificate",
+        reason: "it does not hold an Ed25519 key".into(),
+    };
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| TlsError::Pem {
+        what: "CA certificate",
+        reason: e.to_string(),
+    })?;
+    IdentityPublicKey::from_slice(&cert.public_key().subject_public_key.data)
+        .map_err(|_| not_ed25519())
 }
 
 fn root_der(ca_pem: &str) -> Result<CertificateDer<'static>, TlsError> {
