@@ -170,6 +170,13 @@ fn a_revoked_device_is_not_resolved_but_is_reported_revoked() {
         d.resolve("alice@paris").unwrap_err(),
         ResolveError::Unknown("alice@paris".into())
     );
+    // ... and the sender can be told why.
+    let mut revoked = ids(&d.revoked_at("alice@paris"));
+    revoked.sort();
+    let mut both = vec![laptop, phone];
+    both.sort();
+    assert_eq!(revoked, both);
+    assert!(d.revoked_at("bob@paris").is_empty());
 }
 
 #[test]

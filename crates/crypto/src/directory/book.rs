@@ -157,17 +157,10 @@ impl Directory {
     pub fn resolve(&self, address: &str) -> Result<Vec<&VerifiedDevice>, ResolveError> {
         let parsed = Address::parse(address)?;
         let mut devices: Vec<&VerifiedDevice> = self
-            .devices
-            .values()
-            .filter(|e| !e.revoked && e.device.post == parsed.post)
+            .answering(&parsed)
+            .into_iter()
+            .filter(|e| !e.revoked)
             .map(|e| &e.device)
-            .filter(|d| {
-                if parsed.office {
-                    d.offices.iter().any(|o| o == parsed.name)
-                } else {
-                    d.user == parsed.name
-                }
-            })
             .collect();
         if devices.is_empty() {
             return Err(if self.has_enroller(parsed.post) {
@@ -181,6 +174,34 @@ impl Directory {
         }
         devices.sort_by(|a, b| (&a.user, a.id).cmp(&(&b.user, b.id)));
         Ok(devices)
+    }
+
+    /// The revoked devices that answered to an address, so a sender can be told why an
+    /// address no longer resolves.
+    pub fn revoked_at(&self, address: &str) -> Vec<&VerifiedDevice> {
+        let Ok(parsed) = Address::parse(address) else {
+            return Vec::new();
+        };
+        self.answering(&parsed)
+            .into_iter()
+            .filter(|e| e.revoked)
+            .map(|e| &e.device)
+            .collect()
+    }
+
+    /// Every device, revoked or not, that answers to a parsed address.
+    fn answering(&self, parsed: &Address<'_>) -> Vec<&Entry> {
+        self.devices
+            .values()
+            .filter(|e| {
+                e.device.post == parsed.post
+                    && if parsed.office {
+                        e.device.offices.iter().any(|o| o == parsed.name)
+                    } else {
+                        e.device.user == parsed.name
+                    }
+            })
+            .collect()
     }
 
     /// Every unrevoked device, by post, user name, then device id.
