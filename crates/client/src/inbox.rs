@@ -43,11 +43,14 @@ impl InboxEntry {
 
 /// Sorts `entries` into reading order: most urgent first, then newest first.
 pub fn sort(entries: &mut [InboxEntry]) {
-    entries.sort_by(|a, b| {
-        b.precedence()
-            .cmp(&a.precedence())
-            .then(b.received_at_ms.cmp(&a.received_at_ms))
-    });
+    entries.sort_by(order);
+}
+
+/// Reading order between two entries: the more urgent first, then the newer.
+pub fn order(a: &InboxEntry, b: &InboxEntry) -> std::cmp::Ordering {
+    b.precedence()
+        .cmp(&a.precedence())
+        .then(b.received_at_ms.cmp(&a.received_at_ms))
 }
 
 #[cfg(test)]

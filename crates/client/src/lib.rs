@@ -12,9 +12,22 @@
 //! | [`receipt`] | signed delivered, read and acknowledged receipts back to the sender |
 //! | [`status`] | each recipient's state: queued, custody, delivered, read, acknowledged |
 //! | [`inbox`] | received cables in reading order: precedence first, then newest |
+//! | [`compose`] | the cable draft, and the checks before sealing: addressees, clearance, NODIS |
+//! | [`directory`] | the device's verified copy of the directory, kept in the store |
+//! | [`attachments`] | attachment files encrypted for upload, checked and decrypted on fetch |
+//!
+//! The shell: [`connection`] (QUIC to the node), [`client`] (the unlocked [`Client`]),
+//! [`sync`] (directory, outbox, queue and receipts), [`enrol`] (a new device).
 
 #![forbid(unsafe_code)]
 
+pub mod attachments;
+pub mod client;
+pub mod compose;
+pub mod connection;
+pub mod directory;
+pub mod enrol;
+pub mod error;
 pub mod inbox;
 pub mod keys;
 pub mod outbox;
@@ -22,3 +35,8 @@ pub mod profile;
 pub mod receipt;
 pub mod status;
 pub mod store;
+pub mod sync;
+
+pub use client::{Client, Event};
+pub use compose::CableDraft;
+pub use error::ClientError;

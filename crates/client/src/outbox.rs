@@ -35,6 +35,13 @@ pub struct OutboxEntry {
     /// Whether this is a receipt envelope rather than a cable.
     #[prost(bool, tag = "8")]
     pub is_receipt: bool,
+    /// SHA-256 of each attachment ciphertext to upload before the envelope.
+    #[prost(bytes = "vec", repeated, tag = "9")]
+    pub attachments: Vec<Vec<u8>>,
+    /// The node refused the cable for good (e.g. a recipient was revoked meanwhile): it is not
+    /// retried, and the sender sees why in `last_error`.
+    #[prost(bool, tag = "10")]
+    pub refused: bool,
 }
 
 /// The delay after `attempts` failures: 1 s, 2 s, 4 s … capped at 5 minutes.
@@ -62,7 +69,10 @@ impl OutboxEntry {
 
 /// The entries due at `now_ms`, most urgent first, then oldest first.
 pub fn due(entries: &[OutboxEntry], now_ms: u64) -> Vec<&OutboxEntry> {
-    let mut due: Vec<&OutboxEntry> = entries.iter().filter(|e| e.is_due(now_ms)).collect();
+    let mut due: Vec<&OutboxEntry> = entries
+        .iter()
+        .filter(|e| !e.refused && e.is_due(now_ms))
+        .collect();
     due.sort_by(|a, b| {
         b.precedence
             .cmp(&a.precedence)

@@ -27,6 +27,9 @@ pub struct Profile {
     /// The node's custody-receipt key (Ed25519), learned over the authenticated channel.
     #[prost(bytes = "vec", tag = "6")]
     pub node_key: Vec<u8>,
+    /// The node's own name, e.g. `paris`, as its custody receipts carry it.
+    #[prost(string, tag = "7")]
+    pub node: String,
 }
 
 impl Profile {

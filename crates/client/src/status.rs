@@ -74,6 +74,12 @@ pub struct SentCable {
     /// One entry per recipient device.
     #[prost(message, repeated, tag = "4")]
     pub recipients: Vec<RecipientStatus>,
+    /// When the cable was written (Unix ms).
+    #[prost(uint64, tag = "5")]
+    pub created_at_ms: u64,
+    /// Why the node refused the cable for good; empty while it is queued or accepted.
+    #[prost(string, tag = "6")]
+    pub refused: String,
 }
 
 /// Why a receipt could not be applied.

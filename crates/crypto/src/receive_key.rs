@@ -266,6 +266,16 @@ impl VerifiedReceiveKey {
         &self.public
     }
 
+    /// When senders may start to encrypt to it (Unix ms).
+    pub fn valid_from_ms(&self) -> u64 {
+        self.valid_from_ms
+    }
+
+    /// When senders must stop encrypting to it (Unix ms).
+    pub fn valid_until_ms(&self) -> u64 {
+        self.valid_until_ms
+    }
+
     /// Whether senders may encrypt to this key at `at_ms` (Unix milliseconds).
     pub fn is_valid_at(&self, at_ms: u64) -> bool {
         (self.valid_from_ms..=self.valid_until_ms).contains(&at_ms)

@@ -1,0 +1,273 @@
+//! Attachments on the device: encrypting a file into a ciphertext file ready for upload, and
+//! checking and decrypting a fetched ciphertext into the folder the diplomat chose. Both go
+//! file to file in 16 KiB chunks, so memory stays bounded whatever the size.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read};
+use std::path::{Path, PathBuf};
+
+use valise_crypto::attachment::{self, AttachmentKey};
+use valise_proto::v1::AttachmentMeta;
+
+use crate::error::ClientError;
+
+/// Ciphertexts waiting to be uploaded, named by their SHA-256.
+pub const OUTGOING_DIR: &str = "outgoing";
+/// Ciphertexts being fetched.
+pub const INCOMING_DIR: &str = "incoming";
+
+/// What the stream is bound to: this cable, this position.
+fn context(cable_id: &[u8], index: usize) -> Vec<u8> {
+    let index = u32::try_from(index).unwrap_or(u32::MAX);
+    [
+        b"valise/attachment/v1/".as_slice(),
+        cable_id,
+        &index.to_be_bytes(),
+    ]
+    .concat()
+}
+
+fn fail(name: &str, reason: impl std::fmt::Display) -> ClientError {
+    ClientError::Attachment {
+        name: name.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+/// A media type from the file's extension; the reader decides what to trust.
+fn media_type(path: &Path) -> &'static str {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("pdf") => "application/pdf",
+        Some("txt") => "text/plain",
+        Some("png") => "image/png",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("docx") => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        Some("xlsx") => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        Some("zip") => "application/zip",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Opens every attachment of a draft, so a missing or unreadable file is reported before
+/// anything is sealed.
+pub fn check_readable(paths: &[PathBuf]) -> Result<(), ClientError> {
+    for path in paths {
+        let name = path.display().to_string();
+        let meta = std::fs::metadata(path).map_err(|e| {
+            fail(
+                &name,
+                format!("cannot be read ({e}); check the path. Nothing was sent"),
+            )
+        })?;
+        if !meta.is_file() {
+            return Err(fail(&name, "is not a file; nothing was sent"));
+        }
+        File::open(path).map_err(|e| fail(&name, format!("cannot be opened ({e})")))?;
+    }
+    Ok(())
+}
+
+/// Encrypts the file at `path` as attachment `index` of `cable_id` into `outgoing`, and
+/// returns its metadata (with its key) and the ciphertext's path.
+pub fn seal_file(
+    path: &Path,
+    cable_id: &[u8],
+    index: usize,
+    outgoing: &Path,
+) -> Result<(AttachmentMeta, PathBuf), ClientError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "attachment".into());
+    let shown = path.display().to_string();
+    let input = File::open(path).map_err(|e| fail(&shown, format!("cannot be read ({e})")))?;
+    std::fs::create_dir_all(outgoing).map_err(|e| fail(&shown, e))?;
+    let temp = outgoing.join(format!("{}-{index}.part", hex::encode(cable_id)));
+    let key = AttachmentKey::generate().map_err(|e| fail(&shown, e))?;
+    let encrypted = (|| {
+        let mut out = BufWriter::new(File::create(&temp)?);
+        let encrypted = attachment::encrypt(
+            &key,
+            &context(cable_id, index),
+            BufReader::new(input),
+            &mut out,
+        )?;
+        out.into_inner()
+            .map_err(|e| std::io::Error::other(e.to_string()))?
+            .sync_all()?;
+        Ok::<_, attachment::StreamError>(encrypted)
+    })();
+    let encrypted = match encrypted {
+        Ok(e) => e,
+        Err(e) => {
+            let _ = std::fs::remove_file(&temp);
+            return Err(fail(&shown, e));
+        }
+    };
+    let stored = outgoing.join(hex::encode(encrypted.ciphertext_sha256));
+    std::fs::rename(&temp, &stored).map_err(|e| fail(&shown, e))?;
+    Ok((
+        AttachmentMeta {
+            name,
+            media_type: media_type(path).into(),
+            size: encrypted.plaintext_len,
+            key: key.as_bytes().to_vec(),
+            ciphertext_sha256: encrypted.ciphertext_sha256.to_vec(),
+        },
+        stored,
+    ))
+}
+
+/// A file name safe to create in the chosen folder: the last path component only, without
+/// control characters, never `.` or `..`, never hidden.
+pub fn safe_name(name: &str, index: usize) -> String {
+    let last = name.rsplit(['/', '\\']).next().unwrap_or_default();
+    let cleaned: String = last
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect::<String>()
+        .trim()
+        .trim_start_matches('.')
+        .to_owned();
+    if cleaned.is_empty() {
+        format!("attachment-{}", index + 1)
+    } else {
+        cleaned
+    }
+}
+
+/// Checks the fetched ciphertext at `ciphertext` against the sender's digest, decrypts it into
+/// `dest_dir` under a safe name that does not overwrite anything, and returns that path. On any
+/// error nothing is left behind.
+pub fn open_file(
+    meta: &AttachmentMeta,
+    cable_id: &[u8],
+    index: usize,
+    ciphertext: &Path,
+    dest_dir: &Path,
+) -> Result<PathBuf, ClientError> {
+    let name = safe_name(&meta.name, index);
+    let digest = sha256_file(ciphertext).map_err(|e| fail(&name, e))?;
+    if digest.as_slice() != meta.ciphertext_sha256.as_slice() {
+        return Err(fail(
+            &name,
+            "the fetched bytes do not match the sender's digest; it was altered in transit or \
+             storage. Fetch it again, or ask the sender to resend",
+        ));
+    }
+    let key = AttachmentKey::from_slice(&meta.key)
+        .ok_or_else(|| fail(&name, "the cable carries a malformed attachment key"))?;
+    std::fs::create_dir_all(dest_dir).map_err(|e| fail(&name, e))?;
+    let dest = unused_path(dest_dir, &name);
+    let temp = dest_dir.join(format!(".{name}.part"));
+    let result = (|| {
+        let input = BufReader::new(File::open(ciphertext)?);
+        let mut out = BufWriter::new(File::create(&temp)?);
+        let len = attachment::decrypt(&key, &context(cable_id, index), input, &mut out)?;
+        out.into_inner()
+            .map_err(|e| std::io::Error::other(e.to_string()))?
+            .sync_all()?;
+        Ok::<_, attachment::StreamError>(len)
+    })();
+    match result {
+        Ok(len) if len == meta.size => {
+            std::fs::rename(&temp, &dest).map_err(|e| fail(&name, e))?;
+            Ok(dest)
+        }
+        Ok(len) => {
+            let _ = std::fs::remove_file(&temp);
+            Err(fail(
+                &name,
+                format!("decrypted to {len} bytes, not the {} announced", meta.size),
+            ))
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&temp);
+            Err(fail(&name, e))
+        }
+    }
+}
+
+/// `dir/name`, or `dir/name (2)` and so on if that exists.
+fn unused_path(dir: &Path, name: &str) -> PathBuf {
+    let first = dir.join(name);
+    if !first.exists() {
+        return first;
+    }
+    (2..)
+        .map(|n| dir.join(format!("{name} ({n})")))
+        .find(|p| !p.exists())
+        .unwrap_or(first)
+}
+
+/// SHA-256 of a file, read in pieces.
+pub fn sha256_file(path: &Path) -> std::io::Result<[u8; 32]> {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut input = File::open(path)?;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = input.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        ctx.update(&buf[..n]);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_sealed_file_opens_intact_and_a_changed_byte_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("report.pdf");
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&src, &data).unwrap();
+        let (meta, ct) = seal_file(&src, &[1; 16], 0, &dir.path().join("out")).unwrap();
+        assert_eq!((meta.name.as_str(), meta.size), ("report.pdf", 100_000));
+        assert_eq!(meta.media_type, "application/pdf");
+
+        let got = open_file(&meta, &[1; 16], 0, &ct, &dir.path().join("save")).unwrap();
+        assert_eq!(std::fs::read(&got).unwrap(), data);
+
+        // Another position in the cable, or another cable: refused, nothing left behind.
+        let save2 = dir.path().join("save2");
+        assert!(open_file(&meta, &[1; 16], 1, &ct, &save2).is_err());
+        assert!(open_file(&meta, &[2; 16], 0, &ct, &save2).is_err());
+        let mut bytes = std::fs::read(&ct).unwrap();
+        bytes[70_000] ^= 1;
+        std::fs::write(&ct, &bytes).unwrap();
+        let err = open_file(&meta, &[1; 16], 0, &ct, &save2).unwrap_err();
+        assert!(err.to_string().contains("digest"), "{err}");
+        assert_eq!(std::fs::read_dir(&save2).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn names_from_the_sender_cannot_escape_the_folder() {
+        assert_eq!(safe_name("../../etc/passwd", 0), "passwd");
+        assert_eq!(safe_name("..\\..\\boot.ini", 0), "boot.ini");
+        assert_eq!(safe_name("..", 2), "attachment-3");
+        assert_eq!(safe_name(".bashrc", 0), "bashrc");
+        assert_eq!(safe_name("a\u{0}b\nc.txt", 0), "abc.txt");
+        assert_eq!(safe_name("report.pdf", 0), "report.pdf");
+    }
+
+    #[test]
+    fn a_missing_attachment_is_named_before_anything_is_sealed() {
+        let err = check_readable(&[PathBuf::from("/nonexistent/brief.pdf")]).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("/nonexistent/brief.pdf") && text.contains("Nothing was sent"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,529 @@
+//! The unlocked client: the one object a front end holds. It reads and writes the local store,
+//! composes and seals cables, and keeps the directory; [`crate::sync`] adds the work that needs
+//! the node.
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use prost::Message;
+use tokio::sync::broadcast;
+use valise_crypto::directory::{Directory, VerifiedDevice};
+use valise_crypto::envelope::{new_cable_id, seal};
+use valise_crypto::fingerprint::SafetyNumber;
+use valise_crypto::identity::{DeviceId, IdentityPublicKey};
+use valise_crypto::tls::{client_config, directory_root};
+use valise_proto::v1::{CableBody, Classification, Precedence, ReceiptKind, RoutingHeader};
+
+use crate::attachments::{self, OUTGOING_DIR};
+use crate::compose::{self, CableDraft, newest_valid_key};
+use crate::connection::{NetError, NodeLink};
+use crate::error::ClientError;
+use crate::inbox::{self, InboxEntry};
+use crate::keys::DeviceKeys;
+use crate::outbox::OutboxEntry;
+use crate::profile::Profile;
+use crate::receipt;
+use crate::status::{DeliveryState, RecipientStatus, SentCable};
+use crate::store::{LocalStore, StoreError, Table};
+
+/// Something a front end may want to show as it happens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// Connected to the node.
+    Online {
+        /// The node's name.
+        node: String,
+    },
+    /// The node cannot be reached; work continues from the local store.
+    Offline {
+        /// Why.
+        reason: String,
+    },
+    /// A cable arrived.
+    Received {
+        /// Its id, hex.
+        id: String,
+        /// Its precedence.
+        precedence: Precedence,
+    },
+    /// A sent cable's status changed (custody or a receipt).
+    StatusChanged {
+        /// Its id, hex.
+        id: String,
+    },
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A person in the directory, as lookups show them.
+#[derive(Debug, Clone)]
+pub struct DirectoryEntry {
+    /// The verified record.
+    pub device: VerifiedDevice,
+    /// Whether the device is revoked.
+    pub revoked: bool,
+}
+
+/// An unlocked device.
+pub struct Client {
+    pub(crate) store: LocalStore,
+    pub(crate) keys: DeviceKeys,
+    pub(crate) profile: Profile,
+    pub(crate) directory: Directory,
+    pub(crate) events: broadcast::Sender<Event>,
+}
+
+impl Client {
+    /// Unlocks the store in `dir` with `passphrase` and loads keys, profile and directory.
+    pub fn unlock(dir: &Path, passphrase: &[u8]) -> Result<Self, ClientError> {
+        let store = LocalStore::unlock(dir, passphrase)?;
+        let profile = Profile::load(&store)?;
+        let keys = DeviceKeys::load(&store)?;
+        Self::assemble(store, keys, profile)
+    }
+
+    pub(crate) fn assemble(
+        store: LocalStore,
+        mut keys: DeviceKeys,
+        profile: Profile,
+    ) -> Result<Self, ClientError> {
+        let root =
+            directory_root(&profile.ca_pem).map_err(|e| ClientError::Crypto(e.to_string()))?;
+        let directory = crate::directory::load(&store, &profile.ministry, root)?;
+        keys.erase_expired(&store, now_ms())?;
+        let (events, _) = broadcast::channel(256);
+        Ok(Client {
+            store,
+            keys,
+            profile,
+            directory,
+            events,
+        })
+    }
+
+    /// The user's address, e.g. `alice@paris`.
+    pub fn address(&self) -> String {
+        self.profile.address()
+    }
+
+    /// This device's id.
+    pub fn device_id(&self) -> DeviceId {
+        self.keys.identity.device_id()
+    }
+
+    /// Who this device is and which node serves it.
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// The verified directory as this device holds it.
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        self.store.dir()
+    }
+
+    /// Events as they happen, for a front end.
+    pub fn events(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    pub(crate) fn emit(&self, event: Event) {
+        // Nobody listening is fine.
+        let _ = self.events.send(event);
+    }
+
+    /// The receive keys' count and the newest one's validity, for `keys` displays.
+    pub fn receive_keys(&self) -> Vec<(String, u64, u64)> {
+        self.keys
+            .receive
+            .iter()
+            .map(|k| {
+                (
+                    hex::encode(k.id().as_bytes()),
+                    k.valid_from_ms(),
+                    k.valid_until_ms(),
+                )
+            })
+            .collect()
+    }
+
+    /// Connects to the node with this device's certificate.
+    pub async fn connect(&self) -> Result<NodeLink, NetError> {
+        let tls = client_config(&self.profile.ca_pem, Some(&self.keys.tls)).map_err(|e| {
+            NetError::Unreachable {
+                addr: self.profile.node_addr.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        NodeLink::connect(&self.profile.node_addr, &self.profile.node_name, tls).await
+    }
+
+    /// Received cables in reading order: most urgent first, then newest.
+    pub fn inbox(&self) -> Result<Vec<(String, InboxEntry)>, ClientError> {
+        let mut entries = Vec::new();
+        for (key, value) in self.store.scan(Table::Inbox)? {
+            let entry = InboxEntry::decode(value.as_slice()).map_err(|_| StoreError::Damaged {
+                table: Table::Inbox.name(),
+                key: hex::encode(&key),
+            })?;
+            entries.push((hex::encode(&key), entry));
+        }
+        entries.sort_by(|a, b| inbox::order(&a.1, &b.1));
+        Ok(entries)
+    }
+
+    /// The full id of the one record in `table` whose hex id starts with `prefix`.
+    fn resolve_id(&self, table: Table, prefix: &str) -> Result<Vec<u8>, ClientError> {
+        let wanted = prefix.trim().to_ascii_lowercase();
+        if wanted.len() < 4 || !wanted.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ClientError::NoSuchCable(prefix.to_owned()));
+        }
+        let mut found = self
+            .store
+            .scan(table)?
+            .into_iter()
+            .map(|(k, _)| k)
+            .filter(|k| hex::encode(k).starts_with(&wanted));
+        match (found.next(), found.next()) {
+            (Some(id), None) => Ok(id),
+            (Some(_), Some(_)) => Err(ClientError::AmbiguousId(prefix.to_owned())),
+            (None, _) => Err(ClientError::NoSuchCable(prefix.to_owned())),
+        }
+    }
+
+    /// A received cable by id or id prefix.
+    pub fn received(&self, id: &str) -> Result<(Vec<u8>, InboxEntry), ClientError> {
+        let key = self.resolve_id(Table::Inbox, id)?;
+        let value = self
+            .store
+            .get(Table::Inbox, &key)?
+            .ok_or_else(|| ClientError::NoSuchCable(id.to_owned()))?;
+        let entry = InboxEntry::decode(value.as_slice()).map_err(|_| StoreError::Damaged {
+            table: Table::Inbox.name(),
+            key: hex::encode(&key),
+        })?;
+        Ok((key, entry))
+    }
+
+    /// A sent cable and each recipient's state, by id or id prefix.
+    pub fn status(&self, id: &str) -> Result<SentCable, ClientError> {
+        let key = self.resolve_id(Table::Sent, id)?;
+        self.sent(&key)?
+            .ok_or_else(|| ClientError::NoSuchCable(id.to_owned()))
+    }
+
+    /// Every sent cable, newest first.
+    pub fn sent_cables(&self) -> Result<Vec<SentCable>, ClientError> {
+        let mut all = Vec::new();
+        for (key, value) in self.store.scan(Table::Sent)? {
+            all.push(
+                SentCable::decode(value.as_slice()).map_err(|_| StoreError::Damaged {
+                    table: Table::Sent.name(),
+                    key: hex::encode(&key),
+                })?,
+            );
+        }
+        all.sort_by_key(|s| std::cmp::Reverse(s.created_at_ms));
+        Ok(all)
+    }
+
+    pub(crate) fn sent(&self, cable_id: &[u8]) -> Result<Option<SentCable>, ClientError> {
+        match self.store.get(Table::Sent, cable_id)? {
+            None => Ok(None),
+            Some(value) => SentCable::decode(value.as_slice()).map(Some).map_err(|_| {
+                StoreError::Damaged {
+                    table: Table::Sent.name(),
+                    key: hex::encode(cable_id),
+                }
+                .into()
+            }),
+        }
+    }
+
+    pub(crate) fn save_sent(&self, sent: &SentCable) -> Result<(), ClientError> {
+        self.store
+            .put(Table::Sent, &sent.cable_id, &sent.encode_to_vec())?;
+        Ok(())
+    }
+
+    pub(crate) fn save_received(&self, id: &[u8], entry: &InboxEntry) -> Result<(), ClientError> {
+        self.store.put(Table::Inbox, id, &entry.encode_to_vec())?;
+        Ok(())
+    }
+
+    /// Marks a received cable read. The first time, a read receipt is queued for the sender.
+    /// Returns the cable and, if no receipt could be made, why.
+    pub fn mark_read(
+        &mut self,
+        id: &str,
+    ) -> Result<(String, InboxEntry, Option<String>), ClientError> {
+        let (key, mut entry) = self.received(id)?;
+        let mut note = None;
+        if !entry.read {
+            entry.read = true;
+            self.save_received(&key, &entry)?;
+            note = self.queue_receipt(&entry, ReceiptKind::Read)?;
+        }
+        Ok((hex::encode(&key), entry, note))
+    }
+
+    /// Acknowledges a received cable: a signed acknowledgement goes back to the sender.
+    pub fn acknowledge(
+        &mut self,
+        id: &str,
+    ) -> Result<(String, InboxEntry, Option<String>), ClientError> {
+        let (key, mut entry) = self.received(id)?;
+        let mut note = None;
+        if !entry.read {
+            entry.read = true;
+            note = self.queue_receipt(&entry, ReceiptKind::Read)?;
+        }
+        if !entry.acknowledged {
+            entry.acknowledged = true;
+            note = self
+                .queue_receipt(&entry, ReceiptKind::Acknowledged)?
+                .or(note);
+        }
+        self.save_received(&key, &entry)?;
+        Ok((hex::encode(&key), entry, note))
+    }
+
+    /// Seals a receipt envelope for the sender's device and queues it. Returns why not, when
+    /// the sender's device is no longer in the directory.
+    pub(crate) fn queue_receipt(
+        &mut self,
+        entry: &InboxEntry,
+        kind: ReceiptKind,
+    ) -> Result<Option<String>, ClientError> {
+        let Some(header) = entry.header.as_ref() else {
+            return Ok(Some("the cable has no header".into()));
+        };
+        let now = now_ms();
+        let signed = receipt::sign(&self.keys.identity, &header.cable_id, kind, now)
+            .map_err(|e| ClientError::Crypto(e.to_string()))?;
+        self.queue_receipts(&header.sender_device, header.precedence, vec![signed], now)
+    }
+
+    /// Seals `receipts` in one receipt envelope to the sending device, and queues it.
+    pub(crate) fn queue_receipts(
+        &mut self,
+        sender_device: &[u8],
+        precedence: i32,
+        receipts: Vec<valise_proto::v1::Receipt>,
+        now: u64,
+    ) -> Result<Option<String>, ClientError> {
+        let Ok(device) = DeviceId::from_slice(sender_device) else {
+            return Ok(Some("the sender's device id is malformed".into()));
+        };
+        let Some(sender) = self
+            .directory
+            .lookup(&device)
+            .filter(|e| !e.revoked)
+            .map(|e| e.device.clone())
+        else {
+            return Ok(Some(
+                "the sender's device is revoked or unknown: no receipt was sent".into(),
+            ));
+        };
+        let Some(key) = newest_valid_key(&sender, now).cloned() else {
+            return Ok(Some(
+                "the sender has no valid receive key: no receipt was sent".into(),
+            ));
+        };
+        let cable_id = new_cable_id().map_err(|e| ClientError::Crypto(e.to_string()))?;
+        let header = RoutingHeader {
+            cable_id: cable_id.to_vec(),
+            from: self.address(),
+            action_addressees: vec![sender.address()],
+            classification: Classification::Unclassified as i32,
+            precedence,
+            created_at_ms: now,
+            ..Default::default()
+        };
+        let envelope = seal(
+            &self.keys.identity,
+            header,
+            &receipt::body(receipts),
+            &[key],
+        )
+        .map_err(|e| ClientError::Crypto(e.to_string()))?;
+        let entry = OutboxEntry {
+            cable_id: cable_id.to_vec(),
+            envelope: envelope.encode_to_vec(),
+            precedence,
+            queued_at_ms: now,
+            is_receipt: true,
+            ..Default::default()
+        };
+        self.store
+            .put(Table::Outbox, &cable_id, &entry.encode_to_vec())?;
+        Ok(None)
+    }
+
+    /// Checks a draft against the directory, seals it for every recipient device, and queues
+    /// it durably with its attachments. Returns the cable id (hex). Nothing leaves the device
+    /// until [`Client::sync`](crate::sync); a refused draft leaves nothing behind.
+    pub fn compose(&mut self, draft: &CableDraft) -> Result<String, ClientError> {
+        attachments::check_readable(&draft.attachments)?;
+        let now = now_ms();
+        let recipients = compose::recipients(&self.directory, draft, now)?;
+        let cable_id = new_cable_id().map_err(|e| ClientError::Crypto(e.to_string()))?;
+        let outgoing = self.store.dir().join(OUTGOING_DIR);
+        let mut metas = Vec::new();
+        let mut files: Vec<PathBuf> = Vec::new();
+        for (index, path) in draft.attachments.iter().enumerate() {
+            match attachments::seal_file(path, &cable_id, index, &outgoing) {
+                Ok((meta, file)) => {
+                    metas.push(meta);
+                    files.push(file);
+                }
+                Err(e) => {
+                    files.iter().for_each(|f| drop(std::fs::remove_file(f)));
+                    return Err(e);
+                }
+            }
+        }
+        let header = RoutingHeader {
+            cable_id: cable_id.to_vec(),
+            from: self.address(),
+            action_addressees: draft.action.clone(),
+            info_addressees: draft.info.clone(),
+            classification: draft.classification as i32,
+            caveats: draft.caveats.iter().map(|c| *c as i32).collect(),
+            precedence: draft.precedence as i32,
+            niact: draft.niact,
+            created_at_ms: now,
+            ..Default::default()
+        };
+        let body = CableBody {
+            subject: draft.subject.clone(),
+            text: draft.text.clone(),
+            tags: draft.tags.clone(),
+            attachments: metas,
+            ..Default::default()
+        };
+        let keys: Vec<_> = recipients.iter().map(|r| r.key.clone()).collect();
+        let envelope = seal(&self.keys.identity, header, &body, &keys)
+            .map_err(|e| ClientError::Crypto(e.to_string()))?;
+        let sent = SentCable {
+            cable_id: cable_id.to_vec(),
+            header: envelope.header.clone(),
+            body: Some(body.clone()),
+            recipients: recipients
+                .iter()
+                .map(|r| RecipientStatus {
+                    address: r.address.clone(),
+                    device_id: r.device.as_bytes().to_vec(),
+                    state: DeliveryState::Queued as i32,
+                    updated_at_ms: now,
+                })
+                .collect(),
+            created_at_ms: now,
+            refused: String::new(),
+        };
+        let entry = OutboxEntry {
+            cable_id: cable_id.to_vec(),
+            envelope: envelope.encode_to_vec(),
+            precedence: draft.precedence as i32,
+            queued_at_ms: now,
+            attachments: body
+                .attachments
+                .iter()
+                .map(|a| a.ciphertext_sha256.clone())
+                .collect(),
+            ..Default::default()
+        };
+        self.save_sent(&sent)?;
+        self.store
+            .put(Table::Outbox, &cable_id, &entry.encode_to_vec())?;
+        Ok(hex::encode(cable_id))
+    }
+
+    /// The cables still waiting for the node.
+    pub fn outbox(&self) -> Result<Vec<OutboxEntry>, ClientError> {
+        let mut all = Vec::new();
+        for (key, value) in self.store.scan(Table::Outbox)? {
+            all.push(
+                OutboxEntry::decode(value.as_slice()).map_err(|_| StoreError::Damaged {
+                    table: Table::Outbox.name(),
+                    key: hex::encode(&key),
+                })?,
+            );
+        }
+        Ok(all)
+    }
+
+    /// Directory entries whose address, name or office contains `query` (all when empty),
+    /// revoked ones included and marked.
+    pub fn lookup(&self, query: &str) -> Vec<DirectoryEntry> {
+        let q = query.to_lowercase();
+        let mut found: Vec<DirectoryEntry> = self
+            .directory
+            .active_devices()
+            .into_iter()
+            .map(|d| DirectoryEntry {
+                device: d.clone(),
+                revoked: false,
+            })
+            .filter(|e| {
+                q.is_empty()
+                    || e.device.address().to_lowercase().contains(&q)
+                    || e.device.display_name.to_lowercase().contains(&q)
+                    || e.device.offices.iter().any(|o| o.to_lowercase() == q)
+            })
+            .collect();
+        if !q.is_empty() {
+            found.extend(
+                self.directory
+                    .revoked_at(query)
+                    .into_iter()
+                    .map(|d| DirectoryEntry {
+                        device: d.clone(),
+                        revoked: true,
+                    }),
+            );
+        }
+        found
+    }
+
+    /// The safety number between this device and each device answering to `address`, to be
+    /// compared out of band (read aloud, or on paper).
+    pub fn safety_numbers(
+        &self,
+        address: &str,
+    ) -> Result<Vec<(VerifiedDevice, SafetyNumber)>, ClientError> {
+        let me = self.address();
+        let mine: IdentityPublicKey = *self.keys.identity.public();
+        let devices = self
+            .directory
+            .resolve(address)
+            .map_err(compose::ComposeError::from)?;
+        Ok(devices
+            .into_iter()
+            .map(|d| {
+                let number = SafetyNumber::between((&me, &mine), (&d.address(), &d.identity));
+                (d.clone(), number)
+            })
+            .collect())
+    }
+
+    /// The identity key of the device that sent a received cable, as the directory lists it,
+    /// and whether that device has since been revoked.
+    pub fn sender_of(&self, entry: &InboxEntry) -> Option<(VerifiedDevice, bool)> {
+        let header = entry.header.as_ref()?;
+        let id = DeviceId::from_slice(&header.sender_device).ok()?;
+        self.directory
+            .lookup(&id)
+            .map(|e| (e.device.clone(), e.revoked))
+    }
+}

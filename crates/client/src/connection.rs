@@ -1,0 +1,386 @@
+//! The network shell: one QUIC connection to the device's node, and the requests the client
+//! makes on it. Each request has its own stream (docs/protocol.md). No decisions live here.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use quinn::crypto::rustls::QuicClientConfig;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use valise_proto::framing::{self, FrameDecoder};
+use valise_proto::v1::{
+    AttachmentFetch, AttachmentStored, AttachmentUpload, ClientFrame, Delivery, DeliveryAck,
+    ErrorCode, Hello, NodeFrame, Subscribe, Welcome, client_frame, node_frame,
+};
+
+/// How long to wait for a node to answer the handshake or a request.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// The largest frame accepted from a node: a delivery of the largest envelope, with margin.
+const MAX_FRAME: usize = 64 * 1024 * 1024;
+/// Raw attachment bytes are moved in pieces of this size.
+const PIECE: usize = 64 * 1024;
+
+/// Why talking to the node failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetError {
+    /// The node could not be reached.
+    #[error("cannot reach the node at {addr}: {reason}; working from the local store")]
+    Unreachable {
+        /// The node's address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// The node refused the request and said why.
+    #[error("the node refused: {message}")]
+    Refused {
+        /// The machine-readable reason.
+        code: ErrorCode,
+        /// The node's explanation.
+        message: String,
+    },
+    /// The node did not answer in time.
+    #[error("the node did not answer within {0:?}; try again")]
+    Timeout(Duration),
+    /// The node answered something this client does not understand.
+    #[error("the node sent an unexpected answer: {0}")]
+    Protocol(String),
+    /// The connection broke during the request.
+    #[error("the connection to the node broke: {0}")]
+    Broken(String),
+    /// Reading or writing a local file failed.
+    #[error("local file error: {0}")]
+    Io(String),
+}
+
+impl NetError {
+    /// Whether the request may succeed later unchanged (the node is away or busy).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            NetError::Unreachable { .. } | NetError::Timeout(_) | NetError::Broken(_) => true,
+            NetError::Refused { code, .. } => {
+                matches!(code, ErrorCode::Busy | ErrorCode::Internal)
+            }
+            NetError::Protocol(_) | NetError::Io(_) => false,
+        }
+    }
+}
+
+/// An open, authenticated connection to the node.
+pub struct NodeLink {
+    _endpoint: quinn::Endpoint,
+    connection: quinn::Connection,
+    welcome: Welcome,
+}
+
+/// Resolves `host:port`.
+fn resolve(addr: &str) -> Result<SocketAddr, NetError> {
+    addr.to_socket_addrs()
+        .map_err(|e| NetError::Unreachable {
+            addr: addr.to_owned(),
+            reason: e.to_string(),
+        })?
+        .next()
+        .ok_or_else(|| NetError::Unreachable {
+            addr: addr.to_owned(),
+            reason: "the name resolves to no address".into(),
+        })
+}
+
+/// The host part of `host:port`, as the node's certificate must name it.
+pub fn host_of(addr: &str) -> &str {
+    match addr.rsplit_once(':') {
+        Some((host, _)) => host.trim_start_matches('[').trim_end_matches(']'),
+        None => addr,
+    }
+}
+
+/// Opens a QUIC connection with `tls` to the node at `addr`, named `server_name`.
+pub async fn open(
+    addr: &str,
+    server_name: &str,
+    tls: rustls::ClientConfig,
+) -> Result<(quinn::Endpoint, quinn::Connection), NetError> {
+    let socket = resolve(addr)?;
+    let unreachable = |reason: String| NetError::Unreachable {
+        addr: addr.to_owned(),
+        reason,
+    };
+    let crypto = QuicClientConfig::try_from(tls).map_err(|e| unreachable(e.to_string()))?;
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    transport.keep_alive_interval(Some(Duration::from_secs(10)));
+    config.transport_config(Arc::new(transport));
+    let bind: SocketAddr = if socket.is_ipv6() {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    };
+    let mut endpoint = quinn::Endpoint::client(bind).map_err(|e| unreachable(e.to_string()))?;
+    endpoint.set_default_client_config(config);
+    let connecting = endpoint
+        .connect(socket, server_name)
+        .map_err(|e| unreachable(e.to_string()))?;
+    let connection = tokio::time::timeout(REQUEST_TIMEOUT, connecting)
+        .await
+        .map_err(|_| unreachable(format!("no answer within {REQUEST_TIMEOUT:?}")))?
+        .map_err(|e| unreachable(e.to_string()))?;
+    Ok((endpoint, connection))
+}
+
+/// Sends `frame` on a new stream, finishes it, and reads the one answer.
+pub async fn request(
+    connection: &quinn::Connection,
+    frame: client_frame::Frame,
+) -> Result<NodeFrame, NetError> {
+    let exchange = async {
+        let (mut send, mut recv) = connection
+            .open_bi()
+            .await
+            .map_err(|e| NetError::Broken(e.to_string()))?;
+        send.write_all(&framing::encode(&ClientFrame { frame: Some(frame) }))
+            .await
+            .map_err(|e| NetError::Broken(e.to_string()))?;
+        let _ = send.finish();
+        let mut decoder = FrameDecoder::new(MAX_FRAME);
+        read_frame(&mut recv, &mut decoder).await
+    };
+    tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+        .await
+        .map_err(|_| NetError::Timeout(REQUEST_TIMEOUT))?
+}
+
+/// Reads the next frame; a refusal becomes [`NetError::Refused`].
+async fn read_frame(
+    recv: &mut quinn::RecvStream,
+    decoder: &mut FrameDecoder,
+) -> Result<NodeFrame, NetError> {
+    loop {
+        if let Some(frame) = decoder
+            .next_frame::<NodeFrame>()
+            .map_err(|e| NetError::Protocol(e.to_string()))?
+        {
+            return refusal_to_error(frame);
+        }
+        match recv.read_chunk(PIECE, true).await {
+            Ok(Some(chunk)) => decoder.push(&chunk.bytes),
+            Ok(None) => return Err(NetError::Broken("the node closed the stream".into())),
+            Err(e) => return Err(NetError::Broken(e.to_string())),
+        }
+    }
+}
+
+fn refusal_to_error(frame: NodeFrame) -> Result<NodeFrame, NetError> {
+    match frame.frame {
+        Some(node_frame::Frame::Error(e)) => Err(NetError::Refused {
+            code: ErrorCode::try_from(e.code).unwrap_or(ErrorCode::Unspecified),
+            message: e.message,
+        }),
+        _ => Ok(frame),
+    }
+}
+
+fn unexpected(what: &str) -> NetError {
+    NetError::Protocol(format!("expected {what}"))
+}
+
+/// What happens with each delivered cable; `Ok(true)` acknowledges it to the node.
+pub type DeliveryHandler<'a> = dyn FnMut(&Delivery) -> Result<bool, String> + Send + 'a;
+
+impl NodeLink {
+    /// Connects with the device's certificate and says hello.
+    pub async fn connect(
+        addr: &str,
+        server_name: &str,
+        tls: rustls::ClientConfig,
+    ) -> Result<Self, NetError> {
+        let (endpoint, connection) = open(addr, server_name, tls).await?;
+        let hello = client_frame::Frame::Hello(Hello {
+            protocol_version: valise_proto::PROTOCOL_VERSION,
+            software: concat!("valise-client/", env!("CARGO_PKG_VERSION")).into(),
+        });
+        let welcome = match request(&connection, hello).await?.frame {
+            Some(node_frame::Frame::Welcome(w)) => w,
+            _ => return Err(unexpected("Welcome")),
+        };
+        Ok(NodeLink {
+            _endpoint: endpoint,
+            connection,
+            welcome,
+        })
+    }
+
+    /// The node's welcome: its name, clock, limits and custody key.
+    pub fn welcome(&self) -> &Welcome {
+        &self.welcome
+    }
+
+    /// One request, one answer.
+    pub async fn request(&self, frame: client_frame::Frame) -> Result<NodeFrame, NetError> {
+        request(&self.connection, frame).await
+    }
+
+    /// Takes this device's queued cables, most urgent first, until the node says it is caught
+    /// up. Each is handed to `handle`; those it stored are acknowledged. Returns how many were
+    /// handled. When this returns Ok, the node has processed every acknowledgement.
+    pub async fn receive_queued(&self, handle: &mut DeliveryHandler<'_>) -> Result<u64, NetError> {
+        let broken = |e: &dyn std::fmt::Display| NetError::Broken(e.to_string());
+        let (mut send, mut recv) = self.connection.open_bi().await.map_err(|e| broken(&e))?;
+        let subscribe = ClientFrame {
+            frame: Some(client_frame::Frame::Subscribe(Subscribe {})),
+        };
+        send.write_all(&framing::encode(&subscribe))
+            .await
+            .map_err(|e| broken(&e))?;
+        let mut decoder = FrameDecoder::new(MAX_FRAME);
+        let mut handled = 0u64;
+        loop {
+            let frame = tokio::time::timeout(REQUEST_TIMEOUT, read_frame(&mut recv, &mut decoder))
+                .await
+                .map_err(|_| NetError::Timeout(REQUEST_TIMEOUT))??;
+            match frame.frame {
+                Some(node_frame::Frame::Delivery(delivery)) => {
+                    handled += 1;
+                    if handle(&delivery).map_err(NetError::Io)? {
+                        let ack = ClientFrame {
+                            frame: Some(client_frame::Frame::DeliveryAck(DeliveryAck {
+                                queue_key: delivery.queue_key,
+                            })),
+                        };
+                        send.write_all(&framing::encode(&ack))
+                            .await
+                            .map_err(|e| broken(&e))?;
+                    }
+                }
+                Some(node_frame::Frame::CaughtUp(_)) => break,
+                _ => return Err(unexpected("a delivery or the caught-up marker")),
+            }
+        }
+        // Finishing our side ends the node's ack reader; the node finishes its side once every
+        // acknowledgement before it is durable.
+        let _ = send.finish();
+        let drain = async {
+            loop {
+                match recv.read_chunk(PIECE, true).await {
+                    Ok(Some(_)) => {}
+                    Ok(None) => return Ok(()),
+                    Err(e) => return Err(broken(&e)),
+                }
+            }
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, drain)
+            .await
+            .map_err(|_| NetError::Timeout(REQUEST_TIMEOUT))??;
+        Ok(handled)
+    }
+
+    /// Uploads an attachment's ciphertext from `path`, reporting bytes sent to `progress`.
+    pub async fn upload(
+        &self,
+        path: &Path,
+        ciphertext_sha256: &[u8],
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<AttachmentStored, NetError> {
+        let io = |e: std::io::Error| NetError::Io(format!("{}: {e}", path.display()));
+        let broken = |e: &dyn std::fmt::Display| NetError::Broken(e.to_string());
+        let mut file = tokio::fs::File::open(path).await.map_err(io)?;
+        let size = file.metadata().await.map_err(io)?.len();
+        let (mut send, mut recv) = self.connection.open_bi().await.map_err(|e| broken(&e))?;
+        let announce = ClientFrame {
+            frame: Some(client_frame::Frame::AttachmentUpload(AttachmentUpload {
+                ciphertext_sha256: ciphertext_sha256.to_vec(),
+                size,
+            })),
+        };
+        send.write_all(&framing::encode(&announce))
+            .await
+            .map_err(|e| broken(&e))?;
+        let mut buf = vec![0u8; PIECE];
+        let mut sent = 0u64;
+        loop {
+            let n = file.read(&mut buf).await.map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            if send.write_all(&buf[..n]).await.is_err() {
+                // The node stopped reading: its refusal, if any, says why.
+                break;
+            }
+            sent += n as u64;
+            progress(sent);
+        }
+        let _ = send.finish();
+        let mut decoder = FrameDecoder::new(MAX_FRAME);
+        let answer = tokio::time::timeout(REQUEST_TIMEOUT, read_frame(&mut recv, &mut decoder))
+            .await
+            .map_err(|_| NetError::Timeout(REQUEST_TIMEOUT))??;
+        match answer.frame {
+            Some(node_frame::Frame::AttachmentStored(stored)) => Ok(stored),
+            _ => Err(unexpected("AttachmentStored")),
+        }
+    }
+
+    /// Fetches an attachment's ciphertext into `out` (created or truncated), reporting bytes
+    /// received to `progress`. Returns the ciphertext's length.
+    pub async fn fetch(
+        &self,
+        ciphertext_sha256: &[u8],
+        out: &Path,
+        progress: &(dyn Fn(u64, u64) + Send + Sync),
+    ) -> Result<u64, NetError> {
+        let io = |e: std::io::Error| NetError::Io(format!("{}: {e}", out.display()));
+        let broken = |e: &dyn std::fmt::Display| NetError::Broken(e.to_string());
+        let (mut send, mut recv) = self.connection.open_bi().await.map_err(|e| broken(&e))?;
+        let ask = ClientFrame {
+            frame: Some(client_frame::Frame::AttachmentFetch(AttachmentFetch {
+                ciphertext_sha256: ciphertext_sha256.to_vec(),
+            })),
+        };
+        send.write_all(&framing::encode(&ask))
+            .await
+            .map_err(|e| broken(&e))?;
+        let _ = send.finish();
+        let mut decoder = FrameDecoder::new(MAX_FRAME);
+        let answer = tokio::time::timeout(REQUEST_TIMEOUT, read_frame(&mut recv, &mut decoder))
+            .await
+            .map_err(|_| NetError::Timeout(REQUEST_TIMEOUT))??;
+        let size = match answer.frame {
+            Some(node_frame::Frame::AttachmentFollows(f)) => f.size,
+            _ => return Err(unexpected("AttachmentFollows")),
+        };
+        let mut file = tokio::fs::File::create(out).await.map_err(io)?;
+        let first = decoder.take_rest();
+        let mut received = first.len() as u64;
+        file.write_all(&first).await.map_err(io)?;
+        progress(received, size);
+        while received < size {
+            let chunk = tokio::time::timeout(REQUEST_TIMEOUT, recv.read_chunk(PIECE, true))
+                .await
+                .map_err(|_| NetError::Timeout(REQUEST_TIMEOUT))?
+                .map_err(|e| broken(&e))?;
+            let Some(chunk) = chunk else { break };
+            received += chunk.bytes.len() as u64;
+            if received > size {
+                return Err(NetError::Protocol(
+                    "the node sent more bytes than announced".into(),
+                ));
+            }
+            file.write_all(&chunk.bytes).await.map_err(io)?;
+            progress(received, size);
+        }
+        if received != size {
+            return Err(NetError::Broken(format!(
+                "the attachment stopped after {received} of {size} bytes; fetch it again"
+            )));
+        }
+        file.sync_all().await.map_err(io)?;
+        Ok(size)
+    }
+
+    /// Closes the connection politely.
+    pub fn close(&self) {
+        self.connection.close(0u32.into(), b"done");
+    }
+}

@@ -1,0 +1,543 @@
+//! Syncing with the node: the directory, then the outbox (attachments first, then each cable,
+//! kept until its custody receipt verifies), then the device's queue (each cable checked,
+//! stored, then acknowledged), then the receipts that arrival produced. Also the operations
+//! that need the node: fetching attachments, rotating receive keys, and the wipe notice.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use prost::Message;
+use valise_crypto::custody;
+use valise_crypto::envelope::{decode_envelope, open};
+use valise_crypto::identity::{DeviceId, IdentityPublicKey};
+use valise_crypto::receive_key::ReceiveKeyPair;
+use valise_proto::v1::{
+    DirectorySync, PublishReceiveKeys, Receipt, ReceiptKind, WipeNotice, client_frame, node_frame,
+};
+
+use crate::attachments::{self, INCOMING_DIR, OUTGOING_DIR};
+use crate::client::{Client, Event, now_ms};
+use crate::connection::{NetError, NodeLink};
+use crate::error::ClientError;
+use crate::inbox::InboxEntry;
+use crate::keys::{RECEIVE_KEY_VALIDITY_MS, save_receive_key};
+use crate::outbox::{self, OutboxEntry};
+use crate::receipt;
+use crate::store::{StoreError, Table};
+
+/// Receive keys are replaced once the newest is this old; older ones stay until they expire,
+/// so cables already sealed to them still open.
+pub const ROTATE_AFTER_MS: u64 = 7 * 24 * 3_600_000;
+/// How long a wipe waits for the node before giving up on telling it.
+const WIPE_NOTICE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Progress of a long transfer, for a progress bar.
+pub trait Progress: Send + Sync {
+    /// A transfer of `total` bytes starts.
+    fn start(&self, label: &str, total: u64);
+    /// `done` bytes of it are through.
+    fn advance(&self, done: u64);
+    /// It is over.
+    fn finish(&self);
+}
+
+/// No progress display.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn start(&self, _: &str, _: u64) {}
+    fn advance(&self, _: u64) {}
+    fn finish(&self) {}
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, Default)]
+pub struct SyncReport {
+    /// Why the node could not be reached; `None` when the sync ran.
+    pub offline: Option<String>,
+    /// Directory updates applied.
+    pub directory_updates: usize,
+    /// Cables the node took custody of (hex ids); receipts not counted.
+    pub sent: Vec<String>,
+    /// Cables the node refused for good: id and reason.
+    pub refused: Vec<(String, String)>,
+    /// Cables still waiting in the outbox.
+    pub waiting: usize,
+    /// Cables received and stored.
+    pub received: usize,
+    /// Receipts applied to sent cables.
+    pub receipts: usize,
+    /// Deliveries refused by this device (forged, altered, not for it), with why.
+    pub rejected: Vec<String>,
+    /// Whether receive keys were rotated on schedule.
+    pub rotated: bool,
+}
+
+/// What the delivery handler gathers: receipts to send back, per sending device.
+#[derive(Default)]
+struct Arrivals {
+    receipts: BTreeMap<Vec<u8>, (i32, Vec<Receipt>)>,
+    received: usize,
+    applied: usize,
+    rejected: Vec<String>,
+    changed: Vec<String>,
+}
+
+impl Client {
+    /// Syncs with the node. A node that cannot be reached is not an error: the report says so
+    /// and the local store stays as it was.
+    pub async fn sync(&mut self, progress: &dyn Progress) -> Result<SyncReport, ClientError> {
+        let mut report = SyncReport::default();
+        let link = match self.connect().await {
+            Ok(link) => link,
+            Err(e) => {
+                report.offline = Some(e.to_string());
+                report.waiting = self.outbox()?.iter().filter(|e| !e.refused).count();
+                self.emit(Event::Offline {
+                    reason: e.to_string(),
+                });
+                return Ok(report);
+            }
+        };
+        self.learn_node(&link)?;
+        self.emit(Event::Online {
+            node: link.welcome().node.clone(),
+        });
+        let result = self.sync_on(&link, progress, &mut report).await;
+        link.close();
+        match result {
+            Ok(()) => {}
+            Err(ClientError::Net(e)) if e.is_transient() => report.offline = Some(e.to_string()),
+            Err(e) => return Err(e),
+        }
+        report.waiting = self.outbox()?.iter().filter(|e| !e.refused).count();
+        Ok(report)
+    }
+
+    async fn sync_on(
+        &mut self,
+        link: &NodeLink,
+        progress: &dyn Progress,
+        report: &mut SyncReport,
+    ) -> Result<(), ClientError> {
+        report.directory_updates = self.sync_directory(link).await?;
+        let newest = self.keys.receive.iter().map(|k| k.valid_from_ms()).max();
+        if newest.is_none_or(|at| now_ms().saturating_sub(at) >= ROTATE_AFTER_MS) {
+            self.rotate_on(link).await?;
+            report.rotated = true;
+        }
+        self.flush_outbox(link, progress, report).await?;
+        let arrivals = self.receive_queued(link).await?;
+        report.received = arrivals.received;
+        report.receipts = arrivals.applied;
+        report.rejected = arrivals.rejected;
+        // Receipts the arrivals produced go out at once.
+        self.flush_outbox(link, progress, report).await
+    }
+
+    /// The node's name and custody key, learned over the authenticated channel the first time.
+    fn learn_node(&mut self, link: &NodeLink) -> Result<(), ClientError> {
+        let welcome = link.welcome();
+        if self.profile.node_key.is_empty() || self.profile.node.is_empty() {
+            self.profile.node_key = welcome.node_key.clone();
+            self.profile.node = welcome.node.clone();
+            self.profile.save(&self.store)?;
+        }
+        Ok(())
+    }
+
+    async fn sync_directory(&mut self, link: &NodeLink) -> Result<usize, ClientError> {
+        let mut applied = 0;
+        loop {
+            let ask = client_frame::Frame::DirectorySync(DirectorySync {
+                after_version: self.directory.version(),
+            });
+            let page = match link.request(ask).await?.frame {
+                Some(node_frame::Frame::DirectoryPage(page)) => page,
+                _ => return Err(NetError::Protocol("expected a directory page".into()).into()),
+            };
+            let empty = page.updates.is_empty();
+            applied += crate::directory::apply(&self.store, &mut self.directory, page.updates)?;
+            if empty || self.directory.version() >= page.version {
+                return Ok(applied);
+            }
+        }
+    }
+
+    async fn flush_outbox(
+        &mut self,
+        link: &NodeLink,
+        progress: &dyn Progress,
+        report: &mut SyncReport,
+    ) -> Result<(), ClientError> {
+        let entries = self.outbox()?;
+        // Reached the node: everything waiting goes now, most urgent first.
+        for entry in outbox::due(&entries, u64::MAX) {
+            let mut entry = entry.clone();
+            match self.submit(link, &entry, progress).await {
+                Ok(at) => {
+                    self.store.delete(Table::Outbox, &entry.cable_id)?;
+                    for sha in &entry.attachments {
+                        let file = self.store.dir().join(OUTGOING_DIR).join(hex::encode(sha));
+                        let _ = std::fs::remove_file(file);
+                    }
+                    if let Some(mut sent) = self.sent(&entry.cable_id)? {
+                        sent.custody_taken(at);
+                        self.save_sent(&sent)?;
+                    }
+                    if !entry.is_receipt {
+                        report.sent.push(hex::encode(&entry.cable_id));
+                        self.emit(Event::StatusChanged {
+                            id: hex::encode(&entry.cable_id),
+                        });
+                    }
+                }
+                Err(ClientError::Net(e)) if e.is_transient() => {
+                    entry.failed(now_ms(), &e.to_string());
+                    self.store
+                        .put(Table::Outbox, &entry.cable_id, &entry.encode_to_vec())?;
+                    // The node is busy or going away: the rest waits for the next sync.
+                    return Err(ClientError::Net(e));
+                }
+                Err(e) => {
+                    let reason = e.to_string();
+                    entry.refused = true;
+                    entry.last_error = reason.clone();
+                    self.store
+                        .put(Table::Outbox, &entry.cable_id, &entry.encode_to_vec())?;
+                    if let Some(mut sent) = self.sent(&entry.cable_id)? {
+                        sent.refused = reason.clone();
+                        self.save_sent(&sent)?;
+                    }
+                    if !entry.is_receipt {
+                        report.refused.push((hex::encode(&entry.cable_id), reason));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Uploads the entry's attachments, submits it, and checks the custody receipt. Returns
+    /// when custody was taken.
+    async fn submit(
+        &self,
+        link: &NodeLink,
+        entry: &OutboxEntry,
+        progress: &dyn Progress,
+    ) -> Result<u64, ClientError> {
+        for sha in &entry.attachments {
+            let file = self.store.dir().join(OUTGOING_DIR).join(hex::encode(sha));
+            let size =
+                std::fs::metadata(&file)
+                    .map(|m| m.len())
+                    .map_err(|e| ClientError::Attachment {
+                        name: file.display().to_string(),
+                        reason: format!("its encrypted copy is gone ({e}); send the cable again"),
+                    })?;
+            progress.start("uploading attachment", size);
+            let uploaded = link.upload(&file, sha, &|n| progress.advance(n)).await;
+            progress.finish();
+            uploaded?;
+        }
+        let submit = client_frame::Frame::Submit(valise_proto::v1::Submit {
+            envelope: entry.envelope.clone(),
+        });
+        let receipt = match link.request(submit).await?.frame {
+            Some(node_frame::Frame::CustodyReceipt(r)) => r,
+            _ => return Err(NetError::Protocol("expected a custody receipt".into()).into()),
+        };
+        let key = IdentityPublicKey::from_slice(&self.profile.node_key)
+            .map_err(|_| ClientError::Crypto("the node's custody key is malformed".into()))?;
+        custody::verify(
+            &receipt,
+            &self.profile.node,
+            &key,
+            &entry.cable_id,
+            &entry.envelope,
+        )
+        .map_err(|e| {
+            // Not custody: the cable stays in the outbox and is tried again.
+            ClientError::Net(NetError::Broken(format!(
+                "{e}; the cable is kept and retried"
+            )))
+        })?;
+        Ok(receipt.accepted_at_ms)
+    }
+
+    async fn receive_queued(&mut self, link: &NodeLink) -> Result<Arrivals, ClientError> {
+        let mut arrivals = Arrivals::default();
+        let mut failure: Option<ClientError> = None;
+        {
+            let mut handle = |delivery: &valise_proto::v1::Delivery| {
+                match self.accept_delivery(&delivery.envelope, &mut arrivals) {
+                    Ok(ack) => Ok(ack),
+                    Err(e) => {
+                        // A store failure: nothing is acknowledged, the node keeps the cable.
+                        let text = e.to_string();
+                        failure = Some(e);
+                        Err(text)
+                    }
+                }
+            };
+            let received = link.receive_queued(&mut handle).await;
+            if let Some(e) = failure.take() {
+                return Err(e);
+            }
+            received?;
+        }
+        let now = now_ms();
+        let receipts = std::mem::take(&mut arrivals.receipts);
+        for (device, (precedence, receipts)) in receipts {
+            if let Some(note) = self.queue_receipts(&device, precedence, receipts, now)? {
+                tracing::warn!(device = %hex::encode(&device), "{note}");
+            }
+        }
+        for id in std::mem::take(&mut arrivals.changed) {
+            self.emit(Event::StatusChanged { id });
+        }
+        Ok(arrivals)
+    }
+
+    /// Checks and stores one delivered envelope. `Ok(true)`: stored (or a duplicate, or
+    /// refused for good and reported), so the node may drop it. `Ok(false)`: keep it queued
+    /// (the sender is not in this device's directory yet).
+    fn accept_delivery(
+        &mut self,
+        bytes: &[u8],
+        arrivals: &mut Arrivals,
+    ) -> Result<bool, ClientError> {
+        let envelope = match decode_envelope(bytes) {
+            Ok(e) => e,
+            Err(e) => {
+                arrivals.rejected.push(format!("a malformed delivery: {e}"));
+                return Ok(true);
+            }
+        };
+        let Some(header) = envelope.header.clone() else {
+            arrivals.rejected.push("a delivery without a header".into());
+            return Ok(true);
+        };
+        let id = hex::encode(&header.cable_id);
+        let Some(sender) = DeviceId::from_slice(&header.sender_device)
+            .ok()
+            .and_then(|d| self.directory.lookup(&d))
+            .map(|e| e.device.clone())
+        else {
+            // Maybe enrolled after this device's last directory sync: try again next time.
+            return Ok(false);
+        };
+        let opened = match open(
+            &envelope,
+            &sender.identity,
+            &self.device_id(),
+            &self.keys.receive,
+        ) {
+            Ok(o) => o,
+            Err(e) => {
+                arrivals
+                    .rejected
+                    .push(format!("cable {id} from {}: {e}", sender.address()));
+                return Ok(true);
+            }
+        };
+        if receipt::is_receipt_body(&opened.body) {
+            for r in &opened.body.receipts {
+                if r.device_id != header.sender_device
+                    || receipt::verify(r, &sender.identity).is_err()
+                {
+                    arrivals.rejected.push(format!(
+                        "a receipt from {} that does not verify",
+                        sender.address()
+                    ));
+                    continue;
+                }
+                let Some(mut sent) = self.sent(&r.cable_id)? else {
+                    continue;
+                };
+                if let Ok(true) = sent.apply_receipt(&r.device_id, r.kind, r.at_ms) {
+                    self.save_sent(&sent)?;
+                    arrivals.applied += 1;
+                    arrivals.changed.push(hex::encode(&r.cable_id));
+                }
+            }
+            return Ok(true);
+        }
+        if self.store.get(Table::Inbox, &header.cable_id)?.is_some() {
+            return Ok(true);
+        }
+        let entry = InboxEntry {
+            header: Some(opened.header),
+            body: Some(opened.body),
+            received_at_ms: now_ms(),
+            read: false,
+            acknowledged: false,
+            sender_identity: sender.identity.as_bytes().to_vec(),
+        };
+        self.save_received(&header.cable_id, &entry)?;
+        arrivals.received += 1;
+        let delivered = receipt::sign(
+            &self.keys.identity,
+            &header.cable_id,
+            ReceiptKind::Delivered,
+            now_ms(),
+        )
+        .map_err(|e| ClientError::Crypto(e.to_string()))?;
+        arrivals
+            .receipts
+            .entry(header.sender_device.clone())
+            .or_insert_with(|| (header.precedence, Vec::new()))
+            .1
+            .push(delivered);
+        self.emit(Event::Received {
+            id,
+            precedence: entry.precedence(),
+        });
+        Ok(true)
+    }
+
+    /// Fetches, checks and decrypts every attachment of a received cable into `dest`.
+    pub async fn save_attachments(
+        &self,
+        id: &str,
+        dest: &Path,
+        progress: &dyn Progress,
+    ) -> Result<Vec<PathBuf>, ClientError> {
+        let (key, entry) = self.received(id)?;
+        let metas = entry.body.map(|b| b.attachments).unwrap_or_default();
+        if metas.is_empty() {
+            return Ok(Vec::new());
+        }
+        let link = self.connect().await.map_err(|e| ClientError::NeedsNode {
+            what: "fetching attachments",
+            reason: e.to_string(),
+        })?;
+        let incoming = self.store.dir().join(INCOMING_DIR);
+        std::fs::create_dir_all(&incoming).map_err(|e| ClientError::Attachment {
+            name: incoming.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let mut saved = Vec::new();
+        for (index, meta) in metas.iter().enumerate() {
+            let part = incoming.join(format!("{}.part", hex::encode(&meta.ciphertext_sha256)));
+            progress.start(&meta.name, attachments_len(meta.size));
+            let fetched = link
+                .fetch(&meta.ciphertext_sha256, &part, &|done, _| {
+                    progress.advance(done)
+                })
+                .await;
+            progress.finish();
+            let result = fetched
+                .map_err(|e| ClientError::Attachment {
+                    name: attachments::safe_name(&meta.name, index),
+                    reason: e.to_string(),
+                })
+                .and_then(|_| attachments::open_file(meta, &key, index, &part, dest));
+            let _ = std::fs::remove_file(&part);
+            saved.push(result?);
+        }
+        link.close();
+        Ok(saved)
+    }
+
+    /// Makes a new receive key, publishes it through the node, and keeps the older ones until
+    /// they expire. Needs the node.
+    pub async fn rotate_keys(&mut self) -> Result<(), ClientError> {
+        let link = self.connect().await.map_err(|e| ClientError::NeedsNode {
+            what: "rotating keys",
+            reason: e.to_string(),
+        })?;
+        self.learn_node(&link)?;
+        let result = self.rotate_on(&link).await;
+        if result.is_ok() {
+            // The node's re-signed record arrives through the directory.
+            self.sync_directory(&link).await?;
+        }
+        link.close();
+        result
+    }
+
+    async fn rotate_on(&mut self, link: &NodeLink) -> Result<(), ClientError> {
+        let now = now_ms();
+        let fresh = ReceiveKeyPair::generate(now, now.saturating_add(RECEIVE_KEY_VALIDITY_MS))
+            .map_err(|e| ClientError::Crypto(e.to_string()))?;
+        // Kept before it is published: a key senders may use is never lost.
+        save_receive_key(&self.store, &fresh)?;
+        self.keys.receive.push(fresh);
+        self.keys.erase_expired(&self.store, now)?;
+        let receive_keys = self
+            .keys
+            .receive
+            .iter()
+            .map(|k| k.to_signed_record(&self.keys.identity))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ClientError::Crypto(e.to_string()))?;
+        let publish = client_frame::Frame::PublishReceiveKeys(PublishReceiveKeys { receive_keys });
+        match link.request(publish).await?.frame {
+            Some(node_frame::Frame::ReceiveKeysPublished(published)) => {
+                if let Some(record) = published.record {
+                    self.profile.record = Some(record);
+                    self.profile.save(&self.store)?;
+                }
+                Ok(())
+            }
+            _ => Err(NetError::Protocol("expected ReceiveKeysPublished".into()).into()),
+        }
+    }
+
+    /// Emergency wipe: erases the storage key first (everything sealed under it is unreadable
+    /// from that instant), then the store and every file of this device. Then, if the node can
+    /// be reached within a few seconds, tells it, and it revokes this device. Returns whether
+    /// the node was told, and if not why.
+    pub async fn wipe_emergency(self) -> Result<Result<(), String>, ClientError> {
+        let dir = self.store.dir().to_owned();
+        let tls = valise_crypto::tls::client_config(&self.profile.ca_pem, Some(&self.keys.tls));
+        let addr = self.profile.node_addr.clone();
+        let name = self.profile.node_name.clone();
+        // The store must be closed before its files go; the keys needed to tell the node stay
+        // in memory only, and are wiped when dropped.
+        drop(self);
+        wipe_files(&dir)?;
+        let tls = match tls {
+            Ok(tls) => tls,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        let notify = async {
+            let link = NodeLink::connect(&addr, &name, tls).await?;
+            let notice = client_frame::Frame::WipeNotice(WipeNotice {
+                reason: "emergency".into(),
+            });
+            let answer = link.request(notice).await;
+            link.close();
+            match answer?.frame {
+                Some(node_frame::Frame::WipeConfirmed(_)) => Ok(()),
+                _ => Err(NetError::Protocol("expected WipeConfirmed".into())),
+            }
+        };
+        Ok(
+            match tokio::time::timeout(WIPE_NOTICE_TIMEOUT, notify).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!("no answer within {WIPE_NOTICE_TIMEOUT:?}")),
+            },
+        )
+    }
+}
+
+fn attachments_len(plaintext: u64) -> u64 {
+    valise_crypto::attachment::ciphertext_len(plaintext)
+}
+
+/// Erases a data directory without unlocking it: the storage key first, then the store, then
+/// the attachment folders. Returns whether there was a store.
+pub fn wipe_files(dir: &Path) -> Result<bool, ClientError> {
+    let existed = crate::store::wipe(dir)?;
+    for sub in [OUTGOING_DIR, INCOMING_DIR] {
+        let path = dir.join(sub);
+        if path.exists() {
+            std::fs::remove_dir_all(&path).map_err(|e| StoreError::Io(e.to_string()))?;
+        }
+    }
+    Ok(existed)
+}
