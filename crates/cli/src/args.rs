@@ -1,0 +1,198 @@
+//! The command line: every command and option, with the help text a diplomat reads.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Valise: classified cables, end to end encrypted.
+#[derive(Debug, Parser)]
+#[command(name = "valise", version, about, long_about = None)]
+pub struct Cli {
+    /// This device's data folder [default: ~/.valise].
+    #[arg(long, global = true, env = "VALISE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Read the passphrase from this file (first line) instead of asking. VALISE_PASSPHRASE
+    /// works too.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+    /// Print machine-readable JSON (a stable contract for scripts).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Classifications as typed on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ClassificationArg {
+    /// UNCLASSIFIED.
+    #[value(alias = "U")]
+    Unclassified,
+    /// CONFIDENTIAL.
+    #[value(alias = "C")]
+    Confidential,
+    /// SECRET.
+    #[value(alias = "S")]
+    Secret,
+    /// TOP SECRET.
+    #[value(name = "top-secret", alias = "TS", alias = "TOP_SECRET")]
+    TopSecret,
+}
+
+/// Precedences as typed on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PrecedenceArg {
+    /// ROUTINE (R).
+    #[value(alias = "R")]
+    Routine,
+    /// PRIORITY (P).
+    #[value(alias = "P")]
+    Priority,
+    /// IMMEDIATE (O).
+    #[value(alias = "O")]
+    Immediate,
+    /// FLASH (Z).
+    #[value(alias = "Z")]
+    Flash,
+}
+
+/// Handling caveats.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CaveatArg {
+    /// No distribution beyond the named addressees.
+    Nodis,
+    /// Exclusive distribution.
+    Exdis,
+    /// Not releasable to foreign nationals.
+    Noforn,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Enrol this device with the one-time code your post gave you.
+    #[command(
+        after_help = "Example:\n  valise enroll --node paris.mfa.example:4433 \\\n      --code K7QF-M2XD-9RTA-W4HC-PZ3N --ca-fingerprint '3f2a 9c1b …'"
+    )]
+    Enroll {
+        /// Your post's node, HOST:PORT.
+        #[arg(long)]
+        node: String,
+        /// The one-time enrolment code.
+        #[arg(long)]
+        code: String,
+        /// The ministry root's fingerprint, as handed to you.
+        #[arg(long)]
+        ca_fingerprint: String,
+    },
+    /// Send a cable.
+    #[command(
+        after_help = "Example:\n  valise send --to alice@paris,POL@paris --info ECON@paris \\\n      --classification SECRET --precedence IMMEDIATE --tags PREL,PGOV \\\n      --subject 'Meeting with the foreign minister' --body-file cable.txt --attach brief.pdf"
+    )]
+    Send {
+        /// Action addressees: user@post, OFFICE@post or a bare post, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        to: Vec<String>,
+        /// Info addressees.
+        #[arg(long, value_delimiter = ',')]
+        info: Vec<String>,
+        /// Classification.
+        #[arg(long, value_enum, ignore_case = true)]
+        classification: ClassificationArg,
+        /// Precedence.
+        #[arg(long, value_enum, ignore_case = true)]
+        precedence: PrecedenceArg,
+        /// Night action: the addressee must act (and acknowledge) at once, day or night.
+        #[arg(long)]
+        niact: bool,
+        /// Handling caveats.
+        #[arg(long, value_enum, ignore_case = true)]
+        caveat: Vec<CaveatArg>,
+        /// TAGS, comma-separated (e.g. PREL,PGOV).
+        #[arg(long, value_delimiter = ',')]
+        tags: Vec<String>,
+        /// Subject line.
+        #[arg(long)]
+        subject: String,
+        /// The text.
+        #[arg(
+            long,
+            conflicts_with = "body_file",
+            required_unless_present = "body_file"
+        )]
+        body: Option<String>,
+        /// Read the text from a file.
+        #[arg(long, value_name = "FILE")]
+        body_file: Option<PathBuf>,
+        /// Attach a file (repeat for several).
+        #[arg(long, value_name = "FILE")]
+        attach: Vec<PathBuf>,
+    },
+    /// List received cables: most urgent first, then newest.
+    Inbox {
+        /// Only cables not yet read.
+        #[arg(long)]
+        unread: bool,
+    },
+    /// Read a cable (marks it read, and tells the sender).
+    Read {
+        /// The cable's id (or its first characters).
+        id: String,
+        /// Fetch and decrypt its attachments into this folder.
+        #[arg(long, value_name = "DIR")]
+        save_attachments: Option<PathBuf>,
+    },
+    /// Acknowledge a cable: a signed acknowledgement goes back to the sender. FLASH and NIACT
+    /// cables need one.
+    Ack {
+        /// The cable's id (or its first characters).
+        id: String,
+    },
+    /// Show a sent cable's state for each recipient: queued, custody, delivered, read,
+    /// acknowledged.
+    Status {
+        /// The cable's id (or its first characters). Without it, every sent cable.
+        id: Option<String>,
+    },
+    /// Look people and offices up in the directory.
+    Directory {
+        /// A name, address or office; everything when omitted.
+        query: Option<String>,
+    },
+    /// Show the safety number to compare with someone out of band.
+    Verify {
+        /// Their address, e.g. alice@paris.
+        address: String,
+    },
+    /// Manage this device's keys.
+    Keys {
+        /// What to do.
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+    /// Erase this device's keys and every cable on it.
+    #[command(
+        after_help = "The storage key is destroyed first, so nothing on this device can be read again,\neven from a copy of the disk. If a passphrase is available and the node can be\nreached, the node is told and revokes this device."
+    )]
+    Wipe {
+        /// Required: confirms that everything on this device is to be destroyed now.
+        #[arg(long)]
+        emergency: bool,
+    },
+    /// Run a complete local network (CA, post node, diplomats) and show Valise at work.
+    Demo {
+        /// Keep the network's files in this folder for inspection.
+        #[arg(long, value_name = "DIR")]
+        keep: Option<PathBuf>,
+    },
+}
+
+/// Key operations.
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Make a new receive key now and publish it. Older ones are kept until they expire.
+    Rotate,
+    /// List the receive keys this device holds.
+    List,
+}

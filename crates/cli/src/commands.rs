@@ -1,0 +1,565 @@
+//! Each command: unlock, sync, call the client library, print. No cable logic lives here.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+use valise_client::client::Client;
+use valise_client::compose::{CableDraft, classification_name};
+use valise_client::enrol::{Invitation, enrol};
+use valise_client::inbox::InboxEntry;
+use valise_client::status::{DeliveryState, SentCable};
+use valise_client::sync::{SyncReport, wipe_files};
+use valise_crypto::at_rest::KdfParams;
+use valise_proto::v1::{Caveat, Classification, Precedence};
+
+use crate::args::{CaveatArg, ClassificationArg, Cli, Command, KeysAction, PrecedenceArg};
+use crate::progress::Bars;
+use crate::render;
+use crate::unlock;
+
+/// Runs one command.
+pub async fn run(cli: Cli) -> Result<()> {
+    let dir = unlock::data_dir(cli.data_dir.as_deref())?;
+    let pass_file = cli.passphrase_file.as_deref();
+    let json = cli.json;
+    match cli.command {
+        Command::Enroll {
+            node,
+            code,
+            ca_fingerprint,
+        } => {
+            let pass = unlock::passphrase(pass_file, true)?;
+            let invitation = Invitation {
+                node_addr: node,
+                code,
+                ca_fingerprint,
+            };
+            let client = enrol(&dir, pass.as_bytes(), KdfParams::default(), &invitation).await?;
+            if json {
+                print_json(&json!({
+                    "address": client.address(),
+                    "device": client.device_id().to_string(),
+                    "node": client.profile().node,
+                }));
+            } else {
+                println!(
+                    "Enrolled {} (device {}) at node {}.",
+                    client.address(),
+                    client.device_id(),
+                    client.profile().node
+                );
+                println!("Compare safety numbers with your correspondents: valise verify ADDRESS");
+            }
+            Ok(())
+        }
+        Command::Wipe { emergency } => wipe(&dir, pass_file, emergency, json).await,
+        Command::Demo { keep } => crate::demo::run(keep.as_deref()).await,
+        command => {
+            let pass = unlock::passphrase(pass_file, false)?;
+            let mut client = Client::unlock(&dir, pass.as_bytes())?;
+            drop(pass);
+            let bars = Bars::new(json);
+            let report = client.sync(&bars).await?;
+            warn_report(&report);
+            with_client(&mut client, command, json, &bars).await
+        }
+    }
+}
+
+async fn with_client(client: &mut Client, command: Command, json: bool, bars: &Bars) -> Result<()> {
+    match command {
+        Command::Send {
+            to,
+            info,
+            classification,
+            precedence,
+            niact,
+            caveat,
+            tags,
+            subject,
+            body,
+            body_file,
+            attach,
+        } => {
+            let text = match (body, body_file) {
+                (Some(text), _) => text,
+                (None, Some(file)) => std::fs::read_to_string(&file)
+                    .with_context(|| format!("cannot read the body file {}", file.display()))?,
+                (None, None) => bail!("give --body TEXT or --body-file FILE"),
+            };
+            let draft = CableDraft {
+                action: to,
+                info,
+                classification: classification_of(classification),
+                precedence: precedence_of(precedence),
+                niact,
+                caveats: caveat.into_iter().map(caveat_of).collect(),
+                tags,
+                subject,
+                text,
+                attachments: attach,
+            };
+            let id = client.compose(&draft)?;
+            let report = client.sync(bars).await?;
+            if let Some((_, reason)) = report.refused.iter().find(|(r, _)| *r == id) {
+                bail!("the node refused cable {id}: {reason}");
+            }
+            let sent = report.sent.contains(&id);
+            if json {
+                print_json(&json!({ "id": id, "state": if sent { "custody" } else { "queued" } }));
+            } else if sent {
+                println!("Cable {id} sent: the node holds it in custody.");
+            } else {
+                println!(
+                    "Cable {id} is queued on this device; it goes out when the node can be reached."
+                );
+            }
+            Ok(())
+        }
+        Command::Inbox { unread } => {
+            let entries: Vec<(String, InboxEntry)> = client
+                .inbox()?
+                .into_iter()
+                .filter(|(_, e)| !unread || !e.read)
+                .collect();
+            if json {
+                let list: Vec<Value> = entries.iter().map(|(id, e)| inbox_json(id, e)).collect();
+                print_json(&Value::Array(list));
+            } else if entries.is_empty() {
+                println!("No cables.");
+            } else {
+                println!(
+                    "  {:10} {:16} {:14} {:18} {:32} RECEIVED",
+                    "ID", "PRECEDENCE", "CLASS", "FROM", "SUBJECT"
+                );
+                for (id, e) in &entries {
+                    let header = e.header.clone().unwrap_or_default();
+                    let subject = e.body.as_ref().map(|b| b.subject.as_str()).unwrap_or("");
+                    let flag = if e.needs_ack() && !e.acknowledged {
+                        "  ACK REQUIRED"
+                    } else {
+                        ""
+                    };
+                    println!(
+                        "{} {:10} {:16} {:14} {:18} {} {}{flag}",
+                        if e.read { " " } else { "*" },
+                        &id[..10.min(id.len())],
+                        render::precedence(&header),
+                        render::fit(&render::marking(&header), 14),
+                        render::fit(&header.from, 18),
+                        render::fit(subject, 32),
+                        render::dtg(e.received_at_ms),
+                    );
+                }
+                println!("(* unread)  Read one with: valise read ID");
+            }
+            Ok(())
+        }
+        Command::Read {
+            id,
+            save_attachments,
+        } => {
+            let (id, entry, note) = client.mark_read(&id)?;
+            if let Some(note) = note {
+                eprintln!("note: {note}");
+            }
+            // The read receipt goes out now if the node is there; otherwise at the next sync.
+            let _ = client.sync(bars).await?;
+            let saved = match &save_attachments {
+                Some(dir) => client.save_attachments(&id, dir, bars).await?,
+                None => Vec::new(),
+            };
+            if json {
+                let mut value = read_json(client, &id, &entry);
+                value["saved"] = json!(
+                    saved
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                );
+                print_json(&value);
+            } else {
+                print_cable(client, &id, &entry, &saved);
+            }
+            Ok(())
+        }
+        Command::Ack { id } => {
+            let (id, entry, note) = client.acknowledge(&id)?;
+            if let Some(note) = note {
+                eprintln!("note: {note}");
+            }
+            let report = client.sync(bars).await?;
+            let from = entry.header.map(|h| h.from).unwrap_or_default();
+            let state = if report.offline.is_none() {
+                "sent"
+            } else {
+                "queued"
+            };
+            if json {
+                print_json(&json!({ "id": id, "acknowledged": true, "receipt": state }));
+            } else {
+                println!("Acknowledged cable {id}; the acknowledgement to {from} is {state}.");
+            }
+            Ok(())
+        }
+        Command::Status { id } => {
+            let cables = match id {
+                Some(id) => vec![client.status(&id)?],
+                None => client.sent_cables()?,
+            };
+            if json {
+                let list: Vec<Value> = cables.iter().map(status_json).collect();
+                match list.as_slice() {
+                    [one] => print_json(one),
+                    _ => print_json(&Value::Array(list)),
+                }
+            } else {
+                for cable in &cables {
+                    print_status(cable);
+                }
+                if cables.is_empty() {
+                    println!("No sent cables.");
+                }
+            }
+            Ok(())
+        }
+        Command::Directory { query } => {
+            let found = client.lookup(query.as_deref().unwrap_or(""));
+            if json {
+                let list: Vec<Value> = found
+                    .iter()
+                    .map(|e| {
+                        json!({
+                            "address": e.device.address(),
+                            "name": e.device.display_name,
+                            "offices": e.device.offices,
+                            "clearance": classification_name(e.device.clearance),
+                            "device": e.device.id.to_string(),
+                            "revoked": e.revoked,
+                        })
+                    })
+                    .collect();
+                print_json(&Value::Array(list));
+            } else if found.is_empty() {
+                println!("Nobody in the directory matches.");
+            } else {
+                for e in &found {
+                    println!(
+                        "{:20} {:24} {:13} {:16} device {}{}",
+                        e.device.address(),
+                        render::fit(&e.device.display_name, 24),
+                        classification_name(e.device.clearance),
+                        e.device.offices.join(","),
+                        &e.device.id.to_string()[..8],
+                        if e.revoked { "  REVOKED" } else { "" }
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Verify { address } => {
+            let numbers = client.safety_numbers(&address)?;
+            if json {
+                let list: Vec<Value> = numbers
+                    .iter()
+                    .map(|(d, n)| {
+                        json!({ "address": d.address(), "device": d.id.to_string(), "safety_number": n.to_string() })
+                    })
+                    .collect();
+                print_json(&Value::Array(list));
+            } else {
+                for (device, number) in &numbers {
+                    println!(
+                        "Safety number between you ({}) and {} (device {}):\n",
+                        client.address(),
+                        device.address(),
+                        &device.id.to_string()[..8]
+                    );
+                    for line in number.lines() {
+                        println!("    {line}");
+                    }
+                    println!();
+                }
+                println!(
+                    "Read it to them over a trusted channel (in person, or a call you know is theirs).\nIf the numbers differ, do not send them anything and tell ministry IT."
+                );
+            }
+            Ok(())
+        }
+        Command::Keys { action } => {
+            if let KeysAction::Rotate = action {
+                client.rotate_keys().await?;
+            }
+            let keys = client.receive_keys();
+            if json {
+                let list: Vec<Value> = keys
+                    .iter()
+                    .map(|(id, from, until)| {
+                        json!({ "id": id, "valid_from": render::rfc3339(*from), "valid_until": render::rfc3339(*until) })
+                    })
+                    .collect();
+                print_json(&Value::Array(list));
+            } else {
+                if let KeysAction::Rotate = action {
+                    println!(
+                        "A new receive key is published; older ones are kept until they expire."
+                    );
+                }
+                for (id, from, until) in &keys {
+                    println!(
+                        "receive key {}  valid {} to {}",
+                        &id[..16.min(id.len())],
+                        render::dtg(*from),
+                        render::dtg(*until)
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Enroll { .. } | Command::Wipe { .. } | Command::Demo { .. } => Ok(()),
+    }
+}
+
+async fn wipe(dir: &Path, pass_file: Option<&Path>, emergency: bool, json: bool) -> Result<()> {
+    if !emergency {
+        bail!("wipe destroys every key and cable on this device; add --emergency to confirm");
+    }
+    // Under duress there may be no passphrase: then erase without telling the node.
+    let unlocked = match unlock::given(pass_file)? {
+        Some(pass) => Client::unlock(dir, pass.as_bytes()).ok(),
+        None => None,
+    };
+    let (erased, notified) = match unlocked {
+        Some(client) => (true, client.wipe_emergency().await?),
+        None => (
+            wipe_files(dir)?,
+            Err("not unlocked, so the node could not be told; ask ministry IT to revoke this device".into()),
+        ),
+    };
+    if json {
+        print_json(&json!({
+            "erased": erased,
+            "node_notified": notified.is_ok(),
+            "note": notified.as_ref().err(),
+        }));
+    } else {
+        println!(
+            "{}",
+            if erased {
+                "Erased: the storage key first, then every key and cable on this device."
+            } else {
+                "There was no Valise store here; any leftover files were removed."
+            }
+        );
+        match notified {
+            Ok(()) => println!("The node was told and has revoked this device."),
+            Err(why) => println!("The node was not told: {why}"),
+        }
+    }
+    Ok(())
+}
+
+fn warn_report(report: &SyncReport) {
+    if let Some(reason) = &report.offline {
+        eprintln!("warning: {reason}; showing what is stored on this device");
+    }
+    for (id, reason) in &report.refused {
+        eprintln!("warning: the node refused cable {id}: {reason}");
+    }
+    for rejected in &report.rejected {
+        eprintln!("warning: refused a delivery: {rejected}");
+    }
+}
+
+fn print_json(value: &Value) {
+    println!("{value}");
+}
+
+fn classification_of(c: ClassificationArg) -> Classification {
+    match c {
+        ClassificationArg::Unclassified => Classification::Unclassified,
+        ClassificationArg::Confidential => Classification::Confidential,
+        ClassificationArg::Secret => Classification::Secret,
+        ClassificationArg::TopSecret => Classification::TopSecret,
+    }
+}
+
+fn precedence_of(p: PrecedenceArg) -> Precedence {
+    match p {
+        PrecedenceArg::Routine => Precedence::Routine,
+        PrecedenceArg::Priority => Precedence::Priority,
+        PrecedenceArg::Immediate => Precedence::Immediate,
+        PrecedenceArg::Flash => Precedence::Flash,
+    }
+}
+
+fn caveat_of(c: CaveatArg) -> Caveat {
+    match c {
+        CaveatArg::Nodis => Caveat::Nodis,
+        CaveatArg::Exdis => Caveat::Exdis,
+        CaveatArg::Noforn => Caveat::Noforn,
+    }
+}
+
+fn inbox_json(id: &str, e: &InboxEntry) -> Value {
+    let header = e.header.clone().unwrap_or_default();
+    json!({
+        "id": id,
+        "from": header.from,
+        "subject": e.body.as_ref().map(|b| b.subject.clone()).unwrap_or_default(),
+        "precedence": render::precedence_word(&header),
+        "niact": header.niact,
+        "classification": render::classification_word(&header),
+        "marking": render::marking(&header),
+        "received_at": render::rfc3339(e.received_at_ms),
+        "read": e.read,
+        "ack_required": e.needs_ack() && !e.acknowledged,
+        "acknowledged": e.acknowledged,
+    })
+}
+
+fn read_json(client: &Client, id: &str, e: &InboxEntry) -> Value {
+    let header = e.header.clone().unwrap_or_default();
+    let body = e.body.clone().unwrap_or_default();
+    let sender = client.sender_of(e);
+    json!({
+        "id": id,
+        "from": header.from,
+        "to": header.action_addressees,
+        "info": header.info_addressees,
+        "subject": body.subject,
+        "body": body.text,
+        "tags": body.tags,
+        "verified": sender.is_some(),
+        "sender_device": sender.as_ref().map(|(d, _)| d.id.to_string()),
+        "sender_revoked": sender.as_ref().is_some_and(|(_, r)| *r),
+        "classification": render::classification_word(&header),
+        "marking": render::marking(&header),
+        "precedence": render::precedence_word(&header),
+        "niact": header.niact,
+        "created_at": render::rfc3339(header.created_at_ms),
+        "received_at": render::rfc3339(e.received_at_ms),
+        "ack_required": e.needs_ack() && !e.acknowledged,
+        "acknowledged": e.acknowledged,
+        "attachments": body.attachments.iter().map(|a| json!({
+            "name": a.name, "media_type": a.media_type, "size": a.size,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn print_cable(client: &Client, id: &str, e: &InboxEntry, saved: &[PathBuf]) {
+    let header = e.header.clone().unwrap_or_default();
+    let body = e.body.clone().unwrap_or_default();
+    let marking = render::marking(&header);
+    println!("{}", render::banner(&marking));
+    println!("{}", render::precedence(&header));
+    println!("DTG:     {}", render::dtg(header.created_at_ms));
+    let verified = match client.sender_of(e) {
+        Some((d, false)) => format!("signature verified, device {}", &d.id.to_string()[..8]),
+        Some((d, true)) => format!(
+            "signature verified, device {} (since REVOKED)",
+            &d.id.to_string()[..8]
+        ),
+        None => "sender not in the directory".into(),
+    };
+    println!("FROM:    {}  ({verified})", header.from);
+    println!("TO:      {}", header.action_addressees.join(", "));
+    if !header.info_addressees.is_empty() {
+        println!("INFO:    {}", header.info_addressees.join(", "));
+    }
+    if !body.tags.is_empty() {
+        println!("TAGS:    {}", body.tags.join(", "));
+    }
+    println!("SUBJECT: {}", body.subject);
+    println!("ID:      {id}");
+    println!();
+    println!("{}", body.text.trim_end());
+    if !body.attachments.is_empty() {
+        println!();
+        println!("ATTACHMENTS:");
+        for (i, a) in body.attachments.iter().enumerate() {
+            println!(
+                "  {}. {} ({}, {})",
+                i + 1,
+                a.name,
+                a.media_type,
+                render::size(a.size)
+            );
+        }
+        for path in saved {
+            println!("  saved: {}", path.display());
+        }
+        if saved.is_empty() {
+            println!(
+                "  (save them with: valise read {} --save-attachments DIR)",
+                &id[..10.min(id.len())]
+            );
+        }
+    }
+    if e.needs_ack() && !e.acknowledged {
+        println!();
+        println!(
+            ">>> ACKNOWLEDGEMENT REQUIRED: valise ack {}",
+            &id[..10.min(id.len())]
+        );
+    }
+    println!("{}", render::banner(&marking));
+}
+
+fn status_json(cable: &SentCable) -> Value {
+    let header = cable.header.clone().unwrap_or_default();
+    json!({
+        "id": hex::encode(&cable.cable_id),
+        "subject": cable.body.as_ref().map(|b| b.subject.clone()).unwrap_or_default(),
+        "precedence": render::precedence_word(&header),
+        "classification": render::classification_word(&header),
+        "created_at": render::rfc3339(cable.created_at_ms),
+        "refused": if cable.refused.is_empty() { None } else { Some(&cable.refused) },
+        "recipients": cable.recipients.iter().map(|r| json!({
+            "address": r.address,
+            "device": hex::encode(&r.device_id),
+            "state": r.state().as_str(),
+            "updated_at": render::rfc3339(r.updated_at_ms),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn print_status(cable: &SentCable) {
+    let header = cable.header.clone().unwrap_or_default();
+    let subject = cable
+        .body
+        .as_ref()
+        .map(|b| b.subject.as_str())
+        .unwrap_or("");
+    println!(
+        "{}  {}  {}  {}",
+        hex::encode(&cable.cable_id),
+        render::precedence(&header),
+        render::marking(&header),
+        subject
+    );
+    if !cable.refused.is_empty() {
+        println!("  REFUSED by the node: {}", cable.refused);
+    }
+    for r in &cable.recipients {
+        let state = r.state();
+        let marks: Vec<&str> = [
+            DeliveryState::Custody,
+            DeliveryState::Delivered,
+            DeliveryState::Read,
+            DeliveryState::Acknowledged,
+        ]
+        .iter()
+        .map(|s| if state >= *s { s.as_str() } else { "-" })
+        .collect();
+        println!(
+            "  {:20} device {}  {:13} [{}]  {}",
+            r.address,
+            &hex::encode(&r.device_id)[..8],
+            state.as_str().to_uppercase(),
+            marks.join(" > "),
+            render::dtg(r.updated_at_ms)
+        );
+    }
+}
