@@ -10,6 +10,9 @@ use serde::Deserialize;
 
 use crate::limits::Limits;
 
+/// The longest attachment retention accepted: ten years is already more than any cable needs.
+const MAX_RETENTION_DAYS: u64 = 3650;
+
 /// Why a configuration was refused. Each says which setting and what to do.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -69,6 +72,8 @@ pub struct Config {
     pub admin: AdminSection,
     /// Operator logs.
     pub log: LogSection,
+    /// Attachment storage.
+    pub attachments: AttachmentsSection,
 }
 
 /// `[node]`.
@@ -160,6 +165,14 @@ pub struct LogSection {
     pub level: String,
 }
 
+/// `[attachments]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AttachmentsSection {
+    /// Days an uploaded attachment is kept, counted from its latest upload. Default 30.
+    pub retention_days: u64,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
@@ -178,6 +191,8 @@ struct File {
     admin: AdminSection,
     #[serde(default)]
     log: LogSection,
+    #[serde(default)]
+    attachments: AttachmentsSection,
 }
 
 fn default_listen() -> SocketAddr {
@@ -232,6 +247,12 @@ impl Default for AdminSection {
     }
 }
 
+impl Default for AttachmentsSection {
+    fn default() -> Self {
+        AttachmentsSection { retention_days: 30 }
+    }
+}
+
 impl Default for LogSection {
     fn default() -> Self {
         LogSection {
@@ -280,6 +301,7 @@ impl Config {
             metrics: file.metrics,
             admin: file.admin,
             log: file.log,
+            attachments: file.attachments,
         };
         config.validate()?;
         Ok(config)
@@ -350,6 +372,7 @@ impl Config {
                 "limits.max_concurrent_submissions",
                 u64::from(l.max_concurrent_submissions),
             ),
+            ("limits.max_attachment_bytes", l.max_attachment_bytes),
             ("enrolment.code_ttl_hours", self.enrolment.code_ttl_hours),
             (
                 "enrolment.attempts_per_minute",
@@ -368,6 +391,16 @@ impl Config {
                 return invalid(setting, "must be at least 1");
             }
         }
+        let days = self.attachments.retention_days;
+        if days == 0 || days > MAX_RETENTION_DAYS {
+            return invalid(
+                "attachments.retention_days",
+                &format!(
+                    "must be between 1 and {MAX_RETENTION_DAYS} days, e.g. 30; a recipient who \
+                     fetches an attachment later than that must ask its sender to resend it"
+                ),
+            );
+        }
         if !self.metrics.listen.ip().is_loopback() {
             return invalid(
                 "metrics.listen",
@@ -385,6 +418,11 @@ impl Config {
     /// The checkpoint interval.
     pub fn checkpoint_interval(&self) -> Duration {
         Duration::from_millis(self.audit.checkpoint_interval_ms)
+    }
+
+    /// How long attachments are kept after their latest upload.
+    pub fn attachment_retention(&self) -> Duration {
+        Duration::from_secs(self.attachments.retention_days.saturating_mul(86_400))
     }
 
     /// The admin socket's path.

@@ -151,6 +151,8 @@ fn load_storage_key(config: &Config) -> Result<StorageKey, FileError> {
 
 /// The queue store's directory inside the data directory.
 pub const QUEUE_DIR: &str = "queue";
+/// The attachment store's directory inside the data directory.
+pub const ATTACHMENTS_DIR: &str = "attachments";
 
 /// What a post needs to enrol devices.
 pub struct EnrolmentFiles {

@@ -7,7 +7,9 @@
 //!
 //! | module | concept |
 //! |---|---|
+//! | [`attachments`] | attachment ciphertexts by SHA-256: upload checks, retention, the blob store |
 //! | [`config`] | the TOML configuration, its defaults and checks |
+//! | [`devices`] | what a device may change about itself: its receive keys, its revocation on wipe |
 //! | [`directory`] | the verified directory (`valise_crypto::directory`) as the policy sees it, and kept durably |
 //! | [`enrolment`] | one-time enrolment codes: single use, expiry, rate limit |
 //! | [`limits`] | every configurable bound on what the network may send |
@@ -18,12 +20,14 @@
 //! | [`pki`] | the ministry CA, node and device certificates, the server configuration (the client side is `valise_crypto::tls`) |
 //!
 //! The network shell over them is [`node`]: QUIC on tokio, serving hello, submission with
-//! custody, and delivery with acknowledgements.
+//! custody, delivery with acknowledgements, attachments, key publication and wipe notices.
 
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod attachments;
 pub mod config;
+pub mod devices;
 pub mod directory;
 pub mod enrolment;
 pub mod files;

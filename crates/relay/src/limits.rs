@@ -20,6 +20,9 @@ pub struct Limits {
     pub max_connections: u32,
     /// Most submissions being made durable at once; more are answered "busy, retry after".
     pub max_concurrent_submissions: u32,
+    /// Largest attachment ciphertext accepted, in bytes. Attachments stream to disk, so this
+    /// bounds disk use per upload, not memory.
+    pub max_attachment_bytes: u64,
 }
 
 impl Default for Limits {
@@ -33,6 +36,7 @@ impl Default for Limits {
             max_pending_enrolments: 1000,
             max_connections: 10_000,
             max_concurrent_submissions: 1024,
+            max_attachment_bytes: 1 << 30,
         }
     }
 }

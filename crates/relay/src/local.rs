@@ -16,9 +16,11 @@ use valise_crypto::receive_key::{ReceiveKeyPair, VerifiedReceiveKey};
 use valise_proto::v1::directory_update::Update;
 use valise_proto::v1::{Classification, DeviceRecord};
 
+use crate::attachments::AttachmentStore;
 use crate::directory::DurableDirectory;
+use crate::enrolment::{Codes, DurableCodes};
 use crate::limits::Limits;
-use crate::node::{NodeParams, RunningNode, start};
+use crate::node::{EnrolmentDesk, NodeParams, RunningNode, start};
 use crate::pki::{CertifiedKey, MinistryCa, PostCa, Validity, directory_root, server_config};
 use crate::store::RelayStore;
 
@@ -77,12 +79,8 @@ pub fn build(
     let node_cert = ca
         .issue_node(POST, &["localhost".into()], validity)
         .map_err(fail)?;
-    let post_ca = PostCa::from_pem(
-        POST,
-        MINISTRY,
-        &ca.issue_post_ca(POST, validity).map_err(fail)?,
-    )
-    .map_err(fail)?;
+    let post_ca_files = ca.issue_post_ca(POST, validity).map_err(fail)?;
+    let post_ca = PostCa::from_pem(POST, MINISTRY, &post_ca_files).map_err(fail)?;
     let enrolment_key = IdentityKeyPair::generate().map_err(fail)?;
     let mut directory = DurableDirectory::open(
         &dir.join("directory"),
@@ -133,10 +131,19 @@ pub fn build(
         audit_key,
     )
     .map_err(fail)?;
+    // The node is the post's desk too, so devices can rotate their keys and report a wipe.
+    let desk = EnrolmentDesk {
+        post: POST.into(),
+        enrolment_key,
+        post_ca: PostCa::from_pem(POST, MINISTRY, &post_ca_files).map_err(fail)?,
+        codes: DurableCodes::open(&dir.join("enrolment"), Codes::new(3_600_000, 100, 10), 0)
+            .map_err(fail)?,
+        certificate_validity: Duration::from_secs(30 * 86_400),
+    };
     let node = start(NodeParams {
         name: POST.into(),
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        tls: server_config(ca.cert_pem(), &node_cert, false).map_err(fail)?,
+        tls: server_config(ca.cert_pem(), &node_cert, true).map_err(fail)?,
         node_key,
         directory,
         // A throwaway network: its storage key lives only as long as this process.
@@ -144,8 +151,10 @@ pub fn build(
             .map_err(fail)?,
         limits,
         audit: Arc::new(audit),
-        enrolment: None,
+        enrolment: Some(desk),
         ca_fingerprint: ca.fingerprint(),
+        attachments: AttachmentStore::open(&dir.join("attachments"), Duration::from_secs(86_400))
+            .map_err(fail)?,
     })
     .map_err(fail)?;
     Ok(LocalNetwork {

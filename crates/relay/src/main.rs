@@ -25,12 +25,13 @@ use valise_proto::v1::{
     admin_response,
 };
 use valise_relay::admin;
+use valise_relay::attachments::AttachmentStore;
 use valise_relay::config::Config;
 use valise_relay::directory::DurableDirectory;
 use valise_relay::enrolment::{Codes, DurableCodes, Invitation};
 use valise_relay::files::{
-    self, ENROLMENT_CERT, ENROLMENT_KEY, NODE_SIGNING_KEY, NODE_STORAGE_KEY, NodeFiles,
-    POST_CA_KEY, POST_CA_PEM, QUEUE_DIR,
+    self, ATTACHMENTS_DIR, ENROLMENT_CERT, ENROLMENT_KEY, NODE_SIGNING_KEY, NODE_STORAGE_KEY,
+    NodeFiles, POST_CA_KEY, POST_CA_PEM, QUEUE_DIR,
 };
 use valise_relay::node::{EnrolmentDesk, NodeParams, start};
 use valise_relay::pki::{
@@ -565,6 +566,16 @@ async fn serve(config: Config, node_files: NodeFiles) -> Result<()> {
         audit: Arc::clone(&audit),
         enrolment,
         ca_fingerprint: root_fingerprint(&node_files.ca_pem)?,
+        attachments: AttachmentStore::open(
+            &data.join(ATTACHMENTS_DIR),
+            config.attachment_retention(),
+        )
+        .with_context(|| {
+            format!(
+                "cannot open the attachment store {}",
+                data.join(ATTACHMENTS_DIR).display()
+            )
+        })?,
     })?;
     let metrics = node
         .serve_metrics(config.metrics.listen)

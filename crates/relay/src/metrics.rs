@@ -25,6 +25,10 @@ pub struct Metrics {
     connections: AtomicU64,
     submitted: AtomicU64,
     delivered: AtomicU64,
+    attachments_stored: AtomicU64,
+    attachment_bytes_stored: AtomicU64,
+    attachments_fetched: AtomicU64,
+    attachment_bytes_fetched: AtomicU64,
     refused: Mutex<BTreeMap<&'static str, u64>>,
     latency_buckets: [AtomicU64; LATENCY_BOUNDS.len()],
     latency_count: AtomicU64,
@@ -61,6 +65,20 @@ impl Metrics {
     /// A cable was delivered and acknowledged.
     pub fn delivered(&self) {
         self.delivered.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An uploaded attachment of `bytes` was stored (or was already held).
+    pub fn attachment_stored(&self, bytes: u64) {
+        self.attachments_stored.fetch_add(1, Ordering::Relaxed);
+        self.attachment_bytes_stored
+            .fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// An attachment of `bytes` was served whole.
+    pub fn attachment_fetched(&self, bytes: u64) {
+        self.attachments_fetched.fetch_add(1, Ordering::Relaxed);
+        self.attachment_bytes_fetched
+            .fetch_add(bytes, Ordering::Relaxed);
     }
 
     /// A request was refused for `reason` (an audit reason such as `clearance`).
@@ -114,6 +132,32 @@ impl Metrics {
             "valise_deliveries_total {}",
             self.delivered.load(Ordering::Relaxed)
         );
+        for (name, help, counter) in [
+            (
+                "valise_attachments_stored_total",
+                "Attachment uploads stored (or already held).",
+                &self.attachments_stored,
+            ),
+            (
+                "valise_attachment_bytes_stored_total",
+                "Bytes of the attachment uploads stored.",
+                &self.attachment_bytes_stored,
+            ),
+            (
+                "valise_attachments_fetched_total",
+                "Attachments served whole.",
+                &self.attachments_fetched,
+            ),
+            (
+                "valise_attachment_bytes_fetched_total",
+                "Bytes of the attachments served.",
+                &self.attachment_bytes_fetched,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} counter");
+            let _ = writeln!(out, "{name} {}", counter.load(Ordering::Relaxed));
+        }
         let _ = writeln!(
             out,
             "# HELP valise_refusals_total Requests refused, by reason."
@@ -231,6 +275,9 @@ mod tests {
         m.delivered();
         m.refused("clearance");
         m.refused("clearance");
+        m.attachment_stored(1000);
+        m.attachment_fetched(1000);
+        m.attachment_fetched(24);
         let text = m.render([1, 0, 2, 5]);
         for line in [
             "valise_queue_depth{precedence=\"flash\"} 1",
@@ -238,6 +285,10 @@ mod tests {
             "valise_connections 1",
             "valise_submissions_total 2",
             "valise_deliveries_total 1",
+            "valise_attachments_stored_total 1",
+            "valise_attachment_bytes_stored_total 1000",
+            "valise_attachments_fetched_total 2",
+            "valise_attachment_bytes_fetched_total 1024",
             "valise_refusals_total{reason=\"clearance\"} 2",
             "valise_custody_latency_seconds_bucket{le=\"0.005\"} 1",
             "valise_custody_latency_seconds_bucket{le=\"0.05\"} 2",

@@ -7,6 +7,13 @@
 //! * `Submit` → `CustodyReceipt` once the cable is durable, or an `ErrorFrame` that says why;
 //! * `Subscribe` → a `Delivery` per queued cable, most urgent first; the device answers each
 //!   with a `DeliveryAck` once it has stored the cable, and unacknowledged ones are resent.
+//!   `CaughtUp` follows whenever everything queued has been sent; once the device finishes its
+//!   side, the node processes the acknowledgements read and finishes its own;
+//! * `DirectorySync` → a `DirectoryPage`;
+//! * `AttachmentUpload` and its raw bytes → `AttachmentStored`; `AttachmentFetch` →
+//!   `AttachmentFollows` and the raw bytes ([`crate::attachments`]);
+//! * `PublishReceiveKeys` → `ReceiveKeysPublished`, the device's record re-signed;
+//! * `WipeNotice` → `WipeConfirmed`, then the device's connections close: it is revoked.
 //!
 //! A bad frame or a refusal closes only its own stream; the connection and the node carry on.
 
@@ -17,6 +24,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use quinn::crypto::rustls::{HandshakeData, QuicServerConfig};
 use time::OffsetDateTime;
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{Notify, mpsc};
 use valise_crypto::custody;
 use valise_crypto::directory::sign_device_record;
@@ -25,9 +33,10 @@ use valise_crypto::identity::{DeviceId, IdentityKeyPair, IdentityPublicKey};
 use valise_crypto::receive_key::VerifiedReceiveKey;
 use valise_proto::framing::{self, FrameDecoder};
 use valise_proto::v1::{
-    ClientFrame, CustodyReceipt, Delivery, DeviceRecord, DirectoryPage, EnrolRequest,
-    EnrolResponse, ErrorCode, ErrorFrame, Limits as WireLimits, NodeFrame, Welcome, client_frame,
-    node_frame,
+    AttachmentFetch, AttachmentFollows, AttachmentStored, AttachmentUpload, CaughtUp, ClientFrame,
+    CustodyReceipt, Delivery, DeviceRecord, DirectoryPage, EnrolRequest, EnrolResponse, ErrorCode,
+    ErrorFrame, Limits as WireLimits, NodeFrame, ReceiveKey, ReceiveKeysPublished, Welcome,
+    WipeConfirmed, client_frame, node_frame,
 };
 
 use valise_audit::AuditLog;
@@ -35,6 +44,7 @@ use valise_audit::store::StoreError;
 use valise_proto::v1::directory_update::Update;
 use valise_proto::v1::{ActorKind, AuditEvent, AuditEventKind, AuditObject, Outcome};
 
+use crate::attachments::{AttachmentId, AttachmentStore, Held, Mismatch, Swept, UploadCheck};
 use crate::directory::DurableDirectory;
 use crate::enrolment::{CODE_ENTROPY_BYTES, CodeError, DurableCodeError, DurableCodes, Invitation};
 use crate::limits::Limits;
@@ -54,6 +64,16 @@ const MAX_IN_FLIGHT: usize = 1024;
 /// QUIC application error codes a node closes connections with.
 const CLOSE_UNAUTHORISED: u32 = 1;
 const CLOSE_SHUTDOWN: u32 = 2;
+/// QUIC stream error code when a fetched attachment cannot be read to its end.
+const RESET_UNREADABLE: u32 = 1;
+/// How much of an upload or fetch is read at once, and written to disk at once: the memory an
+/// attachment transfer holds, whatever its size.
+const ATTACHMENT_READ: usize = 64 * 1024;
+const ATTACHMENT_WRITE: usize = 256 * 1024;
+/// How often expired attachments and abandoned uploads are removed (also once at start).
+const SWEEP_EVERY: Duration = Duration::from_secs(3600);
+/// How long a wipe confirmation may take to reach the device before its connections close.
+const WIPE_CONFIRM_WAIT: Duration = Duration::from_secs(5);
 
 /// Why the node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +114,8 @@ pub struct NodeParams {
     pub enrolment: Option<EnrolmentDesk>,
     /// The ministry root's fingerprint, handed out with enrolment codes.
     pub ca_fingerprint: String,
+    /// Uploaded attachment ciphertexts.
+    pub attachments: AttachmentStore,
 }
 
 /// What a node needs to enrol its post's devices.
@@ -152,6 +174,7 @@ struct Shared {
     audit: Arc<AuditLog>,
     desk: Option<Desk>,
     ca_fingerprint: String,
+    attachments: AttachmentStore,
     /// Counters for the metrics endpoint.
     metrics: crate::metrics::Metrics,
     /// Bounds the connections served at once.
@@ -182,6 +205,8 @@ pub struct RunningNode {
     admin: Option<(tokio::task::JoinHandle<()>, std::path::PathBuf)>,
     /// The metrics endpoint's task, once served.
     metrics: Option<tokio::task::JoinHandle<()>>,
+    /// The attachment sweep's task.
+    sweeper: tokio::task::JoinHandle<()>,
     shared: Arc<Shared>,
 }
 
@@ -218,6 +243,7 @@ pub fn start(params: NodeParams) -> Result<RunningNode, NodeError> {
             certificate_validity: d.certificate_validity,
         }),
         ca_fingerprint: params.ca_fingerprint,
+        attachments: params.attachments,
         connections: Mutex::new(HashMap::new()),
         stop: Arc::new(Notify::new()),
         metrics: crate::metrics::Metrics::default(),
@@ -231,12 +257,14 @@ pub fn start(params: NodeParams) -> Result<RunningNode, NodeError> {
     });
     shared.record(Record::new(AuditEventKind::NodeStarted, Outcome::Success).by_node(&shared.name));
     let accept = tokio::spawn(accept_loop(endpoint.clone(), Arc::clone(&shared)));
+    let sweeper = tokio::spawn(sweep_attachments(Arc::clone(&shared)));
     Ok(RunningNode {
         local_addr,
         endpoint,
         accept,
         admin: None,
         metrics: None,
+        sweeper,
         shared,
     })
 }
@@ -315,6 +343,7 @@ impl RunningNode {
         self.endpoint
             .close(CLOSE_SHUTDOWN.into(), b"node shutting down");
         self.accept.abort();
+        self.sweeper.abort();
         // No more admin requests. The socket file stays until the caller has finished
         // closing everything, so its disappearance means the node is fully stopped.
         if let Some((task, _)) = self.admin {
@@ -530,19 +559,37 @@ async fn serve_stream(
             Some(client_frame::Frame::DirectorySync(sync)) => {
                 directory_page(&shared, sync.after_version)
             }
-            Some(
-                client_frame::Frame::AttachmentUpload(_)
-                | client_frame::Frame::AttachmentFetch(_)
-                | client_frame::Frame::PublishReceiveKeys(_)
-                | client_frame::Frame::WipeNotice(_),
-            ) => error(
-                ErrorCode::Malformed,
-                "this node does not serve that request yet; update the node",
-            ),
+            // Raw bytes follow the frame: the stream carries nothing else.
+            Some(client_frame::Frame::AttachmentUpload(upload)) => {
+                receive_attachment(send, recv, decoder, frames == 1, device, shared, upload).await;
+                return;
+            }
+            Some(client_frame::Frame::AttachmentFetch(fetch)) => {
+                send_attachment(send, device, shared, fetch).await;
+                return;
+            }
+            Some(client_frame::Frame::PublishReceiveKeys(publish)) => {
+                let shared = Arc::clone(&shared);
+                tokio::task::spawn_blocking(move || {
+                    publish_receive_keys(&shared, &device, publish.receive_keys)
+                })
+                .await
+                .unwrap_or_else(|_| {
+                    error(
+                        ErrorCode::Internal,
+                        "the keys could not be published inside the node; try again",
+                    )
+                })
+            }
+            Some(client_frame::Frame::WipeNotice(notice)) => {
+                wipe(send, device, shared, notice.reason).await;
+                return;
+            }
             Some(client_frame::Frame::DeliveryAck(_) | client_frame::Frame::Enrol(_)) | None => {
                 error(
                     ErrorCode::Malformed,
-                    "expected Hello, Submit, Subscribe or DirectorySync on a new stream",
+                    "expected Hello, Submit, Subscribe, DirectorySync, AttachmentUpload, \
+                     AttachmentFetch, PublishReceiveKeys or WipeNotice on a new stream",
                 )
             }
         };
@@ -594,8 +641,7 @@ fn welcome(shared: &Shared) -> NodeFrame {
             limits: Some(WireLimits {
                 max_envelope_bytes: shared.limits.max_envelope_bytes as u64,
                 max_recipients: u32::try_from(shared.limits.max_recipients).unwrap_or(u32::MAX),
-                // Attachments are not served yet.
-                max_attachment_bytes: 0,
+                max_attachment_bytes: shared.limits.max_attachment_bytes,
             }),
             node_key: shared.node_key.public().as_bytes().to_vec(),
         })),
@@ -728,7 +774,9 @@ async fn submit_cable(shared: &Arc<Shared>, device: &DeviceId, bytes: Vec<u8>) -
     }
 }
 
-/// Streams this device's queue, most urgent first, until the stream or connection ends.
+/// Streams this device's queue, most urgent first, until the stream or connection ends, or the
+/// device finishes its side: then every acknowledgement it sent has been processed, and the
+/// node finishes its side to say so.
 async fn deliver(
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
@@ -763,9 +811,20 @@ async fn deliver(
     let waker = shared.waker(&device);
     // Handed out and not yet acknowledged: the queue key, its cable, and when it was sent.
     let mut sent: HashMap<QueueKey, Instant> = HashMap::new();
-    loop {
-        while let Ok(key) = acked.try_recv() {
-            sent.remove(&key);
+    // Deliveries sent on this stream, resends included, and whether `CaughtUp` has been sent
+    // since the last of them: it marks each transition to caught up, once.
+    let mut deliveries: u64 = 0;
+    let mut announced = false;
+    'serve: loop {
+        loop {
+            match acked.try_recv() {
+                Ok(key) => {
+                    sent.remove(&key);
+                }
+                Err(TryRecvError::Empty) => break,
+                // The device finished its side and every ack it sent is durable.
+                Err(TryRecvError::Disconnected) => break 'serve,
+            }
         }
         let store = Arc::clone(&shared);
         // Enough of the queue, most urgent first, to find a round of entries not yet sent.
@@ -775,6 +834,11 @@ async fn deliver(
         else {
             break;
         };
+        // A window shorter than asked for holds the whole queue.
+        let whole_queue = queued.len() < window;
+        let keys: Vec<QueueKey> = queued.iter().map(|(key, _)| *key).collect();
+        // Entries whose envelope cannot be read: never sendable, so not waited for.
+        let mut unreadable: Vec<QueueKey> = Vec::new();
         let mut sent_now = 0;
         for (key, cable) in queued {
             if sent_now == DELIVERY_ROUND || sent.len() >= MAX_IN_FLIGHT {
@@ -787,6 +851,7 @@ async fn deliver(
                 continue;
             }
             let Ok(Some(envelope)) = shared.store.envelope(&cable) else {
+                unreadable.push(key);
                 continue;
             };
             let delivery = NodeFrame {
@@ -802,18 +867,366 @@ async fn deliver(
             sent.insert(key, Instant::now());
             sent_now += 1;
         }
+        if sent_now > 0 {
+            deliveries += sent_now as u64;
+            announced = false;
+        }
         if sent_now == DELIVERY_ROUND && sent.len() < MAX_IN_FLIGHT {
             // More may be waiting: look again at once, so newly arrived FLASH goes next.
             continue;
         }
+        let caught_up = whole_queue
+            && keys
+                .iter()
+                .all(|key| sent.contains_key(key) || unreadable.contains(key));
+        if caught_up && !announced {
+            let frame = NodeFrame {
+                frame: Some(node_frame::Frame::CaughtUp(CaughtUp { sent: deliveries })),
+            };
+            if !send_frame(&mut send, &frame).await {
+                reader.abort();
+                return;
+            }
+            announced = true;
+        }
         tokio::select! {
             () = waker.notified() => {}
-            Some(key) = acked.recv() => { sent.remove(&key); }
+            key = acked.recv() => match key {
+                Some(key) => { sent.remove(&key); }
+                // The reader ended after the store write of every ack it read.
+                None => break,
+            },
             () = tokio::time::sleep(REDELIVER_AFTER) => {}
             _ = send.stopped() => break,
         }
     }
     reader.abort();
+    let _ = send.finish();
+}
+
+/// Runs blocking file work off the async runtime.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
+}
+
+/// Takes an upload's raw bytes into a temporary file as they arrive, checked against the
+/// announced size and SHA-256, and answers once it is durable, or why not.
+async fn receive_attachment(
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    mut decoder: FrameDecoder,
+    alone: bool,
+    device: DeviceId,
+    shared: Arc<Shared>,
+    upload: AttachmentUpload,
+) {
+    let reply = match store_upload(&mut recv, &mut decoder, alone, &device, &shared, &upload).await
+    {
+        Ok(held) => NodeFrame {
+            frame: Some(node_frame::Frame::AttachmentStored(AttachmentStored {
+                ciphertext_sha256: upload.ciphertext_sha256,
+                retained_until_ms: held.retained_until_ms,
+            })),
+        },
+        Err(refusal) => {
+            // Whatever else the device sends is not wanted.
+            let _ = recv.stop(0u32.into());
+            refusal
+        }
+    };
+    send_frame(&mut send, &reply).await;
+    let _ = send.finish();
+}
+
+/// A refused upload: counted, recorded, and answered.
+async fn refuse_upload(
+    shared: &Arc<Shared>,
+    device: &DeviceId,
+    id: Option<&AttachmentId>,
+    reason: &'static str,
+    code: ErrorCode,
+    message: String,
+) -> NodeFrame {
+    shared.metrics.refused(reason);
+    let mut record = Record::new(AuditEventKind::RequestRefused, Outcome::Refused)
+        .by_device(device)
+        .reason(reason);
+    if let Some(id) = id {
+        record = record.object("attachment", id.as_bytes(), id.as_bytes());
+    }
+    record_async(shared, record).await;
+    error(code, message)
+}
+
+fn attachment_failure(e: &std::io::Error) -> NodeFrame {
+    tracing::error!(error = %e, "an attachment could not be stored; the device will retry");
+    error(
+        ErrorCode::Internal,
+        format!(
+            "the node could not store the attachment ({e}); it was not stored, upload it again later"
+        ),
+    )
+}
+
+async fn store_upload(
+    recv: &mut quinn::RecvStream,
+    decoder: &mut FrameDecoder,
+    alone: bool,
+    device: &DeviceId,
+    shared: &Arc<Shared>,
+    upload: &AttachmentUpload,
+) -> Result<Held, NodeFrame> {
+    if !alone {
+        return Err(refuse_upload(
+            shared,
+            device,
+            None,
+            "malformed",
+            ErrorCode::Malformed,
+            "an attachment upload must be the only frame on its stream; open a new stream for it"
+                .into(),
+        )
+        .await);
+    }
+    let Some(id) = AttachmentId::from_slice(&upload.ciphertext_sha256) else {
+        return Err(refuse_upload(
+            shared,
+            device,
+            None,
+            "malformed",
+            ErrorCode::Malformed,
+            "ciphertext_sha256 must be the 32-byte SHA-256 of the attachment's ciphertext".into(),
+        )
+        .await);
+    };
+    let max = shared.limits.max_attachment_bytes;
+    if upload.size > max {
+        return Err(refuse_upload(
+            shared,
+            device,
+            Some(&id),
+            "attachment_oversize",
+            ErrorCode::TooLarge,
+            format!(
+                "the attachment is {} bytes; this node accepts attachments of at most {max} \
+                 bytes (Welcome.limits.max_attachment_bytes)",
+                upload.size
+            ),
+        )
+        .await);
+    }
+    // Already held: check the bytes all the same, but write nothing.
+    let store = Arc::clone(shared);
+    let now = now_ms();
+    let held = blocking(move || store.attachments.held(&id, now))
+        .await
+        .map_err(|e| attachment_failure(&e))?;
+    let mut pending = match held {
+        Some(_) => None,
+        None => {
+            let store = Arc::clone(shared);
+            Some(
+                blocking(move || store.attachments.begin())
+                    .await
+                    .map_err(|e| attachment_failure(&e))?,
+            )
+        }
+    };
+    let mut check = UploadCheck::new(id, upload.size);
+    let mut batch = Vec::with_capacity(ATTACHMENT_WRITE);
+    let mut outcome = take_upload_bytes(&mut check, &mut batch, &decoder.take_rest());
+    while outcome.is_ok() {
+        if batch.len() >= ATTACHMENT_WRITE {
+            pending = write_batch(pending, &mut batch).await?;
+        }
+        outcome = match recv.read_chunk(ATTACHMENT_READ, true).await {
+            Ok(Some(chunk)) => take_upload_bytes(&mut check, &mut batch, &chunk.bytes),
+            Ok(None) => break,
+            // Reset by the device, or the connection is gone: the upload is incomplete.
+            Err(_) => Err(Mismatch::Short {
+                announced: upload.size,
+                received: check.received(),
+            }),
+        };
+    }
+    // `pending` dropped on any refusal removes its temporary file.
+    let outcome = outcome.and_then(|()| check.finish());
+    if let Err(mismatch) = outcome {
+        drop(pending);
+        return Err(refuse_upload(
+            shared,
+            device,
+            Some(&id),
+            "digest_mismatch",
+            ErrorCode::DigestMismatch,
+            mismatch.to_string(),
+        )
+        .await);
+    }
+    pending = write_batch(pending, &mut batch).await?;
+    let store = Arc::clone(shared);
+    let held = match pending {
+        Some(upload) => blocking(move || upload.commit(&id)).await,
+        None => match blocking(move || store.attachments.renew(&id)).await {
+            Ok(Some(held)) => Ok(held),
+            // Swept at the end of its retention while this copy was arriving.
+            Ok(None) => {
+                return Err(NodeFrame {
+                    frame: Some(node_frame::Frame::Error(ErrorFrame {
+                        code: ErrorCode::Busy as i32,
+                        message: "the node removed its expired copy of this attachment during the \
+                                  upload; upload it again"
+                            .into(),
+                        retry_after_ms: 100,
+                    })),
+                });
+            }
+            Err(e) => Err(e),
+        },
+    }
+    .map_err(|e| attachment_failure(&e))?;
+    shared.metrics.attachment_stored(upload.size);
+    tracing::info!(device = %device, attachment = %id, size = upload.size, "attachment stored");
+    Ok(held)
+}
+
+fn take_upload_bytes(
+    check: &mut UploadCheck,
+    batch: &mut Vec<u8>,
+    bytes: &[u8],
+) -> Result<(), Mismatch> {
+    check.push(bytes)?;
+    batch.extend_from_slice(bytes);
+    Ok(())
+}
+
+/// Writes the batch to the upload's file (or drops it, for an attachment already held).
+async fn write_batch(
+    pending: Option<crate::attachments::PendingUpload>,
+    batch: &mut Vec<u8>,
+) -> Result<Option<crate::attachments::PendingUpload>, NodeFrame> {
+    let Some(mut upload) = pending else {
+        batch.clear();
+        return Ok(None);
+    };
+    let bytes = std::mem::take(batch);
+    let (upload, bytes) = blocking(move || upload.write(&bytes).map(|()| (upload, bytes)))
+        .await
+        .map_err(|e| attachment_failure(&e))?;
+    // The buffer is reused, so memory stays at one batch.
+    *batch = bytes;
+    batch.clear();
+    Ok(Some(upload))
+}
+
+/// Serves an attachment: `AttachmentFollows`, its bytes read from disk a piece at a time, then
+/// the end of the stream.
+async fn send_attachment(
+    mut send: quinn::SendStream,
+    device: DeviceId,
+    shared: Arc<Shared>,
+    fetch: AttachmentFetch,
+) {
+    let refusal = 'refusal: {
+        let Some(id) = AttachmentId::from_slice(&fetch.ciphertext_sha256) else {
+            break 'refusal error(
+                ErrorCode::Malformed,
+                "ciphertext_sha256 must be the 32-byte SHA-256 of the attachment's ciphertext",
+            );
+        };
+        let store = Arc::clone(&shared);
+        let now = now_ms();
+        let (file, held) = match blocking(move || store.attachments.open_for_fetch(&id, now)).await
+        {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                tracing::info!(device = %device, attachment = %id, "attachment not held");
+                break 'refusal error(
+                    ErrorCode::NotFound,
+                    format!(
+                        "the attachment is not held by this node (never uploaded, or past its \
+                         retention of {}); ask the sender to resend it",
+                        shared.attachments.retention()
+                    ),
+                );
+            }
+            Err(e) => {
+                tracing::error!(error = %e, attachment = %id, "an attachment could not be opened");
+                break 'refusal error(
+                    ErrorCode::Internal,
+                    format!("the node could not read the attachment ({e}); try again later"),
+                );
+            }
+        };
+        let follows = NodeFrame {
+            frame: Some(node_frame::Frame::AttachmentFollows(AttachmentFollows {
+                size: held.size,
+            })),
+        };
+        if !send_frame(&mut send, &follows).await {
+            return;
+        }
+        let mut file = Some(file);
+        let mut remaining = held.size;
+        while remaining > 0 {
+            let Some(mut reading) = file.take() else {
+                return;
+            };
+            let want = usize::try_from(remaining.min(ATTACHMENT_WRITE as u64)).unwrap_or(0);
+            let piece = blocking(move || {
+                crate::attachments::read_piece(&mut reading, want).map(|p| (reading, p))
+            })
+            .await;
+            let piece = match piece {
+                Ok((reading, piece)) if !piece.is_empty() => {
+                    file = Some(reading);
+                    piece
+                }
+                // Shorter than it was, or unreadable: the device must not take it as whole.
+                _ => {
+                    tracing::error!(attachment = %id, "an attachment could not be read to its end");
+                    let _ = send.reset(RESET_UNREADABLE.into());
+                    return;
+                }
+            };
+            if send.write_all(&piece).await.is_err() {
+                return;
+            }
+            remaining = remaining.saturating_sub(piece.len() as u64);
+        }
+        let _ = send.finish();
+        shared.metrics.attachment_fetched(held.size);
+        tracing::info!(device = %device, attachment = %id, size = held.size, "attachment fetched");
+        return;
+    };
+    send_frame(&mut send, &refusal).await;
+    let _ = send.finish();
+}
+
+/// Removes expired attachments and abandoned uploads at start, then every [`SWEEP_EVERY`].
+async fn sweep_attachments(shared: Arc<Shared>) {
+    let mut every = tokio::time::interval(SWEEP_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let store = Arc::clone(&shared);
+        match blocking(move || store.attachments.sweep(now_ms())).await {
+            Ok(swept) if swept == Swept::default() => {}
+            Ok(swept) => tracing::info!(
+                attachments = swept.attachments,
+                uploads = swept.uploads,
+                "removed expired attachments and abandoned uploads"
+            ),
+            Err(e) => tracing::error!(
+                error = %e,
+                "the attachment sweep failed; it runs again within the hour"
+            ),
+        }
+    }
 }
 
 /// An audit event being built: what, who, from where, about what, how it ended. Ids and
@@ -1127,6 +1540,21 @@ fn revoke(
     user: &str,
     reason: &str,
 ) -> Result<Vec<DeviceId>, RevokeError> {
+    let (targets, _) = revoke_in_directory(shared, device, user, reason, None)?;
+    close_connections(shared, &targets);
+    Ok(targets)
+}
+
+/// Signs and durably applies the revocations, and records them (done `by` the device itself
+/// for a wipe). The devices' connections stay open. Returns the devices and the directory
+/// version that includes them.
+fn revoke_in_directory(
+    shared: &Shared,
+    device: Option<DeviceId>,
+    user: &str,
+    reason: &str,
+    by: Option<&DeviceId>,
+) -> Result<(Vec<DeviceId>, u64), RevokeError> {
     let desk = shared.desk.as_ref().ok_or(RevokeError::NoDesk)?;
     let mut directory = shared
         .directory
@@ -1149,6 +1577,7 @@ fn revoke(
             |d| d.to_string(),
         )));
     }
+    let mut version = directory.view().version();
     for target in &targets {
         let mut revocation = valise_proto::v1::Revocation {
             device_id: target.as_bytes().to_vec(),
@@ -1158,24 +1587,197 @@ fn revoke(
         };
         valise_crypto::directory::sign_revocation(&mut revocation, &desk.enrolment_key)
             .map_err(|e| RevokeError::Signing(e.to_string()))?;
-        directory.apply(Update::Revocation(revocation))?;
+        version = directory.apply(Update::Revocation(revocation))?;
     }
     drop(directory);
+    for target in &targets {
+        let mut record = Record::new(AuditEventKind::DeviceRevoked, Outcome::Success)
+            .object("device", target.as_bytes(), &[])
+            .reason(reason);
+        if let Some(by) = by {
+            record = record.by_device(by);
+        }
+        shared.record(record);
+    }
+    Ok((targets, version))
+}
+
+/// Closes the devices' connections at once: they are revoked.
+fn close_connections(shared: &Shared, devices: &[DeviceId]) {
     let mut connections = shared
         .connections
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
-    for target in &targets {
-        for connection in connections.remove(target).unwrap_or_default() {
+    for device in devices {
+        for connection in connections.remove(device).unwrap_or_default() {
             connection.close(CLOSE_REVOKED.into(), b"device revoked");
         }
+    }
+}
+
+/// The device asks to be revoked because its user is wiping it. The confirmation goes out
+/// before its connections close, so the device knows the revocation is durable.
+async fn wipe(mut send: quinn::SendStream, device: DeviceId, shared: Arc<Shared>, reason: String) {
+    let revoking = Arc::clone(&shared);
+    let reply = tokio::task::spawn_blocking(move || wipe_device(&revoking, &device, &reason))
+        .await
+        .unwrap_or_else(|_| {
+            error(
+                ErrorCode::Internal,
+                "the wipe notice could not be processed inside the node; send it again",
+            )
+        });
+    let confirmed = matches!(reply.frame, Some(node_frame::Frame::WipeConfirmed(_)));
+    send_frame(&mut send, &reply).await;
+    let _ = send.finish();
+    if confirmed {
+        let _ = tokio::time::timeout(WIPE_CONFIRM_WAIT, send.stopped()).await;
+        close_connections(&shared, &[device]);
+    }
+}
+
+fn wipe_device(shared: &Shared, device: &DeviceId, reason: &str) -> NodeFrame {
+    let refuse = |audit_reason: &str, code: ErrorCode, message: String| {
         shared.record(
-            Record::new(AuditEventKind::DeviceRevoked, Outcome::Success)
-                .object("device", target.as_bytes(), &[])
-                .reason(reason),
+            Record::new(AuditEventKind::DeviceRevoked, Outcome::Refused)
+                .by_device(device)
+                .object("device", device.as_bytes(), &[])
+                .reason(audit_reason),
+        );
+        error(code, message)
+    };
+    let Some(desk) = &shared.desk else {
+        return refuse(
+            "wipe_no_desk",
+            ErrorCode::EnrolmentRefused,
+            "this node holds no enrolment key and cannot revoke devices; send the wipe notice \
+             to your post's node, or ask its operators to revoke the device"
+                .into(),
+        );
+    };
+    let post = shared
+        .directory
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .view()
+        .lookup(device)
+        .map(|entry| entry.device.post.clone());
+    if post.as_deref() != Some(desk.post.as_str()) {
+        return refuse(
+            "wipe_other_post",
+            ErrorCode::EnrolmentRefused,
+            format!(
+                "this device is not enrolled at {}; send the wipe notice to its own post's node",
+                desk.post
+            ),
         );
     }
-    Ok(targets)
+    let reason = crate::devices::wipe_reason(reason);
+    match revoke_in_directory(shared, Some(*device), "", &reason, Some(device)) {
+        Ok((_, directory_version)) => NodeFrame {
+            frame: Some(node_frame::Frame::WipeConfirmed(WipeConfirmed {
+                directory_version,
+            })),
+        },
+        Err(e) => {
+            tracing::error!(device = %device, error = %e, "a wipe notice could not be recorded");
+            refuse(
+                "wipe_failed",
+                ErrorCode::Internal,
+                format!("the node could not revoke this device ({e}); send the notice again"),
+            )
+        }
+    }
+}
+
+/// Replaces the device's receive keys in its record, re-signed with the post's enrolment key
+/// and durable before the answer.
+fn publish_receive_keys(shared: &Shared, device: &DeviceId, keys: Vec<ReceiveKey>) -> NodeFrame {
+    let refuse = |audit_reason: &str, code: ErrorCode, message: String| {
+        shared.record(
+            Record::new(AuditEventKind::DeviceEnrolled, Outcome::Refused)
+                .by_device(device)
+                .object("device", device.as_bytes(), &[])
+                .reason(&format!("publish_receive_keys:{audit_reason}")),
+        );
+        error(code, message)
+    };
+    let Some(desk) = &shared.desk else {
+        return refuse(
+            "no_desk",
+            ErrorCode::EnrolmentRefused,
+            "this node holds no enrolment key; publish receive keys through your post's node"
+                .into(),
+        );
+    };
+    let published = {
+        let mut directory = shared
+            .directory
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        match directory.view().lookup(device) {
+            None => Err((
+                "unknown",
+                ErrorCode::UnknownSender,
+                "this device is not in the directory; enrol it first".to_owned(),
+            )),
+            Some(entry) if entry.revoked => Err((
+                "revoked",
+                ErrorCode::Revoked,
+                "this device is revoked; enrol a new device".to_owned(),
+            )),
+            Some(entry) => {
+                crate::devices::with_receive_keys(&entry.device, keys, &desk.post, now_ms())
+                    .map_err(|e| (e.audit_reason(), ErrorCode::EnrolmentRefused, e.to_string()))
+                    .and_then(|mut record| {
+                        sign_device_record(&mut record, &desk.enrolment_key).map_err(|e| {
+                            (
+                                "signing",
+                                ErrorCode::Internal,
+                                format!("the new record could not be signed ({e})"),
+                            )
+                        })?;
+                        let version = directory.apply(Update::Device(record.clone())).map_err(
+                            |e| match e {
+                                crate::directory::DurableError::Refused(e) => (
+                                    "record",
+                                    ErrorCode::EnrolmentRefused,
+                                    format!("the new record is not acceptable: {e}"),
+                                ),
+                                crate::directory::DurableError::Store(_) => (
+                                    "store",
+                                    ErrorCode::Internal,
+                                    format!(
+                                        "the node could not store the new record ({e}); \
+                                         publish the keys again later"
+                                    ),
+                                ),
+                            },
+                        )?;
+                        Ok((record, version))
+                    })
+            }
+        }
+    };
+    match published {
+        Ok((record, directory_version)) => {
+            shared.record(
+                Record::new(AuditEventKind::DeviceEnrolled, Outcome::Success)
+                    .by_device(device)
+                    .object("device", device.as_bytes(), &[])
+                    .reason("receive_keys_published"),
+            );
+            NodeFrame {
+                frame: Some(node_frame::Frame::ReceiveKeysPublished(
+                    ReceiveKeysPublished {
+                        record: Some(record),
+                        directory_version,
+                    },
+                )),
+            }
+        }
+        Err((audit_reason, code, message)) => refuse(audit_reason, code, message),
+    }
 }
 
 impl crate::admin::AdminTarget for Shared {

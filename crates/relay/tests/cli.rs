@@ -447,6 +447,7 @@ fn destruction_stops_the_node_erases_keys_and_data_and_prevents_restart() {
 
     // Destroyed while running: the node stops by itself.
     let (mut node, _) = start_node(dir.path());
+    assert!(dir.path().join("paris/data/attachments").is_dir());
     let destroyed = relay(
         &[
             "destroy",
@@ -466,6 +467,7 @@ fn destruction_stops_the_node_erases_keys_and_data_and_prevents_restart() {
         "node-storage.key",
         "enrolment.key",
         "post-ca.key",
+        "data/attachments",
         "data",
         "audit.anchor",
     ] {

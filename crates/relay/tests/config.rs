@@ -37,6 +37,12 @@ fn a_minimal_file_gets_every_documented_default() {
         (LogFormat::Text, "info")
     );
     assert_eq!(c.audit_origin(), "valise/mfa.example/nairobi/audit");
+    assert_eq!(c.limits.max_attachment_bytes, 1 << 30);
+    assert_eq!(c.attachments.retention_days, 30);
+    assert_eq!(
+        c.attachment_retention(),
+        std::time::Duration::from_secs(30 * 86_400)
+    );
 }
 
 /// The annotated example in deploy/ states the defaults: it must stay true.
@@ -91,6 +97,26 @@ fn unusable_values_name_the_setting_and_the_fix() {
             "log.level",
         ),
         ("[node]\nname = \"x\"\n".into(), "missing field"),
+        (
+            format!("{MINIMAL}[limits]\nmax_attachment_bytes = 0\n"),
+            "`limits.max_attachment_bytes` is invalid: must be at least 1",
+        ),
+        (
+            format!("{MINIMAL}[attachments]\nretention_days = 0\n"),
+            "`attachments.retention_days` is invalid: must be between 1 and 3650 days",
+        ),
+        (
+            format!("{MINIMAL}[attachments]\nretention_days = 100000\n"),
+            "`attachments.retention_days` is invalid",
+        ),
+        (
+            format!("{MINIMAL}[attachments]\nretention_days = -1\n"),
+            "retention_days",
+        ),
+        (
+            format!("{MINIMAL}[attachments]\nretention = 30\n"),
+            "unknown field `retention`",
+        ),
     ];
     for (text, expected) in cases {
         let err = Config::parse(&text, Path::new(".")).unwrap_err();

@@ -26,6 +26,7 @@ use valise_proto::v1::{
     DirectoryUpdate, EnrolRequest, EnrolResponse, ErrorCode, Hello, NodeFrame, Precedence,
     Revocation, RoutingHeader, Submit, Subscribe, client_frame, node_frame,
 };
+use valise_relay::attachments::AttachmentStore;
 use valise_relay::directory::{Directory, DurableDirectory};
 use valise_relay::enrolment::{Codes, DurableCodes, Invitation};
 use valise_relay::limits::Limits;
@@ -183,6 +184,11 @@ fn build(limits: Limits, code_ttl_ms: Option<u64>) -> Net {
             certificate_validity: Duration::from_secs(86_400 * 365),
         }),
         ca_fingerprint: ca.fingerprint(),
+        attachments: AttachmentStore::open(
+            &dir.path().join("attachments"),
+            Duration::from_secs(30 * 86_400),
+        )
+        .unwrap(),
     })
     .unwrap();
     Net {
@@ -339,8 +345,11 @@ async fn receive(net: &Net, who: &Diplomat, n: usize) -> Vec<String> {
             decoder.push(&chunk.bytes);
             continue;
         };
-        let Some(node_frame::Frame::Delivery(delivery)) = frame.frame else {
-            panic!("expected a delivery, got {frame:?}")
+        let delivery = match frame.frame {
+            Some(node_frame::Frame::Delivery(delivery)) => delivery,
+            // Sent whenever the node has nothing more queued for now.
+            Some(node_frame::Frame::CaughtUp(_)) => continue,
+            _ => panic!("expected a delivery, got {frame:?}"),
         };
         let envelope = decode_envelope(&delivery.envelope).unwrap();
         let opened = open(
@@ -1163,8 +1172,10 @@ async fn flash_arriving_mid_delivery_goes_next_and_nothing_is_sent_twice() {
     let mut decoder = FrameDecoder::new(1 << 24);
     let mut next_text = async || loop {
         if let Some(frame) = decoder.next_frame::<NodeFrame>().unwrap() {
-            let Some(node_frame::Frame::Delivery(d)) = frame.frame else {
-                panic!("{frame:?}")
+            let d = match frame.frame {
+                Some(node_frame::Frame::Delivery(d)) => d,
+                Some(node_frame::Frame::CaughtUp(_)) => continue,
+                _ => panic!("{frame:?}"),
             };
             let env = decode_envelope(&d.envelope).unwrap();
             return open(
@@ -1214,5 +1225,482 @@ async fn flash_arriving_mid_delivery_goes_next_and_nothing_is_sent_twice() {
         unique.len(),
         ROUTINE + 5,
         "nothing was sent twice before acknowledgement"
+    );
+}
+
+// Sync completion, attachments, key publication and wipe notices.
+
+fn subscribe_frame() -> ClientFrame {
+    ClientFrame {
+        frame: Some(client_frame::Frame::Subscribe(Subscribe {})),
+    }
+}
+
+/// The next frame on a node's stream, or `None` once the node has finished it.
+async fn next_node_frame(
+    recv: &mut quinn::RecvStream,
+    decoder: &mut FrameDecoder,
+) -> Option<NodeFrame> {
+    loop {
+        if let Some(frame) = decoder.next_frame::<NodeFrame>().unwrap() {
+            return Some(frame);
+        }
+        let chunk = tokio::time::timeout(Duration::from_secs(10), recv.read_chunk(1 << 16, true))
+            .await
+            .expect("the node neither sent a frame nor finished the stream")
+            .unwrap();
+        match chunk {
+            Some(chunk) => decoder.push(&chunk.bytes),
+            None => {
+                decoder.finish().unwrap();
+                return None;
+            }
+        }
+    }
+}
+
+fn ack(queue_key: Vec<u8>) -> ClientFrame {
+    ClientFrame {
+        frame: Some(client_frame::Frame::DeliveryAck(DeliveryAck { queue_key })),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_ends_with_caught_up_and_every_acknowledgement_is_durable() {
+    let net = network(Limits::default());
+    let alice = connect(&net, Some(&net.alice.tls)).await.unwrap();
+    for i in 0..3 {
+        let reply = send_cable(
+            &alice,
+            &net.alice,
+            &net.bob,
+            Classification::Secret,
+            Precedence::Routine,
+            &format!("cable {i}"),
+        )
+        .await;
+        assert!(refusal(&reply).is_none(), "{reply:?}");
+    }
+
+    // Bob syncs: the deliveries, then CaughtUp; he acknowledges each and finishes his side.
+    let bob = connect(&net, Some(&net.bob.tls)).await.unwrap();
+    let (mut send, mut recv) = bob.open_bi().await.unwrap();
+    send.write_all(&encode(&subscribe_frame())).await.unwrap();
+    let mut decoder = FrameDecoder::new(1 << 24);
+    let mut delivered = 0;
+    loop {
+        let frame = next_node_frame(&mut recv, &mut decoder).await.unwrap();
+        match frame.frame {
+            Some(node_frame::Frame::Delivery(d)) => {
+                delivered += 1;
+                send.write_all(&encode(&ack(d.queue_key))).await.unwrap();
+            }
+            Some(node_frame::Frame::CaughtUp(caught_up)) => {
+                assert_eq!(caught_up.sent, 3);
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(delivered, 3, "CaughtUp came after every delivery");
+    send.finish().unwrap();
+    // The node finishes its side only once it has processed every ack: nothing more arrives.
+    assert!(next_node_frame(&mut recv, &mut decoder).await.is_none());
+    assert_eq!(
+        net.node.queue_depth().unwrap(),
+        [0; 4],
+        "every ack was durable when the stream ended"
+    );
+
+    // A new subscription has nothing to redeliver, and says so at once.
+    let bob = connect(&net, Some(&net.bob.tls)).await.unwrap();
+    let (mut send, mut recv) = bob.open_bi().await.unwrap();
+    send.write_all(&encode(&subscribe_frame())).await.unwrap();
+    let mut decoder = FrameDecoder::new(1 << 24);
+    let first = next_node_frame(&mut recv, &mut decoder).await.unwrap();
+    assert!(
+        matches!(first.frame, Some(node_frame::Frame::CaughtUp(ref c)) if c.sent == 0),
+        "{first:?}"
+    );
+
+    // A cable arriving later is delivered, then CaughtUp again, once: neither the ack's wake nor
+    // an idle wake repeats it.
+    send_cable(
+        &alice,
+        &net.alice,
+        &net.bob,
+        Classification::Secret,
+        Precedence::Flash,
+        "late",
+    )
+    .await;
+    let late = next_node_frame(&mut recv, &mut decoder).await.unwrap();
+    let Some(node_frame::Frame::Delivery(late)) = late.frame else {
+        panic!("{late:?}")
+    };
+    let again = next_node_frame(&mut recv, &mut decoder).await.unwrap();
+    assert!(
+        matches!(again.frame, Some(node_frame::Frame::CaughtUp(ref c)) if c.sent == 1),
+        "{again:?}"
+    );
+    send.write_all(&encode(&ack(late.queue_key))).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    send.finish().unwrap();
+    assert!(
+        next_node_frame(&mut recv, &mut decoder).await.is_none(),
+        "nothing after the last CaughtUp"
+    );
+    assert_eq!(net.node.queue_depth().unwrap(), [0; 4]);
+}
+
+/// Deterministic bytes that are not a repeating pattern.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn upload_frame(sha256: &[u8], size: u64) -> ClientFrame {
+    ClientFrame {
+        frame: Some(client_frame::Frame::AttachmentUpload(
+            valise_proto::v1::AttachmentUpload {
+                ciphertext_sha256: sha256.to_vec(),
+                size,
+            },
+        )),
+    }
+}
+
+/// Uploads `body` announced as `size` bytes hashing to `sha256`, in uneven pieces, and returns
+/// the node's answer. Writing may fail once the node has refused and stopped reading.
+async fn upload(conn: &quinn::Connection, sha256: &[u8], size: u64, body: &[u8]) -> NodeFrame {
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    let mut bytes = encode(&upload_frame(sha256, size));
+    // Some raw bytes travel with the frame, as a client writing both at once would send them.
+    let head = body.len().min(1000);
+    bytes.extend_from_slice(&body[..head]);
+    let writing = async {
+        send.write_all(&bytes).await?;
+        for piece in body[head..].chunks(77_777) {
+            send.write_all(piece).await?;
+        }
+        send.finish().map_err(|_| quinn::WriteError::ClosedStream)
+    };
+    let _ = writing.await;
+    let reply = tokio::time::timeout(Duration::from_secs(30), recv.read_to_end(1 << 20))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut decoder = FrameDecoder::new(1 << 20);
+    decoder.push(&reply);
+    decoder.next_frame::<NodeFrame>().unwrap().unwrap()
+}
+
+/// Fetches an attachment: its announced size and bytes, or the refusal.
+async fn fetch(
+    conn: &quinn::Connection,
+    sha256: &[u8],
+) -> Result<(u64, Vec<u8>), (ErrorCode, String)> {
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    let frame = ClientFrame {
+        frame: Some(client_frame::Frame::AttachmentFetch(
+            valise_proto::v1::AttachmentFetch {
+                ciphertext_sha256: sha256.to_vec(),
+            },
+        )),
+    };
+    send.write_all(&encode(&frame)).await.unwrap();
+    send.finish().unwrap();
+    let all = tokio::time::timeout(Duration::from_secs(30), recv.read_to_end(64 << 20))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut decoder = FrameDecoder::new(1 << 20);
+    decoder.push(&all);
+    let first = decoder.next_frame::<NodeFrame>().unwrap().unwrap();
+    match first.frame {
+        Some(node_frame::Frame::AttachmentFollows(follows)) => {
+            Ok((follows.size, decoder.take_rest()))
+        }
+        _ => Err(refusal(&first).unwrap()),
+    }
+}
+
+fn stored_files(net: &Net) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(net.dir.path().join("attachments"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attachment_is_stored_by_its_hash_and_fetched_whole() {
+    let net = network(Limits {
+        max_attachment_bytes: 4 << 20,
+        ..Limits::default()
+    });
+    let alice = connect(&net, Some(&net.alice.tls)).await.unwrap();
+    let welcome = exchange(&alice, hello()).await.unwrap();
+    let Some(node_frame::Frame::Welcome(welcome)) = welcome.frame else {
+        panic!("{welcome:?}")
+    };
+    assert_eq!(welcome.limits.unwrap().max_attachment_bytes, 4 << 20);
+
+    // Three MiB and a bit: not a multiple of any chunk size.
+    let body = noise((3 << 20) + 12_345, 1);
+    let hash = valise_crypto::sha256(&body);
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let reply = upload(&alice, &hash, body.len() as u64, &body).await;
+    let Some(node_frame::Frame::AttachmentStored(stored)) = reply.frame else {
+        panic!("{reply:?}")
+    };
+    assert_eq!(stored.ciphertext_sha256, hash);
+    let thirty_days = 30 * 86_400_000;
+    assert!(
+        (before + thirty_days - 5_000..before + thirty_days + 60_000)
+            .contains(&stored.retained_until_ms),
+        "kept 30 days from now: {}",
+        stored.retained_until_ms
+    );
+    assert_eq!(stored_files(&net), vec![hex::encode(hash)]);
+
+    // Another device fetches exactly the bytes uploaded.
+    let bob = connect(&net, Some(&net.bob.tls)).await.unwrap();
+    let (size, fetched) = fetch(&bob, &hash).await.unwrap();
+    assert_eq!(size, body.len() as u64);
+    assert!(fetched == body, "the fetched bytes differ from the upload");
+
+    // The same attachment uploaded again is stored once.
+    let again = upload(&bob, &hash, body.len() as u64, &body).await;
+    assert!(
+        matches!(again.frame, Some(node_frame::Frame::AttachmentStored(_))),
+        "{again:?}"
+    );
+    assert_eq!(stored_files(&net), vec![hex::encode(hash)]);
+    net.node.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_uploads_are_refused_store_nothing_and_the_node_keeps_serving() {
+    let net = network(Limits {
+        max_attachment_bytes: 4 << 20,
+        ..Limits::default()
+    });
+    let alice = connect(&net, Some(&net.alice.tls)).await.unwrap();
+    let body = noise(300_001, 2);
+    let hash = valise_crypto::sha256(&body);
+    let size = body.len() as u64;
+
+    // Bytes that do not hash as announced.
+    let other = valise_crypto::sha256(b"another attachment");
+    let (code, message) = refusal(&upload(&alice, &other, size, &body).await).unwrap();
+    assert_eq!(code, ErrorCode::DigestMismatch);
+    assert!(
+        message.contains("do not hash to the announced SHA-256"),
+        "{message}"
+    );
+    let (code, message) = fetch(&alice, &other).await.unwrap_err();
+    assert_eq!(code, ErrorCode::NotFound);
+    assert!(message.contains("ask the sender to resend it"), "{message}");
+    assert!(message.contains("30 days"), "{message}");
+
+    // A stream that ends early, and one that carries more than announced.
+    let (code, message) = refusal(&upload(&alice, &hash, size, &body[..200_000]).await).unwrap();
+    assert_eq!(code, ErrorCode::DigestMismatch);
+    assert!(
+        message.contains("ended after 200000 of the 300001 bytes"),
+        "{message}"
+    );
+    let mut longer = body.clone();
+    longer.extend_from_slice(b"trailing");
+    let (code, message) = refusal(&upload(&alice, &hash, size, &longer).await).unwrap();
+    assert_eq!(code, ErrorCode::DigestMismatch);
+    assert!(message.contains("more than the 300001 bytes"), "{message}");
+
+    // Over the limit: refused from the frame alone, before any byte is read.
+    let (mut send, mut recv) = alice.open_bi().await.unwrap();
+    send.write_all(&encode(&upload_frame(&hash, (4 << 20) + 1)))
+        .await
+        .unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(10), recv.read_to_end(1 << 20))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut decoder = FrameDecoder::new(1 << 20);
+    decoder.push(&reply);
+    let (code, message) = refusal(&decoder.next_frame::<NodeFrame>().unwrap().unwrap()).unwrap();
+    assert_eq!(code, ErrorCode::TooLarge);
+    assert!(message.contains("at most 4194304 bytes"), "{message}");
+
+    // An upload behind another frame, and a hash of the wrong length.
+    let mut bytes = encode(&hello());
+    bytes.extend(encode(&upload_frame(&hash, 0)));
+    let (mut send, mut recv) = alice.open_bi().await.unwrap();
+    send.write_all(&bytes).await.unwrap();
+    send.finish().unwrap();
+    let replies = recv.read_to_end(1 << 20).await.unwrap();
+    let mut decoder = FrameDecoder::new(1 << 20);
+    decoder.push(&replies);
+    assert!(matches!(
+        decoder.next_frame::<NodeFrame>().unwrap().unwrap().frame,
+        Some(node_frame::Frame::Welcome(_))
+    ));
+    let (code, message) = refusal(&decoder.next_frame::<NodeFrame>().unwrap().unwrap()).unwrap();
+    assert_eq!(code, ErrorCode::Malformed);
+    assert!(message.contains("only frame on its stream"), "{message}");
+    let (code, _) = refusal(&upload(&alice, &hash[..16], size, &body).await).unwrap();
+    assert_eq!(code, ErrorCode::Malformed);
+
+    // Nothing was stored, no temporary file is left, and nothing can be fetched.
+    assert!(stored_files(&net).is_empty(), "{:?}", stored_files(&net));
+    assert_eq!(
+        fetch(&alice, &hash).await.unwrap_err().0,
+        ErrorCode::NotFound
+    );
+
+    // The node still serves the same connection, and a correct upload.
+    assert!(exchange(&alice, hello()).await.is_ok());
+    let reply = upload(&alice, &hash, size, &body).await;
+    assert!(
+        matches!(reply.frame, Some(node_frame::Frame::AttachmentStored(_))),
+        "{reply:?}"
+    );
+    assert_eq!(fetch(&alice, &hash).await.unwrap().1, body);
+}
+
+fn publish(keys: Vec<valise_proto::v1::ReceiveKey>) -> ClientFrame {
+    ClientFrame {
+        frame: Some(client_frame::Frame::PublishReceiveKeys(
+            valise_proto::v1::PublishReceiveKeys { receive_keys: keys },
+        )),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_receive_key_reaches_the_directory() {
+    let net = enrolling_network(3_600_000);
+    let alice = connect(&net, Some(&net.alice.tls)).await.unwrap();
+    let bob = connect(&net, Some(&net.bob.tls)).await.unwrap();
+    let root = directory_root(net.ca.cert_pem()).unwrap();
+    let mut copy = Directory::new("mfa.example", root);
+    for update in sync_directory(&bob, 0).await {
+        copy.apply_received(update).unwrap();
+    }
+    let alice_id = net.alice.identity.device_id();
+    assert_eq!(
+        copy.verified(&alice_id).unwrap().receive_keys[0].id(),
+        net.alice.published.id()
+    );
+
+    // A key signed by another identity (Bob's) is refused, and nothing changes.
+    let foreign = ReceiveKeyPair::generate(0, u64::MAX)
+        .unwrap()
+        .to_signed_record(&net.bob.identity)
+        .unwrap();
+    let reply = exchange(&alice, publish(vec![foreign])).await.unwrap();
+    let (code, message) = refusal(&reply).unwrap();
+    assert_eq!(code, ErrorCode::EnrolmentRefused);
+    assert!(message.contains("does not verify"), "{message}");
+    let mut forged = ReceiveKeyPair::generate(0, u64::MAX)
+        .unwrap()
+        .to_signed_record(&net.bob.identity)
+        .unwrap();
+    forged.device_id = alice_id.as_bytes().to_vec();
+    assert!(refusal(&exchange(&alice, publish(vec![forged])).await.unwrap()).is_some());
+    assert!(refusal(&exchange(&alice, publish(vec![])).await.unwrap()).is_some());
+    assert!(sync_directory(&bob, copy.version()).await.is_empty());
+
+    // Alice's rotated key replaces the old one in her record, re-signed by the post.
+    let rotated = ReceiveKeyPair::generate(0, u64::MAX).unwrap();
+    let signed = rotated.to_signed_record(&net.alice.identity).unwrap();
+    let reply = exchange(&alice, publish(vec![signed.clone()]))
+        .await
+        .unwrap();
+    let Some(node_frame::Frame::ReceiveKeysPublished(published)) = reply.frame else {
+        panic!("{reply:?}")
+    };
+    let record = published.record.unwrap();
+    assert_eq!(record.receive_keys, vec![signed]);
+    assert_eq!(
+        (record.user.as_str(), record.post.as_str()),
+        ("alice", "paris")
+    );
+
+    // Any device syncing sees it, verified from the ministry root.
+    let news = sync_directory(&bob, copy.version()).await;
+    assert_eq!(news.len(), 1);
+    assert_eq!(news[0].version, published.directory_version);
+    copy.apply_received(news[0].clone()).unwrap();
+    let keys = &copy.verified(&alice_id).unwrap().receive_keys;
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].id(), rotated.id());
+    assert!(copy.is_active(&alice_id));
+
+    // A node that enrols nobody cannot re-sign records.
+    let hub = network(Limits::default());
+    let alice = connect(&hub, Some(&hub.alice.tls)).await.unwrap();
+    let key = ReceiveKeyPair::generate(0, u64::MAX)
+        .unwrap()
+        .to_signed_record(&hub.alice.identity)
+        .unwrap();
+    let (code, message) = refusal(&exchange(&alice, publish(vec![key])).await.unwrap()).unwrap();
+    assert_eq!(code, ErrorCode::EnrolmentRefused);
+    assert!(message.contains("no enrolment key"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_device_is_revoked_and_turned_away() {
+    let net = enrolling_network(3_600_000);
+    let bob = connect(&net, Some(&net.bob.tls)).await.unwrap();
+    let before = sync_directory(&bob, 0).await.len() as u64;
+    let carol = connect(&net, Some(&net.carol.tls)).await.unwrap();
+    let notice = ClientFrame {
+        frame: Some(client_frame::Frame::WipeNotice(
+            valise_proto::v1::WipeNotice {
+                reason: "emergency\nevacuation".into(),
+            },
+        )),
+    };
+    let reply = exchange(&carol, notice).await.unwrap();
+    let Some(node_frame::Frame::WipeConfirmed(confirmed)) = reply.frame else {
+        panic!("{reply:?}")
+    };
+    assert_eq!(confirmed.directory_version, before + 1);
+
+    // Her connection is closed as any revoked device's, and a new one is refused.
+    let closed = tokio::time::timeout(Duration::from_secs(10), carol.closed())
+        .await
+        .unwrap();
+    assert!(
+        matches!(closed, quinn::ConnectionError::ApplicationClosed(ref c) if c.error_code == 3u32.into()),
+        "{closed:?}"
+    );
+    assert!(refused(&net, Some(&net.carol.tls)).await);
+
+    // Everyone's directory shows the revocation, with its reason on one line.
+    let news = sync_directory(&bob, before).await;
+    assert_eq!(news.len(), 1);
+    let Some(directory_update::Update::Revocation(revocation)) = &news[0].update else {
+        panic!("{news:?}")
+    };
+    assert_eq!(
+        revocation.device_id,
+        net.carol.identity.device_id().as_bytes()
+    );
+    assert_eq!(revocation.reason, "wiped by its user: emergency evacuation");
+    assert!(
+        !refused(&net, Some(&net.bob.tls)).await,
+        "other devices are unaffected"
     );
 }

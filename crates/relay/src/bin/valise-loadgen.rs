@@ -173,8 +173,11 @@ async fn receive(
             decoder.push(&chunk.bytes);
             continue;
         };
-        let Some(node_frame::Frame::Delivery(delivery)) = frame.frame else {
-            bail!("unexpected frame {frame:?}")
+        let delivery = match frame.frame {
+            Some(node_frame::Frame::Delivery(delivery)) => delivery,
+            // The node has sent everything queued so far; more follows as it arrives.
+            Some(node_frame::Frame::CaughtUp(_)) => continue,
+            _ => bail!("unexpected frame {frame:?}"),
         };
         let arrived = Instant::now();
         let env = valise_crypto::envelope::decode_envelope(&delivery.envelope)?;
