@@ -36,7 +36,12 @@ pub enum ClassificationArg {
     #[value(alias = "S")]
     Secret,
     /// TOP SECRET.
-    #[value(name = "top-secret", alias = "TS", alias = "TOP_SECRET")]
+    #[value(
+        name = "top-secret",
+        alias = "TS",
+        alias = "TOP_SECRET",
+        alias = "top secret"
+    )]
     TopSecret,
 }
 

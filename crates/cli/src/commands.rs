@@ -204,14 +204,15 @@ async fn with_client(client: &mut Client, command: Command, json: bool, bars: &B
             Ok(())
         }
         Command::Status { id } => {
-            let cables = match id {
-                Some(id) => vec![client.status(&id)?],
-                None => client.sent_cables()?,
+            // One cable: an object. Every cable: an array, however many there are.
+            let (cables, one) = match id {
+                Some(id) => (vec![client.status(&id)?], true),
+                None => (client.sent_cables()?, false),
             };
             if json {
                 let list: Vec<Value> = cables.iter().map(status_json).collect();
-                match list.as_slice() {
-                    [one] => print_json(one),
+                match (one, list.first()) {
+                    (true, Some(cable)) => print_json(cable),
                     _ => print_json(&Value::Array(list)),
                 }
             } else {

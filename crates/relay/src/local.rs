@@ -64,36 +64,115 @@ pub struct LocalNetwork {
     pub devices: Vec<LocalDevice>,
 }
 
-/// Builds the network in `dir` (which must be empty) with one device per user.
-pub fn build(
+/// A running post node on loopback with its throwaway ministry root, ready to enrol devices
+/// with one-time codes ([`RunningNode::issue_code`]).
+pub struct LocalPost {
+    /// The pinned ministry root (PEM).
+    pub ca_pem: String,
+    /// The root's fingerprint, as handed to diplomats with their codes.
+    pub fingerprint: String,
+    /// The node.
+    pub node: RunningNode,
+    /// `127.0.0.1:<port>`: the node's certificate names `127.0.0.1` and `localhost`.
+    pub addr: String,
+    /// The node's custody and audit key.
+    pub node_key: IdentityPublicKey,
+    /// The node's audit log folder.
+    pub audit_dir: std::path::PathBuf,
+    /// The audit log's origin line.
+    pub origin: String,
+    /// The post's enrolment key (signs device records).
+    enrolment_key: IdentityKeyPair,
+    /// The post's CA (issues device certificates).
+    post_ca: PostCa,
+    validity: Validity,
+}
+
+/// Starts post `post` of `ministry` in `dir` (which must be empty), with a fresh root.
+pub fn start_post(
     dir: &Path,
-    users: &[(&str, Classification)],
+    ministry: &str,
+    post: &str,
     limits: Limits,
-) -> Result<LocalNetwork, LocalError> {
+) -> Result<LocalPost, LocalError> {
     let now = OffsetDateTime::now_utc();
     let validity = Validity {
         not_before: now - time::Duration::hours(1),
         not_after: now + time::Duration::days(30),
     };
-    let ca = MinistryCa::generate(MINISTRY, validity).map_err(fail)?;
+    let ca = MinistryCa::generate(ministry, validity).map_err(fail)?;
     let node_cert = ca
-        .issue_node(POST, &["localhost".into()], validity)
+        .issue_node(post, &["127.0.0.1".into(), "localhost".into()], validity)
         .map_err(fail)?;
-    let post_ca_files = ca.issue_post_ca(POST, validity).map_err(fail)?;
-    let post_ca = PostCa::from_pem(POST, MINISTRY, &post_ca_files).map_err(fail)?;
+    let post_ca_files = ca.issue_post_ca(post, validity).map_err(fail)?;
     let enrolment_key = IdentityKeyPair::generate().map_err(fail)?;
     let mut directory = DurableDirectory::open(
         &dir.join("directory"),
-        MINISTRY,
+        ministry,
         directory_root(ca.cert_pem()).map_err(fail)?,
     )
     .map_err(fail)?;
     directory
         .apply(Update::Enroller(
-            ca.certify_enroller(POST, enrolment_key.public(), 0, u64::MAX)
+            ca.certify_enroller(post, enrolment_key.public(), 0, u64::MAX)
                 .map_err(fail)?,
         ))
         .map_err(fail)?;
+    let node_key = IdentityKeyPair::generate().map_err(fail)?;
+    let node_public = *node_key.public();
+    let audit_key = IdentityKeyPair::from_seed(&node_key.seed()[..]).map_err(fail)?;
+    let origin = valise_audit::log::origin(ministry, post);
+    let audit_dir = dir.join("audit");
+    let audit = AuditLog::open(LogConfig::new(audit_dir.clone(), origin.clone()), audit_key)
+        .map_err(fail)?;
+    // The node is the post's desk too, so devices can enrol, rotate their keys and report a wipe.
+    let desk = EnrolmentDesk {
+        post: post.into(),
+        enrolment_key: IdentityKeyPair::from_seed(&enrolment_key.seed()[..]).map_err(fail)?,
+        post_ca: PostCa::from_pem(post, ministry, &post_ca_files).map_err(fail)?,
+        codes: DurableCodes::open(&dir.join("enrolment"), Codes::new(3_600_000, 100, 10), 0)
+            .map_err(fail)?,
+        certificate_validity: Duration::from_secs(30 * 86_400),
+    };
+    let node = start(NodeParams {
+        name: post.into(),
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        tls: server_config(ca.cert_pem(), &node_cert, true).map_err(fail)?,
+        node_key,
+        directory,
+        // A throwaway network: its storage key lives only as long as this process.
+        store: RelayStore::open(&dir.join("queue"), &StorageKey::generate().map_err(fail)?)
+            .map_err(fail)?,
+        limits,
+        audit: Arc::new(audit),
+        enrolment: Some(desk),
+        ca_fingerprint: ca.fingerprint(),
+        attachments: AttachmentStore::open(&dir.join("attachments"), Duration::from_secs(86_400))
+            .map_err(fail)?,
+    })
+    .map_err(fail)?;
+    Ok(LocalPost {
+        ca_pem: ca.cert_pem().to_owned(),
+        fingerprint: ca.fingerprint(),
+        addr: node.local_addr().to_string(),
+        node,
+        node_key: node_public,
+        audit_dir,
+        origin,
+        enrolment_key,
+        post_ca: PostCa::from_pem(post, ministry, &post_ca_files).map_err(fail)?,
+        validity,
+    })
+}
+
+/// Builds the network in `dir` (which must be empty) with one device per user, enrolled
+/// directly (no codes): for the load generator.
+pub fn build(
+    dir: &Path,
+    users: &[(&str, Classification)],
+    limits: Limits,
+) -> Result<LocalNetwork, LocalError> {
+    let post = start_post(dir, MINISTRY, POST, limits)?;
     let mut devices = Vec::with_capacity(users.len());
     for (user, clearance) in users {
         let identity = IdentityKeyPair::generate().map_err(fail)?;
@@ -110,10 +189,13 @@ pub fn build(
             enrolled_at_ms: 1,
             ..Default::default()
         };
-        sign_device_record(&mut record, &enrolment_key).map_err(fail)?;
-        directory.apply(Update::Device(record)).map_err(fail)?;
-        let tls = post_ca
-            .issue_device(&identity.device_id().to_string(), validity)
+        sign_device_record(&mut record, &post.enrolment_key).map_err(fail)?;
+        post.node
+            .update_directory(|d| d.apply(Update::Device(record)))
+            .map_err(fail)?;
+        let tls = post
+            .post_ca
+            .issue_device(&identity.device_id().to_string(), post.validity)
             .map_err(fail)?;
         devices.push(LocalDevice {
             address: format!("{user}@{POST}"),
@@ -123,44 +205,10 @@ pub fn build(
             tls,
         });
     }
-    let node_key = IdentityKeyPair::generate().map_err(fail)?;
-    let node_public = *node_key.public();
-    let audit_key = IdentityKeyPair::from_seed(&node_key.seed()[..]).map_err(fail)?;
-    let audit = AuditLog::open(
-        LogConfig::new(dir.join("audit"), valise_audit::log::origin(MINISTRY, POST)),
-        audit_key,
-    )
-    .map_err(fail)?;
-    // The node is the post's desk too, so devices can rotate their keys and report a wipe.
-    let desk = EnrolmentDesk {
-        post: POST.into(),
-        enrolment_key,
-        post_ca: PostCa::from_pem(POST, MINISTRY, &post_ca_files).map_err(fail)?,
-        codes: DurableCodes::open(&dir.join("enrolment"), Codes::new(3_600_000, 100, 10), 0)
-            .map_err(fail)?,
-        certificate_validity: Duration::from_secs(30 * 86_400),
-    };
-    let node = start(NodeParams {
-        name: POST.into(),
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        tls: server_config(ca.cert_pem(), &node_cert, true).map_err(fail)?,
-        node_key,
-        directory,
-        // A throwaway network: its storage key lives only as long as this process.
-        store: RelayStore::open(&dir.join("queue"), &StorageKey::generate().map_err(fail)?)
-            .map_err(fail)?,
-        limits,
-        audit: Arc::new(audit),
-        enrolment: Some(desk),
-        ca_fingerprint: ca.fingerprint(),
-        attachments: AttachmentStore::open(&dir.join("attachments"), Duration::from_secs(86_400))
-            .map_err(fail)?,
-    })
-    .map_err(fail)?;
     Ok(LocalNetwork {
-        ca_pem: ca.cert_pem().to_owned(),
-        node,
-        node_key: node_public,
+        ca_pem: post.ca_pem,
+        node: post.node,
+        node_key: post.node_key,
         devices,
     })
 }
