@@ -62,12 +62,19 @@ pub async fn run(cli: Cli) -> Result<()> {
             let bars = Bars::new(json);
             let report = client.sync(&bars).await?;
             warn_report(&report);
-            with_client(&mut client, command, json, &bars).await
+            let online = report.offline.is_none();
+            with_client(&mut client, command, json, &bars, online).await
         }
     }
 }
 
-async fn with_client(client: &mut Client, command: Command, json: bool, bars: &Bars) -> Result<()> {
+async fn with_client(
+    client: &mut Client,
+    command: Command,
+    json: bool,
+    bars: &Bars,
+    online: bool,
+) -> Result<()> {
     match command {
         Command::Send {
             to,
@@ -101,7 +108,12 @@ async fn with_client(client: &mut Client, command: Command, json: bool, bars: &B
                 attachments: attach,
             };
             let id = client.compose(&draft)?;
-            let report = client.sync(bars).await?;
+            // Offline a moment ago: the cable waits in the outbox for the next sync.
+            let report = if online {
+                client.sync(bars).await?
+            } else {
+                SyncReport::default()
+            };
             if let Some((_, reason)) = report.refused.iter().find(|(r, _)| *r == id) {
                 bail!("the node refused cable {id}: {reason}");
             }
@@ -165,7 +177,9 @@ async fn with_client(client: &mut Client, command: Command, json: bool, bars: &B
                 eprintln!("note: {note}");
             }
             // The read receipt goes out now if the node is there; otherwise at the next sync.
-            let _ = client.sync(bars).await?;
+            if online {
+                client.sync(bars).await?;
+            }
             let saved = match &save_attachments {
                 Some(dir) => client.save_attachments(&id, dir, bars).await?,
                 None => Vec::new(),
@@ -189,9 +203,13 @@ async fn with_client(client: &mut Client, command: Command, json: bool, bars: &B
             if let Some(note) = note {
                 eprintln!("note: {note}");
             }
-            let report = client.sync(bars).await?;
+            let report = if online {
+                client.sync(bars).await?
+            } else {
+                SyncReport::default()
+            };
             let from = entry.header.map(|h| h.from).unwrap_or_default();
-            let state = if report.offline.is_none() {
+            let state = if online && report.offline.is_none() {
                 "sent"
             } else {
                 "queued"

@@ -14,8 +14,11 @@ use valise_proto::v1::{
     ErrorCode, Hello, NodeFrame, Subscribe, Welcome, client_frame, node_frame,
 };
 
-/// How long to wait for a node to answer the handshake or a request.
+/// How long to wait for a node to answer a request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long to wait for the handshake: a few round trips even on a lossy satellite link, yet
+/// short enough that working offline does not feel stuck.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(6);
 /// The largest frame accepted from a node: a delivery of the largest envelope, with margin.
 const MAX_FRAME: usize = 64 * 1024 * 1024;
 /// Raw attachment bytes are moved in pieces of this size.
@@ -77,12 +80,18 @@ pub struct NodeLink {
 
 /// Resolves `host:port`.
 fn resolve(addr: &str) -> Result<SocketAddr, NetError> {
-    addr.to_socket_addrs()
+    let all: Vec<SocketAddr> = addr
+        .to_socket_addrs()
         .map_err(|e| NetError::Unreachable {
             addr: addr.to_owned(),
             reason: e.to_string(),
         })?
-        .next()
+        .collect();
+    // Nodes listen on IPv4 by default: prefer it when a name resolves to both.
+    all.iter()
+        .find(|a| a.is_ipv4())
+        .or(all.first())
+        .copied()
         .ok_or_else(|| NetError::Unreachable {
             addr: addr.to_owned(),
             reason: "the name resolves to no address".into(),
@@ -123,9 +132,9 @@ pub async fn open(
     let connecting = endpoint
         .connect(socket, server_name)
         .map_err(|e| unreachable(e.to_string()))?;
-    let connection = tokio::time::timeout(REQUEST_TIMEOUT, connecting)
+    let connection = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
         .await
-        .map_err(|_| unreachable(format!("no answer within {REQUEST_TIMEOUT:?}")))?
+        .map_err(|_| unreachable(format!("no answer within {CONNECT_TIMEOUT:?}")))?
         .map_err(|e| unreachable(e.to_string()))?;
     Ok((endpoint, connection))
 }

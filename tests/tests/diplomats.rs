@@ -1,0 +1,341 @@
+//! Diplomats at one post, using the `valise` binary against a `valise-relay` node: the main
+//! path, an offline node, and bad input.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use valise_tests::{Diplomat, PASSPHRASE, Post, text};
+
+fn state_of(status: &serde_json::Value, address: &str) -> String {
+    status["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["address"] == address)
+        .unwrap_or_else(|| panic!("{address} is not a recipient: {status}"))["state"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn a_flash_with_an_attachment_is_read_intact_and_acknowledged() {
+    let mut post = Post::new();
+    post.start();
+    let alice = post.enrol("alice", "SECRET", &["POL"]);
+    let bob = post.enrol("bob", "TOP SECRET", &["ECON"]);
+
+    let routine = alice.send(&[
+        "--to",
+        "bob@paris",
+        "--classification",
+        "CONFIDENTIAL",
+        "--precedence",
+        "ROUTINE",
+        "--tags",
+        "ADMN",
+        "--subject",
+        "Visa backlog",
+        "--body",
+        "Routine numbers.",
+    ]);
+    let report = alice.dir.path().join("report.bin");
+    let data: Vec<u8> = (0..300_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(&report, &data).unwrap();
+    let flash = alice.send(&[
+        "--to",
+        "bob@paris",
+        "--classification",
+        "SECRET",
+        "--precedence",
+        "FLASH",
+        "--tags",
+        "PREL,PGOV",
+        "--subject",
+        "Evacuation of the consulate",
+        "--body",
+        "Leave by 0600 local.",
+        "--attach",
+        report.to_str().unwrap(),
+    ]);
+
+    // FLASH first, though it arrived last.
+    let inbox = bob.json(&["inbox"]);
+    let ids: Vec<&str> = inbox
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [flash.as_str(), routine.as_str()], "{inbox}");
+    let first = &inbox[0];
+    for field in [
+        "id",
+        "from",
+        "subject",
+        "precedence",
+        "classification",
+        "received_at",
+        "read",
+    ] {
+        assert!(!first[field].is_null(), "inbox lacks {field}: {first}");
+    }
+    assert_eq!(first["from"], "alice@paris");
+    assert_eq!(first["precedence"], "FLASH");
+    assert_eq!(first["read"], false);
+    // Bob's device stored both, so both are delivered.
+    assert_eq!(
+        state_of(&alice.json(&["status", &routine]), "bob@paris"),
+        "delivered"
+    );
+
+    let saved = bob.dir.path().join("saved");
+    let read = bob.json(&[
+        "read",
+        &flash[..8],
+        "--save-attachments",
+        saved.to_str().unwrap(),
+    ]);
+    assert_eq!(read["body"], "Leave by 0600 local.");
+    assert_eq!(read["subject"], "Evacuation of the consulate");
+    assert_eq!(read["verified"], true);
+    assert_eq!(read["classification"], "SECRET");
+    assert_eq!(read["precedence"], "FLASH");
+    assert_eq!(read["attachments"][0]["name"], "report.bin");
+    assert_eq!(std::fs::read(saved.join("report.bin")).unwrap(), data);
+    assert_eq!(
+        state_of(&alice.json(&["status", &flash]), "bob@paris"),
+        "read"
+    );
+
+    let ack = bob.valise(&["ack", &flash]);
+    assert!(ack.status.success(), "{}", text(&ack));
+    let status = alice.json(&["status", &flash]);
+    assert_eq!(state_of(&status, "bob@paris"), "acknowledged", "{status}");
+    // The routine cable was never opened: delivered, not read.
+    assert_eq!(
+        state_of(&alice.json(&["status", &routine]), "bob@paris"),
+        "delivered"
+    );
+
+    // People read banners: the human form shows classification and precedence.
+    let human = bob.valise(&["read", &routine]);
+    let shown = text(&human);
+    assert!(
+        shown.contains("CONFIDENTIAL") && shown.contains("ROUTINE"),
+        "{shown}"
+    );
+    post.stop();
+}
+
+#[test]
+fn a_cable_sent_while_the_node_is_down_goes_out_once_when_it_returns() {
+    let mut post = Post::new();
+    post.start();
+    let alice = post.enrol("alice", "SECRET", &[]);
+    let bob = post.enrol("bob", "SECRET", &[]);
+    // Alice's device learns of Bob while the node is up.
+    let directory = alice.json(&["directory", "bob"]);
+    assert_eq!(directory[0]["address"], "bob@paris", "{directory}");
+    post.stop();
+
+    let out = alice.valise(&[
+        "send",
+        "--to",
+        "bob@paris",
+        "--classification",
+        "SECRET",
+        "--precedence",
+        "IMMEDIATE",
+        "--subject",
+        "Written offline",
+        "--body",
+        "Sent while the link was down.",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let sent: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(sent["state"], "queued");
+    let id = sent["id"].as_str().unwrap().to_owned();
+    let offline = alice.valise(&["status", &id, "--json"]);
+    assert!(
+        text(&offline).contains("cannot reach the node"),
+        "{}",
+        text(&offline)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&offline.stdout).unwrap();
+    assert_eq!(state_of(&status, "bob@paris"), "queued");
+
+    post.start();
+    // Any command syncs: the outbox goes out.
+    assert_eq!(
+        state_of(&alice.json(&["status", &id]), "bob@paris"),
+        "custody"
+    );
+    // More syncs send nothing again.
+    alice.json(&["inbox"]);
+    alice.json(&["inbox"]);
+    let inbox = bob.json(&["inbox"]);
+    let copies = inbox
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["id"] == id.as_str())
+        .count();
+    assert_eq!(copies, 1, "{inbox}");
+    assert_eq!(inbox.as_array().unwrap().len(), 1, "{inbox}");
+    post.stop();
+}
+
+fn refused(d: &Diplomat, args: &[&str], passphrase: &str, expected: &[&str]) {
+    let out = d.valise_with(args, passphrase);
+    assert!(
+        !out.status.success(),
+        "valise {args:?} succeeded: {}",
+        text(&out)
+    );
+    let message = String::from_utf8_lossy(&out.stderr);
+    for part in expected {
+        assert!(
+            message.contains(part),
+            "valise {args:?}: {message:?} lacks {part:?}"
+        );
+    }
+    assert!(!message.contains("panicked"), "{message}");
+}
+
+fn send_args<'a>(to: &'a str, classification: &'a str) -> Vec<&'a str> {
+    vec![
+        "send",
+        "--to",
+        to,
+        "--classification",
+        classification,
+        "--precedence",
+        "PRIORITY",
+        "--subject",
+        "Test",
+        "--body",
+        "Text",
+    ]
+}
+
+#[test]
+fn bad_input_gets_a_clear_refusal_and_loses_nothing() {
+    let mut post = Post::new();
+    post.start();
+    let alice = post.enrol("alice", "TOP SECRET", &[]);
+    let bob = post.enrol("bob", "SECRET", &[]);
+    let _carol = post.enrol("carol", "CONFIDENTIAL", &[]);
+    let _dave = post.enrol("dave", "SECRET", &[]);
+    let kept = alice.send(&[
+        "--to",
+        "bob@paris",
+        "--classification",
+        "SECRET",
+        "--precedence",
+        "ROUTINE",
+        "--subject",
+        "Kept",
+        "--body",
+        "This must survive every refusal.",
+    ]);
+    assert_eq!(bob.json(&["inbox"]).as_array().unwrap().len(), 1);
+
+    refused(
+        &bob,
+        &["inbox"],
+        "not the passphrase",
+        &["wrong passphrase"],
+    );
+    refused(
+        &alice,
+        &send_args("nobody@paris", "SECRET"),
+        PASSPHRASE,
+        &["nobody@paris"],
+    );
+    refused(
+        &alice,
+        &send_args("carol@paris", "TOP_SECRET"),
+        PASSPHRASE,
+        &["carol@paris", "CONFIDENTIAL", "TOP SECRET"],
+    );
+    post.revoke("dave");
+    refused(
+        &alice,
+        &send_args("dave@paris", "SECRET"),
+        PASSPHRASE,
+        &["dave@paris", "revoked"],
+    );
+    let missing = [
+        &send_args("bob@paris", "SECRET")[..],
+        &["--attach", "/nonexistent/brief.pdf"],
+    ]
+    .concat();
+    refused(
+        &alice,
+        &missing,
+        PASSPHRASE,
+        &["/nonexistent/brief.pdf", "Nothing was sent"],
+    );
+
+    // None of the refusals queued or sent anything; the kept cable is still there.
+    let sent = alice.json(&["status"]);
+    assert_eq!(sent.as_array().unwrap().len(), 1, "{sent}");
+    let inbox = bob.json(&["inbox"]);
+    assert_eq!(inbox.as_array().unwrap().len(), 1, "{inbox}");
+    assert_eq!(inbox[0]["id"], kept.as_str());
+    post.stop();
+
+    // Someone with the disk alters a stored cable: it is detected and named.
+    {
+        let db = sled::open(bob.dir.path().join("store")).unwrap();
+        let tree = db.open_tree("client/inbox").unwrap();
+        let (key, value) = tree.iter().next().unwrap().unwrap();
+        let mut bytes = value.to_vec();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        tree.insert(key, bytes).unwrap();
+        db.flush().unwrap();
+    }
+    refused(
+        &bob,
+        &["inbox"],
+        PASSPHRASE,
+        &["client/inbox", "tampered", &kept],
+    );
+}
+
+#[test]
+fn keys_rotate_safety_numbers_match_and_a_wiped_device_is_gone_and_revoked() {
+    let mut post = Post::new();
+    post.start();
+    let alice = post.enrol("alice", "SECRET", &[]);
+    let bob = post.enrol("bob", "SECRET", &[]);
+
+    // Both sides compute the same number to read aloud.
+    let a = alice.json(&["verify", "bob@paris"]);
+    let b = bob.json(&["verify", "alice@paris"]);
+    assert_eq!(a[0]["safety_number"], b[0]["safety_number"]);
+    assert_eq!(a[0]["safety_number"].as_str().unwrap().len(), 71);
+
+    let keys = bob.json(&["keys", "rotate"]);
+    assert_eq!(keys.as_array().unwrap().len(), 2, "{keys}");
+    // Alice seals to Bob's new key, which Bob holds.
+    let id = alice.send(&[
+        "--to", "bob@paris", "--classification", "SECRET", "--precedence", "ROUTINE",
+        "--subject", "After rotation", "--body", "Still readable.",
+    ]);
+    assert_eq!(bob.json(&["read", &id])["body"], "Still readable.");
+
+    let wiped = bob.json(&["wipe", "--emergency"]);
+    assert_eq!(wiped["erased"], true, "{wiped}");
+    assert_eq!(wiped["node_notified"], true, "{wiped}");
+    assert!(!bob.dir.path().join("storage.key").exists());
+    assert!(!bob.dir.path().join("store").exists());
+    refused(&bob, &["inbox"], PASSPHRASE, &["no Valise store"]);
+    // The node revoked Bob's device: nobody can send to it any more.
+    refused(&alice, &send_args("bob@paris", "SECRET"), PASSPHRASE, &["bob@paris", "revoked"]);
+    post.stop();
+}
