@@ -1090,7 +1090,13 @@ async fn store_upload(
     }
     .map_err(|e| attachment_failure(&e))?;
     shared.metrics.attachment_stored(upload.size);
-    tracing::info!(device = %device, attachment = %id, size = upload.size, "attachment stored");
+    record_async(
+        shared,
+        Record::new(AuditEventKind::AttachmentStored, Outcome::Success)
+            .by_device(device)
+            .object("attachment", &[], &upload.ciphertext_sha256),
+    )
+    .await;
     Ok(held)
 }
 
@@ -1200,7 +1206,13 @@ async fn send_attachment(
         }
         let _ = send.finish();
         shared.metrics.attachment_fetched(held.size);
-        tracing::info!(device = %device, attachment = %id, size = held.size, "attachment fetched");
+        record_async(
+            &shared,
+            Record::new(AuditEventKind::AttachmentFetched, Outcome::Success)
+                .by_device(&device)
+                .object("attachment", &[], &fetch.ciphertext_sha256),
+        )
+        .await;
         return;
     };
     send_frame(&mut send, &refusal).await;
@@ -1695,10 +1707,10 @@ fn wipe_device(shared: &Shared, device: &DeviceId, reason: &str) -> NodeFrame {
 fn publish_receive_keys(shared: &Shared, device: &DeviceId, keys: Vec<ReceiveKey>) -> NodeFrame {
     let refuse = |audit_reason: &str, code: ErrorCode, message: String| {
         shared.record(
-            Record::new(AuditEventKind::DeviceEnrolled, Outcome::Refused)
+            Record::new(AuditEventKind::ReceiveKeysPublished, Outcome::Refused)
                 .by_device(device)
                 .object("device", device.as_bytes(), &[])
-                .reason(&format!("publish_receive_keys:{audit_reason}")),
+                .reason(audit_reason),
         );
         error(code, message)
     };
@@ -1762,10 +1774,9 @@ fn publish_receive_keys(shared: &Shared, device: &DeviceId, keys: Vec<ReceiveKey
     match published {
         Ok((record, directory_version)) => {
             shared.record(
-                Record::new(AuditEventKind::DeviceEnrolled, Outcome::Success)
+                Record::new(AuditEventKind::ReceiveKeysPublished, Outcome::Success)
                     .by_device(device)
-                    .object("device", device.as_bytes(), &[])
-                    .reason("receive_keys_published"),
+                    .object("device", device.as_bytes(), &[]),
             );
             NodeFrame {
                 frame: Some(node_frame::Frame::ReceiveKeysPublished(

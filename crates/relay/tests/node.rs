@@ -1488,7 +1488,20 @@ async fn an_attachment_is_stored_by_its_hash_and_fetched_whole() {
         "{again:?}"
     );
     assert_eq!(stored_files(&net), vec![hex::encode(hash)]);
-    net.node.shutdown().await.unwrap();
+
+    // The audit log names each upload and fetch by the attachment's hash, and who did it.
+    let Net { node, audit, .. } = net;
+    node.shutdown().await.unwrap();
+    let log = wait_for_sole_owner(audit).await;
+    let events: Vec<_> = (0..log.size()).map(|i| log.event(i).unwrap()).collect();
+    let about = |kind: AuditEventKind| {
+        events
+            .iter()
+            .filter(|e| e.kind == kind as i32 && e.objects.iter().any(|o| o.sha256 == hash))
+            .count()
+    };
+    assert_eq!(about(AuditEventKind::AttachmentStored), 2);
+    assert_eq!(about(AuditEventKind::AttachmentFetched), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
