@@ -34,7 +34,7 @@ use valise_proto::v1::EnrolmentCertificate;
 use zeroize::Zeroizing;
 
 pub use valise_crypto::tls::{
-    ALPN, ALPN_ENROLL, CertifiedKey, client_config, fingerprint, root_fingerprint,
+    ALPN, ALPN_ENROLL, CertifiedKey, client_config, directory_root, fingerprint, root_fingerprint,
 };
 
 const SEALED_KEY_LEN: usize = 93;
@@ -366,18 +366,6 @@ fn issue_with(
         chain_pem: format!("{}{issuer_chain_pem}", cert.pem()),
         key_pem: Zeroizing::new(key.serialize_pem()),
     })
-}
-
-/// The directory root pinned by a root certificate (PEM): its Ed25519 public key.
-pub fn directory_root(ca_pem: &str) -> Result<IdentityPublicKey, PkiError> {
-    let der = CertificateDer::from_pem_slice(ca_pem.as_bytes()).map_err(|e| PkiError::Pem {
-        what: "CA certificate",
-        reason: e.to_string(),
-    })?;
-    let (_, cert) =
-        x509_parser::parse_x509_certificate(&der).map_err(|e| PkiError::Key(e.to_string()))?;
-    IdentityPublicKey::from_slice(&cert.public_key().subject_public_key.data)
-        .map_err(|_| PkiError::Key("the root certificate does not hold an Ed25519 key".into()))
 }
 
 /// The node's TLS server configuration: TLS 1.3 only, client certificates verified against
