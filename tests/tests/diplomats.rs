@@ -324,8 +324,16 @@ fn keys_rotate_safety_numbers_match_and_a_wiped_device_is_gone_and_revoked() {
     assert_eq!(keys.as_array().unwrap().len(), 2, "{keys}");
     // Alice seals to Bob's new key, which Bob holds.
     let id = alice.send(&[
-        "--to", "bob@paris", "--classification", "SECRET", "--precedence", "ROUTINE",
-        "--subject", "After rotation", "--body", "Still readable.",
+        "--to",
+        "bob@paris",
+        "--classification",
+        "SECRET",
+        "--precedence",
+        "ROUTINE",
+        "--subject",
+        "After rotation",
+        "--body",
+        "Still readable.",
     ]);
     assert_eq!(bob.json(&["read", &id])["body"], "Still readable.");
 
@@ -336,6 +344,11 @@ fn keys_rotate_safety_numbers_match_and_a_wiped_device_is_gone_and_revoked() {
     assert!(!bob.dir.path().join("store").exists());
     refused(&bob, &["inbox"], PASSPHRASE, &["no Valise store"]);
     // The node revoked Bob's device: nobody can send to it any more.
-    refused(&alice, &send_args("bob@paris", "SECRET"), PASSPHRASE, &["bob@paris", "revoked"]);
+    refused(
+        &alice,
+        &send_args("bob@paris", "SECRET"),
+        PASSPHRASE,
+        &["bob@paris", "revoked"],
+    );
     post.stop();
 }
