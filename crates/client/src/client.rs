@@ -24,7 +24,7 @@ use crate::outbox::OutboxEntry;
 use crate::profile::Profile;
 use crate::receipt;
 use crate::status::{DeliveryState, RecipientStatus, SentCable};
-use crate::store::{LocalStore, StoreError, Table};
+use crate::store::{LocalStore, Table};
 
 /// Something a front end may want to show as it happens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,14 +170,12 @@ impl Client {
 
     /// Received cables in reading order: most urgent first, then newest.
     pub fn inbox(&self) -> Result<Vec<(String, InboxEntry)>, ClientError> {
-        let mut entries = Vec::new();
-        for (key, value) in self.store.scan(Table::Inbox)? {
-            let entry = InboxEntry::decode(value.as_slice()).map_err(|_| StoreError::Damaged {
-                table: Table::Inbox.name(),
-                key: hex::encode(&key),
-            })?;
-            entries.push((hex::encode(&key), entry));
-        }
+        let mut entries: Vec<(String, InboxEntry)> = self
+            .store
+            .scan_messages(Table::Inbox)?
+            .into_iter()
+            .map(|(key, entry)| (hex::encode(key), entry))
+            .collect();
         entries.sort_by(|a, b| inbox::order(&a.1, &b.1));
         Ok(entries)
     }
@@ -204,14 +202,10 @@ impl Client {
     /// A received cable by id or id prefix.
     pub fn received(&self, id: &str) -> Result<(Vec<u8>, InboxEntry), ClientError> {
         let key = self.resolve_id(Table::Inbox, id)?;
-        let value = self
+        let entry = self
             .store
-            .get(Table::Inbox, &key)?
+            .get_message(Table::Inbox, &key)?
             .ok_or_else(|| ClientError::NoSuchCable(id.to_owned()))?;
-        let entry = InboxEntry::decode(value.as_slice()).map_err(|_| StoreError::Damaged {
-            table: Table::Inbox.name(),
-            key: hex::encode(&key),
-        })?;
         Ok((key, entry))
     }
 
@@ -224,30 +218,18 @@ impl Client {
 
     /// Every sent cable, newest first.
     pub fn sent_cables(&self) -> Result<Vec<SentCable>, ClientError> {
-        let mut all = Vec::new();
-        for (key, value) in self.store.scan(Table::Sent)? {
-            all.push(
-                SentCable::decode(value.as_slice()).map_err(|_| StoreError::Damaged {
-                    table: Table::Sent.name(),
-                    key: hex::encode(&key),
-                })?,
-            );
-        }
+        let mut all: Vec<SentCable> = self
+            .store
+            .scan_messages(Table::Sent)?
+            .into_iter()
+            .map(|(_, cable)| cable)
+            .collect();
         all.sort_by_key(|s| std::cmp::Reverse(s.created_at_ms));
         Ok(all)
     }
 
     pub(crate) fn sent(&self, cable_id: &[u8]) -> Result<Option<SentCable>, ClientError> {
-        match self.store.get(Table::Sent, cable_id)? {
-            None => Ok(None),
-            Some(value) => SentCable::decode(value.as_slice()).map(Some).map_err(|_| {
-                StoreError::Damaged {
-                    table: Table::Sent.name(),
-                    key: hex::encode(cable_id),
-                }
-                .into()
-            }),
-        }
+        Ok(self.store.get_message(Table::Sent, cable_id)?)
     }
 
     pub(crate) fn save_sent(&self, sent: &SentCable) -> Result<(), ClientError> {
@@ -451,16 +433,12 @@ impl Client {
 
     /// The cables still waiting for the node.
     pub fn outbox(&self) -> Result<Vec<OutboxEntry>, ClientError> {
-        let mut all = Vec::new();
-        for (key, value) in self.store.scan(Table::Outbox)? {
-            all.push(
-                OutboxEntry::decode(value.as_slice()).map_err(|_| StoreError::Damaged {
-                    table: Table::Outbox.name(),
-                    key: hex::encode(&key),
-                })?,
-            );
-        }
-        Ok(all)
+        Ok(self
+            .store
+            .scan_messages(Table::Outbox)?
+            .into_iter()
+            .map(|(_, entry)| entry)
+            .collect())
     }
 
     /// Directory entries whose address, name or office contains `query` (all when empty),

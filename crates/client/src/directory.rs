@@ -9,7 +9,7 @@ use valise_crypto::identity::IdentityPublicKey;
 use valise_proto::v1::DirectoryUpdate;
 
 use crate::error::ClientError;
-use crate::store::{LocalStore, StoreError, Table};
+use crate::store::{LocalStore, Table};
 
 /// Loads the stored updates into a directory trusting `root` for `ministry`.
 pub fn load(
@@ -19,12 +19,7 @@ pub fn load(
 ) -> Result<Directory, ClientError> {
     let mut directory = Directory::new(ministry, root);
     // sled returns keys in order, and versions are stored big-endian: replay is in order.
-    for (key, value) in store.scan(Table::Directory)? {
-        let damaged = || StoreError::Damaged {
-            table: Table::Directory.name(),
-            key: hex::encode(&key),
-        };
-        let update = DirectoryUpdate::decode(value.as_slice()).map_err(|_| damaged())?;
+    for (_, update) in store.scan_messages::<DirectoryUpdate>(Table::Directory)? {
         directory
             .apply_received(update)
             .map_err(|e| ClientError::Directory(format!("stored update refused: {e}")))?;

@@ -48,12 +48,8 @@ impl Profile {
 
     /// Loads the profile.
     pub fn load(store: &LocalStore) -> Result<Self, StoreError> {
-        let bytes = store
-            .get(Table::Profile, PROFILE)?
-            .ok_or_else(|| StoreError::NotEnrolled(store.dir().to_owned()))?;
-        Profile::decode(bytes.as_slice()).map_err(|_| StoreError::Damaged {
-            table: Table::Profile.name(),
-            key: hex::encode(PROFILE),
-        })
+        store
+            .get_message(Table::Profile, PROFILE)?
+            .ok_or_else(|| StoreError::NotEnrolled(store.dir().to_owned()))
     }
 }

@@ -230,6 +230,28 @@ impl LocalStore {
             .collect()
     }
 
+    /// The message stored at (`table`, `key`); one that does not decode is damaged.
+    pub fn get_message<M: prost::Message + Default>(
+        &self,
+        table: Table,
+        key: &[u8],
+    ) -> Result<Option<M>, StoreError> {
+        self.get(table, key)?
+            .map(|value| decode(table, key, &value))
+            .transpose()
+    }
+
+    /// Every message of `table`, in key order, with its key.
+    pub fn scan_messages<M: prost::Message + Default>(
+        &self,
+        table: Table,
+    ) -> Result<Vec<(Vec<u8>, M)>, StoreError> {
+        self.scan(table)?
+            .into_iter()
+            .map(|(key, value)| decode(table, &key, &value).map(|m| (key, m)))
+            .collect()
+    }
+
     /// Removes the record at (`table`, `key`), durably.
     pub fn delete(&self, table: Table, key: &[u8]) -> Result<(), StoreError> {
         self.db.open_tree(table.name())?.remove(key)?;
@@ -255,6 +277,18 @@ impl LocalStore {
         self.db_file.sync_all()?;
         Ok(())
     }
+}
+
+/// Decodes a stored message; one that does not decode is named as damaged.
+fn decode<M: prost::Message + Default>(
+    table: Table,
+    key: &[u8],
+    value: &[u8],
+) -> Result<M, StoreError> {
+    M::decode(value).map_err(|_| StoreError::Damaged {
+        table: table.name(),
+        key: hex::encode(key),
+    })
 }
 
 /// Erases the store in `dir`: the sealed storage key first (overwritten, synced, deleted), so
