@@ -21,29 +21,32 @@ fn bin_dir() -> PathBuf {
     exe.parent().unwrap().parent().unwrap().to_owned()
 }
 
-/// The path of a workspace binary, built first if this test was run on its own.
+/// The path of a workspace binary, brought up to date first: when only this package's tests
+/// run, cargo does not rebuild other packages' binaries.
 pub fn bin(name: &str) -> PathBuf {
     static BUILD: Once = Once::new();
+    BUILD.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "--profile",
+                "test",
+                "--offline",
+                "-p",
+                "valise-cli",
+                "-p",
+                "valise-relay",
+                "--bins",
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "building the binaries failed");
+    });
     let path = bin_dir().join(name);
-    if !path.exists() {
-        BUILD.call_once(|| {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(cargo)
-                .args([
-                    "build",
-                    "--profile",
-                    "test",
-                    "-p",
-                    "valise-cli",
-                    "-p",
-                    "valise-relay",
-                    "--bins",
-                ])
-                .status()
-                .unwrap();
-            assert!(status.success(), "building the binaries failed");
-        });
-    }
     assert!(path.exists(), "{} was not built", path.display());
     path
 }

@@ -352,3 +352,70 @@ fn keys_rotate_safety_numbers_match_and_a_wiped_device_is_gone_and_revoked() {
     );
     post.stop();
 }
+
+#[test]
+fn a_watching_device_reports_a_cable_as_it_arrives_and_stops_on_ctrl_c() {
+    use std::io::BufRead;
+    let mut post = Post::new();
+    post.start();
+    let alice = post.enrol("alice", "SECRET", &[]);
+    let bob = post.enrol("bob", "SECRET", &[]);
+    alice.json(&["directory"]);
+
+    let mut watch = std::process::Command::new(valise_tests::bin("valise"))
+        .args(["watch", "--json"])
+        .env("VALISE_DATA_DIR", bob.dir.path())
+        .env("VALISE_PASSPHRASE", PASSPHRASE)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    let stdout = watch.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next_event = |kind: &str| loop {
+        let line = lines
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("no {kind} event"));
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if event["event"] == kind {
+            return event;
+        }
+    };
+    next_event("online");
+    let id = alice.send(&[
+        "--to",
+        "bob@paris",
+        "--classification",
+        "SECRET",
+        "--precedence",
+        "FLASH",
+        "--subject",
+        "While watching",
+        "--body",
+        "Now.",
+    ]);
+    let received = next_event("received");
+    assert!(
+        received["detail"].as_str().unwrap().contains(&id),
+        "{received}"
+    );
+    assert!(
+        received["detail"].as_str().unwrap().contains("FLASH"),
+        "{received}"
+    );
+
+    std::process::Command::new("kill")
+        .args(["-INT", &watch.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(watch.wait().unwrap().success());
+    post.stop();
+}

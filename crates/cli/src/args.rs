@@ -176,6 +176,9 @@ pub enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Stay connected: sync every few seconds (backing off while the node is unreachable) and
+    /// report new cables and status changes as they happen, until Ctrl-C.
+    Watch,
     /// Erase this device's keys and every cable on it.
     #[command(
         after_help = "The storage key is destroyed first, so nothing on this device can be read again,\neven from a copy of the disk. If a passphrase is available and the node can be\nreached, the node is told and revokes this device."

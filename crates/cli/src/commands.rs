@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
-use valise_client::client::Client;
+use valise_client::client::{Client, Event};
+use valise_client::compose::precedence_name;
 use valise_client::compose::{CableDraft, classification_name};
 use valise_client::enrol::{Invitation, enrol};
 use valise_client::inbox::InboxEntry;
@@ -336,8 +337,42 @@ async fn with_client(
             }
             Ok(())
         }
+        Command::Watch => watch(client, json, bars).await,
         Command::Enroll { .. } | Command::Wipe { .. } | Command::Demo { .. } => Ok(()),
     }
+}
+
+/// Prints events as they happen while the client syncs in the background of this command.
+async fn watch(client: &mut Client, json: bool, bars: &Bars) -> Result<()> {
+    let mut events = client.events();
+    let printer = tokio::spawn(async move {
+        while let Ok(event) = events.recv().await {
+            let (kind, detail) = match &event {
+                Event::Online { node } => ("online", format!("connected to node {node}")),
+                Event::Offline { reason } => ("offline", reason.clone()),
+                Event::Received { id, precedence } => (
+                    "received",
+                    format!("new {} cable {id}", precedence_name(*precedence)),
+                ),
+                Event::StatusChanged { id } => ("status", format!("cable {id} changed state")),
+                _ => continue,
+            };
+            if json {
+                println!("{}", json!({ "event": kind, "detail": detail }));
+            } else {
+                println!("{kind:9} {detail}");
+            }
+        }
+    });
+    if !json {
+        println!("Watching for cables; Ctrl-C to stop.");
+    }
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let result = client.run_until(bars, stop).await;
+    printer.abort();
+    Ok(result?)
 }
 
 async fn wipe(dir: &Path, pass_file: Option<&Path>, emergency: bool, json: bool) -> Result<()> {

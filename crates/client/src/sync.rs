@@ -29,6 +29,8 @@ use crate::store::{StoreError, Table};
 /// Receive keys are replaced once the newest is this old; older ones stay until they expire,
 /// so cables already sealed to them still open.
 pub const ROTATE_AFTER_MS: u64 = 7 * 24 * 3_600_000;
+/// How often a connected client looks for new cables when it keeps running.
+pub const POLL_EVERY: Duration = Duration::from_secs(15);
 /// How long a wipe waits for the node before giving up on telling it.
 const WIPE_NOTICE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -74,6 +76,16 @@ pub struct SyncReport {
     pub rotated: bool,
 }
 
+/// How long a running client waits before its next sync: the poll interval while the node
+/// answers; after `failures` consecutive failures, the outbox's backoff (1 s doubling to 5 min).
+pub fn next_sync_in(failures: u32) -> Duration {
+    if failures == 0 {
+        POLL_EVERY
+    } else {
+        outbox::retry_delay(failures)
+    }
+}
+
 /// What the delivery handler gathers: receipts to send back, per sending device.
 #[derive(Default)]
 struct Arrivals {
@@ -113,6 +125,28 @@ impl Client {
         }
         report.waiting = self.outbox()?.iter().filter(|e| !e.refused).count();
         Ok(report)
+    }
+
+    /// Keeps the client in step with the node until `stop` completes: syncs, then waits
+    /// [`next_sync_in`]. Reaching the node again resets the backoff. Store failures end it.
+    pub async fn run_until(
+        &mut self,
+        progress: &dyn Progress,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<(), ClientError> {
+        let mut stop = std::pin::pin!(stop);
+        let mut failures = 0u32;
+        loop {
+            let report = self.sync(progress).await?;
+            failures = match report.offline {
+                Some(_) => failures.saturating_add(1),
+                None => 0,
+            };
+            tokio::select! {
+                () = &mut stop => return Ok(()),
+                () = tokio::time::sleep(next_sync_in(failures)) => {}
+            }
+        }
     }
 
     async fn sync_on(
@@ -540,4 +574,17 @@ pub fn wipe_files(dir: &Path) -> Result<bool, ClientError> {
         }
     }
     Ok(existed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_running_client_polls_while_online_and_backs_off_while_offline() {
+        assert_eq!(next_sync_in(0), POLL_EVERY);
+        assert_eq!(next_sync_in(1), Duration::from_secs(1));
+        assert_eq!(next_sync_in(4), Duration::from_secs(8));
+        assert_eq!(next_sync_in(30), Duration::from_secs(300));
+    }
 }
