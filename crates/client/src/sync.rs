@@ -29,6 +29,9 @@ use crate::store::{StoreError, Table};
 /// Receive keys are replaced once the newest is this old; older ones stay until they expire,
 /// so cables already sealed to them still open.
 pub const ROTATE_AFTER_MS: u64 = 7 * 24 * 3_600_000;
+/// Most receive keys a device publishes at once (a node accepts up to 8). Older keys not
+/// published stay on the device until they expire, so cables already sealed to them open.
+pub const MAX_PUBLISHED_KEYS: usize = 8;
 /// How often a connected client looks for new cables when it keeps running.
 pub const POLL_EVERY: Duration = Duration::from_secs(15);
 /// How long a wipe waits for the node before giving up on telling it.
@@ -500,10 +503,13 @@ impl Client {
         save_receive_key(&self.store, &fresh)?;
         self.keys.receive.push(fresh);
         self.keys.erase_expired(&self.store, now)?;
+        // The newest ones, oldest first ("newest last" on the wire).
+        let skip = self.keys.receive.len().saturating_sub(MAX_PUBLISHED_KEYS);
         let receive_keys = self
             .keys
             .receive
             .iter()
+            .skip(skip)
             .map(|k| k.to_signed_record(&self.keys.identity))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| ClientError::Crypto(e.to_string()))?;
