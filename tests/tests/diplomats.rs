@@ -5,6 +5,18 @@
 
 use valise_tests::{Diplomat, PASSPHRASE, Post, text};
 
+/// A running Paris node with Alice and Bob enrolled (both SECRET), Alice's directory current.
+fn alice_and_bob() -> (Post, Diplomat, Diplomat) {
+    let mut post = Post::new();
+    post.start();
+    let alice = post.enrol("alice", "SECRET", &[]);
+    let bob = post.enrol("bob", "SECRET", &[]);
+    // Alice's device learns of Bob while the node is up.
+    let directory = alice.json(&["directory", "bob"]);
+    assert_eq!(directory[0]["address"], "bob@paris", "{directory}");
+    (post, alice, bob)
+}
+
 fn state_of(status: &serde_json::Value, address: &str) -> String {
     status["recipients"]
         .as_array()
@@ -131,13 +143,7 @@ fn a_flash_with_an_attachment_is_read_intact_and_acknowledged() {
 
 #[test]
 fn a_cable_sent_while_the_node_is_down_goes_out_once_when_it_returns() {
-    let mut post = Post::new();
-    post.start();
-    let alice = post.enrol("alice", "SECRET", &[]);
-    let bob = post.enrol("bob", "SECRET", &[]);
-    // Alice's device learns of Bob while the node is up.
-    let directory = alice.json(&["directory", "bob"]);
-    assert_eq!(directory[0]["address"], "bob@paris", "{directory}");
+    let (mut post, alice, bob) = alice_and_bob();
     post.stop();
 
     let out = alice.valise(&[
@@ -309,10 +315,7 @@ fn bad_input_gets_a_clear_refusal_and_loses_nothing() {
 
 #[test]
 fn keys_rotate_safety_numbers_match_and_a_wiped_device_is_gone_and_revoked() {
-    let mut post = Post::new();
-    post.start();
-    let alice = post.enrol("alice", "SECRET", &[]);
-    let bob = post.enrol("bob", "SECRET", &[]);
+    let (mut post, alice, bob) = alice_and_bob();
 
     // Both sides compute the same number to read aloud.
     let a = alice.json(&["verify", "bob@paris"]);
@@ -361,11 +364,7 @@ fn keys_rotate_safety_numbers_match_and_a_wiped_device_is_gone_and_revoked() {
 #[test]
 fn a_watching_device_reports_a_cable_as_it_arrives_and_stops_on_ctrl_c() {
     use std::io::BufRead;
-    let mut post = Post::new();
-    post.start();
-    let alice = post.enrol("alice", "SECRET", &[]);
-    let bob = post.enrol("bob", "SECRET", &[]);
-    alice.json(&["directory"]);
+    let (mut post, alice, bob) = alice_and_bob();
 
     let mut watch = std::process::Command::new(valise_tests::bin("valise"))
         .args(["watch", "--json"])

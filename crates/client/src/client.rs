@@ -249,32 +249,36 @@ impl Client {
         &mut self,
         id: &str,
     ) -> Result<(String, InboxEntry, Option<String>), ClientError> {
-        let (key, mut entry) = self.received(id)?;
-        let mut note = None;
-        if !entry.read {
-            entry.read = true;
-            self.save_received(&key, &entry)?;
-            note = self.queue_receipt(&entry, ReceiptKind::Read)?;
-        }
-        Ok((hex::encode(&key), entry, note))
+        self.mark(id, false)
     }
 
-    /// Acknowledges a received cable: a signed acknowledgement goes back to the sender.
+    /// Acknowledges a received cable (reading it, if not yet read): a signed acknowledgement
+    /// goes back to the sender.
     pub fn acknowledge(
         &mut self,
         id: &str,
     ) -> Result<(String, InboxEntry, Option<String>), ClientError> {
+        self.mark(id, true)
+    }
+
+    /// Queues the receipts not yet sent, then stores the new state: a failure leaves the cable
+    /// as it was, to be tried again.
+    fn mark(
+        &mut self,
+        id: &str,
+        acknowledge: bool,
+    ) -> Result<(String, InboxEntry, Option<String>), ClientError> {
         let (key, mut entry) = self.received(id)?;
         let mut note = None;
         if !entry.read {
-            entry.read = true;
             note = self.queue_receipt(&entry, ReceiptKind::Read)?;
+            entry.read = true;
         }
-        if !entry.acknowledged {
-            entry.acknowledged = true;
+        if acknowledge && !entry.acknowledged {
             note = self
                 .queue_receipt(&entry, ReceiptKind::Acknowledged)?
                 .or(note);
+            entry.acknowledged = true;
         }
         self.save_received(&key, &entry)?;
         Ok((hex::encode(&key), entry, note))
