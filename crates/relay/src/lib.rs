@@ -15,6 +15,7 @@
 //! | [`limits`] | every configurable bound on what the network may send |
 //! | [`logging`] | operator logs as text or JSON lines, ids and reasons only |
 //! | [`policy`] | whether a submitted cable is accepted, and for which devices |
+//! | [`routing`] | the next hop for each recipient device: here, a peer post, or the hub (federation) |
 //! | [`queue`] | delivery order (precedence, then arrival) and at-least-once redelivery |
 //! | [`store`] | durable envelopes, per-device queues and the dedup set (group commit) |
 //! | [`pki`] | the ministry CA, node and device certificates, the server configuration (the client side is `valise_crypto::tls`) |
@@ -39,4 +40,5 @@ pub mod node;
 pub mod pki;
 pub mod policy;
 pub mod queue;
+pub mod routing;
 pub mod store;

@@ -1,0 +1,167 @@
+//! Where a cable goes next (DESIGN §3): each recipient device belongs to a post; a device of
+//! this node's own post is delivered here, and any other is forwarded to the next hop, which is
+//! a configured peer post if it is the destination, otherwise the hub. The hub forwards to the
+//! destination post itself. No I/O: the network shell asks, then queues per next hop.
+
+use std::collections::BTreeMap;
+
+use valise_crypto::identity::DeviceId;
+
+use crate::config::NodeKind;
+
+/// Where a recipient device's copy goes from this node.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum NextHop {
+    /// The device is served here: queue it for delivery.
+    Local,
+    /// Forward to this node (a peer post, the hub, or from the hub the destination post).
+    Node(String),
+}
+
+/// Why a recipient cannot be routed. The cable is refused for it before custody is taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RouteError {
+    /// A post node with no hub configured, and no peer link to the device's post.
+    #[error(
+        "device {device} is at post {post}, which this node cannot reach: it has no hub and no \
+         peer link to {post}; set [node] hub in node.toml"
+    )]
+    NoRoute {
+        /// The device.
+        device: DeviceId,
+        /// Its post.
+        post: String,
+    },
+}
+
+/// This node's place in the network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routes {
+    /// This node's name; for a post, also its post.
+    pub node: String,
+    /// Hub or post.
+    pub kind: NodeKind,
+    /// The hub's node name, for a post that has one.
+    pub hub: Option<String>,
+    /// Posts this node links to directly, besides the hub.
+    pub peers: Vec<String>,
+}
+
+impl Routes {
+    /// The next hop towards a device at `post`.
+    pub fn next_hop(&self, device: DeviceId, post: &str) -> Result<NextHop, RouteError> {
+        if self.kind == NodeKind::Post && post == self.node {
+            return Ok(NextHop::Local);
+        }
+        if self.kind == NodeKind::Hub || self.peers.iter().any(|p| p == post) {
+            return Ok(NextHop::Node(post.to_owned()));
+        }
+        match &self.hub {
+            Some(hub) => Ok(NextHop::Node(hub.clone())),
+            None => Err(RouteError::NoRoute {
+                device,
+                post: post.to_owned(),
+            }),
+        }
+    }
+
+    /// Groups recipient devices (each with its post) by next hop, each hop's devices in the
+    /// order given. One unroutable device refuses the whole cable: nothing is half-sent.
+    pub fn split(
+        &self,
+        recipients: &[(DeviceId, String)],
+    ) -> Result<BTreeMap<NextHop, Vec<DeviceId>>, RouteError> {
+        let mut hops: BTreeMap<NextHop, Vec<DeviceId>> = BTreeMap::new();
+        for (device, post) in recipients {
+            hops.entry(self.next_hop(*device, post)?)
+                .or_default()
+                .push(*device);
+        }
+        Ok(hops)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn device(n: u8) -> DeviceId {
+        DeviceId::from_slice(&[n; 16]).unwrap()
+    }
+
+    fn paris() -> Routes {
+        Routes {
+            node: "paris".into(),
+            kind: NodeKind::Post,
+            hub: Some("hq".into()),
+            peers: vec!["brussels".into()],
+        }
+    }
+
+    #[test]
+    fn a_post_delivers_its_own_devices_and_sends_the_rest_to_the_hub_or_a_peer() {
+        let routes = paris();
+        let split = routes
+            .split(&[
+                (device(1), "paris".into()),
+                (device(2), "nairobi".into()),
+                (device(3), "brussels".into()),
+                (device(4), "paris".into()),
+                (device(5), "tokyo".into()),
+            ])
+            .unwrap();
+        let expected: BTreeMap<NextHop, Vec<DeviceId>> = [
+            (NextHop::Local, vec![device(1), device(4)]),
+            (NextHop::Node("hq".into()), vec![device(2), device(5)]),
+            (NextHop::Node("brussels".into()), vec![device(3)]),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(split, expected);
+    }
+
+    #[test]
+    fn the_hub_forwards_to_each_destination_post() {
+        let hub = Routes {
+            node: "hq".into(),
+            kind: NodeKind::Hub,
+            hub: None,
+            peers: vec![],
+        };
+        assert_eq!(
+            hub.next_hop(device(1), "nairobi").unwrap(),
+            NextHop::Node("nairobi".into())
+        );
+        assert_eq!(
+            hub.split(&[(device(1), "paris".into()), (device(2), "nairobi".into())])
+                .unwrap()
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn a_post_without_a_hub_refuses_what_it_cannot_reach_and_sends_nothing() {
+        let isolated = Routes {
+            hub: None,
+            ..paris()
+        };
+        assert_eq!(
+            isolated.next_hop(device(1), "paris").unwrap(),
+            NextHop::Local
+        );
+        let err = isolated
+            .split(&[(device(1), "paris".into()), (device(2), "nairobi".into())])
+            .unwrap_err();
+        assert_eq!(
+            err,
+            RouteError::NoRoute {
+                device: device(2),
+                post: "nairobi".into()
+            }
+        );
+        assert!(err.to_string().contains("[node] hub"), "{err}");
+    }
+}
