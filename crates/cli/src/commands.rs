@@ -111,7 +111,7 @@ async fn with_client(
             let id = client.compose(&draft)?;
             // Offline a moment ago: the cable waits in the outbox for the next sync.
             let report = if online {
-                client.sync(bars).await?
+                client.send_pending(bars).await?
             } else {
                 SyncReport::default()
             };
@@ -179,7 +179,7 @@ async fn with_client(
             }
             // The read receipt goes out now if the node is there; otherwise at the next sync.
             if online {
-                client.sync(bars).await?;
+                client.send_pending(bars).await?;
             }
             let saved = match &save_attachments {
                 Some(dir) => client.save_attachments(&id, dir, bars).await?,
@@ -205,7 +205,7 @@ async fn with_client(
                 eprintln!("note: {note}");
             }
             let report = if online {
-                client.sync(bars).await?
+                client.send_pending(bars).await?
             } else {
                 SyncReport::default()
             };

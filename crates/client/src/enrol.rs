@@ -17,7 +17,7 @@ use crate::error::ClientError;
 use crate::keys::{DeviceKeys, RECEIVE_KEY_VALIDITY_MS};
 use crate::profile::Profile;
 use crate::store::{LocalStore, StoreError};
-use crate::sync::NoProgress;
+use crate::sync::{NoProgress, Scope};
 
 /// What the diplomat was handed: where the node is, the code, and the root's fingerprint.
 #[derive(Debug, Clone)]
@@ -109,7 +109,10 @@ pub async fn enrol(
         },
     };
     keys.save(&store)?;
-    let ministry = ministry_of(&keys, &ca_pem, &invitation.node_addr, &host).await?;
+    let tls = valise_crypto::tls::client_config(&ca_pem, Some(&keys.tls))
+        .map_err(|e| ClientError::Enrolment(e.to_string()))?;
+    let link = connection::NodeLink::connect(&invitation.node_addr, &host, tls).await?;
+    let (ministry, first_page) = ministry_of(&link).await?;
     let profile = Profile {
         node_addr: invitation.node_addr.clone(),
         node_name: host,
@@ -121,8 +124,10 @@ pub async fn enrol(
     };
     profile.save(&store)?;
     let mut client = Client::assemble(store, keys, profile)?;
-    // First sync: the node's custody key, and the directory, which must hold this device.
-    let report = client.sync(&NoProgress).await?;
+    // The page already fetched is applied (each update verified), and the first sync on the
+    // same connection takes the node's custody key and the rest of the directory.
+    crate::directory::apply(&client.store, &mut client.directory, first_page)?;
+    let report = client.sync_over(link, Scope::Full, &NoProgress).await?;
     if let Some(reason) = report.offline {
         return Err(ClientError::Enrolment(format!(
             "enrolled, but the first sync failed: {reason}; run any command to sync again"
@@ -137,30 +142,23 @@ pub async fn enrol(
 }
 
 /// The ministry's name, as the root signed it in the post enrolment certificates the node
-/// serves: a device is told only the root's fingerprint.
+/// serves (a device is told only the root's fingerprint), and the first directory page.
 async fn ministry_of(
-    keys: &DeviceKeys,
-    ca_pem: &str,
-    addr: &str,
-    host: &str,
-) -> Result<String, ClientError> {
-    let tls = valise_crypto::tls::client_config(ca_pem, Some(&keys.tls))
-        .map_err(|e| ClientError::Enrolment(e.to_string()))?;
-    let link = connection::NodeLink::connect(addr, host, tls).await?;
+    link: &connection::NodeLink,
+) -> Result<(String, Vec<valise_proto::v1::DirectoryUpdate>), ClientError> {
     let page = link
         .request(client_frame::Frame::DirectorySync(
             valise_proto::v1::DirectorySync { after_version: 0 },
         ))
-        .await;
-    link.close();
-    let updates = match page?.frame {
+        .await?;
+    let updates = match page.frame {
         Some(node_frame::Frame::DirectoryPage(p)) => p.updates,
         _ => Vec::new(),
     };
-    updates
-        .into_iter()
-        .find_map(|u| match u.update {
-            Some(Update::Enroller(cert)) => Some(cert.ministry),
+    let ministry = updates
+        .iter()
+        .find_map(|u| match &u.update {
+            Some(Update::Enroller(cert)) => Some(cert.ministry.clone()),
             _ => None,
         })
         .ok_or_else(|| {
@@ -168,5 +166,6 @@ async fn ministry_of(
                 "the node's directory holds no enrolment certificate; report this to ministry IT"
                     .into(),
             )
-        })
+        })?;
+    Ok((ministry, updates))
 }

@@ -89,6 +89,15 @@ pub fn next_sync_in(failures: u32) -> Duration {
     }
 }
 
+/// What a connection is used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// Directory, rotation, outbox, queue, receipts.
+    Full,
+    /// The outbox only.
+    Outbox,
+}
+
 /// What the delivery handler gathers: receipts to send back, per sending device.
 #[derive(Default)]
 struct Arrivals {
@@ -103,31 +112,67 @@ impl Client {
     /// Syncs with the node. A node that cannot be reached is not an error: the report says so
     /// and the local store stays as it was.
     pub async fn sync(&mut self, progress: &dyn Progress) -> Result<SyncReport, ClientError> {
-        let mut report = SyncReport::default();
-        let link = match self.connect().await {
-            Ok(link) => link,
+        self.connect_and(Scope::Full, progress).await
+    }
+
+    /// Sends only what waits in the outbox (e.g. the receipt `read` or `ack` just queued),
+    /// without taking in the directory or the queue again.
+    pub async fn send_pending(
+        &mut self,
+        progress: &dyn Progress,
+    ) -> Result<SyncReport, ClientError> {
+        self.connect_and(Scope::Outbox, progress).await
+    }
+
+    async fn connect_and(
+        &mut self,
+        scope: Scope,
+        progress: &dyn Progress,
+    ) -> Result<SyncReport, ClientError> {
+        match self.connect().await {
+            Ok(link) => self.sync_over(link, scope, progress).await,
             Err(e) => {
-                report.offline = Some(e.to_string());
-                report.waiting = self.outbox()?.iter().filter(|e| !e.refused).count();
                 self.emit(Event::Offline {
                     reason: e.to_string(),
                 });
-                return Ok(report);
+                Ok(SyncReport {
+                    offline: Some(e.to_string()),
+                    waiting: self.waiting()?,
+                    ..SyncReport::default()
+                })
             }
-        };
+        }
+    }
+
+    /// Runs `scope` on a connection already open, then closes it.
+    pub(crate) async fn sync_over(
+        &mut self,
+        link: NodeLink,
+        scope: Scope,
+        progress: &dyn Progress,
+    ) -> Result<SyncReport, ClientError> {
+        let mut report = SyncReport::default();
         self.learn_node(&link)?;
         self.emit(Event::Online {
             node: link.welcome().node.clone(),
         });
-        let result = self.sync_on(&link, progress, &mut report).await;
+        let result = match scope {
+            Scope::Full => self.sync_on(&link, progress, &mut report).await,
+            Scope::Outbox => self.flush_outbox(&link, progress, &mut report).await,
+        };
         link.close();
         match result {
             Ok(()) => {}
             Err(ClientError::Net(e)) if e.is_transient() => report.offline = Some(e.to_string()),
             Err(e) => return Err(e),
         }
-        report.waiting = self.outbox()?.iter().filter(|e| !e.refused).count();
+        report.waiting = self.waiting()?;
         Ok(report)
+    }
+
+    /// Cables still to go: in the outbox and not refused.
+    fn waiting(&self) -> Result<usize, ClientError> {
+        Ok(self.outbox()?.iter().filter(|e| !e.refused).count())
     }
 
     /// Keeps the client in step with the node until `stop` completes: syncs, then waits
