@@ -1,9 +1,10 @@
-//! Cables sealed and waiting for the node. Each failed attempt pushes the next one back
-//! (exponential, capped); the most urgent cable due goes first.
+//! Cables sealed and waiting for the node. Whenever the node is reached, everything waiting
+//! goes, the most urgent first; while it cannot be reached, a running client tries again after
+//! [`retry_delay`] (exponential, capped).
 
 use std::time::Duration;
 
-/// The first retry delay.
+/// The first retry delay after the node could not be reached.
 pub const FIRST_RETRY: Duration = Duration::from_secs(1);
 /// The longest retry delay.
 pub const MAX_RETRY: Duration = Duration::from_secs(300);
@@ -26,9 +27,7 @@ pub struct OutboxEntry {
     /// Failed attempts so far.
     #[prost(uint32, tag = "5")]
     pub attempts: u32,
-    /// Not before this time, Unix ms.
-    #[prost(uint64, tag = "6")]
-    pub next_attempt_ms: u64,
+    // Tag 6 held the next attempt's time; retries now follow the connection, not the entry.
     /// Why the last attempt failed.
     #[prost(string, tag = "7")]
     pub last_error: String,
@@ -53,32 +52,23 @@ pub fn retry_delay(attempts: u32) -> Duration {
 }
 
 impl OutboxEntry {
-    /// Records a failed attempt at `now_ms`.
-    pub fn failed(&mut self, now_ms: u64, error: &str) {
+    /// Records an attempt that failed for now (node unreachable or busy).
+    pub fn failed(&mut self, error: &str) {
         self.attempts = self.attempts.saturating_add(1);
-        let delay = u64::try_from(retry_delay(self.attempts).as_millis()).unwrap_or(u64::MAX);
-        self.next_attempt_ms = now_ms.saturating_add(delay);
         self.last_error = error.to_owned();
-    }
-
-    /// Whether it may be tried at `now_ms`.
-    pub fn is_due(&self, now_ms: u64) -> bool {
-        self.next_attempt_ms <= now_ms
     }
 }
 
-/// The entries due at `now_ms`, most urgent first, then oldest first.
-pub fn due(entries: &[OutboxEntry], now_ms: u64) -> Vec<&OutboxEntry> {
-    let mut due: Vec<&OutboxEntry> = entries
-        .iter()
-        .filter(|e| !e.refused && e.is_due(now_ms))
-        .collect();
-    due.sort_by(|a, b| {
+/// The order in which waiting entries go: refused ones never, then FLASH first, then the
+/// oldest.
+pub fn send_order(entries: &[OutboxEntry]) -> Vec<&OutboxEntry> {
+    let mut waiting: Vec<&OutboxEntry> = entries.iter().filter(|e| !e.refused).collect();
+    waiting.sort_by(|a, b| {
         b.precedence
             .cmp(&a.precedence)
             .then(a.queued_at_ms.cmp(&b.queued_at_ms))
     });
-    due
+    waiting
 }
 
 #[cfg(test)]
@@ -94,12 +84,9 @@ mod tests {
         assert_eq!(retry_delay(10), MAX_RETRY);
         assert_eq!(retry_delay(u32::MAX), MAX_RETRY);
         let mut e = OutboxEntry::default();
-        e.failed(1_000, "node unreachable");
-        assert!(!e.is_due(1_999));
-        assert!(e.is_due(2_000));
-        e.failed(2_000, "node unreachable");
-        assert_eq!(e.next_attempt_ms, 4_000);
-        assert_eq!(e.last_error, "node unreachable");
+        e.failed("node unreachable");
+        e.failed("node busy");
+        assert_eq!((e.attempts, e.last_error.as_str()), (2, "node busy"));
     }
 
     #[test]
@@ -110,14 +97,14 @@ mod tests {
             queued_at_ms,
             ..Default::default()
         };
-        let mut waiting = entry(4, 4, 40);
-        waiting.next_attempt_ms = 1_000;
-        let entries = [entry(1, 1, 10), entry(2, 4, 30), entry(3, 1, 5), waiting];
-        let order: Vec<u8> = due(&entries, 100).iter().map(|e| e.cable_id[0]).collect();
+        let mut refused = entry(4, 4, 40);
+        refused.refused = true;
+        let entries = [entry(1, 1, 10), entry(2, 4, 30), entry(3, 1, 5), refused];
+        let order: Vec<u8> = send_order(&entries).iter().map(|e| e.cable_id[0]).collect();
         assert_eq!(
             order,
             [2, 3, 1],
-            "FLASH first, then ROUTINE oldest first; 4 not yet due"
+            "FLASH first, then ROUTINE oldest first; 4 was refused for good"
         );
     }
 }

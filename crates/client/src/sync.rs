@@ -255,7 +255,7 @@ impl Client {
     ) -> Result<(), ClientError> {
         let entries = self.outbox()?;
         // Reached the node: everything waiting goes now, most urgent first.
-        for entry in outbox::due(&entries, u64::MAX) {
+        for entry in outbox::send_order(&entries) {
             let mut entry = entry.clone();
             match self.submit(link, &entry, progress).await {
                 Ok(at) => {
@@ -276,7 +276,7 @@ impl Client {
                     }
                 }
                 Err(ClientError::Net(e)) if e.is_transient() => {
-                    entry.failed(now_ms(), &e.to_string());
+                    entry.failed(&e.to_string());
                     self.store
                         .put(Table::Outbox, &entry.cable_id, &entry.encode_to_vec())?;
                     // The node is busy or going away: the rest waits for the next sync.
