@@ -13,8 +13,8 @@ use valise_crypto::tls::{
 };
 use zeroize::Zeroizing;
 
-/// A ministry root (PEM) and a device certificate it issued.
-fn ministry() -> (String, CertifiedKey) {
+/// A fresh ministry root (PEM) and a certificate it issued for `name` with `usage`.
+fn issued(name: &str, usage: ExtendedKeyUsagePurpose) -> (String, CertifiedKey) {
     let root_key = KeyPair::generate_for(&PKCS_ED25519).unwrap();
     let mut root = CertificateParams::default();
     root.distinguished_name
@@ -24,15 +24,28 @@ fn ministry() -> (String, CertifiedKey) {
     let root_pem = root.self_signed(&root_key).unwrap().pem();
     let issuer = Issuer::new(root, root_key);
 
-    let device_key = KeyPair::generate_for(&PKCS_ED25519).unwrap();
-    let mut device = CertificateParams::new(vec!["0a1b.devices.paris.mfa.example".into()]).unwrap();
-    device.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let device_pem = device.signed_by(&device_key, &issuer).unwrap().pem();
-    let identity = CertifiedKey {
-        chain_pem: format!("{device_pem}{root_pem}"),
-        key_pem: Zeroizing::new(device_key.serialize_pem()),
+    let key = KeyPair::generate_for(&PKCS_ED25519).unwrap();
+    let mut leaf = CertificateParams::new(vec![name.into()]).unwrap();
+    leaf.extended_key_usages = vec![usage];
+    let leaf_pem = leaf.signed_by(&key, &issuer).unwrap().pem();
+    let certified = CertifiedKey {
+        chain_pem: format!("{leaf_pem}{root_pem}"),
+        key_pem: Zeroizing::new(key.serialize_pem()),
     };
-    (root_pem, identity)
+    (root_pem, certified)
+}
+
+/// A ministry root (PEM) and a device certificate it issued.
+fn ministry() -> (String, CertifiedKey) {
+    issued(
+        "0a1b.devices.paris.mfa.example",
+        ExtendedKeyUsagePurpose::ClientAuth,
+    )
+}
+
+/// A fresh root (PEM) and the node `paris.mfa.example` it certified (chain + key).
+fn node_of_fresh_ministry() -> (String, CertifiedKey) {
+    issued("paris.mfa.example", ExtendedKeyUsagePurpose::ServerAuth)
 }
 
 #[test]
@@ -102,27 +115,6 @@ fn the_root_is_checked_against_the_fingerprint_handed_out() {
         "{err}"
     );
     assert!(err.to_string().contains(&fingerprint), "{err}");
-}
-
-/// A node certificate for `paris.mfa.example` from a fresh root: (root PEM, node chain + key).
-fn node_of_fresh_ministry() -> (String, CertifiedKey) {
-    let root_key = KeyPair::generate_for(&PKCS_ED25519).unwrap();
-    let mut root = CertificateParams::default();
-    root.distinguished_name
-        .push(DnType::CommonName, "mfa.example Valise root");
-    root.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
-    root.key_usages = vec![KeyUsagePurpose::KeyCertSign];
-    let root_pem = root.self_signed(&root_key).unwrap().pem();
-    let issuer = Issuer::new(root, root_key);
-    let node_key = KeyPair::generate_for(&PKCS_ED25519).unwrap();
-    let mut node = CertificateParams::new(vec!["paris.mfa.example".into()]).unwrap();
-    node.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let node_pem = node.signed_by(&node_key, &issuer).unwrap().pem();
-    let chain = CertifiedKey {
-        chain_pem: format!("{node_pem}{root_pem}"),
-        key_pem: Zeroizing::new(node_key.serialize_pem()),
-    };
-    (root_pem, chain)
 }
 
 /// Runs a TLS handshake in memory between a client configuration and a node serving `node`.

@@ -294,6 +294,28 @@ async fn send_cable(
     .unwrap()
 }
 
+/// Alice sends `count` cables to Bob at `precedence`, texts `"{label} {i}"`; each is accepted.
+async fn alice_sends_bob(
+    conn: &quinn::Connection,
+    net: &Net,
+    precedence: Precedence,
+    label: &str,
+    count: usize,
+) {
+    for i in 0..count {
+        let reply = send_cable(
+            conn,
+            &net.alice,
+            &net.bob,
+            Classification::Secret,
+            precedence,
+            &format!("{label} {i}"),
+        )
+        .await;
+        assert!(refusal(&reply).is_none(), "{reply:?}");
+    }
+}
+
 fn submit(envelope: Vec<u8>) -> ClientFrame {
     ClientFrame {
         frame: Some(client_frame::Frame::Submit(Submit { envelope })),
@@ -451,18 +473,7 @@ async fn a_cable_crosses_the_node_with_custody_and_is_delivered_once() {
 async fn a_flash_overtakes_queued_routine_traffic() {
     let net = network(Limits::default());
     let alice = connect(&net, Some(&net.alice.tls)).await.unwrap();
-    for i in 0..1000 {
-        let reply = send_cable(
-            &alice,
-            &net.alice,
-            &net.bob,
-            Classification::Secret,
-            Precedence::Routine,
-            &format!("routine {i}"),
-        )
-        .await;
-        assert!(refusal(&reply).is_none());
-    }
+    alice_sends_bob(&alice, &net, Precedence::Routine, "routine", 1000).await;
     send_cable(
         &alice,
         &net.alice,
@@ -1150,17 +1161,7 @@ async fn flash_arriving_mid_delivery_goes_next_and_nothing_is_sent_twice() {
     const ROUTINE: usize = 300;
     let net = network(Limits::default());
     let alice = connect(&net, Some(&net.alice.tls)).await.unwrap();
-    for i in 0..ROUTINE {
-        send_cable(
-            &alice,
-            &net.alice,
-            &net.bob,
-            Classification::Secret,
-            Precedence::Routine,
-            &format!("routine {i}"),
-        )
-        .await;
-    }
+    alice_sends_bob(&alice, &net, Precedence::Routine, "routine", ROUTINE).await;
     // Bob subscribes and reads them all without acknowledging any: more than one scan window.
     let bob = connect(&net, Some(&net.bob.tls)).await.unwrap();
     let (mut send, mut recv) = bob.open_bi().await.unwrap();
@@ -1199,17 +1200,7 @@ async fn flash_arriving_mid_delivery_goes_next_and_nothing_is_sent_twice() {
     for _ in 0..ROUTINE {
         texts.push(next_text().await);
     }
-    for i in 0..5 {
-        send_cable(
-            &alice,
-            &net.alice,
-            &net.bob,
-            Classification::Secret,
-            Precedence::Flash,
-            &format!("flash {i}"),
-        )
-        .await;
-    }
+    alice_sends_bob(&alice, &net, Precedence::Flash, "flash", 5).await;
     for _ in 0..5 {
         texts.push(next_text().await);
     }
@@ -1269,18 +1260,7 @@ fn ack(queue_key: Vec<u8>) -> ClientFrame {
 async fn a_sync_ends_with_caught_up_and_every_acknowledgement_is_durable() {
     let net = network(Limits::default());
     let alice = connect(&net, Some(&net.alice.tls)).await.unwrap();
-    for i in 0..3 {
-        let reply = send_cable(
-            &alice,
-            &net.alice,
-            &net.bob,
-            Classification::Secret,
-            Precedence::Routine,
-            &format!("cable {i}"),
-        )
-        .await;
-        assert!(refusal(&reply).is_none(), "{reply:?}");
-    }
+    alice_sends_bob(&alice, &net, Precedence::Routine, "cable", 3).await;
 
     // Bob syncs: the deliveries, then CaughtUp; he acknowledges each and finishes his side.
     let bob = connect(&net, Some(&net.bob.tls)).await.unwrap();
