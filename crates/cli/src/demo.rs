@@ -319,7 +319,6 @@ pub async fn run(keep: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
 fn draft(
     to: &[&str],
     info: &[&str],

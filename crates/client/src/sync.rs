@@ -503,7 +503,10 @@ impl Client {
         let mut saved = Vec::new();
         for (index, meta) in metas.iter().enumerate() {
             let part = incoming.join(format!("{}.part", hex::encode(&meta.ciphertext_sha256)));
-            progress.start(&meta.name, attachments_len(meta.size));
+            progress.start(
+                &meta.name,
+                valise_crypto::attachment::ciphertext_len(meta.size),
+            );
             let fetched = link
                 .fetch(&meta.ciphertext_sha256, &part, &|done, _| {
                     progress.advance(done)
@@ -608,10 +611,6 @@ impl Client {
             },
         )
     }
-}
-
-fn attachments_len(plaintext: u64) -> u64 {
-    valise_crypto::attachment::ciphertext_len(plaintext)
 }
 
 /// Erases a data directory without unlocking it: the storage key first, then the store, then

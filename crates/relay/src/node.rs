@@ -1648,15 +1648,34 @@ async fn wipe(mut send: quinn::SendStream, device: DeviceId, shared: Arc<Shared>
     }
 }
 
+/// Audits a device's refused request about itself, and answers why.
+fn refuse_own_request(
+    shared: &Shared,
+    kind: AuditEventKind,
+    device: &DeviceId,
+    audit_reason: &str,
+    code: ErrorCode,
+    message: String,
+) -> NodeFrame {
+    shared.record(
+        Record::new(kind, Outcome::Refused)
+            .by_device(device)
+            .object("device", device.as_bytes(), &[])
+            .reason(audit_reason),
+    );
+    error(code, message)
+}
+
 fn wipe_device(shared: &Shared, device: &DeviceId, reason: &str) -> NodeFrame {
     let refuse = |audit_reason: &str, code: ErrorCode, message: String| {
-        shared.record(
-            Record::new(AuditEventKind::DeviceRevoked, Outcome::Refused)
-                .by_device(device)
-                .object("device", device.as_bytes(), &[])
-                .reason(audit_reason),
-        );
-        error(code, message)
+        refuse_own_request(
+            shared,
+            AuditEventKind::DeviceRevoked,
+            device,
+            audit_reason,
+            code,
+            message,
+        )
     };
     let Some(desk) = &shared.desk else {
         return refuse(
@@ -1706,13 +1725,14 @@ fn wipe_device(shared: &Shared, device: &DeviceId, reason: &str) -> NodeFrame {
 /// and durable before the answer.
 fn publish_receive_keys(shared: &Shared, device: &DeviceId, keys: Vec<ReceiveKey>) -> NodeFrame {
     let refuse = |audit_reason: &str, code: ErrorCode, message: String| {
-        shared.record(
-            Record::new(AuditEventKind::ReceiveKeysPublished, Outcome::Refused)
-                .by_device(device)
-                .object("device", device.as_bytes(), &[])
-                .reason(audit_reason),
-        );
-        error(code, message)
+        refuse_own_request(
+            shared,
+            AuditEventKind::ReceiveKeysPublished,
+            device,
+            audit_reason,
+            code,
+            message,
+        )
     };
     let Some(desk) = &shared.desk else {
         return refuse(
