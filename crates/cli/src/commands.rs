@@ -338,7 +338,10 @@ async fn with_client(
             Ok(())
         }
         Command::Watch => watch(client, json, bars).await,
-        Command::Enroll { .. } | Command::Wipe { .. } | Command::Demo { .. } => Ok(()),
+        // Dispatched in `run` before any store is unlocked.
+        Command::Enroll { .. } | Command::Wipe { .. } | Command::Demo { .. } => {
+            bail!("this command does not run on an unlocked device")
+        }
     }
 }
 
