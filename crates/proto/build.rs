@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-const FILES: [&str; 7] = [
+const FILES: [&str; 8] = [
     "admin.proto",
     "audit.proto",
     "envelope.proto",
@@ -10,6 +10,7 @@ const FILES: [&str; 7] = [
     "directory.proto",
     "receipt.proto",
     "relay.proto",
+    "link.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

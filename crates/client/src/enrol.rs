@@ -148,7 +148,10 @@ async fn ministry_of(
 ) -> Result<(String, Vec<valise_proto::v1::DirectoryUpdate>), ClientError> {
     let page = link
         .request(client_frame::Frame::DirectorySync(
-            valise_proto::v1::DirectorySync { after_version: 0 },
+            valise_proto::v1::DirectorySync {
+                after_version: 0,
+                wait_ms: 0,
+            },
         ))
         .await?;
     let updates = match page.frame {

@@ -234,6 +234,7 @@ impl Client {
         loop {
             let ask = client_frame::Frame::DirectorySync(DirectorySync {
                 after_version: self.directory.version(),
+                wait_ms: 0,
             });
             let page = match link.request(ask).await?.frame {
                 Some(node_frame::Frame::DirectoryPage(page)) => page,

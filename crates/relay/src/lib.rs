@@ -14,6 +14,7 @@
 //! | [`enrolment`] | one-time enrolment codes: single use, expiry, rate limit |
 //! | [`limits`] | every configurable bound on what the network may send |
 //! | [`logging`] | operator logs as text or JSON lines, ids and reasons only |
+//! | [`outbound`] | which queued cables a link forwards next; retry and redial delays |
 //! | [`policy`] | whether a submitted cable is accepted, and for which devices |
 //! | [`routing`] | the next hop for each recipient device: here, a peer post, or the hub (federation) |
 //! | [`queue`] | delivery order (precedence, then arrival) and at-least-once redelivery |
@@ -37,6 +38,7 @@ pub mod local;
 pub mod logging;
 pub mod metrics;
 pub mod node;
+pub mod outbound;
 pub mod pki;
 pub mod policy;
 pub mod queue;

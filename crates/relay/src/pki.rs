@@ -34,7 +34,7 @@ use valise_proto::v1::EnrolmentCertificate;
 use zeroize::Zeroizing;
 
 pub use valise_crypto::tls::{
-    ALPN, ALPN_ENROLL, CertifiedKey, client_config, directory_root, fingerprint, root_fingerprint,
+    ALPN, ALPN_ENROLL, ALPN_LINK, CertifiedKey, client_config, link_client_config, directory_root, fingerprint, root_fingerprint,
 };
 
 const SEALED_KEY_LEN: usize = 93;
@@ -394,9 +394,9 @@ pub fn server_config(
     // Early data can be replayed: never accept it.
     config.max_early_data_size = 0;
     config.alpn_protocols = if allow_enrolment {
-        vec![ALPN.to_vec(), ALPN_ENROLL.to_vec()]
+        vec![ALPN.to_vec(), ALPN_LINK.to_vec(), ALPN_ENROLL.to_vec()]
     } else {
-        vec![ALPN.to_vec()]
+        vec![ALPN.to_vec(), ALPN_LINK.to_vec()]
     };
     Ok(config)
 }

@@ -10,12 +10,37 @@ use valise_crypto::identity::DeviceId;
 use crate::config::NodeKind;
 
 /// Where a recipient device's copy goes from this node.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum NextHop {
     /// The device is served here: queue it for delivery.
     Local,
-    /// Forward to this node (a peer post, the hub, or from the hub the destination post).
-    Node(String),
+    /// Forward to this post's hub.
+    Hub,
+    /// Forward to this post's node: a configured peer post, or, from the hub, the destination.
+    Post(String),
+}
+
+impl NextHop {
+    /// How the hop is named in the store and in status: `hub`, or `post:<name>`.
+    pub fn label(&self) -> String {
+        match self {
+            NextHop::Local => "local".into(),
+            NextHop::Hub => "hub".into(),
+            NextHop::Post(post) => format!("post:{post}"),
+        }
+    }
+
+    /// Reads [`Self::label`] back.
+    pub fn from_label(label: &str) -> Option<Self> {
+        match label {
+            "local" => Some(NextHop::Local),
+            "hub" => Some(NextHop::Hub),
+            _ => label
+                .strip_prefix("post:")
+                .filter(|p| !p.is_empty())
+                .map(|p| NextHop::Post(p.to_owned())),
+        }
+    }
 }
 
 /// Why a recipient cannot be routed. The cable is refused for it before custody is taken.
@@ -42,8 +67,8 @@ pub struct Routes {
     pub node: String,
     /// Hub or post.
     pub kind: NodeKind,
-    /// The hub's node name, for a post that has one.
-    pub hub: Option<String>,
+    /// Whether this post has a hub (`[node] hub`).
+    pub has_hub: bool,
     /// Posts this node links to directly, besides the hub.
     pub peers: Vec<String>,
 }
@@ -55,15 +80,15 @@ impl Routes {
             return Ok(NextHop::Local);
         }
         if self.kind == NodeKind::Hub || self.peers.iter().any(|p| p == post) {
-            return Ok(NextHop::Node(post.to_owned()));
+            return Ok(NextHop::Post(post.to_owned()));
         }
-        match &self.hub {
-            Some(hub) => Ok(NextHop::Node(hub.clone())),
-            None => Err(RouteError::NoRoute {
-                device,
-                post: post.to_owned(),
-            }),
+        if self.has_hub {
+            return Ok(NextHop::Hub);
         }
+        Err(RouteError::NoRoute {
+            device,
+            post: post.to_owned(),
+        })
     }
 
     /// Groups recipient devices (each with its post) by next hop, each hop's devices in the
@@ -95,7 +120,7 @@ mod tests {
         Routes {
             node: "paris".into(),
             kind: NodeKind::Post,
-            hub: Some("hq".into()),
+            has_hub: true,
             peers: vec!["brussels".into()],
         }
     }
@@ -114,8 +139,8 @@ mod tests {
             .unwrap();
         let expected: BTreeMap<NextHop, Vec<DeviceId>> = [
             (NextHop::Local, vec![device(1), device(4)]),
-            (NextHop::Node("hq".into()), vec![device(2), device(5)]),
-            (NextHop::Node("brussels".into()), vec![device(3)]),
+            (NextHop::Hub, vec![device(2), device(5)]),
+            (NextHop::Post("brussels".into()), vec![device(3)]),
         ]
         .into_iter()
         .collect();
@@ -127,12 +152,12 @@ mod tests {
         let hub = Routes {
             node: "hq".into(),
             kind: NodeKind::Hub,
-            hub: None,
+            has_hub: false,
             peers: vec![],
         };
         assert_eq!(
             hub.next_hop(device(1), "nairobi").unwrap(),
-            NextHop::Node("nairobi".into())
+            NextHop::Post("nairobi".into())
         );
         assert_eq!(
             hub.split(&[(device(1), "paris".into()), (device(2), "nairobi".into())])
@@ -145,7 +170,7 @@ mod tests {
     #[test]
     fn a_post_without_a_hub_refuses_what_it_cannot_reach_and_sends_nothing() {
         let isolated = Routes {
-            hub: None,
+            has_hub: false,
             ..paris()
         };
         assert_eq!(
@@ -163,5 +188,18 @@ mod tests {
             }
         );
         assert!(err.to_string().contains("[node] hub"), "{err}");
+    }
+
+    #[test]
+    fn hop_labels_read_back_and_nonsense_is_refused() {
+        for hop in [
+            NextHop::Local,
+            NextHop::Hub,
+            NextHop::Post("un-newyork".into()),
+        ] {
+            assert_eq!(NextHop::from_label(&hop.label()), Some(hop));
+        }
+        assert_eq!(NextHop::from_label("post:"), None);
+        assert_eq!(NextHop::from_label("nairobi"), None);
     }
 }

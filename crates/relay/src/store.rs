@@ -6,8 +6,9 @@
 //! | key | value |
 //! |---|---|
 //! | `v` ‖ cable id | the envelope, as received, sealed under the node storage key |
-//! | `r` ‖ cable id | recipients still to deliver to (u32) |
+//! | `r` ‖ cable id | queue entries still to complete (u32): local devices and next hops |
 //! | `q` ‖ device id ‖ rank ‖ seq | cable id: one queue entry, in delivery order |
+//! | `f` ‖ hop label length ‖ hop label ‖ rank ‖ seq | cable id ‖ custody time ‖ device ids: one cable to forward to a next hop, in forwarding order |
 //! | `d` ‖ cable id | when the cable was first seen (Unix ms): the dedup set |
 //! | `m` `seq` | the last arrival sequence number |
 //!
@@ -31,9 +32,38 @@ use valise_crypto::identity::DeviceId;
 use valise_proto::v1::Precedence;
 
 use crate::queue::QueueKey;
+use crate::routing::NextHop;
 
 /// A cable id.
 pub type CableId = [u8; 16];
+
+/// A cable to take custody of: where each of its recipient devices goes next.
+#[derive(Debug, Clone, Copy)]
+pub struct Custody<'a> {
+    /// The cable.
+    pub cable: CableId,
+    /// Its precedence: the order of every queue it joins.
+    pub precedence: Precedence,
+    /// The envelope as received.
+    pub envelope: &'a [u8],
+    /// Devices served by this node.
+    pub local: &'a [DeviceId],
+    /// Devices to forward, grouped by next hop (never [`NextHop::Local`]).
+    pub onward: &'a [(NextHop, Vec<DeviceId>)],
+    /// When custody was first taken in the network (Unix ms): carried to every hop.
+    pub accepted_at_ms: u64,
+}
+
+/// One cable waiting for a next hop to take custody of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Onward {
+    /// The cable.
+    pub cable: CableId,
+    /// When custody was first taken in the network (Unix ms).
+    pub accepted_at_ms: u64,
+    /// The devices the next hop is to answer for.
+    pub devices: Vec<DeviceId>,
+}
 
 /// What happened to a submitted cable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +108,17 @@ fn queue_key(device: &DeviceId, at: QueueKey) -> Vec<u8> {
     key(b'q', &[device.as_bytes(), &at.to_bytes()])
 }
 
+/// `f` ‖ label length ‖ label: the prefix of one next hop's queue.
+fn hop_prefix(hop: &NextHop) -> Vec<u8> {
+    let label = hop.label();
+    let len = u8::try_from(label.len()).unwrap_or(u8::MAX);
+    key(b'f', &[&[len], &label.as_bytes()[..usize::from(len)]])
+}
+
+fn hop_key(hop: &NextHop, at: QueueKey) -> Vec<u8> {
+    [hop_prefix(hop), at.to_bytes().to_vec()].concat()
+}
+
 impl RelayStore {
     /// Opens (or creates) the store in `dir`, sealed under `storage_key`, and resumes its
     /// queues.
@@ -103,7 +144,8 @@ impl RelayStore {
         })
     }
 
-    /// Stores a cable for its recipients; durable before it returns [`Enqueued::Stored`].
+    /// Stores a cable for its recipients, all served here; durable before it returns
+    /// [`Enqueued::Stored`].
     pub fn enqueue(
         &self,
         cable: CableId,
@@ -112,6 +154,24 @@ impl RelayStore {
         recipients: &[DeviceId],
         now_ms: u64,
     ) -> Result<Enqueued, StoreError> {
+        self.take_custody(
+            Custody {
+                cable,
+                precedence,
+                envelope,
+                local: recipients,
+                onward: &[],
+                accepted_at_ms: now_ms,
+            },
+            now_ms,
+        )
+    }
+
+    /// Takes custody of a cable: its envelope, a delivery queue entry per local device and a
+    /// forwarding entry per next hop, in one atomic batch, durable before it returns
+    /// [`Enqueued::Stored`].
+    pub fn take_custody(&self, custody: Custody<'_>, now_ms: u64) -> Result<Enqueued, StoreError> {
+        let cable = custody.cable;
         let seq = {
             let mut admission = self
                 .admission
@@ -128,12 +188,20 @@ impl RelayStore {
             admission.next_seq += 1;
             seq
         };
-        let at = QueueKey::new(precedence, seq);
-        let count = u32::try_from(recipients.len()).unwrap_or(u32::MAX);
+        let at = QueueKey::new(custody.precedence, seq);
+        let entries = custody.local.len() + custody.onward.len();
+        let count = u32::try_from(entries).unwrap_or(u32::MAX);
         let sealed = self
             .sealer
-            .seal(ENVELOPE_TABLE, &cable, envelope)
-            .map_err(|e| StoreError::Io(format!("cannot seal the envelope: {e}")))?;
+            .seal(ENVELOPE_TABLE, &cable, custody.envelope)
+            .map_err(|e| StoreError::Io(format!("cannot seal the envelope: {e}")));
+        let sealed = match sealed {
+            Ok(sealed) => sealed,
+            Err(e) => {
+                self.done_storing(&cable);
+                return Err(e);
+            }
+        };
         let mut writes = vec![
             Write::Put(key(b'v', &[&cable]), sealed),
             Write::Put(key(b'r', &[&cable]), count.to_be_bytes().to_vec()),
@@ -141,17 +209,69 @@ impl RelayStore {
             Write::Put(b"mseq".to_vec(), seq.to_be_bytes().to_vec()),
         ];
         writes.extend(
-            recipients
+            custody
+                .local
                 .iter()
                 .map(|d| Write::Put(queue_key(d, at), cable.to_vec())),
         );
+        writes.extend(custody.onward.iter().map(|(hop, devices)| {
+            let mut value = cable.to_vec();
+            value.extend_from_slice(&custody.accepted_at_ms.to_be_bytes());
+            for d in devices {
+                value.extend_from_slice(d.as_bytes());
+            }
+            Write::Put(hop_key(hop, at), value)
+        }));
         let result = self.commit.commit(writes);
+        self.done_storing(&cable);
+        result.map(|()| Enqueued::Stored { seq })
+    }
+
+    fn done_storing(&self, cable: &CableId) {
         self.admission
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .storing
-            .remove(&cable);
-        result.map(|()| Enqueued::Stored { seq })
+            .remove(cable);
+    }
+
+    /// Up to `limit` cables waiting for `hop` to take custody, in forwarding order (precedence,
+    /// then arrival).
+    pub fn onward(&self, hop: &NextHop, limit: usize) -> Result<Vec<(QueueKey, Onward)>, StoreError> {
+        let prefix = hop_prefix(hop);
+        self.kv
+            .scan(&prefix)
+            .take(limit)
+            .map(|item| {
+                let (k, v) = item?;
+                let at = QueueKey::from_bytes(&k[prefix.len()..])
+                    .ok_or_else(|| damaged("forwarding key"))?;
+                Ok((at, decode_onward(&v)?))
+            })
+            .collect()
+    }
+
+    /// `hop` took custody of the cable at `at`: drop the forwarding entry, and the envelope
+    /// once nothing else needs it. Returns whether the entry was still there.
+    pub fn forwarded(&self, hop: &NextHop, at: QueueKey) -> Result<bool, StoreError> {
+        self.release(hop_key(hop, at), |v| v.get(..16).map(<[u8]>::to_vec))
+    }
+
+    /// Cables waiting per next hop (by [`NextHop::label`]) and precedence:
+    /// [FLASH, IMMEDIATE, PRIORITY, ROUTINE].
+    pub fn onward_depth(&self) -> Result<std::collections::BTreeMap<String, [u64; 4]>, StoreError> {
+        let mut depth: std::collections::BTreeMap<String, [u64; 4]> = Default::default();
+        for item in self.kv.scan(b"f") {
+            let (k, _) = item?;
+            let len = usize::from(*k.get(1).ok_or_else(|| damaged("forwarding key"))?);
+            let label = k
+                .get(2..2 + len)
+                .and_then(|l| std::str::from_utf8(l).ok())
+                .ok_or_else(|| damaged("forwarding key"))?;
+            let rank = *k.get(2 + len).ok_or_else(|| damaged("forwarding key"))?;
+            depth.entry(label.to_owned()).or_default()[usize::from(rank.min(3))] += 1;
+        }
+        Ok(depth)
     }
 
     /// Up to `limit` entries queued for `device`, in delivery order.
@@ -196,18 +316,28 @@ impl RelayStore {
     /// `device` has stored the cable at `at`: drop its queue entry, and the envelope once every
     /// recipient has it. Returns whether the entry was still queued (a repeated ack is harmless).
     pub fn ack(&self, device: &DeviceId, at: QueueKey) -> Result<bool, StoreError> {
+        self.release(queue_key(device, at), |v| Some(v.to_vec()))
+    }
+
+    /// Deletes one queue entry (its value names the cable through `cable_of`), and the
+    /// cable's envelope with the last entry.
+    fn release(
+        &self,
+        entry: Vec<u8>,
+        cable_of: impl Fn(&[u8]) -> Option<Vec<u8>>,
+    ) -> Result<bool, StoreError> {
         let _serial = self.acks.lock().unwrap_or_else(PoisonError::into_inner);
-        let qk = queue_key(device, at);
-        let Some(cable) = self.kv.get(&qk)? else {
+        let Some(value) = self.kv.get(&entry)? else {
             return Ok(false);
         };
+        let cable = cable_of(&value).ok_or_else(|| damaged("queue entry"))?;
         let rk = key(b'r', &[&cable]);
         let left = self
             .kv
             .get(&rk)?
             .and_then(|v| v.try_into().ok())
             .map_or(1, u32::from_be_bytes);
-        let mut writes = vec![Write::Delete(qk)];
+        let mut writes = vec![Write::Delete(entry)];
         if left <= 1 {
             writes.push(Write::Delete(rk));
             writes.push(Write::Delete(key(b'v', &[&cable])));
@@ -259,6 +389,23 @@ impl RelayStore {
 
 /// The sealing table name of envelopes: binds each sealed record to its place.
 const ENVELOPE_TABLE: &str = "relay/envelope";
+
+fn decode_onward(value: &[u8]) -> Result<Onward, StoreError> {
+    let bad = || damaged("forwarding entry");
+    let (cable, rest) = value.split_at_checked(16).ok_or_else(bad)?;
+    let (at, devices) = rest.split_at_checked(8).ok_or_else(bad)?;
+    if !devices.len().is_multiple_of(16) {
+        return Err(bad());
+    }
+    Ok(Onward {
+        cable: cable.try_into().map_err(|_| bad())?,
+        accepted_at_ms: u64::from_be_bytes(at.try_into().map_err(|_| bad())?),
+        devices: devices
+            .chunks(16)
+            .map(|d| DeviceId::from_slice(d).map_err(|_| bad()))
+            .collect::<Result<_, _>>()?,
+    })
+}
 
 fn damaged(what: &str) -> StoreError {
     StoreError::Io(format!("the relay store is damaged: malformed {what}"))

@@ -332,6 +332,7 @@ fn directory_sync(after_version: u64) -> ClientFrame {
     ClientFrame {
         frame: Some(client_frame::Frame::DirectorySync(DirectorySync {
             after_version,
+            wait_ms: 0,
         })),
     }
 }

@@ -20,6 +20,8 @@ pub use pinned_root::{CapturedRoot, enrolment_config};
 pub const ALPN: &[u8] = b"valise/1";
 /// ALPN of the one unauthenticated path: redeeming an enrolment code.
 pub const ALPN_ENROLL: &[u8] = b"valise-enroll/1";
+/// ALPN of a link between two nodes, each presenting its node certificate.
+pub const ALPN_LINK: &[u8] = b"valise-link/1";
 
 /// Why a TLS configuration could not be built, or a root not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +124,14 @@ pub fn client_config(
     } else {
         ALPN_ENROLL.to_vec()
     }];
+    Ok(config)
+}
+
+/// A node's client configuration for dialling another node: its node certificate presented,
+/// the ministry root as the only anchor, and only [`ALPN_LINK`] offered.
+pub fn link_client_config(ca_pem: &str, node: &CertifiedKey) -> Result<ClientConfig, TlsError> {
+    let mut config = client_config(ca_pem, Some(node))?;
+    config.alpn_protocols = vec![ALPN_LINK.to_vec()];
     Ok(config)
 }
 

@@ -1,0 +1,196 @@
+//! Which queued cables a link forwards next, and when a link or a cable is tried again. Pure:
+//! time is an argument, the durable queue is read by the caller.
+//!
+//! A link keeps up to a window of cables awaiting the next hop's custody receipt. Each pick
+//! takes the most urgent entries not already in flight, so a FLASH queued behind thousands of
+//! ROUTINE cables (during a partition, say) goes in the very next pick. An entry the next hop
+//! could not take yet (its directory is behind, it is busy) waits, with a growing delay; an
+//! entry in flight when the link drops is sent again on the next link, and the next hop
+//! dedups it by cable id.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use crate::queue::QueueKey;
+
+/// The first delay before retrying a cable or redialling a link.
+pub const FIRST_RETRY: Duration = Duration::from_secs(1);
+/// The longest delay between two attempts.
+pub const MAX_RETRY: Duration = Duration::from_secs(60);
+
+/// The delay before attempt `attempt` (1 for the first retry): doubling from [`FIRST_RETRY`]
+/// up to [`MAX_RETRY`], then spread by `jitter` (0.0 to 1.0, from the caller's randomness)
+/// between half and all of it, so posts cut off together do not all redial at once.
+pub fn retry_delay(attempt: u32, jitter: f64) -> Duration {
+    let doubled = FIRST_RETRY.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+    let capped = doubled.min(MAX_RETRY);
+    capped.mul_f64(0.5 + jitter.clamp(0.0, 1.0) / 2.0)
+}
+
+/// One link's forwarding state.
+#[derive(Debug)]
+pub struct Outbound {
+    window: usize,
+    in_flight: BTreeSet<QueueKey>,
+    /// Entries to leave alone until the given time, and how many attempts they have had.
+    deferred: BTreeMap<QueueKey, (Duration, u32)>,
+}
+
+impl Outbound {
+    /// A link that keeps at most `window` cables in flight.
+    pub fn new(window: usize) -> Self {
+        Outbound {
+            window: window.max(1),
+            in_flight: BTreeSet::new(),
+            deferred: BTreeMap::new(),
+        }
+    }
+
+    /// The entries to send now, most urgent first, from `queued` (the head of the durable
+    /// queue, in order). They count as in flight until [`Self::taken`] or
+    /// [`Self::retry_later`].
+    pub fn pick(&mut self, queued: &[QueueKey], now: Duration) -> Vec<QueueKey> {
+        let room = self.window.saturating_sub(self.in_flight.len());
+        let picked: Vec<QueueKey> = queued
+            .iter()
+            .filter(|k| !self.in_flight.contains(k))
+            .filter(|k| self.deferred.get(k).is_none_or(|(until, _)| *until <= now))
+            .take(room)
+            .copied()
+            .collect();
+        self.in_flight.extend(picked.iter().copied());
+        picked
+    }
+
+    /// The next hop took custody (or the entry is gone): forget it.
+    pub fn taken(&mut self, key: QueueKey) {
+        self.in_flight.remove(&key);
+        self.deferred.remove(&key);
+    }
+
+    /// The next hop could not take the entry yet: try it again after a delay that grows with
+    /// each attempt, or after `at_least` if the hop asked for longer. Returns the delay.
+    pub fn retry_later(
+        &mut self,
+        key: QueueKey,
+        now: Duration,
+        at_least: Duration,
+        jitter: f64,
+    ) -> Duration {
+        self.in_flight.remove(&key);
+        let attempts = self.deferred.get(&key).map_or(0, |(_, n)| *n) + 1;
+        let delay = retry_delay(attempts, jitter).max(at_least);
+        self.deferred.insert(key, (now + delay, attempts));
+        delay
+    }
+
+    /// The link dropped: whatever was in flight is sent again on the next one.
+    pub fn link_lost(&mut self) {
+        self.in_flight.clear();
+    }
+
+    /// Cables awaiting a custody receipt.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Whether there is room for another cable.
+    pub fn has_room(&self) -> bool {
+        self.in_flight.len() < self.window
+    }
+
+    /// When the earliest deferred entry becomes due, if any.
+    pub fn next_due(&self) -> Option<Duration> {
+        self.deferred.values().map(|(until, _)| *until).min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use valise_proto::v1::Precedence;
+
+    fn routine(seq: u64) -> QueueKey {
+        QueueKey::new(Precedence::Routine, seq)
+    }
+
+    /// The durable queue's order: what the store's scan returns.
+    fn sorted(mut keys: Vec<QueueKey>) -> Vec<QueueKey> {
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn a_flash_queued_behind_routine_bulk_goes_in_the_very_next_pick() {
+        let mut out = Outbound::new(8);
+        let mut queue: Vec<QueueKey> = (0..1000).map(routine).collect();
+        let first = out.pick(&queue, Duration::ZERO);
+        assert_eq!(first, (0..8).map(routine).collect::<Vec<_>>());
+        // A FLASH arrives while eight ROUTINE are in flight; one receipt makes room.
+        queue.push(QueueKey::new(Precedence::Flash, 1000));
+        let queue = sorted(queue);
+        out.taken(routine(0));
+        let next = out.pick(&queue[..16], Duration::ZERO);
+        assert_eq!(next, vec![QueueKey::new(Precedence::Flash, 1000)]);
+    }
+
+    #[test]
+    fn the_window_bounds_what_is_in_flight_and_nothing_is_sent_twice() {
+        let mut out = Outbound::new(3);
+        let mut queue: Vec<QueueKey> = (0..10).map(routine).collect();
+        assert_eq!(out.pick(&queue, Duration::ZERO).len(), 3);
+        assert!(out.pick(&queue, Duration::ZERO).is_empty());
+        assert!(!out.has_room());
+        // Custody taken: the caller removes the entry from the durable queue.
+        out.taken(routine(1));
+        queue.retain(|k| *k != routine(1));
+        assert_eq!(out.pick(&queue, Duration::ZERO), vec![routine(3)]);
+        assert_eq!(out.in_flight(), 3);
+    }
+
+    #[test]
+    fn a_deferred_cable_waits_its_delay_while_others_go_and_the_delay_grows() {
+        let mut out = Outbound::new(4);
+        let mut queue: Vec<QueueKey> = (0..3).map(routine).collect();
+        out.pick(&queue, Duration::ZERO);
+        let first = out.retry_later(routine(0), Duration::ZERO, Duration::ZERO, 1.0);
+        assert_eq!(first, FIRST_RETRY);
+        out.taken(routine(1));
+        out.taken(routine(2));
+        queue.truncate(1);
+        assert!(out.pick(&queue, Duration::from_millis(999)).is_empty());
+        assert_eq!(out.next_due(), Some(FIRST_RETRY));
+        assert_eq!(out.pick(&queue, FIRST_RETRY), vec![routine(0)]);
+        let second = out.retry_later(routine(0), FIRST_RETRY, Duration::ZERO, 1.0);
+        assert_eq!(second, FIRST_RETRY * 2);
+        // A hop that asks for longer gets longer.
+        out.pick(&queue, FIRST_RETRY * 3);
+        let asked = out.retry_later(
+            routine(0),
+            FIRST_RETRY * 3,
+            Duration::from_secs(30),
+            1.0,
+        );
+        assert_eq!(asked, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn in_flight_cables_are_sent_again_after_the_link_drops() {
+        let mut out = Outbound::new(2);
+        let queue: Vec<QueueKey> = (0..2).map(routine).collect();
+        assert_eq!(out.pick(&queue, Duration::ZERO).len(), 2);
+        out.link_lost();
+        assert_eq!(out.pick(&queue, Duration::ZERO), queue);
+    }
+
+    #[test]
+    fn retry_delays_double_to_a_cap_and_jitter_spreads_them() {
+        assert_eq!(retry_delay(1, 1.0), Duration::from_secs(1));
+        assert_eq!(retry_delay(2, 1.0), Duration::from_secs(2));
+        assert_eq!(retry_delay(6, 1.0), Duration::from_secs(32));
+        assert_eq!(retry_delay(7, 1.0), MAX_RETRY);
+        assert_eq!(retry_delay(u32::MAX, 1.0), MAX_RETRY);
+        assert_eq!(retry_delay(7, 0.0), MAX_RETRY / 2);
+        assert_eq!(retry_delay(3, -5.0), Duration::from_secs(2));
+    }
+}
