@@ -173,22 +173,24 @@ impl AuditLog {
         };
         let range = shared.compact_range(size)?;
 
-        let mut last_signed = shared.latest_stored_checkpoint()?;
-        if let Some(anchor) = config
+        // The tree must extend both the latest checkpoint in the store and the anchor, each
+        // checked on its own: a store whose own later checkpoint is larger than the anchor's
+        // may still have rewritten the history the anchor signed.
+        let stored = shared.latest_stored_checkpoint()?;
+        let anchor = config
             .anchor
             .as_deref()
             .map(|p| read_anchor(p, &shared.verifier))
             .transpose()?
-            .flatten()
-            && last_signed
-                .as_ref()
-                .is_none_or(|l| anchor.checkpoint.size > l.checkpoint.size)
-        {
-            last_signed = Some(anchor);
-        }
-        if let Some(signed) = &last_signed {
+            .flatten();
+        for signed in [&anchor, &stored].into_iter().flatten() {
             shared.check_extends(&signed.checkpoint)?;
         }
+        let last_signed = match (stored, anchor) {
+            (Some(s), Some(a)) if a.checkpoint.size > s.checkpoint.size => Some(a),
+            (Some(s), _) => Some(s),
+            (None, a) => a,
+        };
         *shared.latest.lock().unwrap_or_else(PoisonError::into_inner) = last_signed.clone();
 
         let shared = Arc::new(shared);

@@ -165,6 +165,42 @@ fn a_store_replaced_by_an_older_copy_is_refused_at_open() {
 }
 
 #[test]
+fn a_store_with_a_longer_but_different_history_is_refused_at_open() {
+    // The anchor holds size 20. The data directory is replaced with a store of this node's log
+    // that holds more entries and its own later signed checkpoint, but a different history
+    // (a copy run once without the anchor, say). Its latest checkpoint is larger than the
+    // anchor's, yet its first 20 entries are not the ones the node signed: refused.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log");
+    let anchor = dir.path().join("audit.anchor");
+    let with_anchor = |path: &std::path::Path| {
+        let mut c = config(path, 8);
+        c.anchor = Some(anchor.clone());
+        AuditLog::open(c, node_key())
+    };
+    let log = with_anchor(&path).unwrap();
+    for i in 0..20 {
+        log.append(event(i)).unwrap();
+    }
+    log.close().unwrap();
+
+    let other = dir.path().join("other");
+    let forked = AuditLog::open(config(&other, 8), node_key()).unwrap();
+    for i in 100..130 {
+        forked.append(event(i)).unwrap();
+    }
+    forked.close().unwrap();
+    std::fs::remove_dir_all(&path).unwrap();
+    copy_dir(&other, &path);
+
+    let err = with_anchor(&path)
+        .err()
+        .expect("a store that contradicts the anchor must be refused");
+    assert_eq!(err, LogError::InconsistentWithSigned { size: 20 });
+    assert!(err.to_string().contains("history was rewritten"), "{err}");
+}
+
+#[test]
 fn bad_requests_get_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let log = AuditLog::open(config(&dir.path().join("log"), 8), node_key()).unwrap();
