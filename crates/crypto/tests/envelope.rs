@@ -376,6 +376,154 @@ fn flipping_any_bit_of_the_wire_bytes_makes_opening_fail() {
     }
 }
 
+/// Every part of a sealed envelope that a relay could change, down to each list element.
+#[derive(Debug, Clone, Copy)]
+enum Part {
+    Version,
+    CableId,
+    SenderDevice,
+    From,
+    ActionAddressee(usize),
+    InfoAddressee(usize),
+    Classification,
+    Caveat(usize),
+    Precedence,
+    Niact,
+    CreatedAt,
+    BodyCiphertext,
+    WrapDevice(usize),
+    WrapReceiveKey(usize),
+    WrapEncapsulatedKey(usize),
+    WrapWrappedKey(usize),
+    Signature,
+    KeyCommitment,
+}
+
+/// The parts of `env`, each element of each list on its own.
+fn parts(env: &v1::Envelope) -> Vec<Part> {
+    let h = env.header.as_ref().unwrap();
+    let mut all = vec![
+        Part::Version,
+        Part::CableId,
+        Part::SenderDevice,
+        Part::From,
+        Part::Classification,
+        Part::Precedence,
+        Part::Niact,
+        Part::CreatedAt,
+        Part::BodyCiphertext,
+        Part::Signature,
+        Part::KeyCommitment,
+    ];
+    all.extend((0..h.action_addressees.len()).map(Part::ActionAddressee));
+    all.extend((0..h.info_addressees.len()).map(Part::InfoAddressee));
+    all.extend((0..h.caveats.len()).map(Part::Caveat));
+    for w in 0..env.key_wraps.len() {
+        all.extend([
+            Part::WrapDevice(w),
+            Part::WrapReceiveKey(w),
+            Part::WrapEncapsulatedKey(w),
+            Part::WrapWrappedKey(w),
+        ]);
+    }
+    all
+}
+
+fn flip_bit(bytes: &mut [u8], bit: usize) {
+    bytes[bit / 8] ^= 1 << (bit % 8);
+}
+
+/// Flips one of the low 7 bits of one byte of an ASCII string. (A decoded `String` cannot hold
+/// the invalid UTF-8 that flipping a high bit would make; decoding refuses such bytes.)
+fn flip_ascii(s: &mut String, bit: usize) {
+    let mut bytes = std::mem::take(s).into_bytes();
+    bytes[bit / 7] ^= 1 << (bit % 7);
+    *s = String::from_utf8(bytes).unwrap();
+}
+
+/// The number of bits of `part` that [`flip`] can change.
+fn bit_count(env: &v1::Envelope, part: Part) -> usize {
+    let h = env.header.as_ref().unwrap();
+    let w = |i: usize| &env.key_wraps[i];
+    match part {
+        Part::Version | Part::Classification | Part::Precedence => 32,
+        Part::Caveat(_) => 32,
+        Part::Niact => 1,
+        Part::CreatedAt => 64,
+        Part::CableId => h.cable_id.len() * 8,
+        Part::SenderDevice => h.sender_device.len() * 8,
+        Part::From => h.from.len() * 7,
+        Part::ActionAddressee(i) => h.action_addressees[i].len() * 7,
+        Part::InfoAddressee(i) => h.info_addressees[i].len() * 7,
+        Part::BodyCiphertext => env.body_ciphertext.len() * 8,
+        Part::WrapDevice(i) => w(i).device_id.len() * 8,
+        Part::WrapReceiveKey(i) => w(i).receive_key_id.len() * 8,
+        Part::WrapEncapsulatedKey(i) => w(i).encapsulated_key.len() * 8,
+        Part::WrapWrappedKey(i) => w(i).wrapped_key.len() * 8,
+        Part::Signature => env.signature.len() * 8,
+        Part::KeyCommitment => env.key_commitment.len() * 8,
+    }
+}
+
+/// Flips bit `bit` (below [`bit_count`]) of `part` in the decoded envelope.
+fn flip(env: &mut v1::Envelope, part: Part, bit: usize) {
+    let h = env.header.as_mut().unwrap();
+    match part {
+        Part::Version => h.version ^= 1 << bit,
+        Part::CableId => flip_bit(&mut h.cable_id, bit),
+        Part::SenderDevice => flip_bit(&mut h.sender_device, bit),
+        Part::From => flip_ascii(&mut h.from, bit),
+        Part::ActionAddressee(i) => flip_ascii(&mut h.action_addressees[i], bit),
+        Part::InfoAddressee(i) => flip_ascii(&mut h.info_addressees[i], bit),
+        Part::Classification => h.classification ^= 1 << bit,
+        Part::Caveat(i) => h.caveats[i] ^= 1 << bit,
+        Part::Precedence => h.precedence ^= 1 << bit,
+        Part::Niact => h.niact = !h.niact,
+        Part::CreatedAt => h.created_at_ms ^= 1 << bit,
+        Part::BodyCiphertext => flip_bit(&mut env.body_ciphertext, bit),
+        Part::WrapDevice(i) => flip_bit(&mut env.key_wraps[i].device_id, bit),
+        Part::WrapReceiveKey(i) => flip_bit(&mut env.key_wraps[i].receive_key_id, bit),
+        Part::WrapEncapsulatedKey(i) => flip_bit(&mut env.key_wraps[i].encapsulated_key, bit),
+        Part::WrapWrappedKey(i) => flip_bit(&mut env.key_wraps[i].wrapped_key, bit),
+        Part::Signature => flip_bit(&mut env.signature, bit),
+        Part::KeyCommitment => flip_bit(&mut env.key_commitment, bit),
+    }
+}
+
+/// A cable from device 0 to devices 1..=n, with two addressees of each kind and two caveats.
+fn sealed_to(n: usize, c: Classification, p: Precedence, text: &str) -> v1::Envelope {
+    let d = devices();
+    let mut h = header(c, p);
+    h.action_addressees.push("POL@nairobi".into());
+    h.info_addressees.push("hq".into());
+    h.caveats.push(Caveat::Noforn as i32);
+    let keys: Vec<_> = d[1..=n].iter().map(|r| r.published.clone()).collect();
+    seal(&d[0].identity, h, &body(text), &keys).unwrap()
+}
+
+/// Every part of a cable, each flipped at its first and its last bit, is refused by every
+/// recipient. `open` must catch it on its own: the change is made to the decoded envelope, so
+/// the canonical-encoding check of `decode_envelope` plays no part.
+#[test]
+fn a_flipped_bit_in_every_part_is_refused_by_every_recipient() {
+    let d = devices();
+    let env = sealed_to(3, Classification::Secret, Precedence::Flash, "text");
+    let all = parts(&env);
+    assert_eq!(all.len(), 11 + 2 + 2 + 2 + 3 * 4);
+    for part in all {
+        for bit in [0, bit_count(&env, part) - 1] {
+            let mut bad = env.clone();
+            flip(&mut bad, part, bit);
+            for r in &d[1..=3] {
+                assert!(
+                    r.open(&bad, &d[0]).is_err(),
+                    "bit {bit} of {part:?} flipped, yet a recipient opened the cable"
+                );
+            }
+        }
+    }
+}
+
 fn classification() -> impl Strategy<Value = Classification> {
     prop_oneof![
         Just(Classification::Unclassified),
@@ -394,31 +542,106 @@ fn precedence() -> impl Strategy<Value = Precedence> {
     ]
 }
 
+/// Any caveats, each at most once, in any order.
+fn caveats() -> impl Strategy<Value = Vec<i32>> {
+    prop::sample::subsequence(
+        vec![
+            Caveat::Nodis as i32,
+            Caveat::Exdis as i32,
+            Caveat::Noforn as i32,
+        ],
+        0..=3,
+    )
+    .prop_shuffle()
+}
+
+fn cable_id_or_none() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![Just(Vec::new()), any::<[u8; 16]>().prop_map(Vec::from)]
+}
+
+fn reference() -> impl Strategy<Value = v1::Reference> {
+    ("[A-Z]", "[ -~]{0,40}", cable_id_or_none()).prop_map(|(label, citation, cable_id)| {
+        v1::Reference {
+            label,
+            citation,
+            cable_id,
+        }
+    })
+}
+
+fn attachment_meta() -> impl Strategy<Value = v1::AttachmentMeta> {
+    (
+        ".{0,60}",
+        "[a-z]{1,11}/[a-z0-9.+-]{1,20}",
+        any::<u64>(),
+        any::<[u8; 32]>(),
+        any::<[u8; 32]>(),
+    )
+        .prop_map(|(name, media_type, size, key, sha)| v1::AttachmentMeta {
+            name,
+            media_type,
+            size,
+            key: key.to_vec(),
+            ciphertext_sha256: sha.to_vec(),
+        })
+}
+
+/// Any cable body: every field of `CableBody` a sender fills.
+fn cable_body() -> impl Strategy<Value = v1::CableBody> {
+    (
+        "[ -~]{0,80}",
+        ".{0,2000}",
+        prop::collection::vec("[A-Z]{2,4}", 0..6),
+        prop::collection::vec(reference(), 0..4),
+        prop::collection::vec(attachment_meta(), 0..4),
+    )
+        .prop_map(
+            |(subject, text, tags, references, attachments)| v1::CableBody {
+                subject,
+                text,
+                tags,
+                references,
+                attachments,
+                receipts: Vec::new(),
+            },
+        )
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
-    /// open(seal(x)) = x for every recipient, whatever the body, fan-out, level and urgency.
+    /// open(seal(x)) = x for every recipient, whatever the body, fan-out, level, urgency,
+    /// NIACT flag and caveats; a device left out cannot open it.
     #[test]
     fn every_recipient_opens_what_was_sealed(
-        text in ".{0,2000}",
-        subject in "[ -~]{0,80}",
+        b in cable_body(),
         recipients in 1usize..=50,
         c in classification(),
         p in precedence(),
+        niact in any::<bool>(),
+        caveats in caveats(),
     ) {
         let d = devices();
         let keys: Vec<_> = d[1..=recipients].iter().map(|r| r.published.clone()).collect();
-        let mut b = body(&text);
-        b.subject = subject;
-        let env = seal(&d[0].identity, header(c, p), &b, &keys).unwrap();
+        let mut h = header(c, p);
+        h.niact = niact;
+        h.caveats = caveats.clone();
+        let env = seal(&d[0].identity, h, &b, &keys).unwrap();
         let env = decode_envelope(&env.encode_to_vec()).unwrap();
         for r in &d[1..=recipients] {
             let opened = r.open(&env, &d[0]).unwrap();
             prop_assert_eq!(&opened.body, &b);
             prop_assert_eq!(opened.header.classification, c as i32);
             prop_assert_eq!(opened.header.precedence, p as i32);
+            prop_assert_eq!(opened.header.niact, niact);
+            prop_assert_eq!(&opened.header.caveats, &caveats);
         }
-        prop_assert!(d[50].open(&env, &d[0]).is_err() || recipients == 50);
+        if recipients < 50 {
+            prop_assert_eq!(
+                d[50].open(&env, &d[0]).err(),
+                Some(OpenError::NotARecipient(d[50].identity.device_id()))
+            );
+        }
     }
 
     /// A single flipped bit anywhere in a random cable's bytes is always detected.
@@ -438,5 +661,28 @@ proptest! {
         bytes[bit / 8] ^= 1 << (bit % 8);
         let result = decode_envelope(&bytes).map_err(|_| ()).and_then(|e| d[1].open(&e, &d[0]).map_err(|_| ()));
         prop_assert!(result.is_err(), "bit {} went unnoticed", bit);
+    }
+
+    /// One bit of one part of a random cable, the part chosen first so that the short header
+    /// fields are hit as often as the long key wraps: no recipient opens the result.
+    #[test]
+    fn a_flipped_bit_in_any_part_of_a_random_cable_is_refused(
+        text in ".{0,300}",
+        recipients in 1usize..=6,
+        c in classification(),
+        p in precedence(),
+        part in any::<prop::sample::Index>(),
+        bit in any::<prop::sample::Index>(),
+    ) {
+        let d = devices();
+        let env = sealed_to(recipients, c, p, &text);
+        let all = parts(&env);
+        let part = all[part.index(all.len())];
+        let bit = bit.index(bit_count(&env, part));
+        let mut bad = env;
+        flip(&mut bad, part, bit);
+        for r in &d[1..=recipients] {
+            prop_assert!(r.open(&bad, &d[0]).is_err(), "bit {} of {:?} went unnoticed", bit, part);
+        }
     }
 }
