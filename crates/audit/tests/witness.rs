@@ -115,6 +115,11 @@ fn two_checkpoints_of_one_size_are_a_fork_and_both_are_kept() {
     for note in [&evidence[0].cosigned_note, &evidence[0].conflicting_note] {
         SignedCheckpoint::verify(note, &keys().log).unwrap();
     }
+    assert_eq!(
+        w.cosigned(log.origin()).unwrap().unwrap(),
+        honest,
+        "the witness still holds the checkpoint it cosigned"
+    );
 }
 
 #[test]
@@ -126,6 +131,7 @@ fn a_smaller_size_after_a_larger_one_is_a_rollback_and_is_kept() {
         log.append(event(i)).unwrap();
     }
     present(&log, &w).unwrap();
+    let cosigned = w.cosigned(log.origin()).unwrap().unwrap();
     let older = forge(4, log.root(4).unwrap());
     let err = w.add_checkpoint(9, &[], &older, NOW).unwrap_err();
     assert_eq!(
@@ -136,7 +142,22 @@ fn a_smaller_size_after_a_larger_one_is_a_rollback_and_is_kept() {
             new_size: 4
         }
     );
-    assert_eq!(w.evidence(log.origin()).unwrap()[0].reason, "rollback");
+    let evidence = w.evidence(log.origin()).unwrap();
+    assert_eq!(evidence.len(), 1);
+    assert_eq!(evidence[0].reason, "rollback");
+    assert_eq!(evidence[0].cosigned_note, cosigned.note);
+    assert_eq!(evidence[0].conflicting_note, older);
+    // Both notes verify under the log's key, and show the smaller size after the larger one.
+    let sizes: Vec<u64> = [&evidence[0].cosigned_note, &evidence[0].conflicting_note]
+        .into_iter()
+        .map(|note| {
+            SignedCheckpoint::verify(note, &keys().log)
+                .unwrap()
+                .checkpoint
+                .size
+        })
+        .collect();
+    assert_eq!(sizes, vec![9, 4]);
     assert_eq!(
         w.cosigned(log.origin()).unwrap().unwrap().size,
         9,
