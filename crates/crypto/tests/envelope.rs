@@ -234,6 +234,43 @@ fn a_changed_key_wrap_is_reported_for_its_device_only() {
     assert_eq!(d[2].open(&env, &d[0]).err(), Some(OpenError::BadSignature));
 }
 
+/// The HPKE `info` of a wrap names its cable: a wrap taken from another cable to the same
+/// device, under the same receive key, does not even decrypt. (Without that binding it would
+/// decrypt, and only the header digest inside it would give it away.)
+#[test]
+fn a_key_wrap_moved_from_another_cable_does_not_decrypt() {
+    let d = devices();
+    let first = sealed();
+    let mut second = sealed();
+    assert_ne!(first.header, second.header);
+    second.key_wraps[0] = first.key_wraps[0].clone();
+    assert_eq!(
+        d[1].open(&second, &d[0]).err(),
+        Some(OpenError::KeyWrapTampered)
+    );
+}
+
+/// The HPKE `info` of a wrap names its device: a second device holding a copy of device 1's
+/// receive key still cannot use device 1's wrap relabelled as its own.
+#[test]
+fn a_key_wrap_relabelled_for_another_device_does_not_decrypt() {
+    let d = devices();
+    let twin = IdentityKeyPair::generate().unwrap();
+    let copied_key = ReceiveKeyPair::from_bytes(&d[1].keys[0].to_bytes()).unwrap();
+    let mut env = sealed();
+    env.key_wraps[0].device_id = twin.device_id().as_bytes().to_vec();
+    assert_eq!(
+        open(
+            &env,
+            d[0].identity.public(),
+            &twin.device_id(),
+            &[copied_key]
+        )
+        .err(),
+        Some(OpenError::KeyWrapTampered)
+    );
+}
+
 #[test]
 fn a_changed_key_commitment_is_refused() {
     let d = devices();

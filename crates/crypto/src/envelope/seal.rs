@@ -130,3 +130,71 @@ fn wrap_for(
         wrapped_key,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+
+    use super::*;
+    use crate::envelope::{OpenError, open};
+    use crate::receive_key::ReceiveKeyPair;
+
+    /// A sender whose software signs a body that is not a `CableBody` (here a protobuf field with
+    /// the invalid wire type 7). Every layer checks out, so the recipient is told the body is
+    /// malformed, not that anyone tampered with it.
+    #[test]
+    fn a_signed_body_that_is_not_a_cable_body_is_reported_as_malformed() {
+        let sender = IdentityKeyPair::generate().unwrap();
+        let bob = IdentityKeyPair::generate().unwrap();
+        let bob_key = ReceiveKeyPair::generate(0, u64::MAX).unwrap();
+        let bob_pub =
+            VerifiedReceiveKey::verify(&bob_key.to_signed_record(&bob).unwrap(), bob.public())
+                .unwrap();
+        let header = v1::RoutingHeader {
+            version: ENVELOPE_VERSION,
+            cable_id: vec![7; 16],
+            sender_device: sender.device_id().as_bytes().to_vec(),
+            from: "alice@paris".into(),
+            action_addressees: vec!["bob@paris".into()],
+            classification: v1::Classification::Secret as i32,
+            precedence: v1::Precedence::Routine as i32,
+            created_at_ms: 1,
+            ..Default::default()
+        };
+        let header_bytes = canonical::routing_header(&header).unwrap();
+
+        let cek = ContentKey::generate().unwrap();
+        let aead = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &cek.as_bytes()[..]).unwrap());
+        let mut body_ciphertext = vec![0x0F, 0x01, 0x02];
+        aead.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key([0; NONCE_LEN]),
+            Aad::from(&header_bytes),
+            &mut body_ciphertext,
+        )
+        .unwrap();
+        let mut wrap_plaintext = [0u8; WRAP_PLAINTEXT_LEN];
+        wrap_plaintext[..CONTENT_KEY_LEN].copy_from_slice(&cek.as_bytes()[..]);
+        wrap_plaintext[CONTENT_KEY_LEN..].copy_from_slice(&crate::digest::sha256(&header_bytes));
+        let key_wraps = vec![wrap_for(&bob_pub, &header, &wrap_plaintext).unwrap()];
+        let key_commitment = cek.commitment().to_vec();
+        let signature = sender
+            .sign(&signed_message(
+                &header_bytes,
+                &body_ciphertext,
+                &canonical::key_wraps(&key_wraps).unwrap(),
+                &key_commitment,
+            ))
+            .to_vec();
+        let envelope = v1::Envelope {
+            header: Some(header),
+            body_ciphertext,
+            key_wraps,
+            signature,
+            key_commitment,
+        };
+
+        let err = open(&envelope, sender.public(), &bob.device_id(), &[bob_key]).unwrap_err();
+        assert_eq!(err, OpenError::MalformedBody);
+        assert!(err.to_string().contains("not a valid cable body"), "{err}");
+    }
+}
