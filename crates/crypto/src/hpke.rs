@@ -344,19 +344,23 @@ mod known_answers {
     }
 
     #[test]
-    fn every_export_matches() {
+    fn every_export_matches_on_both_sides() {
         let v = our_suite();
         let sk = XWingSecretKey::from_seed(&unhex(&v.sk_rm)).unwrap();
+        let ikm_e: [u8; 64] = unhex(&v.ikm_e).try_into().unwrap();
+        let (_, sender) = setup_sender_derand(&sk.public_key(), &unhex(&v.info), &ikm_e).unwrap();
         let receiver = setup_receiver(&sk, &unhex(&v.enc), &unhex(&v.info)).unwrap();
         assert_eq!(v.exports.len(), 5);
         for x in &v.exports {
-            let got = receiver.export(&unhex(&x.exporter_context), x.len).unwrap();
-            assert_eq!(
-                got.to_vec(),
-                unhex(&x.exported_value),
-                "export {:?}",
-                x.exporter_context
-            );
+            for (side, ctx) in [("sender", &sender), ("receiver", &receiver)] {
+                let got = ctx.export(&unhex(&x.exporter_context), x.len).unwrap();
+                assert_eq!(
+                    got.to_vec(),
+                    unhex(&x.exported_value),
+                    "{side} export {:?}",
+                    x.exporter_context
+                );
+            }
         }
     }
 
