@@ -82,7 +82,92 @@ mod tests {
         }
     }
 
+    /// A reader that serves arbitrary hashes and counts reads. It stands for a store of a tree
+    /// of `size` leaves, and fails the test if asked for a subtree that tree has not completed.
+    struct Counting {
+        size: u64,
+        reads: std::cell::Cell<u64>,
+    }
+
+    impl Counting {
+        fn new(size: u64) -> Self {
+            Counting {
+                size,
+                reads: std::cell::Cell::new(0),
+            }
+        }
+
+        fn take(&self) -> u64 {
+            self.reads.replace(0)
+        }
+    }
+
+    impl NodeReader for Counting {
+        type Error = Infallible;
+        fn perfect(&self, level: u8, index: u64) -> Result<Hash, Infallible> {
+            let end = (u128::from(index) + 1) << level;
+            assert!(
+                end <= u128::from(self.size),
+                "read subtree ({level}, {index}), outside a tree of {}",
+                self.size
+            );
+            self.reads.set(self.reads.get() + 1);
+            Ok(leaf_hash(&[&[level][..], &index.to_be_bytes()].concat()))
+        }
+    }
+
+    /// The number of bits in `n`: the height of a tree of `n` leaves, plus one.
+    fn bits(n: u64) -> u64 {
+        u64::from(64 - n.leading_zeros())
+    }
+
+    #[test]
+    fn small_trees_take_logarithmic_reads_too() {
+        for size in 1..=130u64 {
+            let reader = Counting::new(size);
+            root(&reader, size).unwrap();
+            assert_eq!(
+                reader.take(),
+                u64::from(size.count_ones()),
+                "root of {size}"
+            );
+            for i in 0..size {
+                inclusion_proof(&reader, i, size).unwrap();
+                let reads = reader.take();
+                assert!(reads <= 2 * bits(size), "inclusion {i} in {size}: {reads}");
+                consistency_proof(&reader, i + 1, size).unwrap();
+                let reads = reader.take();
+                assert!(
+                    reads <= 3 * bits(size),
+                    "consistency {} to {size}: {reads}",
+                    i + 1
+                );
+            }
+        }
+    }
+
     proptest! {
+        #[test]
+        fn roots_and_proofs_for_any_earlier_size_take_logarithmic_reads(
+            size in 1u64..(1 << 62),
+            a in any::<prop::sample::Index>(),
+            b in any::<prop::sample::Index>(),
+        ) {
+            // Sizes of up to 2^62 leaves: a full recompute would never finish, and every read
+            // must be a subtree the tree of that size has completed (stored, never rewritten).
+            let index = (a.index(usize::MAX) as u64) % size;
+            let old = 1 + (b.index(usize::MAX) as u64) % size;
+            let reader = Counting::new(size);
+            root(&reader, size).unwrap();
+            prop_assert_eq!(reader.take(), u64::from(size.count_ones()), "one read per perfect subtree");
+            inclusion_proof(&reader, index, size).unwrap();
+            let reads = reader.take();
+            prop_assert!(reads <= 2 * bits(size), "inclusion {index} in {size}: {reads} reads");
+            consistency_proof(&reader, old, size).unwrap();
+            let reads = reader.take();
+            prop_assert!(reads <= 3 * bits(size), "consistency {old} to {size}: {reads} reads");
+        }
+
         #[test]
         fn stored_roots_match_the_rfc_definition(size in 0u64..300) {
             let (leaves, nodes, roots) = build(size);
