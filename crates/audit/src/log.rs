@@ -121,7 +121,7 @@ enum Request {
 }
 
 struct Shared {
-    store: SledStore,
+    store: Box<dyn Store>,
     origin: String,
     verifier: NoteVerifier,
     size: AtomicU64,
@@ -137,11 +137,32 @@ pub struct AuditLog {
 }
 
 impl AuditLog {
-    /// Opens or creates the log, checking it against its latest signed checkpoint and anchor.
+    /// Opens or creates the log in sled at `config.dir`, checking it against its latest signed
+    /// checkpoint and anchor.
     pub fn open(config: LogConfig, key: IdentityKeyPair) -> Result<Self, LogError> {
         let signer = NoteSigner::new(&config.origin, key)?;
-        let verifier = signer.verifier();
         let store = SledStore::open(&config.dir)?;
+        Self::start(config, signer, Box::new(store))
+    }
+
+    /// Opens or creates the log on a store already opened, another engine than sled or one
+    /// that observes its calls; `config.dir` is not used. The store must keep the promises of
+    /// [`Store`]: atomic batches, and durability once `sync` returns.
+    pub fn open_with_store(
+        store: impl Store,
+        config: LogConfig,
+        key: IdentityKeyPair,
+    ) -> Result<Self, LogError> {
+        let signer = NoteSigner::new(&config.origin, key)?;
+        Self::start(config, signer, Box::new(store))
+    }
+
+    fn start(
+        config: LogConfig,
+        signer: NoteSigner,
+        store: Box<dyn Store>,
+    ) -> Result<Self, LogError> {
+        let verifier = signer.verifier();
         match store.get(&store::meta_key("origin"))? {
             Some(stored) if stored != config.origin.as_bytes() => {
                 return Err(LogError::OriginMismatch {
