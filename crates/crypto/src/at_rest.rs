@@ -9,7 +9,7 @@ use std::fmt;
 use argon2::{Algorithm, Argon2, Params, Version};
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::hkdf;
-use zeroize::Zeroizing;
+use zeroize::{ZeroizeOnDrop, Zeroizing};
 
 use crate::hpke::OutputLen;
 use crate::random::{self, RandomError};
@@ -123,6 +123,7 @@ impl Default for KdfParams {
 }
 
 /// The random key that seals a store. Wiped when dropped.
+#[derive(ZeroizeOnDrop)]
 pub struct StorageKey(Zeroizing<[u8; STORAGE_KEY_LEN]>);
 
 impl StorageKey {

@@ -18,7 +18,7 @@ use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use ring::digest::{Context as DigestContext, SHA256};
 use ring::hkdf;
 use subtle::ConstantTimeEq;
-use zeroize::Zeroizing;
+use zeroize::{ZeroizeOnDrop, Zeroizing};
 
 use crate::hpke::OutputLen;
 use crate::random::{self, RandomError};
@@ -72,7 +72,8 @@ pub enum StreamError {
     Random(#[from] RandomError),
 }
 
-/// An attachment's key. It travels inside the encrypted cable body.
+/// An attachment's key. It travels inside the encrypted cable body. Wiped when dropped.
+#[derive(ZeroizeOnDrop)]
 pub struct AttachmentKey(Zeroizing<[u8; KEY_LEN]>);
 
 impl AttachmentKey {

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use valise_proto::{canonical, v1};
-use zeroize::Zeroizing;
+use zeroize::{ZeroizeOnDrop, Zeroizing};
 
 use crate::identity::{DeviceId, IdentityKeyPair, IdentityPublicKey};
 use crate::xwing::{self, KemError, XWingPublicKey, XWingSecretKey};
@@ -86,11 +86,16 @@ impl fmt::Debug for ReceiveKeyId {
 }
 
 /// One of this device's receive key pairs. The private seed is wiped when dropped.
+#[derive(ZeroizeOnDrop)]
 pub struct ReceiveKeyPair {
+    #[zeroize(skip)]
     id: ReceiveKeyId,
     secret: XWingSecretKey,
+    #[zeroize(skip)]
     public: XWingPublicKey,
+    #[zeroize(skip)]
     valid_from_ms: u64,
+    #[zeroize(skip)]
     valid_until_ms: u64,
 }
 

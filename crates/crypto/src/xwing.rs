@@ -7,7 +7,7 @@
 
 use libcrux_ml_kem::mlkem768::{self, MlKem768Ciphertext, MlKem768KeyPair, MlKem768PublicKey};
 use x25519_dalek::{PublicKey as X25519Public, StaticSecret};
-use zeroize::Zeroizing;
+use zeroize::{ZeroizeOnDrop, Zeroizing};
 
 use crate::length::{LengthError, fixed};
 use crate::random::{self, RandomError};
@@ -48,6 +48,7 @@ pub type SharedSecret = Zeroizing<[u8; SHARED_SECRET_LEN]>;
 
 /// An X-Wing private key: its 32-byte seed, wiped when dropped. The ML-KEM and X25519 private
 /// keys are expanded from it for each decapsulation and dropped straight after.
+#[derive(ZeroizeOnDrop)]
 pub struct XWingSecretKey {
     seed: Zeroizing<[u8; SECRET_KEY_LEN]>,
 }

@@ -7,7 +7,7 @@
 use prost::Message;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use valise_proto::v1;
-use zeroize::Zeroizing;
+use zeroize::{ZeroizeOnDrop, Zeroizing};
 
 use crate::random::{self, RandomError};
 
@@ -30,6 +30,7 @@ pub enum BodyError {
 }
 
 /// A content key (CEK). It encrypts exactly one body, so the nonce is fixed. Wiped on drop.
+#[derive(ZeroizeOnDrop)]
 pub struct ContentKey(Zeroizing<[u8; CONTENT_KEY_LEN]>);
 
 impl ContentKey {
