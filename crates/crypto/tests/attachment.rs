@@ -266,3 +266,63 @@ fn large_attachments_stream_one_chunk_at_a_time() {
         sink.largest
     );
 }
+
+/// Counts the bytes a stream function has pulled from its input.
+struct Counting<'a> {
+    data: &'a [u8],
+    read: usize,
+}
+
+impl Read for Counting<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.data.len().min(buf.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        self.read += n;
+        Ok(n)
+    }
+}
+
+/// Takes `room` bytes, then fails, like a full disk.
+struct FailsAfter {
+    room: usize,
+}
+
+impl io::Write for FailsAfter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.len() > self.room {
+            return Err(io::Error::other("disk full"));
+        }
+        self.room -= buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Reader → writer with one chunk in hand: when the writer fails at the first chunk of a
+/// 1 MiB attachment, neither direction has read more than that chunk from its input.
+#[test]
+fn each_chunk_is_written_before_the_next_is_read() {
+    let key = AttachmentKey::generate().unwrap();
+    let plain = pattern(64 * CHUNK_SIZE);
+    let sealed = encrypt(&key, &plain);
+
+    let mut input = Counting {
+        data: &sealed,
+        read: 0,
+    };
+    let result = attachment::decrypt(&key, CONTEXT, &mut input, FailsAfter { room: 0 });
+    assert!(matches!(result, Err(StreamError::Io(_))));
+    assert_eq!(input.read, HEAD + SEALED_CHUNK);
+
+    let mut input = Counting {
+        data: &plain,
+        read: 0,
+    };
+    // Room for the salt and commitment only: writing chunk 0 fails.
+    let result = attachment::encrypt(&key, CONTEXT, &mut input, FailsAfter { room: HEAD });
+    assert!(matches!(result, Err(StreamError::Io(_))));
+    assert_eq!(input.read, CHUNK_SIZE);
+}
