@@ -93,6 +93,12 @@ pub fn verify_export(
     while let Some(record) = read_record(&mut input).map_err(|e| bad(e.to_string()))? {
         match record {
             Record::Entry(bytes) => {
+                if verifier.size() >= header.size {
+                    return Err(Inconsistency::UnrecordedEntry {
+                        index: verifier.size(),
+                        recorded: header.size,
+                    });
+                }
                 verifier.entry(&bytes)?;
             }
             Record::Checkpoint(note) => {

@@ -33,6 +33,18 @@ pub enum Inconsistency {
         /// The first missing index.
         index: u64,
     },
+    /// An entry lies past the number of entries recorded: the size the log stored with its
+    /// last append, or the size an export's header declares.
+    #[error(
+        "entry {index} lies past the {recorded} entries recorded: it was added afterwards, \
+         behind the log's back"
+    )]
+    UnrecordedEntry {
+        /// The first entry past the recorded size.
+        index: u64,
+        /// The recorded number of entries.
+        recorded: u64,
+    },
     /// An entry records another position than the one it is stored at.
     #[error("entry {index} records index {recorded}: entries were moved, swapped or deleted")]
     MisplacedEntry {
@@ -313,6 +325,12 @@ pub fn verify_dir(
         let stored_at = store::be_u64(&k[1..]).ok_or_else(|| unreadable(&"malformed entry key"))?;
         if stored_at != index {
             return Err(Inconsistency::MissingEntry { index });
+        }
+        if index >= recorded_size {
+            return Err(Inconsistency::UnrecordedEntry {
+                index,
+                recorded: recorded_size,
+            });
         }
         let (stored, bytes) =
             store::decode_record(&record).ok_or(Inconsistency::DamagedHashes { index })?;

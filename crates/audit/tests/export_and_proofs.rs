@@ -85,6 +85,32 @@ fn a_truncated_export_reports_the_first_missing_entry() {
 }
 
 #[test]
+fn an_entry_appended_to_an_export_is_reported_at_its_index() {
+    // A well-formed event with the next index, appended after the last record: no signature
+    // covers it, and the header's size exposes it.
+    use prost::Message;
+    use valise_proto::v1::{AuditExportRecord, audit_export_record::Record};
+    let dir = tempfile::tempdir().unwrap();
+    let log = log_with(dir.path(), 12);
+    let mut bytes = exported(&log);
+    let mut forged = event(12);
+    forged.index = 12;
+    bytes.extend(
+        AuditExportRecord {
+            record: Some(Record::Entry(forged.encode_to_vec())),
+        }
+        .encode_length_delimited_to_vec(),
+    );
+    assert_eq!(
+        verify_export(bytes.as_slice(), &keys(), None),
+        Err(Inconsistency::UnrecordedEntry {
+            index: 12,
+            recorded: 12
+        })
+    );
+}
+
+#[test]
 fn an_export_of_another_log_or_format_is_refused_clearly() {
     let err = verify_export(&b"not an export"[..], &keys(), None).unwrap_err();
     assert!(

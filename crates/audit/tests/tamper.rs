@@ -115,6 +115,41 @@ fn a_truncated_log_is_detected_at_the_first_missing_entry() {
 }
 
 #[test]
+fn an_entry_added_past_the_end_is_reported_at_its_index() {
+    // The forger appends a well-formed event, with its own index and the right tree hashes,
+    // after the last entry. No signature covers it; the store's recorded size exposes it.
+    let (_d, path, _) = fresh();
+    with_raw_store(&path, |db| {
+        let mut range = valise_audit::merkle::CompactRange::new();
+        for index in 0..N {
+            let record = db.get(entry_key(index)).unwrap().unwrap();
+            range.push(valise_audit::merkle::leaf_hash(payload(&record)));
+        }
+        let mut forged = event(N);
+        forged.index = N;
+        let bytes = prost::Message::encode_to_vec(&forged);
+        let hashes: Vec<_> = range
+            .push(valise_audit::merkle::leaf_hash(&bytes))
+            .into_iter()
+            .map(|(_, _, h)| h)
+            .collect();
+        let mut record = vec![hashes.len() as u8];
+        hashes.iter().for_each(|h| record.extend_from_slice(h));
+        record.extend_from_slice(&bytes);
+        db.insert(entry_key(N), record).unwrap();
+    });
+    let err = verify_dir(&path, &keys(), None).unwrap_err();
+    assert_eq!(
+        err,
+        Inconsistency::UnrecordedEntry {
+            index: N,
+            recorded: N
+        }
+    );
+    assert!(err.to_string().contains("entry 40 lies past"), "{err}");
+}
+
+#[test]
 fn a_careful_truncation_is_caught_by_the_trusted_checkpoint() {
     // The attacker also removes the later checkpoints and the size record: the store is
     // self-consistent, but the auditor's trusted checkpoint (from a witness) still catches it.
