@@ -69,51 +69,24 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A post as ministry IT set it up: a CA and the Paris node, in a folder of their own.
-pub struct Post {
-    /// Holds `ca/` and `paris/`.
-    pub dir: tempfile::TempDir,
-    /// `127.0.0.1:<port>`.
-    pub addr: String,
+/// A ministry's network as IT sets it up: a CA, then nodes issued from it, each in a folder
+/// `<name>/` beside `ca/`.
+pub struct Network {
+    /// Holds `ca/` and each node's folder.
+    pub dir: std::sync::Arc<tempfile::TempDir>,
     /// The root's fingerprint, as handed to diplomats.
     pub fingerprint: String,
-    node: Option<Child>,
 }
 
-impl Post {
-    /// Creates the CA and issues the Paris node on a fixed loopback port.
-    pub fn new() -> Post {
+impl Network {
+    /// Creates the CA.
+    pub fn new() -> Network {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
         let init = relay(
             dir.path(),
             &["ca", "init", "--ministry", "mfa.example", "--out", "ca"],
         );
         assert!(init.status.success(), "{}", text(&init));
-        let addr = format!("127.0.0.1:{port}");
-        let issue = relay(
-            dir.path(),
-            &[
-                "ca",
-                "issue-node",
-                "--ca",
-                "ca",
-                "--name",
-                "paris",
-                "--kind",
-                "post",
-                "--addr",
-                &addr,
-                "--out",
-                "paris",
-            ],
-        );
-        assert!(issue.status.success(), "{}", text(&issue));
-        let config = dir.path().join("paris/node.toml");
-        let mut toml = std::fs::read_to_string(&config).unwrap();
-        // Scenarios run side by side: each node gets its own metrics port.
-        toml.push_str("\n[metrics]\nlisten = \"127.0.0.1:0\"\n");
-        std::fs::write(&config, toml).unwrap();
         let fingerprint = text(&init)
             .lines()
             .find_map(|l| {
@@ -121,18 +94,101 @@ impl Post {
                     .map(|(_, fp)| fp.trim().to_owned())
             })
             .expect("ca init prints the root fingerprint");
-        Post {
-            dir,
-            addr,
+        Network {
+            dir: std::sync::Arc::new(dir),
             fingerprint,
+        }
+    }
+
+    /// Issues the hub `name` on a fixed loopback port.
+    pub fn hub(&self, name: &str) -> Node {
+        self.issue(name, "hub", None)
+    }
+
+    /// Issues post `name`, dialling `hub` if given.
+    pub fn post(&self, name: &str, hub: Option<&Node>) -> Node {
+        self.issue(name, "post", hub.map(|h| h.addr.as_str()))
+    }
+
+    fn issue(&self, name: &str, kind: &str, hub: Option<&str>) -> Node {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut args = vec![
+            "ca",
+            "issue-node",
+            "--ca",
+            "ca",
+            "--name",
+            name,
+            "--kind",
+            kind,
+            "--addr",
+            &addr,
+            "--out",
+            name,
+        ];
+        if let Some(hub) = hub {
+            args.extend(["--hub", hub]);
+        }
+        let issue = relay(self.dir.path(), &args);
+        assert!(issue.status.success(), "{}", text(&issue));
+        let config = self.dir.path().join(name).join("node.toml");
+        let mut toml = std::fs::read_to_string(&config).unwrap();
+        // Scenarios run side by side: each node gets its own metrics port; links are checked
+        // quickly.
+        toml.push_str("\n[metrics]\nlisten = \"127.0.0.1:0\"\n");
+        std::fs::write(&config, toml).unwrap();
+        Node {
+            dir: std::sync::Arc::clone(&self.dir),
+            name: name.to_owned(),
+            addr,
+            fingerprint: self.fingerprint.clone(),
             node: None,
         }
+    }
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One node of a [`Network`], run as a child process.
+pub struct Node {
+    /// The network's folder.
+    pub dir: std::sync::Arc<tempfile::TempDir>,
+    /// The node's name.
+    pub name: String,
+    /// `127.0.0.1:<port>`.
+    pub addr: String,
+    /// The root's fingerprint, as handed to diplomats.
+    pub fingerprint: String,
+    node: Option<Child>,
+}
+
+/// A lone post: a CA and the Paris node, with no hub.
+pub type Post = Node;
+
+impl Node {
+    /// Creates a CA and issues the Paris node alone on a fixed loopback port.
+    pub fn new() -> Node {
+        Network::new().post("paris", None)
+    }
+
+    /// The node's configuration file, relative to the network's folder.
+    pub fn config(&self) -> String {
+        format!("{}/node.toml", self.name)
+    }
+
+    /// Runs `valise-relay` with `args` in the network's folder.
+    pub fn relay(&self, args: &[&str]) -> Output {
+        relay(self.dir.path(), args)
     }
 
     /// Starts the node and waits until it listens.
     pub fn start(&mut self) {
         let mut node = Command::new(bin("valise-relay"))
-            .args(["run", "--config", "paris/node.toml"])
+            .args(["run", "--config", &self.config()])
             .current_dir(self.dir.path())
             .env("VALISE_PASSPHRASE", IT_PASSPHRASE)
             .stdout(Stdio::piped())
@@ -161,12 +217,21 @@ impl Post {
         }
     }
 
+    /// Kills the node outright (SIGKILL): nothing is flushed, nothing is said goodbye.
+    pub fn kill(&mut self) {
+        if let Some(mut node) = self.node.take() {
+            node.kill().unwrap();
+            node.wait().unwrap();
+        }
+    }
+
     /// Issues an enrolment code for `user`; returns it.
     pub fn invite(&self, user: &str, clearance: &str, offices: &[&str]) -> String {
+        let config = self.config();
         let mut args = vec![
             "enroll",
             "--config",
-            "paris/node.toml",
+            &config,
             "--user",
             user,
             "--name",
@@ -178,7 +243,7 @@ impl Post {
         for office in offices {
             args.extend(["--office", office]);
         }
-        let out = relay(self.dir.path(), &args);
+        let out = self.relay(&args);
         assert!(out.status.success(), "{}", text(&out));
         let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         json["code"].as_str().unwrap().to_owned()
@@ -186,18 +251,15 @@ impl Post {
 
     /// Revokes every device of `user`.
     pub fn revoke(&self, user: &str) {
-        let out = relay(
-            self.dir.path(),
-            &[
-                "revoke",
-                "--config",
-                "paris/node.toml",
-                "--user",
-                user,
-                "--reason",
-                "test",
-            ],
-        );
+        let out = self.relay(&[
+            "revoke",
+            "--config",
+            &self.config(),
+            "--user",
+            user,
+            "--reason",
+            "test",
+        ]);
         assert!(out.status.success(), "{}", text(&out));
     }
 
@@ -221,13 +283,13 @@ impl Post {
     }
 }
 
-impl Default for Post {
+impl Default for Node {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Drop for Post {
+impl Drop for Node {
     fn drop(&mut self) {
         if let Some(mut node) = self.node.take() {
             let _ = node.kill();

@@ -74,6 +74,19 @@ pub struct Config {
     pub log: LogSection,
     /// Attachment storage.
     pub attachments: AttachmentsSection,
+    /// Peer posts linked directly, besides the hub (`[[peers]]`).
+    pub peers: Vec<PeerSection>,
+}
+
+/// `[[peers]]`: a post this post links to directly, besides the hub. Of two peers, the one
+/// whose name sorts first dials; both list each other.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerSection {
+    /// The peer post's node name, e.g. `brussels`.
+    pub name: String,
+    /// Its `host:port`, a name its node certificate carries.
+    pub addr: String,
 }
 
 /// `[node]`.
@@ -193,6 +206,8 @@ struct File {
     log: LogSection,
     #[serde(default)]
     attachments: AttachmentsSection,
+    #[serde(default)]
+    peers: Vec<PeerSection>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -302,6 +317,7 @@ impl Config {
             admin: file.admin,
             log: file.log,
             attachments: file.attachments,
+            peers: file.peers,
         };
         config.validate()?;
         Ok(config)
@@ -341,14 +357,41 @@ impl Config {
                     "a hub does not connect to another hub; remove this setting",
                 );
             }
-            let port_ok = hub
-                .rsplit_once(':')
-                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
-            if !port_ok {
+            if !is_host_port(hub) {
                 return invalid(
                     "node.hub",
                     "write the hub as host:port, e.g. `hq.mfa.example:4433`",
                 );
+            }
+        }
+        for (i, peer) in self.peers.iter().enumerate() {
+            if self.node.kind == NodeKind::Hub {
+                return invalid(
+                    "peers",
+                    "a hub links to every post that dials it; list peers on posts only",
+                );
+            }
+            if !is_name(&peer.name) || peer.name == self.node.name {
+                return invalid(
+                    "peers.name",
+                    &format!(
+                        "peer {} is not another post's node name; use lowercase letters, digits \
+                         and '-'",
+                        i + 1
+                    ),
+                );
+            }
+            if !is_host_port(&peer.addr) {
+                return invalid(
+                    "peers.addr",
+                    &format!(
+                        "write peer {}'s address as host:port, e.g. `brussels.mfa.example:4433`",
+                        peer.name
+                    ),
+                );
+            }
+            if self.peers[..i].iter().any(|p| p.name == peer.name) {
+                return invalid("peers.name", &format!("peer {} is listed twice", peer.name));
             }
         }
         let l = &self.limits;
@@ -436,6 +479,11 @@ impl Config {
     pub fn key_file(&self, name: &str) -> PathBuf {
         self.tls.node_key.with_file_name(name)
     }
+}
+
+fn is_host_port(addr: &str) -> bool {
+    addr.rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
 }
 
 fn is_name(name: &str) -> bool {

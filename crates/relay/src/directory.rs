@@ -6,6 +6,7 @@
 //! `POL@paris` is the office mailbox `POL` at `paris` (the devices of its members); a bare
 //! `paris` is that post's front office, the office `FRONT`.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use prost::Message;
@@ -64,6 +65,27 @@ pub struct DurableDirectory {
     directory: Directory,
     store: Arc<SledStore>,
     commit: GroupCommit,
+    /// The digest of every update held, so one replicated back, or from two peers, is applied
+    /// once.
+    held: HashSet<[u8; 32]>,
+}
+
+/// What became of an update replicated from another node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replicated {
+    /// Applied: the directory is now at this version.
+    Applied(u64),
+    /// This node already holds it (it was made here, or came by another link).
+    AlreadyHeld,
+}
+
+/// Identifies an update by its content, whatever its version in a node's history.
+fn update_digest(update: &Update) -> [u8; 32] {
+    let unnumbered = DirectoryUpdate {
+        version: 0,
+        update: Some(update.clone()),
+    };
+    valise_crypto::sha256(&unnumbered.encode_to_vec())
 }
 
 impl DurableDirectory {
@@ -76,11 +98,15 @@ impl DurableDirectory {
     ) -> Result<Self, DurableError> {
         let store = Arc::new(SledStore::open(dir)?);
         let mut directory = Directory::new(ministry, root);
+        let mut held = HashSet::new();
         for item in store.scan(b"u") {
             let (_, bytes) = item?;
             let update = DirectoryUpdate::decode(bytes.as_slice()).map_err(|_| {
                 DurableError::Store("a stored directory update does not decode".into())
             })?;
+            if let Some(u) = &update.update {
+                held.insert(update_digest(u));
+            }
             // A gap or a duplicate in the stored history is refused as out of order.
             directory.apply_received(update)?;
         }
@@ -89,6 +115,7 @@ impl DurableDirectory {
             directory,
             store,
             commit,
+            held,
         })
     }
 
@@ -105,7 +132,20 @@ impl DurableDirectory {
             [&b"u"[..], &version.to_be_bytes()].concat(),
             record.encode_to_vec(),
         )])?;
-        Ok(self.directory.apply(update)?)
+        let digest = update_digest(&update);
+        let version = self.directory.apply(update)?;
+        self.held.insert(digest);
+        Ok(version)
+    }
+
+    /// Applies an update received from another node's history, unless this node already holds
+    /// it. Each node keeps its own numbering; an update keeps its content, and each origin's
+    /// updates arrive in the order they were made, so a device's record never goes back.
+    pub fn apply_replicated(&mut self, update: Update) -> Result<Replicated, DurableError> {
+        if self.held.contains(&update_digest(&update)) {
+            return Ok(Replicated::AlreadyHeld);
+        }
+        self.apply(update).map(Replicated::Applied)
     }
 
     /// Up to `max` stored updates following `after`, in version order, together no larger

@@ -153,6 +153,9 @@ fn load_storage_key(config: &Config) -> Result<StorageKey, FileError> {
 pub const QUEUE_DIR: &str = "queue";
 /// The attachment store's directory inside the data directory.
 pub const ATTACHMENTS_DIR: &str = "attachments";
+/// The link state (pinned node keys, directory cursors, witness state) inside the data
+/// directory.
+pub const LINKS_DIR: &str = "links";
 
 /// What a post needs to enrol devices.
 pub struct EnrolmentFiles {

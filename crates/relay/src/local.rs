@@ -149,6 +149,7 @@ pub fn start_post(
         ca_fingerprint: ca.fingerprint(),
         attachments: AttachmentStore::open(&dir.join("attachments"), Duration::from_secs(86_400))
             .map_err(fail)?,
+        federation: None,
     })
     .map_err(fail)?;
     Ok(LocalPost {

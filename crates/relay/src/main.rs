@@ -30,10 +30,10 @@ use valise_relay::config::Config;
 use valise_relay::directory::DurableDirectory;
 use valise_relay::enrolment::{Codes, DurableCodes, Invitation};
 use valise_relay::files::{
-    self, ATTACHMENTS_DIR, ENROLMENT_CERT, ENROLMENT_KEY, NODE_SIGNING_KEY, NODE_STORAGE_KEY,
-    NodeFiles, POST_CA_KEY, POST_CA_PEM, QUEUE_DIR,
+    self, ATTACHMENTS_DIR, ENROLMENT_CERT, ENROLMENT_KEY, LINKS_DIR, NODE_SIGNING_KEY,
+    NODE_STORAGE_KEY, NodeFiles, POST_CA_KEY, POST_CA_PEM, QUEUE_DIR,
 };
-use valise_relay::node::{EnrolmentDesk, NodeParams, start};
+use valise_relay::node::{EnrolmentDesk, Federation, NodeParams, PeerAddress, start};
 use valise_relay::pki::{
     MinistryCa, PostCa, Validity, directory_root, root_fingerprint, server_config,
 };
@@ -576,6 +576,22 @@ async fn serve(config: Config, node_files: NodeFiles) -> Result<()> {
                 data.join(ATTACHMENTS_DIR).display()
             )
         })?,
+        federation: Some(Federation {
+            ministry: config.node.ministry.clone(),
+            kind: config.node.kind,
+            hub: config.node.hub.clone(),
+            peers: config
+                .peers
+                .iter()
+                .map(|p| PeerAddress {
+                    name: p.name.clone(),
+                    addr: p.addr.clone(),
+                })
+                .collect(),
+            ca_pem: node_files.ca_pem.clone(),
+            tls: node_files.tls.clone(),
+            state_dir: data.join(LINKS_DIR),
+        }),
     })?;
     let metrics = node
         .serve_metrics(config.metrics.listen)

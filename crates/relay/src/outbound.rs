@@ -94,6 +94,11 @@ impl Outbound {
         self.in_flight.len()
     }
 
+    /// Cables waiting out a retry delay.
+    pub fn deferred(&self) -> usize {
+        self.deferred.len()
+    }
+
     /// Whether there is room for another cable.
     pub fn has_room(&self) -> bool {
         self.in_flight.len() < self.window
@@ -165,12 +170,7 @@ mod tests {
         assert_eq!(second, FIRST_RETRY * 2);
         // A hop that asks for longer gets longer.
         out.pick(&queue, FIRST_RETRY * 3);
-        let asked = out.retry_later(
-            routine(0),
-            FIRST_RETRY * 3,
-            Duration::from_secs(30),
-            1.0,
-        );
+        let asked = out.retry_later(routine(0), FIRST_RETRY * 3, Duration::from_secs(30), 1.0);
         assert_eq!(asked, Duration::from_secs(30));
     }
 

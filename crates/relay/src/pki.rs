@@ -34,7 +34,8 @@ use valise_proto::v1::EnrolmentCertificate;
 use zeroize::Zeroizing;
 
 pub use valise_crypto::tls::{
-    ALPN, ALPN_ENROLL, ALPN_LINK, CertifiedKey, client_config, link_client_config, directory_root, fingerprint, root_fingerprint,
+    ALPN, ALPN_ENROLL, ALPN_LINK, CertifiedKey, client_config, directory_root, fingerprint,
+    link_client_config, root_fingerprint,
 };
 
 const SEALED_KEY_LEN: usize = 93;

@@ -78,6 +78,9 @@ pub enum Refusal {
     },
     /// A NODIS cable is addressed to an office mailbox.
     NodisToOffice(String),
+    /// A forwarded cable names a device (sender or recipient) this node's directory does not
+    /// hold yet: it is behind the origin's, and the neighbour retries once it has caught up.
+    DirectoryBehind(DeviceId),
 }
 
 impl Refusal {
@@ -95,6 +98,7 @@ impl Refusal {
             | Refusal::UnaddressedRecipient(_) => ErrorCode::Malformed,
             Refusal::Clearance { .. } => ErrorCode::Clearance,
             Refusal::NodisToOffice(_) => ErrorCode::NodisToOffice,
+            Refusal::DirectoryBehind(_) => ErrorCode::DirectoryBehind,
         }
     }
 
@@ -113,6 +117,7 @@ impl Refusal {
             Refusal::UnaddressedRecipient(_) => "unaddressed_recipient",
             Refusal::Clearance { .. } => "clearance",
             Refusal::NodisToOffice(_) => "nodis_to_office",
+            Refusal::DirectoryBehind(_) => "directory_behind",
         }
     }
 }
@@ -178,6 +183,11 @@ impl fmt::Display for Refusal {
                     "NODIS cables go to named individuals only, not to the office mailbox {a}"
                 )
             }
+            Refusal::DirectoryBehind(d) => write!(
+                f,
+                "device {d} is not in this node's directory yet; it is still replicating, so \
+                 retry shortly"
+            ),
         }
     }
 }
@@ -294,6 +304,99 @@ pub fn check_submission(
         cable_id,
         precedence,
         recipients,
+    })
+}
+
+/// A cable a neighbouring node forwarded, as this node will take it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardAccepted {
+    /// The cable.
+    pub cable_id: [u8; 16],
+    /// Its precedence.
+    pub precedence: Precedence,
+    /// The claimed devices still enrolled: this node answers for them.
+    pub devices: Vec<DeviceId>,
+    /// The claimed devices revoked since the cable was sealed: not delivered.
+    pub revoked: Vec<DeviceId>,
+}
+
+/// Checks a cable forwarded by a neighbouring node for `claimed` devices. The origin node made
+/// the sender's checks (enrolled, addressees, clearance, NODIS) when it took custody; they are
+/// not made again, so a sender revoked since, say after an emergency wipe, does not lose a
+/// cable already accepted. What is checked is what this node relies on: the envelope is well
+/// formed and within limits, each claimed device has a key wrap in it, and the sender and
+/// every claimed device are in this node's directory (else it is behind: retry later).
+pub fn check_forward(
+    limits: &Limits,
+    directory: &impl DirectoryView,
+    encoded_len: usize,
+    envelope: &Envelope,
+    claimed: &[Vec<u8>],
+) -> Result<ForwardAccepted, Refusal> {
+    if encoded_len > limits.max_envelope_bytes {
+        return Err(Refusal::TooLarge {
+            size: encoded_len,
+            max: limits.max_envelope_bytes,
+        });
+    }
+    let header = envelope
+        .header
+        .as_ref()
+        .ok_or(Refusal::Malformed("no routing header"))?;
+    if header.version != ENVELOPE_VERSION {
+        return Err(Refusal::UnsupportedVersion(header.version));
+    }
+    let cable_id: [u8; 16] = header
+        .cable_id
+        .as_slice()
+        .try_into()
+        .map_err(|_| Refusal::Malformed("cable id length"))?;
+    if claimed.is_empty() {
+        return Err(Refusal::Malformed("a forward names no device"));
+    }
+    if claimed.len() > limits.max_recipients || envelope.key_wraps.len() > limits.max_recipients {
+        return Err(Refusal::TooManyRecipients {
+            count: claimed.len().max(envelope.key_wraps.len()),
+            max: limits.max_recipients,
+        });
+    }
+    let precedence = known(
+        Precedence::try_from(header.precedence),
+        Precedence::Unspecified,
+    )
+    .ok_or(Refusal::Malformed("precedence"))?;
+    let sender = DeviceId::from_slice(&header.sender_device)
+        .map_err(|_| Refusal::Malformed("sender device id"))?;
+    if directory.device(&sender).is_none() {
+        return Err(Refusal::DirectoryBehind(sender));
+    }
+    let wrapped: HashSet<&[u8]> = envelope
+        .key_wraps
+        .iter()
+        .map(|w| w.device_id.as_slice())
+        .collect();
+    let mut devices = Vec::with_capacity(claimed.len());
+    let mut revoked = Vec::new();
+    let mut seen = HashSet::with_capacity(claimed.len());
+    for bytes in claimed {
+        let id = DeviceId::from_slice(bytes).map_err(|_| Refusal::Malformed("device id"))?;
+        if !wrapped.contains(bytes.as_slice()) {
+            return Err(Refusal::Malformed("a forwarded device has no key wrap"));
+        }
+        if !seen.insert(id) {
+            return Err(Refusal::Malformed("a forward names one device twice"));
+        }
+        match directory.device(&id) {
+            None => return Err(Refusal::DirectoryBehind(id)),
+            Some(d) if d.revoked => revoked.push(id),
+            Some(_) => devices.push(id),
+        }
+    }
+    Ok(ForwardAccepted {
+        cable_id,
+        precedence,
+        devices,
+        revoked,
     })
 }
 

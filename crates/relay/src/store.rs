@@ -237,7 +237,11 @@ impl RelayStore {
 
     /// Up to `limit` cables waiting for `hop` to take custody, in forwarding order (precedence,
     /// then arrival).
-    pub fn onward(&self, hop: &NextHop, limit: usize) -> Result<Vec<(QueueKey, Onward)>, StoreError> {
+    pub fn onward(
+        &self,
+        hop: &NextHop,
+        limit: usize,
+    ) -> Result<Vec<(QueueKey, Onward)>, StoreError> {
         let prefix = hop_prefix(hop);
         self.kv
             .scan(&prefix)

@@ -189,6 +189,7 @@ fn build(limits: Limits, code_ttl_ms: Option<u64>) -> Net {
             Duration::from_secs(30 * 86_400),
         )
         .unwrap(),
+        federation: None,
     })
     .unwrap();
     Net {

@@ -52,7 +52,11 @@ use crate::pki::ALPN;
 use crate::pki::{ALPN_ENROLL, PostCa, Validity};
 use crate::policy::check_submission;
 use crate::queue::QueueKey;
-use crate::store::{Enqueued, RelayStore};
+use crate::routing::NextHop;
+use crate::store::{Custody, Enqueued, RelayStore};
+
+mod link;
+pub use link::{Federation, FederationError, LinkStatus, PeerAddress};
 
 /// How long a delivery may go unacknowledged before it is sent again.
 const REDELIVER_AFTER: Duration = Duration::from_secs(30);
@@ -82,6 +86,9 @@ pub enum NodeError {
     /// The TLS configuration cannot be used for QUIC.
     #[error("the TLS configuration cannot be used for QUIC: {0}")]
     Tls(String),
+    /// The node could not join the network.
+    #[error(transparent)]
+    Federation(#[from] FederationError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}; check that the address is free and allowed")]
     Bind {
@@ -116,6 +123,8 @@ pub struct NodeParams {
     pub ca_fingerprint: String,
     /// Uploaded attachment ciphertexts.
     pub attachments: AttachmentStore,
+    /// How the node links to the rest of the network; `None` for a lone post.
+    pub federation: Option<Federation>,
 }
 
 /// What a node needs to enrol its post's devices.
@@ -187,6 +196,8 @@ struct Shared {
     connections: Mutex<HashMap<DeviceId, Vec<quinn::Connection>>>,
     /// Wakes a device's delivery stream when a cable for it arrives.
     wakers: Mutex<HashMap<DeviceId, Arc<Notify>>>,
+    /// Links to other nodes, and where each recipient goes next.
+    links: link::Links,
 }
 
 impl Shared {
@@ -207,6 +218,8 @@ pub struct RunningNode {
     metrics: Option<tokio::task::JoinHandle<()>>,
     /// The attachment sweep's task.
     sweeper: tokio::task::JoinHandle<()>,
+    /// The tasks dialling the hub and peer posts.
+    diallers: Vec<tokio::task::JoinHandle<()>>,
     shared: Arc<Shared>,
 }
 
@@ -228,7 +241,12 @@ pub fn start(params: NodeParams) -> Result<RunningNode, NodeError> {
         addr: params.listen,
         source,
     })?;
+    let links = match params.federation {
+        Some(federation) => link::Links::federated(&params.name, federation)?,
+        None => link::Links::standalone(&params.name),
+    };
     let shared = Arc::new(Shared {
+        links,
         name: params.name,
         node_key: params.node_key,
         directory: RwLock::new(params.directory),
@@ -258,6 +276,7 @@ pub fn start(params: NodeParams) -> Result<RunningNode, NodeError> {
     shared.record(Record::new(AuditEventKind::NodeStarted, Outcome::Success).by_node(&shared.name));
     let accept = tokio::spawn(accept_loop(endpoint.clone(), Arc::clone(&shared)));
     let sweeper = tokio::spawn(sweep_attachments(Arc::clone(&shared)));
+    let diallers = link::start_dialling(&shared, &endpoint);
     Ok(RunningNode {
         local_addr,
         endpoint,
@@ -265,6 +284,7 @@ pub fn start(params: NodeParams) -> Result<RunningNode, NodeError> {
         admin: None,
         metrics: None,
         sweeper,
+        diallers,
         shared,
     })
 }
@@ -338,12 +358,25 @@ impl RunningNode {
         self.shared.store.depth()
     }
 
+    /// Cables waiting for each next hop, per precedence.
+    pub fn onward_depth(&self) -> Result<std::collections::BTreeMap<String, [u64; 4]>, StoreError> {
+        self.shared.store.onward_depth()
+    }
+
+    /// Every link this node has or expects.
+    pub fn links(&self) -> std::collections::BTreeMap<NextHop, LinkStatus> {
+        self.shared.links.status()
+    }
+
     /// Stops accepting, closes connections, and makes everything durable.
     pub async fn shutdown(self) -> Result<(), StoreError> {
         self.endpoint
             .close(CLOSE_SHUTDOWN.into(), b"node shutting down");
         self.accept.abort();
         self.sweeper.abort();
+        for dialler in &self.diallers {
+            dialler.abort();
+        }
         // No more admin requests. The socket file stays until the caller has finished
         // closing everything, so its disappearance means the node is fully stopped.
         if let Some((task, _)) = self.admin {
@@ -414,6 +447,9 @@ async fn serve_connection(connection: quinn::Connection, shared: Arc<Shared>) {
         .and_then(|d| d.protocol);
     if alpn.as_deref() == Some(ALPN_ENROLL) {
         return serve_enrolment(connection, shared).await;
+    }
+    if alpn.as_deref() == Some(crate::pki::ALPN_LINK) {
+        return link::accept(connection, shared).await;
     }
     let device = peer_device(&connection);
     let active = device.is_some_and(|d| {
@@ -676,7 +712,7 @@ async fn submit_cable(shared: &Arc<Shared>, device: &DeviceId, bytes: Vec<u8>) -
             return error(ErrorCode::Malformed, e.to_string());
         }
     };
-    let accepted = {
+    let checked = {
         let directory = shared
             .directory
             .read()
@@ -688,38 +724,66 @@ async fn submit_cable(shared: &Arc<Shared>, device: &DeviceId, bytes: Vec<u8>) -
             bytes.len(),
             &envelope,
         )
+        .map(|accepted| {
+            let posts: Vec<(DeviceId, String)> = accepted
+                .recipients
+                .iter()
+                .filter_map(|d| directory.view().verified(d).map(|v| (*d, v.post.clone())))
+                .collect();
+            (accepted, posts)
+        })
     };
-    let accepted = match accepted {
+    let cable_of = || {
+        envelope
+            .header
+            .as_ref()
+            .map(|h| h.cable_id.clone())
+            .unwrap_or_default()
+    };
+    let (accepted, posts) = match checked {
         Ok(a) => a,
         Err(refusal) => {
-            let cable = envelope
-                .header
-                .as_ref()
-                .map(|h| h.cable_id.clone())
-                .unwrap_or_default();
             shared.metrics.refused(refusal.audit_reason());
             record_async(
                 shared,
-                submitted(Outcome::Refused, refusal.audit_reason(), &cable),
+                submitted(Outcome::Refused, refusal.audit_reason(), &cable_of()),
             )
             .await;
             return error(refusal.code(), refusal.to_string());
         }
     };
+    // Where each recipient goes next: delivered here, or forwarded. One unroutable recipient
+    // refuses the cable before custody, so nothing is half-sent.
+    let mut hops = match shared.links.routes.split(&posts) {
+        Ok(hops) => hops,
+        Err(e) => {
+            shared.metrics.refused("no_route");
+            record_async(shared, submitted(Outcome::Refused, "no_route", &cable_of())).await;
+            return error(ErrorCode::Malformed, e.to_string());
+        }
+    };
+    let local = hops.remove(&NextHop::Local).unwrap_or_default();
+    let onward: Vec<(NextHop, Vec<DeviceId>)> = hops.into_iter().collect();
     let at = now_ms();
     let store = Arc::clone(shared);
     let stored = {
         let bytes = bytes.clone();
         let accepted = accepted.clone();
+        let local = local.clone();
+        let onward = onward.clone();
         let custody = Record::new(AuditEventKind::CustodyTaken, Outcome::Success)
             .by_device(device)
             .object("envelope", &accepted.cable_id, &digest);
         tokio::task::spawn_blocking(move || {
-            let stored = store.store.enqueue(
-                accepted.cable_id,
-                accepted.precedence,
-                &bytes,
-                &accepted.recipients,
+            let stored = store.store.take_custody(
+                Custody {
+                    cable: accepted.cable_id,
+                    precedence: accepted.precedence,
+                    envelope: &bytes,
+                    local: &local,
+                    onward: &onward,
+                    accepted_at_ms: at,
+                },
                 at,
             )?;
             // The custody event is durable before the receipt leaves: no custody without a record.
@@ -736,8 +800,11 @@ async fn submit_cable(shared: &Arc<Shared>, device: &DeviceId, bytes: Vec<u8>) -
     match stored {
         Ok(Ok(Enqueued::Stored { .. } | Enqueued::Duplicate)) => {
             shared.metrics.custody(arrived.elapsed());
-            for recipient in &accepted.recipients {
+            for recipient in &local {
                 shared.waker(recipient).notify_one();
+            }
+            for (hop, _) in &onward {
+                shared.links.wake(hop);
             }
             let receipt: CustodyReceipt = custody::sign(
                 &shared.node_key,
@@ -902,6 +969,15 @@ async fn deliver(
     }
     reader.abort();
     let _ = send.finish();
+}
+
+/// Runs blocking store work off the async runtime.
+async fn blocking_store<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Io(e.to_string())))
 }
 
 /// Runs blocking file work off the async runtime.

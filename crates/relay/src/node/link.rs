@@ -1,0 +1,1382 @@
+//! Links between nodes (DESIGN §3, §6). A post dials its hub, and the peer posts configured
+//! whose names sort after its own; the hub never dials into an embassy network. On the one
+//! connection each end opens streams to the other, one request per stream:
+//!
+//! * `Hello` both ways first: names checked against the node certificates, node keys pinned;
+//! * `Forward` → `CustodyReceipt`: the receiver makes the cable durable for the devices it
+//!   answers for, then signs; only then does the sender drop its forwarding entry;
+//! * `DirectorySync` (long-polled) → `DirectoryPage`: each end pulls the other's updates;
+//! * `Witness` → `Cosignature`: each end has its audit checkpoints cosigned by the other.
+//!
+//! What to forward next is decided by [`crate::outbound`]; this module only moves bytes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use prost::Message;
+use tokio::sync::{Notify, mpsc};
+use valise_audit::merkle::Hash;
+use valise_audit::note::{CosignatureSigner, NoteVerifier};
+use valise_audit::store::{SledStore, Store, StoreError, Write};
+use valise_audit::{Witness, WitnessError};
+use valise_crypto::custody;
+use valise_crypto::envelope::decode_envelope;
+use valise_crypto::identity::{DeviceId, IdentityKeyPair, IdentityPublicKey};
+use valise_crypto::tls::CertifiedKey;
+use valise_proto::framing::{self, FrameDecoder};
+use valise_proto::v1::{
+    AuditEventKind, Cosignature, DirectorySync, ErrorCode, ErrorFrame, Forward, LinkHello,
+    LinkReply, LinkRequest, Outcome, WitnessRequest, WitnessSize, link_reply, link_request,
+    node_frame,
+};
+
+use super::{Record, Shared, blocking_store, now_ms, record_async};
+use crate::config::NodeKind;
+use crate::outbound::{Outbound, retry_delay};
+use crate::policy::check_forward;
+use crate::queue::QueueKey;
+use crate::routing::{NextHop, Routes};
+use crate::store::{Custody, Enqueued, Onward};
+
+/// Longest a directory long-poll is held before an empty page answers it.
+const DIRECTORY_WAIT: Duration = Duration::from_secs(20);
+/// How often a held long-poll looks for a new directory version.
+const DIRECTORY_POLL: Duration = Duration::from_millis(100);
+/// Cables awaiting a custody receipt on one link.
+const FORWARD_WINDOW: usize = 32;
+/// How often each end offers its newest audit checkpoint for witnessing.
+const WITNESS_EVERY: Duration = Duration::from_secs(1);
+/// Longest one request may take before the link is taken to be failing.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long to wait before pulling again after a directory update was refused.
+const DIRECTORY_RETRY: Duration = Duration::from_secs(5);
+/// QUIC stream priorities: control first, then FLASH and IMMEDIATE, then the rest (DESIGN §6).
+const PRIORITY_CONTROL: i32 = 2;
+const PRIORITY_URGENT: i32 = 1;
+const PRIORITY_OTHER: i32 = 0;
+/// QUIC application error code a node closes a refused link with.
+const CLOSE_REFUSED: u32 = 3;
+/// How long a dial may take.
+const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A node this one dials: its name and `host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerAddress {
+    /// The peer post's node name, e.g. `brussels`.
+    pub name: String,
+    /// Where it listens, `host:port`; the host must be named in its node certificate.
+    pub addr: String,
+}
+
+/// What a node needs to join the network.
+pub struct Federation {
+    /// The ministry, e.g. `mfa.example`: node certificates name `<node>.<ministry>`.
+    pub ministry: String,
+    /// Hub or post.
+    pub kind: NodeKind,
+    /// For a post: the hub's `host:port`.
+    pub hub: Option<String>,
+    /// Peer posts linked directly.
+    pub peers: Vec<PeerAddress>,
+    /// The ministry root (PEM), the only anchor for the nodes dialled.
+    pub ca_pem: String,
+    /// This node's certificate and key, presented when dialling.
+    pub tls: CertifiedKey,
+    /// Where pinned node keys, directory cursors and witness state are kept.
+    pub state_dir: PathBuf,
+}
+
+/// One link as an operator sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkStatus {
+    /// The node at the other end, once known.
+    pub neighbour: Option<String>,
+    /// Where it is dialled, for links this node dials.
+    pub addr: Option<String>,
+    /// Whether the link is up.
+    pub connected: bool,
+    /// When the link last came up or went down (Unix ms).
+    pub since_ms: u64,
+    /// The last failure on the link, for the operator.
+    pub last_error: Option<String>,
+    /// The largest of this node's checkpoints the neighbour cosigned, and when (Unix ms).
+    pub witnessed: Option<(u64, u64)>,
+    /// The largest of the neighbour's checkpoints this node cosigned.
+    pub cosigned: Option<u64>,
+}
+
+/// The live state of every link: a part of [`Shared`].
+pub(super) struct Links {
+    pub(super) routes: Routes,
+    ministry: String,
+    federation: Option<Dial>,
+    state: Option<Arc<SledStore>>,
+    live: Mutex<HashMap<NextHop, Neighbour>>,
+    status: Mutex<BTreeMap<NextHop, LinkStatus>>,
+    wakers: Mutex<HashMap<NextHop, Arc<Notify>>>,
+    /// Witnessing is check-then-persist: one checkpoint at a time.
+    witnessing: Mutex<()>,
+}
+
+struct Dial {
+    hub: Option<String>,
+    peers: Vec<PeerAddress>,
+    client: quinn::ClientConfig,
+}
+
+#[derive(Clone)]
+struct Neighbour {
+    name: String,
+    key: IdentityPublicKey,
+    connection: quinn::Connection,
+}
+
+/// The witness store behind an `Arc`, so the links share it.
+struct StateStore(Arc<SledStore>);
+
+impl Store for StateStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.0.get(key)
+    }
+    fn apply(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        self.0.apply(writes)
+    }
+    fn sync(&self) -> Result<(), StoreError> {
+        self.0.sync()
+    }
+    fn scan(&self, prefix: &[u8]) -> valise_audit::store::Scan<'_> {
+        self.0.scan(prefix)
+    }
+}
+
+/// Why a node could not join the network.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FederationError {
+    /// The link state store could not be opened.
+    #[error("cannot open the link state in {path}: {source}")]
+    State {
+        /// The folder.
+        path: PathBuf,
+        /// The cause.
+        source: StoreError,
+    },
+    /// The TLS configuration for dialling could not be built.
+    #[error("cannot build the TLS configuration for links: {0}")]
+    Tls(String),
+}
+
+impl Links {
+    /// A node that links to no other (a lone post).
+    pub(super) fn standalone(name: &str) -> Self {
+        Links::new(
+            Routes {
+                node: name.to_owned(),
+                kind: NodeKind::Post,
+                has_hub: false,
+                peers: Vec::new(),
+            },
+            String::new(),
+            None,
+            None,
+        )
+    }
+
+    pub(super) fn federated(name: &str, federation: Federation) -> Result<Self, FederationError> {
+        let state =
+            SledStore::open(&federation.state_dir).map_err(|source| FederationError::State {
+                path: federation.state_dir.clone(),
+                source,
+            })?;
+        let tls = valise_crypto::tls::link_client_config(&federation.ca_pem, &federation.tls)
+            .map_err(|e| FederationError::Tls(e.to_string()))?;
+        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+            .map_err(|e| FederationError::Tls(e.to_string()))?;
+        let mut transport = quinn::TransportConfig::default();
+        // Satellite links: notice a dead link within a minute, keep a quiet one open.
+        transport.keep_alive_interval(Some(Duration::from_secs(10)));
+        if let Ok(idle) = Duration::from_secs(60).try_into() {
+            transport.max_idle_timeout(Some(idle));
+        }
+        let mut client = quinn::ClientConfig::new(Arc::new(crypto));
+        client.transport_config(Arc::new(transport));
+        // Peer posts: the one whose name sorts first dials, so a pair keeps one connection.
+        let dialled: Vec<PeerAddress> = federation
+            .peers
+            .iter()
+            .filter(|p| name < p.name.as_str())
+            .cloned()
+            .collect();
+        let routes = Routes {
+            node: name.to_owned(),
+            kind: federation.kind,
+            has_hub: federation.hub.is_some(),
+            peers: federation.peers.iter().map(|p| p.name.clone()).collect(),
+        };
+        let links = Links::new(
+            routes,
+            federation.ministry,
+            Some(Dial {
+                hub: federation.hub,
+                peers: dialled,
+                client,
+            }),
+            Some(Arc::new(state)),
+        );
+        Ok(links)
+    }
+
+    fn new(
+        routes: Routes,
+        ministry: String,
+        federation: Option<Dial>,
+        state: Option<Arc<SledStore>>,
+    ) -> Self {
+        let mut status = BTreeMap::new();
+        if let Some(dial) = &federation {
+            if let Some(hub) = &dial.hub {
+                status.insert(
+                    NextHop::Hub,
+                    LinkStatus {
+                        addr: Some(hub.clone()),
+                        ..LinkStatus::default()
+                    },
+                );
+            }
+            for peer in &routes.peers {
+                let addr = dial
+                    .peers
+                    .iter()
+                    .find(|p| &p.name == peer)
+                    .map(|p| p.addr.clone());
+                status.insert(
+                    NextHop::Post(peer.clone()),
+                    LinkStatus {
+                        neighbour: Some(peer.clone()),
+                        addr,
+                        ..LinkStatus::default()
+                    },
+                );
+            }
+        }
+        Links {
+            routes,
+            ministry,
+            federation,
+            state,
+            live: Mutex::new(HashMap::new()),
+            status: Mutex::new(status),
+            wakers: Mutex::new(HashMap::new()),
+            witnessing: Mutex::new(()),
+        }
+    }
+
+    /// Wakes the forwarder of `hop`: a cable for it was queued.
+    pub(super) fn wake(&self, hop: &NextHop) {
+        self.waker(hop).notify_one();
+    }
+
+    fn waker(&self, hop: &NextHop) -> Arc<Notify> {
+        let mut wakers = self.wakers.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(wakers.entry(hop.clone()).or_default())
+    }
+
+    /// Every link this node has or expects, by hop.
+    pub(super) fn status(&self) -> BTreeMap<NextHop, LinkStatus> {
+        self.status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn update(&self, hop: &NextHop, change: impl FnOnce(&mut LinkStatus)) {
+        let mut status = self.status.lock().unwrap_or_else(PoisonError::into_inner);
+        change(status.entry(hop.clone()).or_default());
+    }
+
+    fn failed(&self, hop: &NextHop, error: String) {
+        tracing::warn!(hop = %hop.label(), error = %error, "link problem");
+        self.update(hop, |s| s.last_error = Some(error));
+    }
+
+    fn witness_name(&self, node: &str) -> String {
+        format!("valise/{}/{node}/witness", self.ministry)
+    }
+}
+
+/// Starts dialling the hub and the peer posts this node dials; each dialler redials with
+/// backoff for as long as the node runs.
+pub(super) fn start_dialling(
+    shared: &Arc<Shared>,
+    endpoint: &quinn::Endpoint,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let Some(dial) = &shared.links.federation else {
+        return Vec::new();
+    };
+    let mut targets: Vec<(NextHop, String, Option<String>)> = Vec::new();
+    if let Some(hub) = &dial.hub {
+        targets.push((NextHop::Hub, hub.clone(), None));
+    }
+    for peer in &dial.peers {
+        targets.push((
+            NextHop::Post(peer.name.clone()),
+            peer.addr.clone(),
+            Some(peer.name.clone()),
+        ));
+    }
+    targets
+        .into_iter()
+        .map(|(hop, addr, expect)| {
+            tokio::spawn(keep_dialling(
+                Arc::clone(shared),
+                endpoint.clone(),
+                hop,
+                addr,
+                expect,
+            ))
+        })
+        .collect()
+}
+
+fn jitter() -> f64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    f64::from(nanos % 1000) / 1000.0
+}
+
+async fn keep_dialling(
+    shared: Arc<Shared>,
+    endpoint: quinn::Endpoint,
+    hop: NextHop,
+    addr: String,
+    expect: Option<String>,
+) {
+    let mut attempt: u32 = 0;
+    loop {
+        match dial(&shared, &endpoint, &hop, &addr, expect.as_deref()).await {
+            Ok(neighbour) => {
+                attempt = 0;
+                run_link(&shared, hop.clone(), neighbour).await;
+            }
+            Err(e) => shared.links.failed(&hop, e),
+        }
+        attempt = attempt.saturating_add(1);
+        tokio::time::sleep(retry_delay(attempt, jitter())).await;
+    }
+}
+
+async fn dial(
+    shared: &Arc<Shared>,
+    endpoint: &quinn::Endpoint,
+    hop: &NextHop,
+    addr: &str,
+    expect: Option<&str>,
+) -> Result<Neighbour, String> {
+    let dial = shared
+        .links
+        .federation
+        .as_ref()
+        .ok_or("this node does not link to others")?;
+    let (host, _) = addr
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{addr} is not host:port"))?;
+    let target = tokio::net::lookup_host(addr)
+        .await
+        .map_err(|e| format!("cannot resolve {addr}: {e}"))?
+        .find(|a| a.is_ipv4())
+        .ok_or_else(|| format!("{addr} has no IPv4 address"))?;
+    let connecting = endpoint
+        .connect_with(dial.client.clone(), target, host)
+        .map_err(|e| format!("cannot dial {addr}: {e}"))?;
+    let connection = tokio::time::timeout(DIAL_TIMEOUT, connecting)
+        .await
+        .map_err(|_| format!("{addr} did not answer within {DIAL_TIMEOUT:?}"))?
+        .map_err(|e| format!("the TLS handshake with {addr} failed: {e}"))?;
+    let certified = peer_node(&connection, &shared.links.ministry)
+        .ok_or_else(|| format!("{addr} did not present a node certificate"))?;
+    let reply = ask(&connection, hello(shared), PRIORITY_CONTROL).await?;
+    let Some(link_reply::Reply::Hello(theirs)) = reply.reply else {
+        return Err(refusal_text(reply, "a hello"));
+    };
+    let expected = match (hop, expect) {
+        (NextHop::Hub, _) if !theirs.hub => Err(format!(
+            "{addr} is node {}, a post, not the hub; check [node] hub",
+            theirs.node
+        )),
+        (NextHop::Post(_), Some(name)) if theirs.node != name => Err(format!(
+            "{addr} is node {}, not the peer {name}; check [[peers]]",
+            theirs.node
+        )),
+        _ => Ok(()),
+    };
+    expected?;
+    let neighbour = introduce(shared, connection, &certified, &theirs)?;
+    Ok(neighbour)
+}
+
+/// Serves a link another node dialled.
+pub(super) async fn accept(connection: quinn::Connection, shared: Arc<Shared>) {
+    let refuse = |connection: &quinn::Connection, why: String| {
+        tracing::warn!(peer = %connection.remote_address(), reason = %why, "link refused");
+        connection.close(CLOSE_REFUSED.into(), why.as_bytes());
+    };
+    let Some(certified) = peer_node(&connection, &shared.links.ministry) else {
+        return refuse(
+            &connection,
+            "not a node certificate of this ministry".into(),
+        );
+    };
+    let Ok(Ok((mut send, mut recv))) =
+        tokio::time::timeout(REQUEST_TIMEOUT, connection.accept_bi()).await
+    else {
+        return;
+    };
+    let Some(LinkRequest {
+        request: Some(link_request::Request::Hello(theirs)),
+    }) = read_one::<LinkRequest>(&mut recv, 64 * 1024).await
+    else {
+        return refuse(&connection, "a link starts with a hello".into());
+    };
+    let hop = NextHop::Post(theirs.node.clone());
+    let allowed = match shared.links.routes.kind {
+        NodeKind::Hub => !theirs.hub,
+        NodeKind::Post => !theirs.hub && shared.links.routes.peers.contains(&theirs.node),
+    };
+    if !allowed || shared.links.federation.is_none() {
+        let why = format!(
+            "node {} is not a post this node links to; configure it as a peer",
+            theirs.node
+        );
+        let _ = send
+            .write_all(&framing::encode(&link_error(ErrorCode::Malformed, &why)))
+            .await;
+        let _ = send.finish();
+        return refuse(&connection, why);
+    }
+    let neighbour = match introduce(&shared, connection.clone(), &certified, &theirs) {
+        Ok(n) => n,
+        Err(why) => {
+            let _ = send
+                .write_all(&framing::encode(&link_error(ErrorCode::Malformed, &why)))
+                .await;
+            let _ = send.finish();
+            return refuse(&connection, why);
+        }
+    };
+    let reply = LinkReply {
+        reply: Some(link_reply::Reply::Hello(match hello(&shared).request {
+            Some(link_request::Request::Hello(h)) => h,
+            _ => LinkHello::default(),
+        })),
+    };
+    if send.write_all(&framing::encode(&reply)).await.is_err() {
+        return;
+    }
+    let _ = send.finish();
+    run_link(&shared, hop, neighbour).await;
+}
+
+fn hello(shared: &Shared) -> LinkRequest {
+    LinkRequest {
+        request: Some(link_request::Request::Hello(LinkHello {
+            protocol_version: valise_proto::PROTOCOL_VERSION,
+            node: shared.name.clone(),
+            hub: shared.links.routes.kind == NodeKind::Hub,
+            node_key: shared.node_key.public().as_bytes().to_vec(),
+            node_time_ms: now_ms(),
+        })),
+    }
+}
+
+/// Checks a neighbour's hello against its certificate and the key pinned for it (pinning it
+/// on first contact).
+fn introduce(
+    shared: &Shared,
+    connection: quinn::Connection,
+    certified: &str,
+    theirs: &LinkHello,
+) -> Result<Neighbour, String> {
+    if theirs.node != certified {
+        return Err(format!(
+            "the peer says it is node {}, but its certificate names {certified}",
+            theirs.node
+        ));
+    }
+    if theirs.protocol_version != valise_proto::PROTOCOL_VERSION {
+        return Err(format!(
+            "node {} speaks protocol {}, this node {}; upgrade the older one",
+            theirs.node,
+            theirs.protocol_version,
+            valise_proto::PROTOCOL_VERSION
+        ));
+    }
+    let key = IdentityPublicKey::from_slice(&theirs.node_key)
+        .map_err(|_| format!("node {} sent a malformed node key", theirs.node))?;
+    if let Some(state) = &shared.links.state {
+        let pin = [&b"k"[..], theirs.node.as_bytes()].concat();
+        match state.get(&pin).map_err(|e| e.to_string())? {
+            Some(pinned) if pinned != key.as_bytes() => {
+                return Err(format!(
+                    "node {} presented a node key other than the one pinned at first contact; \
+                     if that node was re-issued, remove its pin with ministry IT (see \
+                     docs/operations.md), otherwise treat this as an impersonation attempt",
+                    theirs.node
+                ));
+            }
+            Some(_) => {}
+            None => {
+                state
+                    .apply(vec![Write::Put(pin, key.as_bytes().to_vec())])
+                    .and_then(|()| state.sync())
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    Ok(Neighbour {
+        name: theirs.node.clone(),
+        key,
+        connection,
+    })
+}
+
+/// The node named by a peer's certificate: a DNS name `<node>.<ministry>` with a single label
+/// before the ministry. Device certificates cannot carry such a name: their post CA is
+/// constrained to `devices.<post>.<ministry>`.
+pub(super) fn peer_node(connection: &quinn::Connection, ministry: &str) -> Option<String> {
+    let certs = connection
+        .peer_identity()?
+        .downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
+        .ok()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(certs.first()?).ok()?;
+    let san = cert.subject_alternative_name().ok()??;
+    let suffix = format!(".{ministry}");
+    san.value.general_names.iter().find_map(|name| match name {
+        x509_parser::extensions::GeneralName::DNSName(dns) => {
+            let label = dns.strip_suffix(&suffix)?;
+            let valid = !label.is_empty()
+                && !label.starts_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            valid.then(|| label.to_owned())
+        }
+        _ => None,
+    })
+}
+
+/// Runs a link until its connection ends: serves the neighbour's requests, forwards, pulls
+/// the directory and offers checkpoints.
+async fn run_link(shared: &Arc<Shared>, hop: NextHop, neighbour: Neighbour) {
+    let connection = neighbour.connection.clone();
+    tracing::info!(hop = %hop.label(), node = %neighbour.name, "link up");
+    shared.links.update(&hop, |s| {
+        s.neighbour = Some(neighbour.name.clone());
+        s.connected = true;
+        s.since_ms = now_ms();
+        s.last_error = None;
+    });
+    shared
+        .links
+        .live
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(hop.clone(), neighbour.clone());
+    let tasks = [
+        tokio::spawn(serve_requests(
+            Arc::clone(shared),
+            hop.clone(),
+            neighbour.clone(),
+        )),
+        tokio::spawn(forward_queue(
+            Arc::clone(shared),
+            hop.clone(),
+            neighbour.clone(),
+        )),
+        tokio::spawn(pull_directory(
+            Arc::clone(shared),
+            hop.clone(),
+            neighbour.clone(),
+        )),
+        tokio::spawn(offer_checkpoints(
+            Arc::clone(shared),
+            hop.clone(),
+            neighbour.clone(),
+        )),
+    ];
+    let reason = connection.closed().await;
+    for task in &tasks {
+        task.abort();
+    }
+    shared
+        .links
+        .live
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(&hop);
+    tracing::warn!(hop = %hop.label(), node = %neighbour.name, reason = %reason, "link down");
+    shared.links.update(&hop, |s| {
+        s.connected = false;
+        s.since_ms = now_ms();
+        s.last_error = Some(format!("link down: {reason}"));
+    });
+}
+
+async fn serve_requests(shared: Arc<Shared>, hop: NextHop, neighbour: Neighbour) {
+    let max = shared.limits.max_envelope_bytes + 64 * 1024;
+    while let Ok((mut send, mut recv)) = neighbour.connection.accept_bi().await {
+        let shared = Arc::clone(&shared);
+        let neighbour = neighbour.clone();
+        let hop = hop.clone();
+        tokio::spawn(async move {
+            let reply = match read_one::<LinkRequest>(&mut recv, max).await {
+                Some(request) => answer(&shared, &hop, &neighbour, request).await,
+                None => link_error(
+                    ErrorCode::Malformed,
+                    "the request did not decode or was over the size limit",
+                ),
+            };
+            let _ = send.write_all(&framing::encode(&reply)).await;
+            let _ = send.finish();
+        });
+    }
+}
+
+async fn answer(
+    shared: &Arc<Shared>,
+    hop: &NextHop,
+    neighbour: &Neighbour,
+    request: LinkRequest,
+) -> LinkReply {
+    match request.request {
+        Some(link_request::Request::Forward(forward)) => {
+            take_forward(shared, neighbour, forward).await
+        }
+        Some(link_request::Request::DirectorySync(sync)) => directory_page(shared, sync).await,
+        Some(link_request::Request::Witness(request)) => {
+            let shared2 = Arc::clone(shared);
+            let name = neighbour.name.clone();
+            let key = neighbour.key;
+            let hop = hop.clone();
+            let reply =
+                tokio::task::spawn_blocking(move || witness(&shared2, &hop, &name, key, request))
+                    .await;
+            reply.unwrap_or_else(|_| link_error(ErrorCode::Internal, "witnessing failed"))
+        }
+        Some(link_request::Request::Hello(_)) | None => link_error(
+            ErrorCode::Malformed,
+            "expected Forward, DirectorySync or Witness on a link stream",
+        ),
+    }
+}
+
+/// Takes custody of a forwarded cable: checks it, routes its devices onward or here, makes it
+/// durable, and signs the receipt.
+async fn take_forward(shared: &Arc<Shared>, from: &Neighbour, forward: Forward) -> LinkReply {
+    let digest = valise_crypto::sha256(&forward.envelope);
+    let envelope = match decode_envelope(&forward.envelope) {
+        Ok(e) => e,
+        Err(e) => return link_error(ErrorCode::Malformed, &e.to_string()),
+    };
+    let checked = {
+        let directory = shared
+            .directory
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        check_forward(
+            &shared.limits,
+            directory.view(),
+            forward.envelope.len(),
+            &envelope,
+            &forward.devices,
+        )
+        .and_then(|accepted| {
+            let posts: Vec<(DeviceId, String)> = accepted
+                .devices
+                .iter()
+                .filter_map(|d| directory.view().verified(d).map(|v| (*d, v.post.clone())))
+                .collect();
+            Ok((accepted, posts))
+        })
+    };
+    let (accepted, posts) = match checked {
+        Ok(ok) => ok,
+        Err(refusal) => {
+            let cable = envelope
+                .header
+                .as_ref()
+                .map(|h| h.cable_id.clone())
+                .unwrap_or_default();
+            let refused = Record::new(AuditEventKind::CustodyTaken, Outcome::Refused)
+                .by_node(&from.name)
+                .reason(refusal.audit_reason())
+                .object("envelope", &cable, &digest);
+            record_async(shared, refused).await;
+            let mut reply = link_error(refusal.code(), &refusal.to_string());
+            if refusal.code() == ErrorCode::DirectoryBehind
+                && let Some(link_reply::Reply::Error(e)) = &mut reply.reply
+            {
+                e.retry_after_ms = 1000;
+            }
+            return reply;
+        }
+    };
+    let split = match shared.links.routes.split(&posts) {
+        Ok(split) => split,
+        Err(e) => return link_error(ErrorCode::Malformed, &e.to_string()),
+    };
+    let local: Vec<DeviceId> = split.get(&NextHop::Local).cloned().unwrap_or_default();
+    let onward: Vec<(NextHop, Vec<DeviceId>)> = split
+        .into_iter()
+        .filter(|(hop, _)| *hop != NextHop::Local)
+        .collect();
+    let at = now_ms();
+    let custody_record = Record::new(AuditEventKind::CustodyTaken, Outcome::Success)
+        .by_node(&from.name)
+        .object("envelope", &accepted.cable_id, &digest);
+    let stored = {
+        let shared = Arc::clone(shared);
+        let bytes = forward.envelope.clone();
+        let local = local.clone();
+        let onward = onward.clone();
+        let accepted = accepted.clone();
+        blocking_store(move || {
+            let stored = shared.store.take_custody(
+                Custody {
+                    cable: accepted.cable_id,
+                    precedence: accepted.precedence,
+                    envelope: &bytes,
+                    local: &local,
+                    onward: &onward,
+                    accepted_at_ms: forward.accepted_at_ms,
+                },
+                at,
+            )?;
+            if matches!(stored, Enqueued::Stored { .. }) {
+                shared
+                    .audit
+                    .append(custody_record.event(&shared.name))
+                    .map_err(|e| StoreError::Io(e.to_string()))?;
+            }
+            Ok(stored)
+        })
+        .await
+    };
+    match stored {
+        Ok(Enqueued::Stored { .. } | Enqueued::Duplicate) => {
+            for device in &local {
+                shared.waker(device).notify_one();
+            }
+            for (hop, _) in &onward {
+                shared.links.wake(hop);
+            }
+            if !accepted.revoked.is_empty() {
+                let dropped = Record::new(AuditEventKind::CustodyTaken, Outcome::Refused)
+                    .by_node(&from.name)
+                    .reason("recipient_revoked")
+                    .object("envelope", &accepted.cable_id, &digest);
+                record_async(shared, dropped).await;
+            }
+            let receipt = custody::sign(
+                &shared.node_key,
+                &shared.name,
+                &accepted.cable_id,
+                &forward.envelope,
+                at,
+            );
+            LinkReply {
+                reply: Some(link_reply::Reply::CustodyReceipt(receipt)),
+            }
+        }
+        Ok(Enqueued::InProgress) => {
+            let mut reply = link_error(ErrorCode::Busy, "this cable is being stored; retry");
+            if let Some(link_reply::Reply::Error(e)) = &mut reply.reply {
+                e.retry_after_ms = 200;
+            }
+            reply
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "a forwarded cable could not be stored; the neighbour keeps it");
+            link_error(
+                ErrorCode::Internal,
+                &format!("the cable could not be stored ({e}); it was not accepted, retry later"),
+            )
+        }
+    }
+}
+
+/// Answers a directory pull, holding it up to the wait asked for while nothing is newer.
+async fn directory_page(shared: &Arc<Shared>, sync: DirectorySync) -> LinkReply {
+    let wait = Duration::from_millis(sync.wait_ms).min(DIRECTORY_WAIT);
+    let deadline = Instant::now() + wait;
+    loop {
+        let version = shared
+            .directory
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .view()
+            .version();
+        if version != sync.after_version || Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(DIRECTORY_POLL).await;
+    }
+    match super::directory_page(shared, sync.after_version).frame {
+        Some(node_frame::Frame::DirectoryPage(page)) => LinkReply {
+            reply: Some(link_reply::Reply::DirectoryPage(page)),
+        },
+        Some(node_frame::Frame::Error(e)) => LinkReply {
+            reply: Some(link_reply::Reply::Error(e)),
+        },
+        _ => link_error(ErrorCode::Internal, "the directory could not be read"),
+    }
+}
+
+/// Pulls the neighbour's directory updates for as long as the link is up, applying each one
+/// this node does not hold yet; the cursor into the neighbour's history is kept durably.
+async fn pull_directory(shared: Arc<Shared>, hop: NextHop, neighbour: Neighbour) {
+    let cursor_key = [&b"c"[..], neighbour.name.as_bytes()].concat();
+    let read_cursor = || -> u64 {
+        shared
+            .links
+            .state
+            .as_ref()
+            .and_then(|s| s.get(&cursor_key).ok().flatten())
+            .and_then(|v| v.try_into().ok())
+            .map_or(0, u64::from_be_bytes)
+    };
+    let mut after = read_cursor();
+    loop {
+        let request = LinkRequest {
+            request: Some(link_request::Request::DirectorySync(DirectorySync {
+                after_version: after,
+                wait_ms: u64::try_from(DIRECTORY_WAIT.as_millis()).unwrap_or(u64::MAX),
+            })),
+        };
+        let reply = match ask(&neighbour.connection, request, PRIORITY_CONTROL).await {
+            Ok(reply) => reply,
+            Err(e) => {
+                shared.links.failed(&hop, format!("directory pull: {e}"));
+                tokio::time::sleep(DIRECTORY_RETRY).await;
+                continue;
+            }
+        };
+        let page = match reply.reply {
+            Some(link_reply::Reply::DirectoryPage(page)) => page,
+            Some(link_reply::Reply::Error(e)) if after > 0 => {
+                // The neighbour's history is shorter than the cursor (it was rebuilt): start
+                // over; updates already held are recognised and skipped.
+                shared.links.failed(
+                    &hop,
+                    format!(
+                        "directory pull from {}: {}; starting over",
+                        neighbour.name, e.message
+                    ),
+                );
+                after = 0;
+                continue;
+            }
+            other => {
+                shared.links.failed(
+                    &hop,
+                    refusal_text(LinkReply { reply: other }, "a directory page"),
+                );
+                tokio::time::sleep(DIRECTORY_RETRY).await;
+                continue;
+            }
+        };
+        match apply_page(&shared, &neighbour.name, after, page.updates) {
+            Ok(reached) => {
+                if reached != after {
+                    after = reached;
+                    if let Some(state) = &shared.links.state {
+                        let _ = state.apply(vec![Write::Put(
+                            cursor_key.clone(),
+                            after.to_be_bytes().to_vec(),
+                        )]);
+                    }
+                }
+            }
+            Err(e) => {
+                shared.links.failed(&hop, e);
+                tokio::time::sleep(DIRECTORY_RETRY).await;
+            }
+        }
+    }
+}
+
+/// Applies one page of a neighbour's history from version `after`; returns the version
+/// reached. An update this node refuses stops the page: it is retried, never skipped.
+fn apply_page(
+    shared: &Shared,
+    from: &str,
+    mut after: u64,
+    updates: Vec<valise_proto::v1::DirectoryUpdate>,
+) -> Result<u64, String> {
+    let mut directory = shared
+        .directory
+        .write()
+        .unwrap_or_else(PoisonError::into_inner);
+    for update in updates {
+        if update.version != after + 1 {
+            return Err(format!(
+                "node {from} sent directory update {} after {after}; pulling again",
+                update.version
+            ));
+        }
+        let Some(change) = update.update else {
+            return Err(format!("node {from} sent an empty directory update"));
+        };
+        let revoked = match &change {
+            valise_proto::v1::directory_update::Update::Revocation(r) => {
+                DeviceId::from_slice(&r.device_id).ok()
+            }
+            _ => None,
+        };
+        match directory.apply_replicated(change) {
+            Ok(crate::directory::Replicated::Applied(_)) => {
+                if let Some(device) = revoked {
+                    super::close_connections(shared, &[device]);
+                }
+            }
+            Ok(crate::directory::Replicated::AlreadyHeld) => {}
+            Err(e) => {
+                return Err(format!(
+                    "directory update {} from node {from} was refused: {e}",
+                    update.version
+                ));
+            }
+        }
+        after = update.version;
+    }
+    Ok(after)
+}
+
+/// Forwards the hop's queue over this link, most urgent first, until the link ends.
+async fn forward_queue(shared: Arc<Shared>, hop: NextHop, neighbour: Neighbour) {
+    enum Sent {
+        Taken,
+        Retry(Duration),
+    }
+    let mut out = Outbound::new(FORWARD_WINDOW);
+    let (done_tx, mut done) = mpsc::unbounded_channel::<(QueueKey, Sent)>();
+    let waker = shared.links.waker(&hop);
+    let started = Instant::now();
+    loop {
+        while let Ok((key, sent)) = done.try_recv() {
+            match sent {
+                Sent::Taken => out.taken(key),
+                Sent::Retry(after) => {
+                    out.retry_later(key, started.elapsed(), after, jitter());
+                }
+            }
+        }
+        if out.has_room() {
+            let limit = out.in_flight() + out.deferred() + FORWARD_WINDOW;
+            let store = Arc::clone(&shared);
+            let scan_hop = hop.clone();
+            let queued = match blocking_store(move || store.store.onward(&scan_hop, limit)).await {
+                Ok(q) => q,
+                Err(e) => {
+                    shared
+                        .links
+                        .failed(&hop, format!("cannot read the queue: {e}"));
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    continue;
+                }
+            };
+            let keys: Vec<QueueKey> = queued.iter().map(|(k, _)| *k).collect();
+            let mut entries: HashMap<QueueKey, Onward> = queued.into_iter().collect();
+            for key in out.pick(&keys, started.elapsed()) {
+                let Some(entry) = entries.remove(&key) else {
+                    continue;
+                };
+                let shared = Arc::clone(&shared);
+                let hop = hop.clone();
+                let neighbour = neighbour.clone();
+                let done_tx = done_tx.clone();
+                tokio::spawn(async move {
+                    let sent = match send_forward(&shared, &hop, &neighbour, key, entry).await {
+                        Ok(()) => Sent::Taken,
+                        Err(after) => Sent::Retry(after),
+                    };
+                    let _ = done_tx.send((key, sent));
+                });
+            }
+        }
+        let idle = out
+            .next_due()
+            .map_or(Duration::from_secs(5), |due| {
+                due.saturating_sub(started.elapsed())
+            })
+            .max(Duration::from_millis(10));
+        tokio::select! {
+            () = waker.notified() => {}
+            Some((key, sent)) = done.recv() => match sent {
+                Sent::Taken => out.taken(key),
+                Sent::Retry(after) => { out.retry_later(key, started.elapsed(), after, jitter()); }
+            },
+            () = tokio::time::sleep(idle) => {}
+            _ = neighbour.connection.closed() => return,
+        }
+    }
+}
+
+/// Forwards one cable and waits for custody. `Err` carries how long to wait before trying it
+/// again; a cable the neighbour can never take is dropped here, with an audit record.
+async fn send_forward(
+    shared: &Arc<Shared>,
+    hop: &NextHop,
+    neighbour: &Neighbour,
+    key: QueueKey,
+    entry: Onward,
+) -> Result<(), Duration> {
+    let store = Arc::clone(shared);
+    let cable = entry.cable;
+    let envelope = match blocking_store(move || store.store.envelope(&cable)).await {
+        Ok(Some(e)) => e,
+        Ok(None) => {
+            // Nothing left to send: the entry is stale.
+            let _ = release(shared, hop, key).await;
+            return Ok(());
+        }
+        Err(e) => {
+            shared.links.failed(
+                hop,
+                format!("cannot read cable {}: {e}", hex::encode(cable)),
+            );
+            return Err(Duration::from_secs(30));
+        }
+    };
+    let digest = valise_crypto::sha256(&envelope);
+    let priority = if key.rank <= 1 {
+        PRIORITY_URGENT
+    } else {
+        PRIORITY_OTHER
+    };
+    let request = LinkRequest {
+        request: Some(link_request::Request::Forward(Forward {
+            envelope: envelope.clone(),
+            devices: entry
+                .devices
+                .iter()
+                .map(|d| d.as_bytes().to_vec())
+                .collect(),
+            accepted_at_ms: entry.accepted_at_ms,
+        })),
+    };
+    let reply = ask(&neighbour.connection, request, priority)
+        .await
+        .map_err(|_| Duration::ZERO)?;
+    let forwarded = |outcome, reason: &str| {
+        Record::new(AuditEventKind::CableForwarded, outcome)
+            .by_node(&shared.name)
+            .reason(reason)
+            .object("envelope", &cable, &digest)
+            .source(neighbour.name.clone())
+    };
+    match reply.reply {
+        Some(link_reply::Reply::CustodyReceipt(receipt)) => {
+            if let Err(e) =
+                custody::verify(&receipt, &neighbour.name, &neighbour.key, &cable, &envelope)
+            {
+                shared.links.failed(
+                    hop,
+                    format!(
+                        "node {} sent a custody receipt that does not verify: {e}",
+                        neighbour.name
+                    ),
+                );
+                return Err(Duration::from_secs(30));
+            }
+            // The neighbour holds it durably: only now is this node's copy let go.
+            release(shared, hop, key)
+                .await
+                .map_err(|_| Duration::from_secs(5))?;
+            record_async(shared, forwarded(Outcome::Success, "")).await;
+            Ok(())
+        }
+        Some(link_reply::Reply::Error(e)) => {
+            let code = ErrorCode::try_from(e.code).unwrap_or(ErrorCode::Unspecified);
+            let never = matches!(
+                code,
+                ErrorCode::Malformed
+                    | ErrorCode::TooLarge
+                    | ErrorCode::TooManyRecipients
+                    | ErrorCode::UnsupportedVersion
+            );
+            if never {
+                tracing::error!(
+                    cable = %hex::encode(cable),
+                    node = %neighbour.name,
+                    reason = %e.message,
+                    "the next hop refused a cable for good; it is dropped"
+                );
+                let _ = release(shared, hop, key).await;
+                record_async(shared, forwarded(Outcome::Refused, code.as_str_name())).await;
+                return Ok(());
+            }
+            Err(Duration::from_millis(e.retry_after_ms))
+        }
+        _ => Err(Duration::from_secs(5)),
+    }
+}
+
+async fn release(shared: &Arc<Shared>, hop: &NextHop, key: QueueKey) -> Result<bool, StoreError> {
+    let store = Arc::clone(shared);
+    let hop = hop.clone();
+    blocking_store(move || store.store.forwarded(&hop, key)).await
+}
+
+/// Offers this node's newest checkpoint to the neighbour for witnessing whenever it grows.
+async fn offer_checkpoints(shared: Arc<Shared>, hop: NextHop, neighbour: Neighbour) {
+    let witness_name = shared.links.witness_name(&neighbour.name);
+    let Ok(verifier) = NoteVerifier::cosigner(&witness_name, neighbour.key) else {
+        return;
+    };
+    let mut their_size = 0u64;
+    let mut offered = None;
+    loop {
+        let Some(latest) = shared.audit.latest_checkpoint() else {
+            tokio::time::sleep(WITNESS_EVERY).await;
+            continue;
+        };
+        let size = latest.checkpoint.size;
+        if offered == Some(size) {
+            tokio::time::sleep(WITNESS_EVERY).await;
+            continue;
+        }
+        let old = their_size.min(size);
+        let audit = Arc::clone(&shared.audit);
+        let proof = if old == 0 {
+            Ok(Vec::new())
+        } else {
+            tokio::task::spawn_blocking(move || audit.consistency_proof(old, size))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|p| p.map_err(|e| e.to_string()))
+        };
+        let proof = match proof {
+            Ok(p) => p,
+            Err(e) => {
+                shared
+                    .links
+                    .failed(&hop, format!("cannot prove consistency from {old}: {e}"));
+                offered = Some(size);
+                continue;
+            }
+        };
+        let request = LinkRequest {
+            request: Some(link_request::Request::Witness(WitnessRequest {
+                old_size: old,
+                consistency_proof: proof.iter().map(|h| h.to_vec()).collect(),
+                checkpoint: latest.note.to_text(),
+            })),
+        };
+        let reply = match ask(&neighbour.connection, request, PRIORITY_CONTROL).await {
+            Ok(r) => r,
+            Err(_) => {
+                tokio::time::sleep(WITNESS_EVERY).await;
+                continue;
+            }
+        };
+        match reply.reply {
+            Some(link_reply::Reply::Cosignature(c)) => {
+                let audit = Arc::clone(&shared.audit);
+                let line = c.line.clone();
+                let check = verifier.clone();
+                let stored =
+                    tokio::task::spawn_blocking(move || audit.add_cosignature(size, &line, &check))
+                        .await;
+                match stored {
+                    Ok(Ok(())) => {
+                        their_size = size;
+                        offered = Some(size);
+                        shared
+                            .links
+                            .update(&hop, |s| s.witnessed = Some((size, now_ms())));
+                        if let Some(state) = &shared.links.state {
+                            let note = format!("{}{}\n", latest.note.to_text(), c.line);
+                            let _ = state.apply(vec![Write::Put(
+                                [&b"w"[..], neighbour.name.as_bytes()].concat(),
+                                note.into_bytes(),
+                            )]);
+                        }
+                    }
+                    _ => {
+                        shared.links.failed(
+                            &hop,
+                            format!("node {}'s cosignature does not verify", neighbour.name),
+                        );
+                        offered = Some(size);
+                    }
+                }
+            }
+            Some(link_reply::Reply::WitnessSize(WitnessSize { size: theirs })) => {
+                // The witness last cosigned another size: prove from there at once.
+                if theirs == their_size {
+                    offered = Some(size);
+                }
+                their_size = theirs;
+            }
+            Some(link_reply::Reply::Error(e)) => {
+                tracing::error!(
+                    witness = %neighbour.name,
+                    size,
+                    reason = %e.message,
+                    "a witness refused this node's audit checkpoint"
+                );
+                shared.links.failed(
+                    &hop,
+                    format!(
+                        "witness {} refused checkpoint {size}: {}",
+                        neighbour.name, e.message
+                    ),
+                );
+                let refused = Record::new(AuditEventKind::CheckpointWitnessed, Outcome::Refused)
+                    .by_node(&neighbour.name)
+                    .reason("refused_by_witness");
+                record_async(&shared, refused).await;
+                offered = Some(size);
+            }
+            _ => offered = Some(size),
+        }
+    }
+}
+
+/// Cosigns a neighbour's checkpoint if it extends the last one cosigned; keeps the evidence
+/// and refuses if the neighbour's log was rolled back or forked.
+fn witness(
+    shared: &Shared,
+    hop: &NextHop,
+    name: &str,
+    key: IdentityPublicKey,
+    request: WitnessRequest,
+) -> LinkReply {
+    let Some(state) = &shared.links.state else {
+        return link_error(ErrorCode::Malformed, "this node witnesses no log");
+    };
+    let origin = valise_audit::log::origin(&shared.links.ministry, name);
+    let (Ok(log), Ok(seed)) = (
+        NoteVerifier::ed25519(&origin, key),
+        IdentityKeyPair::from_seed(&shared.node_key.seed()[..]),
+    ) else {
+        return link_error(ErrorCode::Internal, "the witness keys could not be loaded");
+    };
+    let Ok(signer) = CosignatureSigner::new(&shared.links.witness_name(&shared.name), seed) else {
+        return link_error(ErrorCode::Internal, "the witness key could not be loaded");
+    };
+    let vkey = signer.verifier().to_vkey();
+    let proof: Option<Vec<Hash>> = request
+        .consistency_proof
+        .iter()
+        .map(|h| h.as_slice().try_into().ok())
+        .collect();
+    let Some(proof) = proof else {
+        return link_error(ErrorCode::Malformed, "a proof hash is not 32 bytes");
+    };
+    let _one = shared
+        .links
+        .witnessing
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let witness = Witness::new(StateStore(Arc::clone(state)), signer, [log]);
+    let now = now_ms() / 1000;
+    let result = witness.add_checkpoint(request.old_size, &proof, &request.checkpoint, now);
+    let checked = |outcome, reason: &str| {
+        Record::new(AuditEventKind::CheckpointWitnessed, outcome)
+            .by_node(name)
+            .reason(reason)
+    };
+    match result {
+        Ok(line) => {
+            let size = witness.cosigned(&origin).ok().flatten().map(|c| c.size);
+            shared.links.update(hop, |s| s.cosigned = size);
+            shared.record(checked(Outcome::Success, ""));
+            LinkReply {
+                reply: Some(link_reply::Reply::Cosignature(Cosignature {
+                    line,
+                    witness_vkey: vkey,
+                })),
+            }
+        }
+        Err(WitnessError::StaleSize { witness_size, .. }) => LinkReply {
+            reply: Some(link_reply::Reply::WitnessSize(WitnessSize {
+                size: witness_size,
+            })),
+        },
+        Err(
+            e @ (WitnessError::Rollback { .. }
+            | WitnessError::Fork { .. }
+            | WitnessError::BadProof { .. }),
+        ) => {
+            tracing::error!(node = %name, error = %e, "refused a neighbour's audit checkpoint; evidence kept");
+            shared
+                .links
+                .failed(hop, format!("refused node {name}'s checkpoint: {e}"));
+            let reason = match e {
+                WitnessError::Rollback { .. } => "rollback",
+                WitnessError::Fork { .. } => "fork",
+                _ => "bad_proof",
+            };
+            shared.record(checked(Outcome::Refused, reason));
+            link_error(ErrorCode::WitnessRefused, &e.to_string())
+        }
+        Err(e) => link_error(ErrorCode::Malformed, &e.to_string()),
+    }
+}
+
+/// Sends one request on its own stream and reads the one reply.
+async fn ask(
+    connection: &quinn::Connection,
+    request: LinkRequest,
+    priority: i32,
+) -> Result<LinkReply, String> {
+    let exchange = async {
+        let (mut send, mut recv) = connection.open_bi().await.map_err(|e| e.to_string())?;
+        let _ = send.set_priority(priority);
+        send.write_all(&framing::encode(&request))
+            .await
+            .map_err(|e| e.to_string())?;
+        let _ = send.finish();
+        read_one::<LinkReply>(&mut recv, 16 * 1024 * 1024)
+            .await
+            .ok_or_else(|| "the reply did not decode".to_owned())
+    };
+    tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+        .await
+        .map_err(|_| format!("no reply within {REQUEST_TIMEOUT:?}"))?
+}
+
+/// Reads exactly one frame of at most `max` bytes.
+async fn read_one<M: Message + Default>(recv: &mut quinn::RecvStream, max: usize) -> Option<M> {
+    let mut decoder = FrameDecoder::new(max);
+    loop {
+        if let Ok(Some(frame)) = decoder.next_frame::<M>() {
+            return Some(frame);
+        }
+        match recv.read_chunk(64 * 1024, true).await {
+            Ok(Some(chunk)) => decoder.push(&chunk.bytes),
+            _ => return None,
+        }
+    }
+}
+
+fn link_error(code: ErrorCode, message: &str) -> LinkReply {
+    LinkReply {
+        reply: Some(link_reply::Reply::Error(ErrorFrame {
+            code: code as i32,
+            message: message.to_owned(),
+            retry_after_ms: 0,
+        })),
+    }
+}
+
+fn refusal_text(reply: LinkReply, expected: &str) -> String {
+    match reply.reply {
+        Some(link_reply::Reply::Error(e)) => e.message,
+        _ => format!("expected {expected}, got something else"),
+    }
+}
