@@ -180,6 +180,15 @@ impl Node {
         format!("{}/node.toml", self.name)
     }
 
+    /// Appends `toml` to the node's configuration (before it starts).
+    pub fn configure(&self, toml: &str) {
+        let path = self.dir.path().join(self.config());
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push('\n');
+        text.push_str(toml);
+        std::fs::write(&path, text).unwrap();
+    }
+
     /// Runs `valise-relay` with `args` in the network's folder.
     pub fn relay(&self, args: &[&str]) -> Output {
         relay(self.dir.path(), args)

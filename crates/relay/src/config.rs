@@ -76,6 +76,23 @@ pub struct Config {
     pub attachments: AttachmentsSection,
     /// Peer posts linked directly, besides the hub (`[[peers]]`).
     pub peers: Vec<PeerSection>,
+    /// Links to other nodes.
+    pub links: LinksSection,
+}
+
+/// `[links]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LinksSection {
+    /// Most cables awaiting the next hop's custody receipt at once, per link. Default 32;
+    /// raise it on links with a long round trip and ample bandwidth.
+    pub forward_window: u32,
+}
+
+impl Default for LinksSection {
+    fn default() -> Self {
+        LinksSection { forward_window: 32 }
+    }
 }
 
 /// `[[peers]]`: a post this post links to directly, besides the hub. Of two peers, the one
@@ -208,6 +225,8 @@ struct File {
     attachments: AttachmentsSection,
     #[serde(default)]
     peers: Vec<PeerSection>,
+    #[serde(default)]
+    links: LinksSection,
 }
 
 fn default_listen() -> SocketAddr {
@@ -318,6 +337,7 @@ impl Config {
             log: file.log,
             attachments: file.attachments,
             peers: file.peers,
+            links: file.links,
         };
         config.validate()?;
         Ok(config)
@@ -416,6 +436,7 @@ impl Config {
                 u64::from(l.max_concurrent_submissions),
             ),
             ("limits.max_attachment_bytes", l.max_attachment_bytes),
+            ("links.forward_window", u64::from(self.links.forward_window)),
             ("enrolment.code_ttl_hours", self.enrolment.code_ttl_hours),
             (
                 "enrolment.attempts_per_minute",

@@ -591,6 +591,7 @@ async fn serve(config: Config, node_files: NodeFiles) -> Result<()> {
             ca_pem: node_files.ca_pem.clone(),
             tls: node_files.tls.clone(),
             state_dir: data.join(LINKS_DIR),
+            forward_window: config.links.forward_window as usize,
         }),
     })?;
     let metrics = node
@@ -961,7 +962,7 @@ fn audit_show(config_path: &Path, last: usize) -> Result<()> {
     for (index, event) in tail {
         match event {
             Some(e) => println!(
-                "{index:>8}  {}  {:?}  {:?}  {} {}  {}",
+                "{index:>8}  {}  {:?}  {:?}  {} {}  {}  {}",
                 e.time_ms,
                 AuditEventKind::try_from(e.kind).unwrap_or(AuditEventKind::Unspecified),
                 valise_proto::v1::Outcome::try_from(e.outcome)
@@ -969,7 +970,12 @@ fn audit_show(config_path: &Path, last: usize) -> Result<()> {
                 valise_proto::v1::ActorKind::try_from(e.actor_kind)
                     .map_or("?", |k| k.as_str_name()),
                 e.actor_id,
-                e.reason
+                e.reason,
+                e.objects
+                    .iter()
+                    .map(|o| format!("{}:{}", o.kind, hex::encode(&o.id)))
+                    .collect::<Vec<_>>()
+                    .join(" ")
             ),
             None => println!("{index:>8}  (not an audit event: run `audit verify`)"),
         }

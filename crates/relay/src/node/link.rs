@@ -44,8 +44,6 @@ use crate::store::{Custody, Enqueued, Onward};
 const DIRECTORY_WAIT: Duration = Duration::from_secs(20);
 /// How often a held long-poll looks for a new directory version.
 const DIRECTORY_POLL: Duration = Duration::from_millis(100);
-/// Cables awaiting a custody receipt on one link.
-const FORWARD_WINDOW: usize = 32;
 /// How often each end offers its newest audit checkpoint for witnessing.
 const WITNESS_EVERY: Duration = Duration::from_secs(1);
 /// Longest one request may take before the link is taken to be failing.
@@ -86,6 +84,8 @@ pub struct Federation {
     pub tls: CertifiedKey,
     /// Where pinned node keys, directory cursors and witness state are kept.
     pub state_dir: PathBuf,
+    /// Most cables awaiting a custody receipt on one link.
+    pub forward_window: usize,
 }
 
 /// One link as an operator sees it.
@@ -121,6 +121,7 @@ pub(super) struct Links {
 }
 
 struct Dial {
+    window: usize,
     hub: Option<String>,
     peers: Vec<PeerAddress>,
     client: quinn::ClientConfig,
@@ -219,6 +220,7 @@ impl Links {
             routes,
             federation.ministry,
             Some(Dial {
+                window: federation.forward_window,
                 hub: federation.hub,
                 peers: dialled,
                 client,
@@ -960,7 +962,8 @@ async fn forward_queue(shared: Arc<Shared>, hop: NextHop, neighbour: Neighbour) 
         Taken,
         Retry(Duration),
     }
-    let mut out = Outbound::new(FORWARD_WINDOW);
+    let window = shared.links.federation.as_ref().map_or(1, |d| d.window);
+    let mut out = Outbound::new(window);
     let (done_tx, mut done) = mpsc::unbounded_channel::<(QueueKey, Sent)>();
     let waker = shared.links.waker(&hop);
     let started = Instant::now();
@@ -974,7 +977,7 @@ async fn forward_queue(shared: Arc<Shared>, hop: NextHop, neighbour: Neighbour) 
             }
         }
         if out.has_room() {
-            let limit = out.in_flight() + out.deferred() + FORWARD_WINDOW;
+            let limit = out.in_flight() + out.deferred() + window;
             let store = Arc::clone(&shared);
             let scan_hop = hop.clone();
             let queued = match blocking_store(move || store.store.onward(&scan_hop, limit)).await {
