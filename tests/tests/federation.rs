@@ -108,6 +108,26 @@ fn paris_reaches_nairobi_through_the_hub_at_every_precedence() {
     send(&bob, "alice@paris", "IMMEDIATE", "Reply from Nairobi");
     let alice_inbox = inbox_of(&alice, 1);
     assert_eq!(alice_inbox[0]["from"], "bob@nairobi");
+
+    // Each post's audit log is cosigned by the hub, and the hub's by each post; `audit
+    // verify` checks those cosignatures and says so.
+    for (node, witness) in [(&paris, "hq"), (&_hub, "paris"), (&_hub, "nairobi")] {
+        let wanted = format!("cosignatures by valise/mfa.example/{witness}/witness: ");
+        let checked = eventually(&format!("{witness} to cosign {}", node.name), || {
+            let out = node.relay(&["audit", "verify", "--config", &node.config()]);
+            assert!(out.status.success(), "{}", text(&out));
+            let report = text(&out);
+            let count: u64 = report
+                .lines()
+                .find_map(|l| l.split(&wanted).nth(1))?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()?;
+            (count > 0).then_some(count)
+        });
+        assert!(checked > 0);
+    }
 }
 
 #[test]

@@ -825,10 +825,28 @@ fn revoke(
 fn audit_keys(config: &Config, witnesses: &[String]) -> Result<VerifyKeys> {
     let signing = files::read_key(&config.key_file(NODE_SIGNING_KEY))?;
     let log = NoteVerifier::ed25519(&config.audit_origin(), *signing.public())?;
-    let witnesses = witnesses
+    // The neighbours this node has linked to witness it; their keys were recorded at first
+    // contact. Keys given on the command line are added.
+    let recorded = std::fs::read_to_string(
+        config
+            .node
+            .data_dir
+            .join(LINKS_DIR)
+            .join(valise_relay::node::WITNESS_KEYS),
+    )
+    .unwrap_or_default();
+    let mut witnesses = witnesses
         .iter()
         .map(|w| NoteVerifier::from_vkey(w).with_context(|| format!("bad witness key {w:?}")))
         .collect::<Result<Vec<_>>>()?;
+    for line in recorded.lines().filter(|l| !l.trim().is_empty()) {
+        let verifier = NoteVerifier::from_vkey(line.trim()).with_context(|| {
+            format!("the recorded witness key {line:?} is malformed; remove that line")
+        })?;
+        if !witnesses.iter().any(|w| w.to_vkey() == verifier.to_vkey()) {
+            witnesses.push(verifier);
+        }
+    }
     Ok(VerifyKeys { log, witnesses })
 }
 

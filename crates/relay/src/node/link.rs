@@ -56,6 +56,8 @@ const PRIORITY_URGENT: i32 = 1;
 const PRIORITY_OTHER: i32 = 0;
 /// QUIC application error code a node closes a refused link with.
 const CLOSE_REFUSED: u32 = 3;
+/// The file, in the link state folder, listing the witnesses' keys.
+pub const WITNESS_KEYS: &str = "witness-keys";
 /// How long a dial may take.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -113,6 +115,8 @@ pub(super) struct Links {
     ministry: String,
     federation: Option<Dial>,
     state: Option<Arc<SledStore>>,
+    /// The file of neighbours' witness keys, one verifier key per line.
+    witness_keys: Option<PathBuf>,
     live: Mutex<HashMap<NextHop, Neighbour>>,
     status: Mutex<BTreeMap<NextHop, LinkStatus>>,
     wakers: Mutex<HashMap<NextHop, Arc<Notify>>>,
@@ -227,7 +231,10 @@ impl Links {
             }),
             Some(Arc::new(state)),
         );
-        Ok(links)
+        Ok(Links {
+            witness_keys: Some(federation.state_dir.join(WITNESS_KEYS)),
+            ..links
+        })
     }
 
     fn new(
@@ -268,6 +275,7 @@ impl Links {
             ministry,
             federation,
             state,
+            witness_keys: None,
             live: Mutex::new(HashMap::new()),
             status: Mutex::new(status),
             wakers: Mutex::new(HashMap::new()),
@@ -534,6 +542,7 @@ fn introduce(
                     .apply(vec![Write::Put(pin, key.as_bytes().to_vec())])
                     .and_then(|()| state.sync())
                     .map_err(|e| e.to_string())?;
+                record_witness_key(shared, &theirs.node, key);
             }
         }
     }
@@ -542,6 +551,26 @@ fn introduce(
         key,
         connection,
     })
+}
+
+/// Adds a newly pinned neighbour's witness key to the node's `witness-keys` file, so that
+/// `audit verify` checks the cosignatures it made without being told its key.
+fn record_witness_key(shared: &Shared, node: &str, key: IdentityPublicKey) {
+    let (Some(path), Ok(verifier)) = (
+        shared.links.witness_keys.as_ref(),
+        NoteVerifier::cosigner(&shared.links.witness_name(node), key),
+    ) else {
+        return;
+    };
+    let line = format!("{}\n", verifier.to_vkey());
+    let appended = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
+    if let Err(e) = appended {
+        tracing::warn!(file = %path.display(), error = %e, "cannot record a witness key");
+    }
 }
 
 /// The node named by a peer's certificate: a DNS name `<node>.<ministry>` with a single label

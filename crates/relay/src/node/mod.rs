@@ -56,7 +56,7 @@ use crate::routing::NextHop;
 use crate::store::{Custody, Enqueued, RelayStore};
 
 mod link;
-pub use link::{Federation, FederationError, LinkStatus, PeerAddress};
+pub use link::{Federation, FederationError, LinkStatus, PeerAddress, WITNESS_KEYS};
 
 /// How long a delivery may go unacknowledged before it is sent again.
 const REDELIVER_AFTER: Duration = Duration::from_secs(30);
