@@ -133,3 +133,43 @@ fn a_missing_file_says_which() {
     assert!(matches!(err, ConfigError::Read { .. }));
     assert!(err.to_string().contains("/nonexistent/node.toml"));
 }
+
+#[test]
+fn peer_posts_are_read_and_mistakes_in_them_are_named() {
+    let with_peer = format!(
+        "{MINIMAL}\n[links]\nforward_window = 8\n[[peers]]\nname = \"kampala\"\naddr = \"kampala.mfa.example:4433\"\n"
+    );
+    let c = Config::parse(&with_peer, Path::new(".")).unwrap();
+    assert_eq!(c.peers.len(), 1);
+    assert_eq!(c.peers[0].name, "kampala");
+    assert_eq!(c.links.forward_window, 8);
+
+    let peer = "[[peers]]\nname = \"kampala\"\naddr = \"kampala.mfa.example:4433\"\n";
+    for (text, setting) in [
+        (
+            format!("{}\n{peer}", MINIMAL.replace("\"post\"", "\"hub\"")),
+            "peers",
+        ),
+        (
+            format!("{MINIMAL}\n[[peers]]\nname = \"kampala\"\naddr = \"kampala\"\n"),
+            "peers.addr",
+        ),
+        (format!("{MINIMAL}\n{peer}{peer}"), "peers.name"),
+        (
+            format!("{MINIMAL}\n[[peers]]\nname = \"nairobi\"\naddr = \"x:1\"\n"),
+            "peers.name",
+        ),
+        (
+            format!("{MINIMAL}\n[links]\nforward_window = 0\n"),
+            "links.forward_window",
+        ),
+    ] {
+        match Config::parse(&text, Path::new(".")).unwrap_err() {
+            ConfigError::Invalid { setting: s, reason } => {
+                assert_eq!(s, setting, "{reason}");
+                assert!(!reason.is_empty());
+            }
+            other => panic!("{setting}: {other}"),
+        }
+    }
+}

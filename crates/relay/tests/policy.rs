@@ -9,7 +9,7 @@ use valise_proto::v1::{
     Caveat, Classification, Envelope, ErrorCode, KeyWrap, Precedence, RoutingHeader,
 };
 use valise_relay::limits::Limits;
-use valise_relay::policy::{DeviceView, DirectoryView, Refusal, check_submission};
+use valise_relay::policy::{DeviceView, DirectoryView, Refusal, check_forward, check_submission};
 
 /// Paris: alice (SECRET, 2 devices), bob (TOP SECRET), carol (CONFIDENTIAL), mallory (revoked);
 /// the POL office is alice and bob.
@@ -228,4 +228,78 @@ fn malformed_envelopes_are_refused_without_panicking() {
     let mut env = cable(&["bob@paris"], &[id(3)]);
     env.key_wraps[0].device_id.truncate(3);
     assert_eq!(check(&env), Err(Refusal::Malformed("key wrap device id")));
+}
+
+fn claim(devices: &[DeviceId]) -> Vec<Vec<u8>> {
+    devices.iter().map(|d| d.as_bytes().to_vec()).collect()
+}
+
+#[test]
+fn a_forwarded_cable_is_taken_for_its_claimed_devices_and_a_revoked_one_is_set_aside() {
+    let env = cable(&["bob@paris"], &[id(3), id(5)]);
+    let limits = Limits::default();
+    let taken = check_forward(&limits, &Paris::new(), 1000, &env, &claim(&[id(3), id(5)])).unwrap();
+    assert_eq!(taken.devices, vec![id(3)]);
+    assert_eq!(
+        taken.revoked,
+        vec![id(5)],
+        "mallory was revoked since sealing"
+    );
+    assert_eq!(taken.precedence, Precedence::Immediate);
+}
+
+#[test]
+fn a_forward_naming_an_unknown_device_is_retried_not_refused_for_good() {
+    let env = cable(&["bob@paris"], &[id(3), id(42)]);
+    let refusal = check_forward(
+        &Limits::default(),
+        &Paris::new(),
+        1000,
+        &env,
+        &claim(&[id(42)]),
+    )
+    .unwrap_err();
+    assert_eq!(refusal, Refusal::DirectoryBehind(id(42)));
+    assert_eq!(refusal.code(), ErrorCode::DirectoryBehind);
+    assert!(refusal.to_string().contains("retry"), "{refusal}");
+    // An unknown sender too: the origin's enrolment has not replicated here yet.
+    let mut from_stranger = cable(&["bob@paris"], &[id(3)]);
+    from_stranger.header.as_mut().unwrap().sender_device = id(43).as_bytes().to_vec();
+    assert_eq!(
+        check_forward(
+            &Limits::default(),
+            &Paris::new(),
+            1000,
+            &from_stranger,
+            &claim(&[id(3)])
+        ),
+        Err(Refusal::DirectoryBehind(id(43)))
+    );
+}
+
+#[test]
+fn a_forward_claiming_a_device_without_a_key_wrap_or_twice_is_malformed() {
+    let env = cable(&["bob@paris"], &[id(3)]);
+    let limits = Limits::default();
+    for claimed in [
+        claim(&[id(4)]),
+        claim(&[id(3), id(3)]),
+        Vec::new(),
+        vec![vec![1, 2]],
+    ] {
+        let refusal = check_forward(&limits, &Paris::new(), 1000, &env, &claimed).unwrap_err();
+        assert_eq!(
+            refusal.code(),
+            ErrorCode::Malformed,
+            "{claimed:?}: {refusal}"
+        );
+    }
+    let oversize = check_forward(
+        &limits,
+        &Paris::new(),
+        limits.max_envelope_bytes + 1,
+        &env,
+        &claim(&[id(3)]),
+    );
+    assert!(matches!(oversize, Err(Refusal::TooLarge { .. })));
 }

@@ -12,7 +12,8 @@ use valise_crypto::at_rest::StorageKey;
 use valise_crypto::identity::{DeviceId, IdentityKeyPair};
 use valise_proto::v1::Precedence;
 use valise_relay::queue::QueueKey;
-use valise_relay::store::{Enqueued, RelayStore};
+use valise_relay::routing::NextHop;
+use valise_relay::store::{Custody, Enqueued, RelayStore};
 
 /// One fixed key, so a reopened store (or the crash test's child) reads what was written.
 fn storage_key() -> StorageKey {
@@ -281,4 +282,82 @@ fn queued_envelopes_are_sealed_on_disk_and_unreadable_without_the_storage_key() 
         err.contains("does not open under this node's storage key"),
         "{err}"
     );
+}
+
+#[test]
+fn a_forwarded_cable_is_kept_until_every_hop_and_device_is_done_and_survives_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bob, nadia, omar) = (device(2), device(7), device(8));
+    let nairobi = NextHop::Hub;
+    let brussels = NextHop::Post("brussels".into());
+    {
+        let store = RelayStore::open(dir.path(), &storage_key()).unwrap();
+        for (n, p) in [(0, Precedence::Routine), (1, Precedence::Flash)] {
+            let onward = [
+                (nairobi.clone(), vec![nadia, omar]),
+                (brussels.clone(), vec![omar]),
+            ];
+            let taken = store
+                .take_custody(
+                    Custody {
+                        cable: cable(n),
+                        precedence: p,
+                        envelope: b"sealed cable",
+                        local: &[bob],
+                        onward: &onward,
+                        accepted_at_ms: 500 + n,
+                    },
+                    1000,
+                )
+                .unwrap();
+            assert!(matches!(taken, Enqueued::Stored { .. }));
+        }
+        // A resend after a lost receipt is recognised, not queued twice.
+        let again = store
+            .take_custody(
+                Custody {
+                    cable: cable(0),
+                    precedence: Precedence::Routine,
+                    envelope: b"sealed cable",
+                    local: &[],
+                    onward: &[(nairobi.clone(), vec![nadia])],
+                    accepted_at_ms: 500,
+                },
+                1001,
+            )
+            .unwrap();
+        assert_eq!(again, Enqueued::Duplicate);
+    }
+    // Everything was durable: a reopened store forwards the FLASH first.
+    let store = RelayStore::open(dir.path(), &storage_key()).unwrap();
+    let hub_queue = store.onward(&nairobi, 10).unwrap();
+    assert_eq!(hub_queue.len(), 2);
+    assert_eq!(hub_queue[0].1.cable, cable(1), "FLASH first");
+    assert_eq!(hub_queue[0].1.devices, vec![nadia, omar]);
+    assert_eq!(hub_queue[0].1.accepted_at_ms, 501);
+    let depth = store.onward_depth().unwrap();
+    assert_eq!(depth["hub"], [1, 0, 0, 1]);
+    assert_eq!(depth["post:brussels"], [1, 0, 0, 1]);
+
+    // The envelope stays until the local device and both hops are done with it.
+    let (key, _) = hub_queue[1].clone();
+    assert!(store.forwarded(&nairobi, key).unwrap());
+    assert!(
+        !store.forwarded(&nairobi, key).unwrap(),
+        "a repeated receipt is harmless"
+    );
+    let (bob_key, _) = store.queued(&bob, 10).unwrap()[1];
+    assert!(store.ack(&bob, bob_key).unwrap());
+    assert!(
+        store.envelope(&cable(0)).unwrap().is_some(),
+        "brussels still needs it"
+    );
+    let (brussels_key, _) = store.onward(&brussels, 10).unwrap()[1].clone();
+    assert!(store.forwarded(&brussels, brussels_key).unwrap());
+    assert_eq!(
+        store.envelope(&cable(0)).unwrap(),
+        None,
+        "all done: the envelope is gone"
+    );
+    assert!(store.envelope(&cable(1)).unwrap().is_some());
 }

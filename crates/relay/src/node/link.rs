@@ -723,13 +723,13 @@ async fn take_forward(shared: &Arc<Shared>, from: &Neighbour, forward: Forward) 
             &envelope,
             &forward.devices,
         )
-        .and_then(|accepted| {
+        .map(|accepted| {
             let posts: Vec<(DeviceId, String)> = accepted
                 .devices
                 .iter()
                 .filter_map(|d| directory.view().verified(d).map(|v| (*d, v.post.clone())))
                 .collect();
-            Ok((accepted, posts))
+            (accepted, posts)
         })
     };
     let (accepted, posts) = match checked {
