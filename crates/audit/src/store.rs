@@ -81,6 +81,23 @@ pub trait Store: Send + Sync + 'static {
     fn scan(&self, prefix: &[u8]) -> Scan<'_>;
 }
 
+/// A shared store is a store: one sled database can back several users (e.g. a witness and
+/// the state beside it).
+impl<S: Store> Store for std::sync::Arc<S> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        (**self).get(key)
+    }
+    fn apply(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        (**self).apply(writes)
+    }
+    fn sync(&self) -> Result<(), StoreError> {
+        (**self).sync()
+    }
+    fn scan(&self, prefix: &[u8]) -> Scan<'_> {
+        (**self).scan(prefix)
+    }
+}
+
 /// sled 0.34, made durable: `flush` uses `sync_file_range`, which does not reach stable storage
 /// (sled issue #1452), so [`Store::sync`] follows it with an `fsync` of the database file.
 pub struct SledStore {

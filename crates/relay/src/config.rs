@@ -507,7 +507,8 @@ fn is_host_port(addr: &str) -> bool {
         .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
 }
 
-fn is_name(name: &str) -> bool {
+/// Whether `name` is a valid node name: lowercase letters, digits and '-', not leading.
+pub(crate) fn is_name(name: &str) -> bool {
     !name.is_empty()
         && !name.starts_with('-')
         && name

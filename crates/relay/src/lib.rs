@@ -1,9 +1,7 @@
-//! Valise relay node (being built by the relay issues).
-//!
-//! It will hold the node server run by ministry IT: the QUIC listener, PKI and enrolment, the
-//! directory, durable precedence queues with custody transfer, federation between the hub and
-//! the posts, and the node's audit log. Following quinn's split, decisions live in modules that
-//! do no I/O and are tested without sockets; so far:
+//! Valise relay node: the server run by ministry IT. It holds the QUIC listener, PKI and
+//! enrolment, the directory, durable precedence queues with custody transfer, the links
+//! between the hub and the posts, and the node's audit log. Following quinn's split, decisions
+//! live in modules that do no I/O and are tested without sockets:
 //!
 //! | module | concept |
 //! |---|---|

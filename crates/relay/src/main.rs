@@ -827,14 +827,20 @@ fn audit_keys(config: &Config, witnesses: &[String]) -> Result<VerifyKeys> {
     let log = NoteVerifier::ed25519(&config.audit_origin(), *signing.public())?;
     // The neighbours this node has linked to witness it; their keys were recorded at first
     // contact. Keys given on the command line are added.
-    let recorded = std::fs::read_to_string(
-        config
-            .node
-            .data_dir
-            .join(LINKS_DIR)
-            .join(valise_relay::node::WITNESS_KEYS),
-    )
-    .unwrap_or_default();
+    let keys_file = config
+        .node
+        .data_dir
+        .join(LINKS_DIR)
+        .join(valise_relay::node::WITNESS_KEYS);
+    let recorded = match std::fs::read_to_string(&keys_file) {
+        Ok(text) => text,
+        // A node that never linked to another has no witnesses.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => bail!(
+            "cannot read the witness keys {}: {e}; check its permissions",
+            keys_file.display()
+        ),
+    };
     let mut witnesses = witnesses
         .iter()
         .map(|w| NoteVerifier::from_vkey(w).with_context(|| format!("bad witness key {w:?}")))

@@ -6,7 +6,7 @@ use std::fmt;
 
 use valise_crypto::identity::DeviceId;
 use valise_proto::ENVELOPE_VERSION;
-use valise_proto::v1::{Caveat, Classification, Envelope, ErrorCode, Precedence};
+use valise_proto::v1::{Caveat, Classification, Envelope, ErrorCode, Precedence, RoutingHeader};
 
 use crate::limits::Limits;
 
@@ -211,24 +211,7 @@ pub fn check_submission(
     encoded_len: usize,
     envelope: &Envelope,
 ) -> Result<Accepted, Refusal> {
-    if encoded_len > limits.max_envelope_bytes {
-        return Err(Refusal::TooLarge {
-            size: encoded_len,
-            max: limits.max_envelope_bytes,
-        });
-    }
-    let header = envelope
-        .header
-        .as_ref()
-        .ok_or(Refusal::Malformed("no routing header"))?;
-    if header.version != ENVELOPE_VERSION {
-        return Err(Refusal::UnsupportedVersion(header.version));
-    }
-    let cable_id: [u8; 16] = header
-        .cable_id
-        .as_slice()
-        .try_into()
-        .map_err(|_| Refusal::Malformed("cable id length"))?;
+    let (header, cable_id) = header_within_limits(limits, encoded_len, envelope)?;
     if header.sender_device != connected.as_bytes() {
         return Err(Refusal::SenderMismatch);
     }
@@ -333,24 +316,7 @@ pub fn check_forward(
     envelope: &Envelope,
     claimed: &[Vec<u8>],
 ) -> Result<ForwardAccepted, Refusal> {
-    if encoded_len > limits.max_envelope_bytes {
-        return Err(Refusal::TooLarge {
-            size: encoded_len,
-            max: limits.max_envelope_bytes,
-        });
-    }
-    let header = envelope
-        .header
-        .as_ref()
-        .ok_or(Refusal::Malformed("no routing header"))?;
-    if header.version != ENVELOPE_VERSION {
-        return Err(Refusal::UnsupportedVersion(header.version));
-    }
-    let cable_id: [u8; 16] = header
-        .cable_id
-        .as_slice()
-        .try_into()
-        .map_err(|_| Refusal::Malformed("cable id length"))?;
+    let (header, cable_id) = header_within_limits(limits, encoded_len, envelope)?;
     if claimed.is_empty() {
         return Err(Refusal::Malformed("a forward names no device"));
     }
@@ -398,6 +364,34 @@ pub fn check_forward(
         devices,
         revoked,
     })
+}
+
+/// The checks every cable gets, from a device or a node: size within the limit, a routing
+/// header of the supported version, a well-formed cable id.
+fn header_within_limits<'e>(
+    limits: &Limits,
+    encoded_len: usize,
+    envelope: &'e Envelope,
+) -> Result<(&'e RoutingHeader, [u8; 16]), Refusal> {
+    if encoded_len > limits.max_envelope_bytes {
+        return Err(Refusal::TooLarge {
+            size: encoded_len,
+            max: limits.max_envelope_bytes,
+        });
+    }
+    let header = envelope
+        .header
+        .as_ref()
+        .ok_or(Refusal::Malformed("no routing header"))?;
+    if header.version != ENVELOPE_VERSION {
+        return Err(Refusal::UnsupportedVersion(header.version));
+    }
+    let cable_id: [u8; 16] = header
+        .cable_id
+        .as_slice()
+        .try_into()
+        .map_err(|_| Refusal::Malformed("cable id length"))?;
+    Ok((header, cable_id))
 }
 
 fn known<T: PartialEq>(value: Result<T, prost::UnknownEnumValue>, unspecified: T) -> Option<T> {

@@ -60,6 +60,15 @@ pub enum RouteError {
     },
 }
 
+/// A cable's recipients by where they go from this node.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Routed {
+    /// Devices served here.
+    pub local: Vec<DeviceId>,
+    /// Devices to forward, per next hop (never [`NextHop::Local`]).
+    pub onward: Vec<(NextHop, Vec<DeviceId>)>,
+}
+
 /// This node's place in the network.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Routes {
@@ -88,6 +97,16 @@ impl Routes {
         Err(RouteError::NoRoute {
             device,
             post: post.to_owned(),
+        })
+    }
+
+    /// Splits recipient devices (each with its post) into those served here and those to
+    /// forward, per next hop. One unroutable device refuses the whole cable.
+    pub fn route(&self, recipients: &[(DeviceId, String)]) -> Result<Routed, RouteError> {
+        let mut hops = self.split(recipients)?;
+        Ok(Routed {
+            local: hops.remove(&NextHop::Local).unwrap_or_default(),
+            onward: hops.into_iter().collect(),
         })
     }
 
@@ -137,6 +156,11 @@ mod tests {
                 (device(5), "tokyo".into()),
             ])
             .unwrap();
+        let routed = routes
+            .route(&[(device(1), "paris".into()), (device(2), "nairobi".into())])
+            .unwrap();
+        assert_eq!(routed.local, vec![device(1)]);
+        assert_eq!(routed.onward, vec![(NextHop::Hub, vec![device(2)])]);
         let expected: BTreeMap<NextHop, Vec<DeviceId>> = [
             (NextHop::Local, vec![device(1), device(4)]),
             (NextHop::Hub, vec![device(2), device(5)]),

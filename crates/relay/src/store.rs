@@ -8,7 +8,7 @@
 //! | `v` ‖ cable id | the envelope, as received, sealed under the node storage key |
 //! | `r` ‖ cable id | queue entries still to complete (u32): local devices and next hops |
 //! | `q` ‖ device id ‖ rank ‖ seq | cable id: one queue entry, in delivery order |
-//! | `f` ‖ hop label length ‖ hop label ‖ rank ‖ seq | cable id ‖ custody time ‖ device ids: one cable to forward to a next hop, in forwarding order |
+//! | `f` ‖ hop label ‖ 0 ‖ rank ‖ seq | cable id ‖ custody time ‖ device ids: one cable to forward to a next hop, in forwarding order |
 //! | `d` ‖ cable id | when the cable was first seen (Unix ms): the dedup set |
 //! | `m` `seq` | the last arrival sequence number |
 //!
@@ -108,11 +108,10 @@ fn queue_key(device: &DeviceId, at: QueueKey) -> Vec<u8> {
     key(b'q', &[device.as_bytes(), &at.to_bytes()])
 }
 
-/// `f` ‖ label length ‖ label: the prefix of one next hop's queue.
+/// `f` ‖ label ‖ 0: the prefix of one next hop's queue. Labels hold no zero byte, so no
+/// hop's prefix is a prefix of another's.
 fn hop_prefix(hop: &NextHop) -> Vec<u8> {
-    let label = hop.label();
-    let len = u8::try_from(label.len()).unwrap_or(u8::MAX);
-    key(b'f', &[&[len], &label.as_bytes()[..usize::from(len)]])
+    key(b'f', &[hop.label().as_bytes(), &[0]])
 }
 
 fn hop_key(hop: &NextHop, at: QueueKey) -> Vec<u8> {
@@ -267,12 +266,12 @@ impl RelayStore {
         let mut depth: std::collections::BTreeMap<String, [u64; 4]> = Default::default();
         for item in self.kv.scan(b"f") {
             let (k, _) = item?;
-            let len = usize::from(*k.get(1).ok_or_else(|| damaged("forwarding key"))?);
-            let label = k
-                .get(2..2 + len)
-                .and_then(|l| std::str::from_utf8(l).ok())
+            let end = k
+                .iter()
+                .position(|b| *b == 0)
                 .ok_or_else(|| damaged("forwarding key"))?;
-            let rank = *k.get(2 + len).ok_or_else(|| damaged("forwarding key"))?;
+            let label = std::str::from_utf8(&k[1..end]).map_err(|_| damaged("forwarding key"))?;
+            let rank = *k.get(end + 1).ok_or_else(|| damaged("forwarding key"))?;
             depth.entry(label.to_owned()).or_default()[usize::from(rank.min(3))] += 1;
         }
         Ok(depth)

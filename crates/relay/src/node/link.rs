@@ -32,13 +32,15 @@ use valise_proto::v1::{
     node_frame,
 };
 
-use super::{Record, Shared, blocking_store, now_ms, record_async};
+use super::{
+    Arrival, Record, Shared, blocking_store, now_ms, posts_of, record_async, take_custody,
+};
 use crate::config::NodeKind;
 use crate::outbound::{Outbound, retry_delay};
 use crate::policy::check_forward;
 use crate::queue::QueueKey;
 use crate::routing::{NextHop, Routes};
-use crate::store::{Custody, Enqueued, Onward};
+use crate::store::{Enqueued, Onward};
 
 /// Longest a directory long-poll is held before an empty page answers it.
 const DIRECTORY_WAIT: Duration = Duration::from_secs(20);
@@ -138,24 +140,6 @@ struct Neighbour {
     connection: quinn::Connection,
 }
 
-/// The witness store behind an `Arc`, so the links share it.
-struct StateStore(Arc<SledStore>);
-
-impl Store for StateStore {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.0.get(key)
-    }
-    fn apply(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        self.0.apply(writes)
-    }
-    fn sync(&self) -> Result<(), StoreError> {
-        self.0.sync()
-    }
-    fn scan(&self, prefix: &[u8]) -> valise_audit::store::Scan<'_> {
-        self.0.scan(prefix)
-    }
-}
-
 /// Why a node could not join the network.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -229,20 +213,19 @@ impl Links {
                 peers: dialled,
                 client,
             }),
-            Some(Arc::new(state)),
+            Some((Arc::new(state), federation.state_dir.join(WITNESS_KEYS))),
         );
-        Ok(Links {
-            witness_keys: Some(federation.state_dir.join(WITNESS_KEYS)),
-            ..links
-        })
+        Ok(links)
     }
 
+    /// `state`: the link state store and the witness-keys file beside it.
     fn new(
         routes: Routes,
         ministry: String,
         federation: Option<Dial>,
-        state: Option<Arc<SledStore>>,
+        state: Option<(Arc<SledStore>, PathBuf)>,
     ) -> Self {
+        let (state, witness_keys) = state.unzip();
         let mut status = BTreeMap::new();
         if let Some(dial) = &federation {
             if let Some(hub) = &dial.hub {
@@ -275,7 +258,7 @@ impl Links {
             ministry,
             federation,
             state,
-            witness_keys: None,
+            witness_keys,
             live: Mutex::new(HashMap::new()),
             status: Mutex::new(status),
             wakers: Mutex::new(HashMap::new()),
@@ -407,7 +390,10 @@ async fn dial(
         .map_err(|e| format!("the TLS handshake with {addr} failed: {e}"))?;
     let certified = peer_node(&connection, &shared.links.ministry)
         .ok_or_else(|| format!("{addr} did not present a node certificate"))?;
-    let reply = ask(&connection, hello(shared), PRIORITY_CONTROL).await?;
+    let hello = LinkRequest {
+        request: Some(link_request::Request::Hello(own_hello(shared))),
+    };
+    let reply = ask(&connection, hello, PRIORITY_CONTROL).await?;
     let Some(link_reply::Reply::Hello(theirs)) = reply.reply else {
         return Err(refusal_text(reply, "a hello"));
     };
@@ -429,15 +415,8 @@ async fn dial(
 
 /// Serves a link another node dialled.
 pub(super) async fn accept(connection: quinn::Connection, shared: Arc<Shared>) {
-    let refuse = |connection: &quinn::Connection, why: String| {
-        tracing::warn!(peer = %connection.remote_address(), reason = %why, "link refused");
-        connection.close(CLOSE_REFUSED.into(), why.as_bytes());
-    };
     let Some(certified) = peer_node(&connection, &shared.links.ministry) else {
-        return refuse(
-            &connection,
-            "not a node certificate of this ministry".into(),
-        );
+        return refuse(&connection, "not a node certificate of this ministry");
     };
     let Ok(Ok((mut send, mut recv))) =
         tokio::time::timeout(REQUEST_TIMEOUT, connection.accept_bi()).await
@@ -448,56 +427,52 @@ pub(super) async fn accept(connection: quinn::Connection, shared: Arc<Shared>) {
         request: Some(link_request::Request::Hello(theirs)),
     }) = read_one::<LinkRequest>(&mut recv, 64 * 1024).await
     else {
-        return refuse(&connection, "a link starts with a hello".into());
+        return refuse(&connection, "a link starts with a hello");
     };
-    let hop = NextHop::Post(theirs.node.clone());
-    let allowed = match shared.links.routes.kind {
-        NodeKind::Hub => !theirs.hub,
-        NodeKind::Post => !theirs.hub && shared.links.routes.peers.contains(&theirs.node),
-    };
-    if !allowed || shared.links.federation.is_none() {
-        let why = format!(
+    // The hub takes any post; a post only the peers configured. Nobody dials a hub but posts.
+    let allowed = !theirs.hub
+        && match shared.links.routes.kind {
+            NodeKind::Hub => true,
+            NodeKind::Post => shared.links.routes.peers.contains(&theirs.node),
+        };
+    let introduced = if allowed {
+        introduce(&shared, connection.clone(), &certified, &theirs)
+    } else {
+        Err(format!(
             "node {} is not a post this node links to; configure it as a peer",
             theirs.node
-        );
-        let _ = send
-            .write_all(&framing::encode(&link_error(ErrorCode::Malformed, &why)))
-            .await;
-        let _ = send.finish();
-        return refuse(&connection, why);
-    }
-    let neighbour = match introduce(&shared, connection.clone(), &certified, &theirs) {
-        Ok(n) => n,
-        Err(why) => {
-            let _ = send
-                .write_all(&framing::encode(&link_error(ErrorCode::Malformed, &why)))
-                .await;
-            let _ = send.finish();
-            return refuse(&connection, why);
-        }
+        ))
     };
-    let reply = LinkReply {
-        reply: Some(link_reply::Reply::Hello(match hello(&shared).request {
-            Some(link_request::Request::Hello(h)) => h,
-            _ => LinkHello::default(),
-        })),
+    let (reply, neighbour) = match introduced {
+        Ok(n) => (
+            LinkReply {
+                reply: Some(link_reply::Reply::Hello(own_hello(&shared))),
+            },
+            Some(n),
+        ),
+        Err(why) => (link_error(ErrorCode::Malformed, &why), None),
     };
-    if send.write_all(&framing::encode(&reply)).await.is_err() {
-        return;
-    }
+    let sent = send.write_all(&framing::encode(&reply)).await.is_ok();
     let _ = send.finish();
-    run_link(&shared, hop, neighbour).await;
+    match neighbour {
+        Some(n) if sent => run_link(&shared, NextHop::Post(theirs.node.clone()), n).await,
+        Some(_) => {}
+        None => refuse(&connection, &refusal_text(reply, "a hello")),
+    }
 }
 
-fn hello(shared: &Shared) -> LinkRequest {
-    LinkRequest {
-        request: Some(link_request::Request::Hello(LinkHello {
-            protocol_version: valise_proto::PROTOCOL_VERSION,
-            node: shared.name.clone(),
-            hub: shared.links.routes.kind == NodeKind::Hub,
-            node_key: shared.node_key.public().as_bytes().to_vec(),
-            node_time_ms: now_ms(),
-        })),
+fn refuse(connection: &quinn::Connection, why: &str) {
+    tracing::warn!(peer = %connection.remote_address(), reason = %why, "link refused");
+    connection.close(CLOSE_REFUSED.into(), why.as_bytes());
+}
+
+fn own_hello(shared: &Shared) -> LinkHello {
+    LinkHello {
+        protocol_version: valise_proto::PROTOCOL_VERSION,
+        node: shared.name.clone(),
+        hub: shared.links.routes.kind == NodeKind::Hub,
+        node_key: shared.node_key.public().as_bytes().to_vec(),
+        node_time_ms: now_ms(),
     }
 }
 
@@ -577,24 +552,10 @@ fn record_witness_key(shared: &Shared, node: &str, key: IdentityPublicKey) {
 /// before the ministry. Device certificates cannot carry such a name: their post CA is
 /// constrained to `devices.<post>.<ministry>`.
 pub(super) fn peer_node(connection: &quinn::Connection, ministry: &str) -> Option<String> {
-    let certs = connection
-        .peer_identity()?
-        .downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
-        .ok()?;
-    let (_, cert) = x509_parser::parse_x509_certificate(certs.first()?).ok()?;
-    let san = cert.subject_alternative_name().ok()??;
     let suffix = format!(".{ministry}");
-    san.value.general_names.iter().find_map(|name| match name {
-        x509_parser::extensions::GeneralName::DNSName(dns) => {
-            let label = dns.strip_suffix(&suffix)?;
-            let valid = !label.is_empty()
-                && !label.starts_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-            valid.then(|| label.to_owned())
-        }
-        _ => None,
+    super::certificate_names(connection).iter().find_map(|dns| {
+        let label = dns.strip_suffix(&suffix)?;
+        crate::config::is_name(label).then(|| label.to_owned())
     })
 }
 
@@ -724,15 +685,14 @@ async fn take_forward(shared: &Arc<Shared>, from: &Neighbour, forward: Forward) 
             &forward.devices,
         )
         .map(|accepted| {
-            let posts: Vec<(DeviceId, String)> = accepted
-                .devices
-                .iter()
-                .filter_map(|d| directory.view().verified(d).map(|v| (*d, v.post.clone())))
-                .collect();
-            (accepted, posts)
+            let routed = shared
+                .links
+                .routes
+                .route(&posts_of(directory.view(), &accepted.devices));
+            (accepted, routed)
         })
     };
-    let (accepted, posts) = match checked {
+    let (accepted, routed) = match checked {
         Ok(ok) => ok,
         Err(refusal) => {
             let cable = envelope
@@ -745,64 +705,33 @@ async fn take_forward(shared: &Arc<Shared>, from: &Neighbour, forward: Forward) 
                 .reason(refusal.audit_reason())
                 .object("envelope", &cable, &digest);
             record_async(shared, refused).await;
-            let mut reply = link_error(refusal.code(), &refusal.to_string());
-            if refusal.code() == ErrorCode::DirectoryBehind
-                && let Some(link_reply::Reply::Error(e)) = &mut reply.reply
-            {
-                e.retry_after_ms = 1000;
-            }
-            return reply;
+            let retry = if refusal.code() == ErrorCode::DirectoryBehind {
+                Duration::from_secs(1)
+            } else {
+                Duration::ZERO
+            };
+            return link_error_retry(refusal.code(), &refusal.to_string(), retry);
         }
     };
-    let split = match shared.links.routes.split(&posts) {
-        Ok(split) => split,
+    let routed = match routed {
+        Ok(routed) => routed,
         Err(e) => return link_error(ErrorCode::Malformed, &e.to_string()),
     };
-    let local: Vec<DeviceId> = split.get(&NextHop::Local).cloned().unwrap_or_default();
-    let onward: Vec<(NextHop, Vec<DeviceId>)> = split
-        .into_iter()
-        .filter(|(hop, _)| *hop != NextHop::Local)
-        .collect();
     let at = now_ms();
     let custody_record = Record::new(AuditEventKind::CustodyTaken, Outcome::Success)
         .by_node(&from.name)
         .object("envelope", &accepted.cable_id, &digest);
-    let stored = {
-        let shared = Arc::clone(shared);
-        let bytes = forward.envelope.clone();
-        let local = local.clone();
-        let onward = onward.clone();
-        let accepted = accepted.clone();
-        blocking_store(move || {
-            let stored = shared.store.take_custody(
-                Custody {
-                    cable: accepted.cable_id,
-                    precedence: accepted.precedence,
-                    envelope: &bytes,
-                    local: &local,
-                    onward: &onward,
-                    accepted_at_ms: forward.accepted_at_ms,
-                },
-                at,
-            )?;
-            if matches!(stored, Enqueued::Stored { .. }) {
-                shared
-                    .audit
-                    .append(custody_record.event(&shared.name))
-                    .map_err(|e| StoreError::Io(e.to_string()))?;
-            }
-            Ok(stored)
-        })
-        .await
+    let arrival = Arrival {
+        cable: accepted.cable_id,
+        precedence: accepted.precedence,
+        envelope: forward.envelope.clone(),
+        routed,
+        accepted_at_ms: forward.accepted_at_ms,
+        now_ms: at,
     };
+    let stored = take_custody(shared, arrival, custody_record).await;
     match stored {
         Ok(Enqueued::Stored { .. } | Enqueued::Duplicate) => {
-            for device in &local {
-                shared.waker(device).notify_one();
-            }
-            for (hop, _) in &onward {
-                shared.links.wake(hop);
-            }
             if !accepted.revoked.is_empty() {
                 let dropped = Record::new(AuditEventKind::CustodyTaken, Outcome::Refused)
                     .by_node(&from.name)
@@ -821,13 +750,11 @@ async fn take_forward(shared: &Arc<Shared>, from: &Neighbour, forward: Forward) 
                 reply: Some(link_reply::Reply::CustodyReceipt(receipt)),
             }
         }
-        Ok(Enqueued::InProgress) => {
-            let mut reply = link_error(ErrorCode::Busy, "this cable is being stored; retry");
-            if let Some(link_reply::Reply::Error(e)) = &mut reply.reply {
-                e.retry_after_ms = 200;
-            }
-            reply
-        }
+        Ok(Enqueued::InProgress) => link_error_retry(
+            ErrorCode::Busy,
+            "this cable is being stored; retry",
+            Duration::from_millis(200),
+        ),
         Err(e) => {
             tracing::error!(error = %e, "a forwarded cable could not be stored; the neighbour keeps it");
             link_error(
@@ -996,14 +923,15 @@ async fn forward_queue(shared: Arc<Shared>, hop: NextHop, neighbour: Neighbour) 
     let (done_tx, mut done) = mpsc::unbounded_channel::<(QueueKey, Sent)>();
     let waker = shared.links.waker(&hop);
     let started = Instant::now();
+    let settle = |out: &mut Outbound, key: QueueKey, sent: Sent| match sent {
+        Sent::Taken => out.taken(key),
+        Sent::Retry(after) => {
+            out.retry_later(key, started.elapsed(), after, jitter());
+        }
+    };
     loop {
         while let Ok((key, sent)) = done.try_recv() {
-            match sent {
-                Sent::Taken => out.taken(key),
-                Sent::Retry(after) => {
-                    out.retry_later(key, started.elapsed(), after, jitter());
-                }
-            }
+            settle(&mut out, key, sent);
         }
         if out.has_room() {
             let limit = out.in_flight() + out.deferred() + window;
@@ -1046,10 +974,7 @@ async fn forward_queue(shared: Arc<Shared>, hop: NextHop, neighbour: Neighbour) 
             .max(Duration::from_millis(10));
         tokio::select! {
             () = waker.notified() => {}
-            Some((key, sent)) = done.recv() => match sent {
-                Sent::Taken => out.taken(key),
-                Sent::Retry(after) => { out.retry_later(key, started.elapsed(), after, jitter()); }
-            },
+            Some((key, sent)) = done.recv() => settle(&mut out, key, sent),
             () = tokio::time::sleep(idle) => {}
             _ = neighbour.connection.closed() => return,
         }
@@ -1229,13 +1154,6 @@ async fn offer_checkpoints(shared: Arc<Shared>, hop: NextHop, neighbour: Neighbo
                         shared
                             .links
                             .update(&hop, |s| s.witnessed = Some((size, now_ms())));
-                        if let Some(state) = &shared.links.state {
-                            let note = format!("{}{}\n", latest.note.to_text(), c.line);
-                            let _ = state.apply(vec![Write::Put(
-                                [&b"w"[..], neighbour.name.as_bytes()].concat(),
-                                note.into_bytes(),
-                            )]);
-                        }
                     }
                     _ => {
                         shared.links.failed(
@@ -1314,7 +1232,7 @@ fn witness(
         .witnessing
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
-    let witness = Witness::new(StateStore(Arc::clone(state)), signer, [log]);
+    let witness = Witness::new(Arc::clone(state), signer, [log]);
     let now = now_ms() / 1000;
     let result = witness.add_checkpoint(request.old_size, &proof, &request.checkpoint, now);
     let checked = |outcome, reason: &str| {
@@ -1397,11 +1315,16 @@ async fn read_one<M: Message + Default>(recv: &mut quinn::RecvStream, max: usize
 }
 
 fn link_error(code: ErrorCode, message: &str) -> LinkReply {
+    link_error_retry(code, message, Duration::ZERO)
+}
+
+/// A refusal the neighbour may retry after `after`.
+fn link_error_retry(code: ErrorCode, message: &str, after: Duration) -> LinkReply {
     LinkReply {
         reply: Some(link_reply::Reply::Error(ErrorFrame {
             code: code as i32,
             message: message.to_owned(),
-            retry_after_ms: 0,
+            retry_after_ms: u64::try_from(after.as_millis()).unwrap_or(u64::MAX),
         })),
     }
 }

@@ -16,6 +16,8 @@
 //! * `WipeNotice` → `WipeConfirmed`, then the device's connections close: it is revoked.
 //!
 //! A bad frame or a refusal closes only its own stream; the connection and the node carry on.
+//!
+//! Connections from other nodes (ALPN `valise-link/1`) are served by [`link`].
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -52,7 +54,7 @@ use crate::pki::ALPN;
 use crate::pki::{ALPN_ENROLL, PostCa, Validity};
 use crate::policy::check_submission;
 use crate::queue::QueueKey;
-use crate::routing::NextHop;
+use crate::routing::{NextHop, Routed};
 use crate::store::{Custody, Enqueued, RelayStore};
 
 mod link;
@@ -420,23 +422,41 @@ async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
     }
 }
 
+/// The DNS names in the certificate the peer presented (already verified to the root).
+fn certificate_names(connection: &quinn::Connection) -> Vec<String> {
+    let Some(certs) = connection.peer_identity().and_then(|i| {
+        i.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
+            .ok()
+    }) else {
+        return Vec::new();
+    };
+    let Some(Ok((_, cert))) = certs
+        .first()
+        .map(|c| x509_parser::parse_x509_certificate(c))
+    else {
+        return Vec::new();
+    };
+    let Ok(Some(san)) = cert.subject_alternative_name() else {
+        return Vec::new();
+    };
+    san.value
+        .general_names
+        .iter()
+        .filter_map(|name| match name {
+            x509_parser::extensions::GeneralName::DNSName(dns) => Some((*dns).to_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The device on the other end, from its certificate's name `<device id>.devices.<post>…`.
 fn peer_device(connection: &quinn::Connection) -> Option<DeviceId> {
-    let certs = connection
-        .peer_identity()?
-        .downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
-        .ok()?;
-    let (_, cert) = x509_parser::parse_x509_certificate(certs.first()?).ok()?;
-    let san = cert.subject_alternative_name().ok()??;
-    san.value.general_names.iter().find_map(|name| match name {
-        x509_parser::extensions::GeneralName::DNSName(dns) => {
-            let (label, rest) = dns.split_once('.')?;
-            if !rest.starts_with("devices.") {
-                return None;
-            }
-            DeviceId::from_slice(&hex::decode(label).ok()?).ok()
+    certificate_names(connection).iter().find_map(|dns| {
+        let (label, rest) = dns.split_once('.')?;
+        if !rest.starts_with("devices.") {
+            return None;
         }
-        _ => None,
+        DeviceId::from_slice(&hex::decode(label).ok()?).ok()
     })
 }
 
@@ -725,12 +745,11 @@ async fn submit_cable(shared: &Arc<Shared>, device: &DeviceId, bytes: Vec<u8>) -
             &envelope,
         )
         .map(|accepted| {
-            let posts: Vec<(DeviceId, String)> = accepted
-                .recipients
-                .iter()
-                .filter_map(|d| directory.view().verified(d).map(|v| (*d, v.post.clone())))
-                .collect();
-            (accepted, posts)
+            let routed = shared
+                .links
+                .routes
+                .route(&posts_of(directory.view(), &accepted.recipients));
+            (accepted, routed)
         })
     };
     let cable_of = || {
@@ -740,7 +759,7 @@ async fn submit_cable(shared: &Arc<Shared>, device: &DeviceId, bytes: Vec<u8>) -
             .map(|h| h.cable_id.clone())
             .unwrap_or_default()
     };
-    let (accepted, posts) = match checked {
+    let (accepted, routed) = match checked {
         Ok(a) => a,
         Err(refusal) => {
             shared.metrics.refused(refusal.audit_reason());
@@ -752,60 +771,35 @@ async fn submit_cable(shared: &Arc<Shared>, device: &DeviceId, bytes: Vec<u8>) -
             return error(refusal.code(), refusal.to_string());
         }
     };
-    // Where each recipient goes next: delivered here, or forwarded. One unroutable recipient
-    // refuses the cable before custody, so nothing is half-sent.
-    let mut hops = match shared.links.routes.split(&posts) {
-        Ok(hops) => hops,
+    // One unroutable recipient refuses the cable before custody, so nothing is half-sent.
+    let routed = match routed {
+        Ok(routed) => routed,
         Err(e) => {
             shared.metrics.refused("no_route");
             record_async(shared, submitted(Outcome::Refused, "no_route", &cable_of())).await;
             return error(ErrorCode::Malformed, e.to_string());
         }
     };
-    let local = hops.remove(&NextHop::Local).unwrap_or_default();
-    let onward: Vec<(NextHop, Vec<DeviceId>)> = hops.into_iter().collect();
     let at = now_ms();
-    let store = Arc::clone(shared);
-    let stored = {
-        let bytes = bytes.clone();
-        let accepted = accepted.clone();
-        let local = local.clone();
-        let onward = onward.clone();
-        let custody = Record::new(AuditEventKind::CustodyTaken, Outcome::Success)
-            .by_device(device)
-            .object("envelope", &accepted.cable_id, &digest);
-        tokio::task::spawn_blocking(move || {
-            let stored = store.store.take_custody(
-                Custody {
-                    cable: accepted.cable_id,
-                    precedence: accepted.precedence,
-                    envelope: &bytes,
-                    local: &local,
-                    onward: &onward,
-                    accepted_at_ms: at,
-                },
-                at,
-            )?;
-            // The custody event is durable before the receipt leaves: no custody without a record.
-            if matches!(stored, Enqueued::Stored { .. }) {
-                store
-                    .audit
-                    .append(custody.event(&store.name))
-                    .map_err(|e| StoreError::Io(e.to_string()))?;
-            }
-            Ok::<_, StoreError>(stored)
-        })
-        .await
-    };
+    let custody = Record::new(AuditEventKind::CustodyTaken, Outcome::Success)
+        .by_device(device)
+        .object("envelope", &accepted.cable_id, &digest);
+    let stored = take_custody(
+        shared,
+        Arrival {
+            cable: accepted.cable_id,
+            precedence: accepted.precedence,
+            envelope: bytes.clone(),
+            routed,
+            accepted_at_ms: at,
+            now_ms: at,
+        },
+        custody,
+    )
+    .await;
     match stored {
-        Ok(Ok(Enqueued::Stored { .. } | Enqueued::Duplicate)) => {
+        Ok(Enqueued::Stored { .. } | Enqueued::Duplicate) => {
             shared.metrics.custody(arrived.elapsed());
-            for recipient in &local {
-                shared.waker(recipient).notify_one();
-            }
-            for (hop, _) in &onward {
-                shared.links.wake(hop);
-            }
             let receipt: CustodyReceipt = custody::sign(
                 &shared.node_key,
                 &shared.name,
@@ -817,7 +811,7 @@ async fn submit_cable(shared: &Arc<Shared>, device: &DeviceId, bytes: Vec<u8>) -
                 frame: Some(node_frame::Frame::CustodyReceipt(receipt)),
             }
         }
-        Ok(Ok(Enqueued::InProgress)) => NodeFrame {
+        Ok(Enqueued::InProgress) => NodeFrame {
             frame: Some(node_frame::Frame::Error(ErrorFrame {
                 code: ErrorCode::Busy as i32,
                 message: "this cable is being stored by another submission; retry shortly".into(),
@@ -825,7 +819,7 @@ async fn submit_cable(shared: &Arc<Shared>, device: &DeviceId, bytes: Vec<u8>) -
             })),
         },
         // Nothing was acknowledged: the sender keeps the cable and retries.
-        Ok(Err(e)) => {
+        Err(e) => {
             tracing::error!(error = %e, "a submitted cable could not be stored; the sender will retry");
             error(
                 ErrorCode::Internal,
@@ -834,11 +828,75 @@ async fn submit_cable(shared: &Arc<Shared>, device: &DeviceId, bytes: Vec<u8>) -
                 ),
             )
         }
-        Err(_) => error(
-            ErrorCode::Internal,
-            "the node could not store the cable; it was not accepted, retry later",
-        ),
     }
+}
+
+/// Each device with the post its directory record names, for routing.
+fn posts_of(
+    directory: &crate::directory::Directory,
+    devices: &[DeviceId],
+) -> Vec<(DeviceId, String)> {
+    devices
+        .iter()
+        .filter_map(|d| directory.verified(d).map(|v| (*d, v.post.clone())))
+        .collect()
+}
+
+/// A cable arriving for custody, from a device or a neighbouring node.
+struct Arrival {
+    cable: crate::store::CableId,
+    precedence: valise_proto::v1::Precedence,
+    envelope: Vec<u8>,
+    routed: Routed,
+    accepted_at_ms: u64,
+    now_ms: u64,
+}
+
+/// Takes custody: the cable's every queue entry, then its audit `record`, both durable before
+/// this returns (no custody without a record); then wakes the delivery streams and links the
+/// cable joined. The caller signs the receipt only on `Stored` or `Duplicate`.
+async fn take_custody(
+    shared: &Arc<Shared>,
+    arrival: Arrival,
+    record: Record,
+) -> Result<Enqueued, StoreError> {
+    let store = Arc::clone(shared);
+    let (stored, arrival) = tokio::task::spawn_blocking(move || {
+        let stored = store
+            .store
+            .take_custody(
+                Custody {
+                    cable: arrival.cable,
+                    precedence: arrival.precedence,
+                    envelope: &arrival.envelope,
+                    local: &arrival.routed.local,
+                    onward: &arrival.routed.onward,
+                    accepted_at_ms: arrival.accepted_at_ms,
+                },
+                arrival.now_ms,
+            )
+            .and_then(|stored| {
+                if matches!(stored, Enqueued::Stored { .. }) {
+                    store
+                        .audit
+                        .append(record.event(&store.name))
+                        .map_err(|e| StoreError::Io(e.to_string()))?;
+                }
+                Ok(stored)
+            });
+        (stored, arrival)
+    })
+    .await
+    .map_err(|e| StoreError::Io(e.to_string()))?;
+    if let Ok(Enqueued::Stored { .. } | Enqueued::Duplicate) = stored {
+        for device in &arrival.routed.local {
+            shared.waker(device).notify_one();
+        }
+        for (hop, _) in &arrival.routed.onward {
+            shared.links.wake(hop);
+        }
+    }
+    stored
 }
 
 /// Streams this device's queue, most urgent first, until the stream or connection ends, or the
