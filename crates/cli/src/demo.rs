@@ -71,9 +71,9 @@ pub async fn run(keep: Option<&Path>) -> Result<()> {
     };
     println!("VALISE DEMO: a post and its diplomats, on this machine only (loopback).");
     println!(
-        "Federation between headquarters and posts is not built yet, so this demo runs one post\n\
-         node (Paris) with four diplomats. Everything else is the real system: end-to-end\n\
-         encryption, custody receipts, signed delivery receipts, and a witnessed audit log."
+        "This demo runs one post node (Paris) with four diplomats; a hub with several posts is\n\
+         set up with valise-relay (docs/operations.md). Everything here is the real system:\n\
+         end-to-end encryption, custody receipts, signed delivery receipts, a signed audit log."
     );
 
     step(1, "Ministry IT sets up a throwaway root and the Paris node");
