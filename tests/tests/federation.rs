@@ -74,7 +74,7 @@ fn send(from: &Diplomat, to: &str, precedence: &str, subject: &str) -> String {
 
 #[test]
 fn paris_reaches_nairobi_through_the_hub_at_every_precedence() {
-    let (_network, _hub, paris, nairobi) = three_nodes();
+    let (_network, hub, paris, nairobi) = three_nodes();
     let alice = paris.enrol("alice", "SECRET", &[]);
     let bob = nairobi.enrol("bob", "SECRET", &[]);
     // Bob's enrolment at Nairobi reaches Paris through the hub, and Alice's reaches Nairobi.
@@ -111,9 +111,9 @@ fn paris_reaches_nairobi_through_the_hub_at_every_precedence() {
 
     // Each post's audit log is cosigned by the hub, and the hub's by each post; `audit
     // verify` checks those cosignatures and says so.
-    for (node, witness) in [(&paris, "hq"), (&_hub, "paris"), (&_hub, "nairobi")] {
+    for (node, witness) in [(&paris, "hq"), (&hub, "paris"), (&hub, "nairobi")] {
         let wanted = format!("cosignatures by valise/mfa.example/{witness}/witness: ");
-        let checked = eventually(&format!("{witness} to cosign {}", node.name), || {
+        eventually(&format!("{witness} to cosign {}", node.name), || {
             let out = node.relay(&["audit", "verify", "--config", &node.config()]);
             assert!(out.status.success(), "{}", text(&out));
             let report = text(&out);
@@ -124,9 +124,8 @@ fn paris_reaches_nairobi_through_the_hub_at_every_precedence() {
                 .next()?
                 .parse()
                 .ok()?;
-            (count > 0).then_some(count)
+            (count > 0).then_some(())
         });
-        assert!(checked > 0);
     }
 }
 
