@@ -1,0 +1,156 @@
+//! `valise_relay::local::start_network`: a hub and two posts in one process, one ministry root.
+//! A device enrolled at one post sends a cable to a device enrolled at the other; it crosses
+//! the hub and is delivered there once, and opens for its recipient.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use prost::Message;
+use valise_crypto::custody;
+use valise_crypto::envelope::{decode_envelope, new_cable_id, open, seal};
+use valise_proto::framing::{FrameDecoder, encode};
+use valise_proto::v1::{
+    CableBody, Classification, ClientFrame, DeliveryAck, NodeFrame, Precedence, RoutingHeader,
+    Submit, Subscribe, client_frame, node_frame,
+};
+use valise_relay::limits::Limits;
+use valise_relay::local::{LocalDevice, start_network};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// The next frame on a node's stream, or `None` once the node has finished it.
+async fn next_frame(recv: &mut quinn::RecvStream, decoder: &mut FrameDecoder) -> Option<NodeFrame> {
+    loop {
+        if let Some(frame) = decoder.next_frame::<NodeFrame>().unwrap() {
+            return Some(frame);
+        }
+        let chunk = tokio::time::timeout(WAIT, recv.read_chunk(1 << 16, true))
+            .await
+            .expect("the node neither sent a frame nor finished the stream")
+            .unwrap();
+        match chunk {
+            Some(chunk) => decoder.push(&chunk.bytes),
+            None => {
+                decoder.finish().unwrap();
+                return None;
+            }
+        }
+    }
+}
+
+fn frame(frame: client_frame::Frame) -> Vec<u8> {
+    encode(&ClientFrame { frame: Some(frame) })
+}
+
+/// Subscribes as `device`: every delivery until the first `CaughtUp` that follows at least
+/// `wanted` of them, acknowledging each; then finishes and waits for the node to finish.
+async fn collect(device: &LocalDevice, wanted: usize) -> Vec<Vec<u8>> {
+    let conn = device.connect().await.unwrap();
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    send.write_all(&frame(client_frame::Frame::Subscribe(Subscribe {})))
+        .await
+        .unwrap();
+    let mut decoder = FrameDecoder::new(1 << 24);
+    let mut delivered = Vec::new();
+    loop {
+        match next_frame(&mut recv, &mut decoder).await.unwrap().frame {
+            Some(node_frame::Frame::Delivery(d)) => {
+                delivered.push(d.envelope);
+                send.write_all(&frame(client_frame::Frame::DeliveryAck(DeliveryAck {
+                    queue_key: d.queue_key,
+                })))
+                .await
+                .unwrap();
+            }
+            Some(node_frame::Frame::CaughtUp(_)) if delivered.len() >= wanted => break,
+            Some(node_frame::Frame::CaughtUp(_)) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    send.finish().unwrap();
+    // The node finishes its side once it has processed every acknowledgement.
+    assert!(next_frame(&mut recv, &mut decoder).await.is_none());
+    delivered
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cable_from_one_post_is_delivered_once_at_the_other_through_the_hub() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = start_network(
+        dir.path(),
+        "mfa.example",
+        "hq",
+        &["paris", "nairobi"],
+        Limits::default(),
+    )
+    .unwrap();
+    // One root for every node; only posts enrol.
+    assert!(net.nodes().all(|n| n.fingerprint == net.fingerprint));
+    let alice = net.enrol("paris", "alice", Classification::Secret).unwrap();
+    let bob = net.enrol("nairobi", "bob", Classification::Secret).unwrap();
+    let refused = net.enrol("hq", "carol", Classification::Secret);
+    assert!(refused.is_err(), "the hub has no desk");
+    net.wait_linked(WAIT).await.unwrap();
+    net.wait_replicated(WAIT).await.unwrap();
+    for node in net.nodes() {
+        node.node.update_directory(|d| {
+            assert!(d.view().is_active(&alice.id()), "{} knows alice", node.name);
+            assert!(d.view().is_active(&bob.id()), "{} knows bob", node.name);
+        });
+    }
+
+    // Alice, at Paris, seals a cable for Bob, at Nairobi, and hands it to her node.
+    let header = RoutingHeader {
+        cable_id: new_cable_id().unwrap().to_vec(),
+        from: alice.address.clone(),
+        action_addressees: vec![bob.address.clone()],
+        classification: Classification::Secret as i32,
+        precedence: Precedence::Immediate as i32,
+        created_at_ms: 1,
+        ..Default::default()
+    };
+    let cable_id = header.cable_id.clone();
+    let body = CableBody {
+        subject: "Across the network".into(),
+        text: "From Paris to Nairobi, through headquarters.".into(),
+        ..Default::default()
+    };
+    let envelope = seal(
+        &alice.identity,
+        header,
+        &body,
+        std::slice::from_ref(&bob.published),
+    )
+    .unwrap()
+    .encode_to_vec();
+    let conn = alice.connect().await.unwrap();
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    send.write_all(&frame(client_frame::Frame::Submit(Submit {
+        envelope: envelope.clone(),
+    })))
+    .await
+    .unwrap();
+    send.finish().unwrap();
+    let mut decoder = FrameDecoder::new(1 << 20);
+    let reply = next_frame(&mut recv, &mut decoder).await.unwrap();
+    let Some(node_frame::Frame::CustodyReceipt(receipt)) = reply.frame else {
+        panic!("Paris did not take custody: {reply:?}")
+    };
+    let paris = net.post("paris").unwrap();
+    custody::verify(&receipt, "paris", &paris.node_key, &cable_id, &envelope).unwrap();
+
+    // Bob, at Nairobi, receives it: the cable Alice sent, once, and it opens for him.
+    let delivered = collect(&bob, 1).await;
+    assert_eq!(delivered.len(), 1, "delivered once");
+    let env = decode_envelope(&delivered[0]).unwrap();
+    assert_eq!(env.header.as_ref().unwrap().cable_id, cable_id);
+    let opened = open(&env, alice.identity.public(), &bob.id(), &bob.keys).unwrap();
+    assert_eq!(opened.body, body);
+
+    // Nothing is delivered again, and nothing is left queued at Nairobi.
+    assert!(collect(&bob, 0).await.is_empty(), "no second delivery");
+    let nairobi = net.post("nairobi").unwrap();
+    assert_eq!(nairobi.node.queue_depth().unwrap(), [0; 4]);
+    net.shutdown().await.unwrap();
+}
