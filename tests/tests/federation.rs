@@ -255,3 +255,116 @@ fn a_hub_killed_mid_traffic_loses_nothing_and_flash_overtakes_the_queued_routine
         "{routine_before} ROUTINE cables queued before the FLASH went first: {order:?}"
     );
 }
+
+/// Copies a folder tree (a stopped node's sled store).
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// The size of the newest checkpoint of `node`'s that `witness` cosigned, as kept by `node`.
+fn witnessed_size(node: &Node, witness: &str) -> Option<u64> {
+    let path = node
+        .dir
+        .path()
+        .join(&node.name)
+        .join(format!("data/links/witnessed/{witness}.note"));
+    let note = std::fs::read_to_string(path).ok()?;
+    // A checkpoint note: origin, size, root, blank line, signatures.
+    note.lines().nth(1)?.parse().ok()
+}
+
+/// The audit entries of `node` that `audit show` lists with all of `words`.
+fn audit_lines(node: &Node, words: &[&str]) -> Vec<String> {
+    let out = node.relay(&[
+        "audit",
+        "show",
+        "--config",
+        &node.config(),
+        "--last",
+        "100000",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| words.iter().all(|w| l.contains(w)))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_post_whose_audit_store_was_rolled_back_is_refused_by_the_hub() {
+    let network = Network::new();
+    let mut hub = network.hub("hq");
+    let mut paris = network.post("paris", Some(&hub));
+    hub.start();
+    paris.start();
+    let _alice = paris.enrol("alice", "SECRET", &[]);
+    let first = eventually("the hub to cosign a Paris checkpoint", || {
+        witnessed_size(&paris, "hq")
+    });
+
+    // An older copy of the audit store and its anchor, as an intruder might keep one.
+    paris.stop();
+    let node_dir = network.dir.path().join("paris");
+    let backup = network.dir.path().join("paris-audit-backup");
+    copy_tree(&node_dir.join("data/audit"), &backup.join("audit"));
+    std::fs::copy(node_dir.join("audit.anchor"), backup.join("audit.anchor")).unwrap();
+
+    // More history, witnessed by the hub.
+    paris.start();
+    for user in ["bob", "carol", "dave"] {
+        paris.enrol(user, "SECRET", &[]);
+    }
+    eventually("the hub to cosign the newer history", || {
+        witnessed_size(&paris, "hq").filter(|s| *s > first + 6)
+    });
+
+    // The rollback: the old store and anchor put back, the post restarted. Locally nothing
+    // looks wrong, since the store extends its anchor.
+    paris.stop();
+    let later = witnessed_size(&paris, "hq").unwrap();
+    std::fs::remove_dir_all(node_dir.join("data/audit")).unwrap();
+    copy_tree(&backup.join("audit"), &node_dir.join("data/audit"));
+    std::fs::copy(backup.join("audit.anchor"), node_dir.join("audit.anchor")).unwrap();
+    paris.start();
+
+    // The hub refuses the rolled-back checkpoint and records why; Paris records the refusal.
+    let refused = eventually("the hub to refuse the rolled-back log", || {
+        let lines = audit_lines(&hub, &["CheckpointWitnessed", "Refused", "paris"]);
+        (!lines.is_empty()).then_some(lines)
+    });
+    assert!(
+        refused.iter().any(|l| l.contains("rollback")),
+        "the hub names a rollback: {refused:?}"
+    );
+    eventually("Paris to record the refusal", || {
+        let lines = audit_lines(
+            &paris,
+            &["CheckpointWitnessed", "Refused", "refused_by_witness"],
+        );
+        (!lines.is_empty()).then_some(())
+    });
+    // The hub still holds the newer size it cosigned: nothing was overwritten by the refusal.
+    assert_eq!(witnessed_size(&paris, "hq"), Some(later));
+
+    // Paris's own verify checks the log against what the hub cosigned and names the break.
+    let out = paris.relay(&["audit", "verify", "--config", &paris.config()]);
+    assert!(
+        !out.status.success(),
+        "a rolled-back log must not verify: {}",
+        text(&out)
+    );
+    let report = text(&out);
+    assert!(report.contains("rolled back"), "{report}");
+    assert!(report.contains(&format!("covers {later}")), "{report}");
+    assert!(report.contains("hq cosigned"), "{report}");
+}

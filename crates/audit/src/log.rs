@@ -339,13 +339,13 @@ impl AuditLog {
     }
 
     /// Attaches a witness's cosignature line to the stored checkpoint of `size`, after
-    /// checking it with `witness`.
+    /// checking it with `witness`; returns the note with every signature it now carries.
     pub fn add_cosignature(
         &self,
         size: u64,
         line: &str,
         witness: &NoteVerifier,
-    ) -> Result<(), LogError> {
+    ) -> Result<String, LogError> {
         let key = store::checkpoint_key(size);
         let stored = self
             .shared
@@ -363,11 +363,12 @@ impl AuditLog {
         note.signatures
             .retain(|s| !line_note.signatures.contains(s));
         note.signatures.extend(line_note.signatures);
+        let text = note.to_text();
         self.shared
             .store
-            .apply(vec![Write::Put(key, note.to_text().into_bytes())])?;
+            .apply(vec![Write::Put(key, text.clone().into_bytes())])?;
         self.shared.store.sync()?;
-        Ok(())
+        Ok(text)
     }
 
     /// Stops the committer after it signs a final checkpoint, and closes the store.

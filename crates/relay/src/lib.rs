@@ -42,3 +42,4 @@ pub mod policy;
 pub mod queue;
 pub mod routing;
 pub mod store;
+pub mod witnessed;

@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use prost::Message;
 use time::OffsetDateTime;
 use valise_audit::export::verify_export;
-use valise_audit::note::{NoteVerifier, SignedCheckpoint};
+use valise_audit::note::{Checkpoint, NoteVerifier, SignedCheckpoint};
 use valise_audit::verify::verify_dir;
 use valise_audit::{AuditLog, LogConfig, VerifyKeys};
 use valise_crypto::at_rest::KdfParams;
@@ -897,14 +897,9 @@ fn open_stopped_log(config: &Config) -> Result<AuditLog> {
 fn audit_verify(config_path: &Path, witnesses: &[String]) -> Result<()> {
     let config = Config::load(config_path)?;
     let keys = audit_keys(&config, witnesses)?;
-    let trusted = match std::fs::read_to_string(anchor_path(&config)) {
-        Ok(text) => Some(
-            SignedCheckpoint::verify(&text, &keys.log)
-                .context("the node's audit anchor does not verify")?
-                .checkpoint,
-        ),
-        Err(_) => None,
-    };
+    let trusted = trusted_checkpoint(&config, &keys)?;
+    let against = trusted.as_ref().map(|(_, source)| source.clone());
+    let trusted = trusted.map(|(checkpoint, _)| checkpoint);
     let export_file = std::env::temp_dir().join(format!(
         "valise-audit-{}-{}.export",
         std::process::id(),
@@ -916,9 +911,19 @@ fn audit_verify(config_path: &Path, witnesses: &[String]) -> Result<()> {
             .map_err(anyhow::Error::from)
             .and_then(|f| Ok(verify_export(f, &keys, trusted)?));
         let _ = std::fs::remove_file(&export_file);
-        result?
+        result
     } else {
-        verify_dir(&config.node.data_dir.join("audit"), &keys, trusted)?
+        verify_dir(&config.node.data_dir.join("audit"), &keys, trusted).map_err(Into::into)
+    };
+    let report = match (report, against) {
+        (Ok(report), _) => report,
+        (Err(e), Some(against)) => {
+            return Err(e.context(format!(
+                "the audit log of {} does not verify against {against}",
+                config.node.name
+            )));
+        }
+        (Err(e), None) => return Err(e),
     };
     println!(
         "audit log of {} verifies: {} entries, {} checkpoints",
@@ -935,6 +940,60 @@ fn audit_verify(config_path: &Path, witnesses: &[String]) -> Result<()> {
         println!("cosignatures by {witness}: {count} checked");
     }
     Ok(())
+}
+
+/// The checkpoint the log must extend, and where it came from: the largest of the node's
+/// anchor and the checkpoints its neighbours cosigned (kept outside the audit store, so that
+/// an audit store and anchor restored from an older copy are still caught).
+fn trusted_checkpoint(config: &Config, keys: &VerifyKeys) -> Result<Option<(Checkpoint, String)>> {
+    let mut candidates = Vec::new();
+    let anchor = anchor_path(config);
+    match std::fs::read_to_string(&anchor) {
+        Ok(text) => {
+            let signed = SignedCheckpoint::verify(&text, &keys.log).with_context(|| {
+                format!("the audit anchor {} does not verify", anchor.display())
+            })?;
+            candidates.push((
+                signed.checkpoint,
+                format!("the anchor {}", anchor.display()),
+            ));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => bail!("cannot read the audit anchor {}: {e}", anchor.display()),
+    }
+    let links = config.node.data_dir.join(LINKS_DIR);
+    let kept = valise_relay::witnessed::read_all(&links).with_context(|| {
+        format!(
+            "cannot read the witnessed checkpoints in {}",
+            links.join(valise_relay::witnessed::WITNESSED_DIR).display()
+        )
+    })?;
+    for witnessed in kept {
+        let path = witnessed.path.display();
+        let signed = SignedCheckpoint::verify(&witnessed.note, &keys.log).with_context(|| {
+            format!("the checkpoint kept in {path} is not signed by this node's log key")
+        })?;
+        let witness = format!(
+            "valise/{}/{}/witness",
+            config.node.ministry, witnessed.neighbour
+        );
+        if let Some(verifier) = keys.witnesses.iter().find(|w| w.name() == witness) {
+            verifier.verify(&signed.note).with_context(|| {
+                format!(
+                    "the cosignature of {} in {path} does not verify",
+                    witnessed.neighbour
+                )
+            })?;
+        }
+        candidates.push((
+            signed.checkpoint,
+            format!("the checkpoint {} cosigned ({path})", witnessed.neighbour),
+        ));
+    }
+    // The largest is the strongest claim; on a tie, a neighbour's cosignature beats the anchor.
+    Ok(candidates
+        .into_iter()
+        .max_by_key(|(checkpoint, _)| checkpoint.size))
 }
 
 /// Whether a node answers on the admin socket.

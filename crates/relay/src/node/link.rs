@@ -117,8 +117,8 @@ pub(super) struct Links {
     ministry: String,
     federation: Option<Dial>,
     state: Option<Arc<SledStore>>,
-    /// The file of neighbours' witness keys, one verifier key per line.
-    witness_keys: Option<PathBuf>,
+    /// The link state folder: the witness-keys file and the witnessed notes live there.
+    state_dir: Option<PathBuf>,
     live: Mutex<HashMap<NextHop, Neighbour>>,
     status: Mutex<BTreeMap<NextHop, LinkStatus>>,
     wakers: Mutex<HashMap<NextHop, Arc<Notify>>>,
@@ -213,19 +213,19 @@ impl Links {
                 peers: dialled,
                 client,
             }),
-            Some((Arc::new(state), federation.state_dir.join(WITNESS_KEYS))),
+            Some((Arc::new(state), federation.state_dir)),
         );
         Ok(links)
     }
 
-    /// `state`: the link state store and the witness-keys file beside it.
+    /// `state`: the link state store and its folder.
     fn new(
         routes: Routes,
         ministry: String,
         federation: Option<Dial>,
         state: Option<(Arc<SledStore>, PathBuf)>,
     ) -> Self {
-        let (state, witness_keys) = state.unzip();
+        let (state, state_dir) = state.unzip();
         let mut status = BTreeMap::new();
         if let Some(dial) = &federation {
             if let Some(hub) = &dial.hub {
@@ -258,7 +258,7 @@ impl Links {
             ministry,
             federation,
             state,
-            witness_keys,
+            state_dir,
             live: Mutex::new(HashMap::new()),
             status: Mutex::new(status),
             wakers: Mutex::new(HashMap::new()),
@@ -532,7 +532,11 @@ fn introduce(
 /// `audit verify` checks the cosignatures it made without being told its key.
 fn record_witness_key(shared: &Shared, node: &str, key: IdentityPublicKey) {
     let (Some(path), Ok(verifier)) = (
-        shared.links.witness_keys.as_ref(),
+        shared
+            .links
+            .state_dir
+            .as_ref()
+            .map(|d| d.join(WITNESS_KEYS)),
         NoteVerifier::cosigner(&shared.links.witness_name(node), key),
     ) else {
         return;
@@ -541,7 +545,7 @@ fn record_witness_key(shared: &Shared, node: &str, key: IdentityPublicKey) {
     let appended = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(path)
+        .open(&path)
         .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
     if let Err(e) = appended {
         tracing::warn!(file = %path.display(), error = %e, "cannot record a witness key");
@@ -576,7 +580,7 @@ async fn run_link(shared: &Arc<Shared>, hop: NextHop, neighbour: Neighbour) {
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .insert(hop.clone(), neighbour.clone());
-    let tasks = [
+    let _tasks = LinkTasks(vec![
         tokio::spawn(serve_requests(
             Arc::clone(shared),
             hop.clone(),
@@ -597,11 +601,8 @@ async fn run_link(shared: &Arc<Shared>, hop: NextHop, neighbour: Neighbour) {
             hop.clone(),
             neighbour.clone(),
         )),
-    ];
+    ]);
     let reason = connection.closed().await;
-    for task in &tasks {
-        task.abort();
-    }
     shared
         .links
         .live
@@ -616,13 +617,28 @@ async fn run_link(shared: &Arc<Shared>, hop: NextHop, neighbour: Neighbour) {
     });
 }
 
+/// A link's tasks, aborted however the link ends: also when the dialler running it is aborted
+/// at shutdown, since they hold the node's state, which shutdown waits to be released.
+struct LinkTasks(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for LinkTasks {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
 async fn serve_requests(shared: Arc<Shared>, hop: NextHop, neighbour: Neighbour) {
     let max = shared.limits.max_envelope_bytes + 64 * 1024;
+    // Owned here, so that ending the link also ends requests in progress (a held long-poll).
+    let mut requests = tokio::task::JoinSet::new();
     while let Ok((mut send, mut recv)) = neighbour.connection.accept_bi().await {
+        while requests.try_join_next().is_some() {}
         let shared = Arc::clone(&shared);
         let neighbour = neighbour.clone();
         let hop = hop.clone();
-        tokio::spawn(async move {
+        requests.spawn(async move {
             let reply = match read_one::<LinkRequest>(&mut recv, max).await {
                 Some(request) => answer(&shared, &hop, &neighbour, request).await,
                 None => link_error(
@@ -815,6 +831,7 @@ async fn pull_directory(shared: Arc<Shared>, hop: NextHop, neighbour: Neighbour)
         };
         let reply = match ask(&neighbour.connection, request, PRIORITY_CONTROL).await {
             Ok(reply) => reply,
+            Err(_) if neighbour.connection.close_reason().is_some() => return,
             Err(e) => {
                 shared.links.failed(&hop, format!("directory pull: {e}"));
                 tokio::time::sleep(DIRECTORY_RETRY).await;
@@ -920,6 +937,8 @@ async fn forward_queue(shared: Arc<Shared>, hop: NextHop, neighbour: Neighbour) 
     }
     let window = shared.links.federation.as_ref().map_or(1, |d| d.window);
     let mut out = Outbound::new(window);
+    // Owned here, so that ending the link also ends the forwards in progress.
+    let mut sending = tokio::task::JoinSet::new();
     let (done_tx, mut done) = mpsc::unbounded_channel::<(QueueKey, Sent)>();
     let waker = shared.links.waker(&hop);
     let started = Instant::now();
@@ -930,6 +949,7 @@ async fn forward_queue(shared: Arc<Shared>, hop: NextHop, neighbour: Neighbour) 
         }
     };
     loop {
+        while sending.try_join_next().is_some() {}
         while let Ok((key, sent)) = done.try_recv() {
             settle(&mut out, key, sent);
         }
@@ -957,7 +977,7 @@ async fn forward_queue(shared: Arc<Shared>, hop: NextHop, neighbour: Neighbour) 
                 let hop = hop.clone();
                 let neighbour = neighbour.clone();
                 let done_tx = done_tx.clone();
-                tokio::spawn(async move {
+                sending.spawn(async move {
                     let sent = match send_forward(&shared, &hop, &neighbour, key, entry).await {
                         Ok(()) => Sent::Taken,
                         Err(after) => Sent::Retry(after),
@@ -1148,7 +1168,8 @@ async fn offer_checkpoints(shared: Arc<Shared>, hop: NextHop, neighbour: Neighbo
                     tokio::task::spawn_blocking(move || audit.add_cosignature(size, &line, &check))
                         .await;
                 match stored {
-                    Ok(Ok(())) => {
+                    Ok(Ok(cosigned)) => {
+                        keep_witnessed(&shared, &hop, &neighbour.name, &cosigned);
                         their_size = size;
                         offered = Some(size);
                         shared
@@ -1193,6 +1214,23 @@ async fn offer_checkpoints(shared: Arc<Shared>, hop: NextHop, neighbour: Neighbo
             }
             _ => offered = Some(size),
         }
+    }
+}
+
+/// Keeps the newest checkpoint `neighbour` cosigned outside the audit store, for `audit
+/// verify` to check the log against.
+fn keep_witnessed(shared: &Shared, hop: &NextHop, neighbour: &str, note: &str) {
+    let Some(dir) = &shared.links.state_dir else {
+        return;
+    };
+    if let Err(e) = crate::witnessed::keep(dir, neighbour, note) {
+        shared.links.failed(
+            hop,
+            format!(
+                "cannot keep the checkpoint {neighbour} cosigned in {}: {e}",
+                dir.display()
+            ),
+        );
     }
 }
 
