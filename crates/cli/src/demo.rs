@@ -1,10 +1,13 @@
-//! `valise demo`: a complete local network on loopback (a throwaway ministry CA, the Paris
-//! post's node, and diplomats enrolled with one-time codes) that sends cables of every
-//! precedence and classification, shows delivery, receipts and acknowledgements, and verifies
-//! the node's audit log. Everything runs through the same code as production: the client
-//! library, the relay node, the audit verifier.
+//! `valise demo`: a complete federated network on loopback (a throwaway ministry root, the hub
+//! at headquarters, the Paris and Nairobi posts, and diplomats enrolled at each post with
+//! one-time codes) that sends cables of every precedence and classification within Paris and
+//! across the network to Nairobi and back, shows delivery, receipts and acknowledgements, and
+//! verifies every node's audit log with its neighbours' cosignatures. Everything runs through
+//! the same code as production: the client library, the relay nodes and their links, the
+//! audit verifier.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use valise_audit::note::NoteVerifier;
@@ -12,35 +15,62 @@ use valise_audit::verify::{VerifyKeys, verify_dir};
 use valise_client::client::Client;
 use valise_client::compose::{CableDraft, classification_name};
 use valise_client::enrol::{Invitation, enrol};
-use valise_client::status::SentCable;
+use valise_client::status::{DeliveryState, SentCable};
 use valise_client::sync::NoProgress;
 use valise_crypto::at_rest::KdfParams;
 use valise_proto::v1::{Caveat, Classification, Precedence};
 use valise_relay::enrolment::Invitation as Code;
 use valise_relay::limits::Limits;
-use valise_relay::local::{LocalPost, start_post};
+use valise_relay::local::{LocalFederation, start_network};
 
 use crate::render;
 
 const MINISTRY: &str = "mfa.example";
-const POST: &str = "paris";
+const HUB: &str = "hq";
+const POSTS: [&str; 2] = ["paris", "nairobi"];
 const PASSPHRASE: &[u8] = b"demo passphrase, never for real use";
+/// Longest the demo waits for the network (links, replication, a cable crossing it).
+const WAIT: Duration = Duration::from_secs(30);
+/// How long it pauses between rounds of syncs while it waits.
+const ROUND: Duration = Duration::from_millis(100);
 
-/// The demo's diplomats: user, full name, clearance, office.
-const STAFF: [(&str, &str, Classification, &str); 4] = [
+/// The demo's diplomats: post, user, full name, clearance, office.
+const STAFF: [(&str, &str, &str, Classification, &str); 6] = [
     (
+        "paris",
         "ambassador",
         "Hélène Durand",
         Classification::TopSecret,
         "FRONT",
     ),
-    ("alice", "Alice Martin", Classification::Secret, "POL"),
-    ("bob", "Bob Okafor", Classification::Secret, "ECON"),
     (
+        "paris",
+        "alice",
+        "Alice Martin",
+        Classification::Secret,
+        "POL",
+    ),
+    ("paris", "bob", "Bob Okafor", Classification::Secret, "ECON"),
+    (
+        "paris",
         "carol",
         "Carol Nguyen",
         Classification::Confidential,
         "CONS",
+    ),
+    (
+        "nairobi",
+        "ambassador",
+        "Wanjiru Kamau",
+        Classification::TopSecret,
+        "FRONT",
+    ),
+    (
+        "nairobi",
+        "david",
+        "David Otieno",
+        Classification::Secret,
+        "POL",
     ),
 ];
 
@@ -69,67 +99,92 @@ pub async fn run(keep: Option<&Path>) -> Result<()> {
             temp.path().to_owned()
         }
     };
-    println!("VALISE DEMO: a post and its diplomats, on this machine only (loopback).");
+    println!("VALISE DEMO: headquarters and two embassies, on this machine only (loopback).");
     println!(
-        "This demo runs one post node (Paris) with four diplomats; a hub with several posts is\n\
-         set up with valise-relay (docs/operations.md). Everything here is the real system:\n\
-         end-to-end encryption, custody receipts, signed delivery receipts, a signed audit log."
-    );
-
-    step(1, "Ministry IT sets up a throwaway root and the Paris node");
-    let post = start_post(&root.join("node"), MINISTRY, POST, Limits::default())?;
-    println!(
-        "   root CA for {MINISTRY}, fingerprint {}",
-        post.fingerprint
-    );
-    println!(
-        "   node {POST} listening on {} (QUIC, mutual TLS 1.3)",
-        post.addr
+        "This demo runs three relay nodes, the hub at headquarters (hq) and the posts Paris and\n\
+         Nairobi, with diplomats at each post. Everything here is the real system: end-to-end\n\
+         encryption, custody receipts at every hop, signed delivery receipts, and audit logs\n\
+         that the nodes witness for one another."
     );
 
     step(
-        2,
-        "Each diplomat's device makes its own keys and redeems a one-time code",
+        1,
+        "Ministry IT sets up a throwaway root, the hub and two posts",
     );
-    let mut staff = Vec::new();
-    for (user, name, clearance, office) in STAFF {
-        let code = post.node.issue_code(Code {
+    let network = start_network(
+        &root.join("nodes"),
+        MINISTRY,
+        HUB,
+        &POSTS,
+        Limits::default(),
+    )?;
+    println!(
+        "   root CA for {MINISTRY}, fingerprint {}",
+        network.fingerprint
+    );
+    for node in network.nodes() {
+        let kind = if node.name == HUB { "hub" } else { "post" };
+        println!(
+            "   node {:8} {kind:4} listening on {} (QUIC, mutual TLS 1.3)",
+            node.name, node.addr
+        );
+    }
+    network.wait_linked(WAIT).await?;
+    println!("   paris and nairobi dial hq: links up, each end's node key pinned");
+
+    step(
+        2,
+        "Each diplomat's device makes its own keys and redeems a one-time code at its post",
+    );
+    let mut staff = Staff(Vec::new());
+    for (post, user, name, clearance, office) in STAFF {
+        let node = network.post(post)?;
+        let code = node.node.issue_code(Code {
             user: user.into(),
             display_name: name.into(),
             clearance,
             offices: vec![office.into()],
         })?;
         let invitation = Invitation {
-            node_addr: post.addr.clone(),
+            node_addr: node.addr.clone(),
             code,
-            ca_fingerprint: post.fingerprint.clone(),
+            ca_fingerprint: network.fingerprint.clone(),
         };
         let client = enrol(
-            &root.join("devices").join(user),
+            &root.join("devices").join(format!("{user}@{post}")),
             PASSPHRASE,
             KdfParams::default(),
             &invitation,
         )
         .await
-        .with_context(|| format!("enrolling {user}"))?;
+        .with_context(|| format!("enrolling {user}@{post}"))?;
         println!(
-            "   {:18} {:14} {:5}  device {}",
+            "   {:20} {:14} {:5}  device {}",
             client.address(),
             classification_name(clearance),
             office,
             &client.device_id().to_string()[..8]
         );
-        staff.push(client);
+        staff.0.push(client);
     }
-    let [ambassador, alice, bob, carol] = &mut staff[..] else {
-        bail!("the demo staff is incomplete");
-    };
-    for client in [&mut *ambassador, &mut *alice, &mut *bob, &mut *carol] {
-        client.sync(&NoProgress).await?;
-    }
-    let numbers = alice.safety_numbers("bob@paris")?;
+    network.wait_replicated(WAIT).await?;
+    let versions: Vec<String> = network
+        .nodes()
+        .map(|n| {
+            let version = n.node.update_directory(|d| d.view().version());
+            format!("{} {version}", n.name)
+        })
+        .collect();
+    println!(
+        "   each post's enrolments reach every node over the links (directory version: {})",
+        versions.join(", ")
+    );
+    staff.sync_all().await?;
+    let numbers = staff.get("alice@paris")?.safety_numbers("david@nairobi")?;
     if let Some((_, number)) = numbers.first() {
-        println!("   safety number alice <-> bob, to compare out of band: {number}");
+        println!(
+            "   safety number alice@paris <-> david@nairobi, to compare out of band: {number}"
+        );
     }
 
     step(
@@ -142,9 +197,9 @@ pub async fn run(keep: Option<&Path>) -> Result<()> {
         .collect();
     std::fs::write(&brief, &brief_text)?;
     let routine = send(
-        carol,
+        staff.get("carol@paris")?,
         draft(
-            &["paris"],
+            &["nairobi"],
             &[],
             Classification::Unclassified,
             Precedence::Routine,
@@ -155,9 +210,9 @@ pub async fn run(keep: Option<&Path>) -> Result<()> {
     )
     .await?;
     let priority = send(
-        bob,
+        staff.get("bob@paris")?,
         draft(
-            &["alice@paris"],
+            &["david@nairobi"],
             &[],
             Classification::Confidential,
             Precedence::Priority,
@@ -167,8 +222,21 @@ pub async fn run(keep: Option<&Path>) -> Result<()> {
         ),
     )
     .await?;
-    let immediate = send(
-        alice,
+    let border = send(
+        staff.get("alice@paris")?,
+        draft(
+            &["david@nairobi"],
+            &["ambassador@nairobi"],
+            Classification::Secret,
+            Precedence::Immediate,
+            "PREL,PBTS",
+            "Border crossings: request for a joint assessment",
+            vec![],
+        ),
+    )
+    .await?;
+    let demarche = send(
+        staff.get("alice@paris")?,
         draft(
             &["ambassador@paris"],
             &["bob@paris"],
@@ -191,36 +259,52 @@ pub async fn run(keep: Option<&Path>) -> Result<()> {
         vec![],
     );
     too_high.caveats = vec![Caveat::Nodis];
-    match ambassador.compose(&too_high) {
+    match staff.get("ambassador@paris")?.compose(&too_high) {
         Err(e) => println!("     {e}"),
         Ok(_) => bail!("a TOP SECRET cable to a SECRET reader was accepted"),
     }
     let mut flash = draft(
-        &["alice@paris", "bob@paris"],
+        &["ambassador@nairobi", "alice@paris"],
         &[],
         Classification::Secret,
         Precedence::Flash,
         "PREL,ASEC",
-        "Evacuation: staff assemble at 0600",
+        "Evacuation of nationals: convoy leaves at 0600",
         vec![],
     );
     flash.niact = true;
-    let flash = send(ambassador, flash).await?;
+    let flash = send(staff.get("ambassador@paris")?, flash).await?;
 
     step(
         4,
-        "Recipients sync: each device stores its cables, then the node drops its copy",
+        "Recipients sync: cables for Nairobi cross the hub, custody at every hop",
     );
-    for client in [&mut *ambassador, &mut *alice, &mut *bob] {
-        client.sync(&NoProgress).await?;
+    let expected = [
+        ("ambassador@nairobi", vec![&routine, &border, &flash]),
+        ("david@nairobi", vec![&priority, &border]),
+        ("ambassador@paris", vec![&demarche]),
+        ("alice@paris", vec![&flash]),
+        ("bob@paris", vec![&demarche]),
+    ];
+    staff
+        .sync_until("every cable to reach its recipients", |staff| {
+            for (address, ids) in &expected {
+                if !staff.holds(address, ids)? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        })
+        .await?;
+    for (address, _) in &expected {
         println!(
-            "   {:18} holds {} cable(s)",
-            client.address(),
-            client.inbox()?.len()
+            "   {:20} holds {} cable(s)",
+            address,
+            staff.find(address)?.inbox()?.len()
         );
     }
-    println!("   alice's inbox, most urgent first:");
-    for (id, entry) in alice.inbox()? {
+    println!("   ambassador@nairobi's inbox, most urgent first:");
+    for (id, entry) in staff.find("ambassador@nairobi")?.inbox()? {
         let header = entry.header.clone().unwrap_or_default();
         println!(
             "     {}  {:12} {:14} from {:18} {}",
@@ -232,22 +316,23 @@ pub async fn run(keep: Option<&Path>) -> Result<()> {
         );
     }
 
-    step(5, "Reading and acknowledging");
-    let (_, cable, _) = alice.acknowledge(&flash)?;
+    step(5, "Reading, acknowledging and replying");
+    let (_, cable, _) = staff.get("ambassador@nairobi")?.acknowledge(&flash)?;
     println!(
-        "   alice acknowledges the FLASH NIACT cable \"{}\"",
+        "   the ambassador in Nairobi acknowledges the FLASH NIACT cable \"{}\"",
         cable.body.map(|b| b.subject).unwrap_or_default()
     );
-    bob.mark_read(&flash)?;
-    println!("   bob reads it");
-    ambassador.mark_read(&immediate)?;
-    let saved = ambassador
-        .save_attachments(&immediate, &root.join("saved"), &NoProgress)
+    staff.get("alice@paris")?.mark_read(&flash)?;
+    println!("   alice reads it in Paris");
+    staff.get("ambassador@paris")?.mark_read(&demarche)?;
+    let saved = staff
+        .get("ambassador@paris")?
+        .save_attachments(&demarche, &root.join("saved"), &NoProgress)
         .await?;
     for path in &saved {
         let intact = std::fs::read_to_string(path)? == brief_text;
         println!(
-            "   the ambassador reads \"Demarche…\" and saves {} ({}, {})",
+            "   the ambassador in Paris reads \"Demarche…\" and saves {} ({}, {})",
             path.file_name()
                 .map(|n| n.to_string_lossy())
                 .unwrap_or_default(),
@@ -262,54 +347,96 @@ pub async fn run(keep: Option<&Path>) -> Result<()> {
             bail!("the attachment did not arrive intact");
         }
     }
-    alice.mark_read(&priority)?;
-    println!("   alice reads bob's PRIORITY cable; nobody has opened carol's ROUTINE one yet");
-    // Twice round: the readers' receipts go out, then the senders take them in.
-    for _ in 0..2 {
-        for client in [&mut *ambassador, &mut *alice, &mut *bob, &mut *carol] {
-            client.sync(&NoProgress).await?;
+    let david = staff.get("david@nairobi")?;
+    david.mark_read(&priority)?;
+    david.mark_read(&border)?;
+    println!("   david reads bob's PRIORITY cable and alice's request, and replies:");
+    let reply = send(
+        david,
+        draft(
+            &["alice@paris"],
+            &["ambassador@paris"],
+            Classification::Secret,
+            Precedence::Immediate,
+            "PREL,PBTS",
+            "RE: Border crossings: Nairobi's assessment",
+            vec![],
+        ),
+    )
+    .await?;
+    staff
+        .sync_until("the reply to reach Paris", |staff| {
+            staff.holds("alice@paris", &[&reply])
+        })
+        .await?;
+    staff.get("alice@paris")?.mark_read(&reply)?;
+    println!("   alice reads the reply; nobody has opened carol's ROUTINE cable yet");
+
+    step(
+        6,
+        "Senders see each recipient's state, from signed receipts that cross the network back",
+    );
+    use DeliveryState::{Acknowledged, Delivered, Read};
+    let receipts = [
+        (
+            "carol@paris",
+            &routine,
+            vec![("ambassador@nairobi", Delivered)],
+        ),
+        ("bob@paris", &priority, vec![("david@nairobi", Read)]),
+        (
+            "alice@paris",
+            &border,
+            vec![("david@nairobi", Read), ("ambassador@nairobi", Delivered)],
+        ),
+        (
+            "alice@paris",
+            &demarche,
+            vec![("ambassador@paris", Read), ("bob@paris", Delivered)],
+        ),
+        (
+            "ambassador@paris",
+            &flash,
+            vec![("ambassador@nairobi", Acknowledged), ("alice@paris", Read)],
+        ),
+        (
+            "david@nairobi",
+            &reply,
+            vec![("alice@paris", Read), ("ambassador@paris", Delivered)],
+        ),
+    ];
+    staff
+        .sync_until("the receipts to reach their senders", |staff| {
+            for (sender, id, states) in &receipts {
+                if !staff.reached(sender, id, states)? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        })
+        .await?;
+    for (sender, id, _) in &receipts {
+        print_status(sender, &staff.find(sender)?.status(id)?);
+    }
+
+    step(7, "Each node's audit log is witnessed by its neighbours");
+    network.wait_witnessed(WAIT).await?;
+    for node in network.nodes() {
+        for link in node.node.links().values() {
+            if let (Some(neighbour), Some((size, _))) = (&link.neighbour, link.witnessed) {
+                println!(
+                    "   {:8} checkpoint of {size} entries cosigned by {neighbour}",
+                    node.name
+                );
+            }
         }
     }
 
     step(
-        6,
-        "Senders see each recipient's state, from signed receipts",
+        8,
+        "Every node's audit log is verified offline, with its witnesses' cosignatures",
     );
-    for (client, id) in [
-        (&*carol, &routine),
-        (&*bob, &priority),
-        (&*alice, &immediate),
-        (&*ambassador, &flash),
-    ] {
-        print_status(&client.status(id)?);
-    }
-
-    step(7, "The node's audit log is verified offline");
-    let LocalPost {
-        node,
-        audit_dir,
-        origin,
-        node_key,
-        ..
-    } = post;
-    node.shutdown().await.context("stopping the node")?;
-    let keys = VerifyKeys {
-        log: NoteVerifier::ed25519(&origin, node_key)?,
-        witnesses: Vec::new(),
-    };
-    let report = verify_dir(&audit_dir, &keys, None)
-        .map_err(|e| anyhow::anyhow!("the audit log does not verify: {e}"))?;
-    println!(
-        "   {} entries, {} signed checkpoints, every root recomputed and every signature checked",
-        report.entries, report.checkpoints
-    );
-    if let Some(latest) = &report.latest {
-        println!(
-            "   latest checkpoint: size {}, root {}",
-            latest.size,
-            hex::encode(latest.root)
-        );
-    }
+    verify_logs(network).await?;
 
     println!();
     match keep {
@@ -317,6 +444,121 @@ pub async fn run(keep: Option<&Path>) -> Result<()> {
         None => println!("Done. Everything ran in a temporary folder, now removed."),
     }
     Ok(())
+}
+
+/// Stops every node, then verifies each one's audit log against its key and its neighbours'
+/// witness keys.
+async fn verify_logs(network: LocalFederation) -> Result<()> {
+    let mut logs = Vec::new();
+    for node in network.nodes() {
+        let keys = VerifyKeys {
+            log: NoteVerifier::ed25519(&node.origin, node.node_key)?,
+            witnesses: network.witnesses_of(&node.name)?,
+        };
+        logs.push((node.name.clone(), node.audit_dir.clone(), keys));
+    }
+    network.shutdown().await.context("stopping the nodes")?;
+    for (name, dir, keys) in logs {
+        let report = verify_dir(&dir, &keys, None)
+            .map_err(|e| anyhow::anyhow!("node {name}'s audit log does not verify: {e}"))?;
+        println!(
+            "   {name:8} {} entries, {} signed checkpoints, every root recomputed and every signature checked",
+            report.entries, report.checkpoints
+        );
+        let cosigned: Vec<String> = report
+            .cosignatures
+            .iter()
+            .map(|(witness, n)| format!("{n} by {}", witness_node(witness)))
+            .collect();
+        println!(
+            "            cosignatures verified: {}",
+            if cosigned.is_empty() {
+                "none".to_owned()
+            } else {
+                cosigned.join(", ")
+            }
+        );
+        if let Some(latest) = &report.latest {
+            println!(
+                "            latest checkpoint: size {}, root {}",
+                latest.size,
+                hex::encode(latest.root)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The node of a witness key name, `valise/<ministry>/<node>/witness`.
+fn witness_node(name: &str) -> &str {
+    name.strip_suffix("/witness")
+        .and_then(|n| n.rsplit('/').next())
+        .unwrap_or(name)
+}
+
+/// The demo's diplomats' devices, found by address.
+struct Staff(Vec<Client>);
+
+impl Staff {
+    fn find(&self, address: &str) -> Result<&Client> {
+        self.0
+            .iter()
+            .find(|c| c.address() == address)
+            .with_context(|| format!("the demo has no diplomat {address}"))
+    }
+
+    fn get(&mut self, address: &str) -> Result<&mut Client> {
+        self.0
+            .iter_mut()
+            .find(|c| c.address() == address)
+            .with_context(|| format!("the demo has no diplomat {address}"))
+    }
+
+    async fn sync_all(&mut self) -> Result<()> {
+        for client in &mut self.0 {
+            client.sync(&NoProgress).await?;
+        }
+        Ok(())
+    }
+
+    /// Syncs every device, round after round, until `done` holds: cables and receipts take a
+    /// moment to cross the network.
+    async fn sync_until(
+        &mut self,
+        what: &str,
+        done: impl Fn(&Staff) -> Result<bool>,
+    ) -> Result<()> {
+        let start = Instant::now();
+        loop {
+            self.sync_all().await?;
+            if done(self)? {
+                return Ok(());
+            }
+            if start.elapsed() > WAIT {
+                bail!("waited {WAIT:?} for {what}, in vain");
+            }
+            tokio::time::sleep(ROUND).await;
+        }
+    }
+
+    /// Whether `address` has received every cable of `ids`.
+    fn holds(&self, address: &str, ids: &[&String]) -> Result<bool> {
+        let inbox = self.find(address)?.inbox()?;
+        Ok(ids
+            .iter()
+            .all(|id| inbox.iter().any(|(held, _)| held == *id)))
+    }
+
+    /// Whether `sender` knows that each recipient of cable `id` reached at least its state.
+    fn reached(&self, sender: &str, id: &str, states: &[(&str, DeliveryState)]) -> Result<bool> {
+        let status = self.find(sender)?.status(id)?;
+        Ok(states.iter().all(|(address, state)| {
+            status
+                .recipients
+                .iter()
+                .any(|r| r.address == *address && r.state() >= *state)
+        }))
+    }
 }
 
 fn draft(
@@ -345,27 +587,28 @@ fn draft(
 async fn send(client: &mut Client, draft: CableDraft) -> Result<String> {
     let id = client.compose(&draft)?;
     let report = client.sync(&NoProgress).await?;
+    let address = client.address();
+    let post = address.rsplit('@').next().unwrap_or_default();
     let state = if report.sent.contains(&id) {
-        "in the node's custody"
+        format!("in {post}'s custody")
     } else {
-        "queued"
+        "queued".to_owned()
     };
     let header = client.status(&id)?.header.unwrap_or_default();
     println!(
-        "   {:16} {:14} {:18} -> {:28} {}",
+        "   {:16} {:14} {:18} -> {:37} {state}",
         render::precedence(&header),
         render::marking(&header),
-        client.address(),
+        address,
         draft.action.join(","),
-        state
     );
     Ok(id)
 }
 
-fn print_status(cable: &SentCable) {
+fn print_status(sender: &str, cable: &SentCable) {
     let header = cable.header.clone().unwrap_or_default();
     println!(
-        "   {} {} \"{}\"",
+        "   {} {} \"{}\", from {sender}",
         render::precedence(&header),
         render::marking(&header),
         cable
