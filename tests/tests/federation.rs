@@ -74,7 +74,7 @@ fn send(from: &Diplomat, to: &str, precedence: &str, subject: &str) -> String {
 
 #[test]
 fn paris_reaches_nairobi_through_the_hub_at_every_precedence() {
-    let (_network, hub, paris, nairobi) = three_nodes();
+    let (_network, mut hub, paris, nairobi) = three_nodes();
     let alice = paris.enrol("alice", "SECRET", &[]);
     let bob = nairobi.enrol("bob", "SECRET", &[]);
     // Bob's enrolment at Nairobi reaches Paris through the hub, and Alice's reaches Nairobi.
@@ -127,6 +127,31 @@ fn paris_reaches_nairobi_through_the_hub_at_every_precedence() {
             (count > 0).then_some(())
         });
     }
+
+    // Paris's status shows the hub link up and what the hub last witnessed; once the hub
+    // stops, the link shows down, with the reason.
+    let up = status(&paris);
+    assert_eq!(hub_link(&up)["connected"], true, "{up}");
+    assert_eq!(hub_link(&up)["neighbour"], "hq", "{up}");
+    assert!(
+        hub_link(&up)["witnessed_size"].as_u64().unwrap() > 0,
+        "{up}"
+    );
+    hub.stop();
+    let down = eventually("Paris to see the hub link down", || {
+        let now = status(&paris);
+        (hub_link(&now)["connected"] == false).then_some(now)
+    });
+    assert!(
+        hub_link(&down)["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("link down"),
+        "{down}"
+    );
+    let out = paris.relay(&["status", "--config", &paris.config()]);
+    assert!(text(&out).contains("link hub hq at "), "{}", text(&out));
+    assert!(text(&out).contains(": DOWN since "), "{}", text(&out));
 }
 
 #[test]
@@ -168,6 +193,23 @@ fn a_device_revoked_at_nairobi_is_refused_at_paris_once_replicated() {
     assert!(text(&refused).contains("revoked"), "{}", text(&refused));
     send(&alice, "carol@nairobi", "PRIORITY", "Still reachable");
     assert_eq!(inbox_of(&carol, 1)[0]["from"], "alice@paris");
+}
+
+/// `valise-relay status --json` of `node`.
+fn status(node: &Node) -> serde_json::Value {
+    let out = node.relay(&["status", "--config", &node.config(), "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The `hub` link in a post's status.
+fn hub_link(status: &serde_json::Value) -> &serde_json::Value {
+    status["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["hop"] == "hub")
+        .unwrap_or_else(|| panic!("no hub link: {status}"))
 }
 
 /// The cable ids whose custody `node` took, in the order its audit log recorded them.
@@ -225,6 +267,12 @@ fn a_hub_killed_mid_traffic_loses_nothing_and_flash_overtakes_the_queued_routine
         ));
     }
     let flash = send(&alice, "bob@nairobi", "FLASH", "Evacuate now");
+    // The operator at Paris sees what waits for the hub. (Whether the link already shows down
+    // depends on QUIC noticing the silence: a killed hub says no goodbye.)
+    let during = status(&paris);
+    let link = hub_link(&during);
+    assert_eq!(link["queued"]["FLASH"], 1, "{during}");
+    assert!(link["queued"]["ROUTINE"].as_u64().unwrap() >= 8, "{during}");
     hub.start();
 
     let inbox = inbox_of(&bob, 12);
@@ -236,6 +284,15 @@ fn a_hub_killed_mid_traffic_loses_nothing_and_flash_overtakes_the_queued_routine
         assert!(ids.contains(&id.as_str()), "{id} was lost");
     }
     assert_eq!(inbox[0]["precedence"], "FLASH");
+    // Once healed, the link is up and its queue is empty.
+    eventually("the hub link to drain", || {
+        let after = status(&paris);
+        let link = hub_link(&after);
+        let drained = ["FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE"]
+            .iter()
+            .all(|p| link["queued"][p] == 0);
+        (link["connected"] == true && drained).then_some(())
+    });
 
     // After the partition, the hub took custody of the FLASH before most of the ROUTINE
     // cables queued ahead of it at Paris: with two in flight at a time, at most one
@@ -332,6 +389,12 @@ fn a_post_whose_audit_store_was_rolled_back_is_refused_by_the_hub() {
     // looks wrong, since the store extends its anchor.
     paris.stop();
     let later = witnessed_size(&paris, "hq").unwrap();
+    // A stopped node's status is read from its files: the hub's last cosignature is there.
+    let stopped = status(&paris);
+    assert_eq!(stopped["running"], false, "{stopped}");
+    assert_eq!(hub_link(&stopped)["witnessed_size"], later, "{stopped}");
+    let out = paris.relay(&["status", "--config", &paris.config()]);
+    assert!(text(&out).contains("NOT RUNNING"), "{}", text(&out));
     std::fs::remove_dir_all(node_dir.join("data/audit")).unwrap();
     copy_tree(&backup.join("audit"), &node_dir.join("data/audit"));
     std::fs::copy(backup.join("audit.anchor"), node_dir.join("audit.anchor")).unwrap();
@@ -353,7 +416,26 @@ fn a_post_whose_audit_store_was_rolled_back_is_refused_by_the_hub() {
         );
         (!lines.is_empty()).then_some(())
     });
-    // The hub still holds the newer size it cosigned: nothing was overwritten by the refusal.
+    // The hub's operator sees the refusal on the link to Paris.
+    let hub_status = status(&hub);
+    let to_paris = hub_status["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["hop"] == "post:paris")
+        .unwrap();
+    assert!(
+        to_paris["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("rolled back"),
+        "{hub_status}"
+    );
+    assert!(
+        to_paris["cosigned_size"].as_u64().unwrap() >= later,
+        "{hub_status}"
+    );
+    // Paris still holds the newer size the hub cosigned: the refusal overwrote nothing.
     assert_eq!(witnessed_size(&paris, "hq"), Some(later));
 
     // Paris's own verify checks the log against what the hub cosigned and names the break.

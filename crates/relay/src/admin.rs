@@ -1,5 +1,5 @@
-//! The local admin channel: an owner-only Unix socket on which a running node takes `enroll`
-//! and `revoke` from its operator's commands (sled locks the node's stores, so while it runs,
+//! The local admin channel: an owner-only Unix socket on which a running node takes `enroll`,
+//! `revoke`, `status` and the audit commands from its operator (sled locks the node's stores, so while it runs,
 //! commands cannot open them directly). One request and one response per connection, as
 //! length-delimited `AdminRequest` / `AdminResponse` frames.
 
@@ -12,8 +12,8 @@ use tokio::net::{UnixListener, UnixStream};
 use valise_crypto::identity::DeviceId;
 use valise_proto::framing::{FrameDecoder, encode};
 use valise_proto::v1::{
-    AdminEnrolled, AdminRequest, AdminResponse, AdminRevoked, Classification, admin_request,
-    admin_response,
+    AdminEnrolled, AdminRequest, AdminResponse, AdminRevoked, Classification, NodeStatus,
+    admin_request, admin_response,
 };
 
 use crate::enrolment::Invitation;
@@ -40,6 +40,8 @@ pub trait AdminTarget: Send + Sync + 'static {
     fn audit_prove(&self, index: u64) -> Result<String, String>;
     /// Asks the node to stop at once.
     fn stop(&self, reason: &str);
+    /// The node's links, queues and witnessing.
+    fn status(&self) -> Result<NodeStatus, String>;
 }
 
 /// Binds the socket at `path`, owner-only, and serves it on the current tokio runtime until
@@ -116,6 +118,12 @@ fn handle(target: &dyn AdminTarget, request: admin_request::Request) -> AdminRes
         admin_request::Request::AuditProve(p) => match target.audit_prove(p.index) {
             Ok(bundle) => AdminResponse {
                 response: Some(admin_response::Response::ProofBundle(bundle)),
+            },
+            Err(e) => error(e),
+        },
+        admin_request::Request::Status(_) => match target.status() {
+            Ok(status) => AdminResponse {
+                response: Some(admin_response::Response::Status(status)),
             },
             Err(e) => error(e),
         },

@@ -41,5 +41,6 @@ pub mod pki;
 pub mod policy;
 pub mod queue;
 pub mod routing;
+pub mod status;
 pub mod store;
 pub mod witnessed;

@@ -21,7 +21,7 @@ use valise_crypto::identity::IdentityKeyPair;
 use valise_proto::v1::directory_update::Update;
 use valise_proto::v1::{
     AdminAuditExport, AdminAuditProve, AdminEnroll, AdminRequest, AdminResponse, AdminRevoke,
-    AdminStop, AuditEvent, AuditEventKind, Classification, Revocation, admin_request,
+    AdminStatus, AdminStop, AuditEvent, AuditEventKind, Classification, Revocation, admin_request,
     admin_response,
 };
 use valise_relay::admin;
@@ -100,6 +100,19 @@ enum Command {
         /// Why, for the audit trail.
         #[arg(long)]
         reason: String,
+    },
+    /// Shows each link (up or down, since when, its last problem), the cables queued per link
+    /// and precedence, and the last checkpoint each neighbour witnessed.
+    ///
+    /// A stopped node's queues and witnessed checkpoints are read from its files.
+    /// Example: valise-relay status --config paris/node.toml
+    Status {
+        /// The node's configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// Print the status as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// The node's audit log: verify, export, prove, show.
     #[command(subcommand)]
@@ -260,6 +273,7 @@ fn run_cli(cli: Cli) -> Result<()> {
         ),
         Command::Run { config } => run(&config),
         Command::Destroy { config, confirm } => destroy(&config, &confirm),
+        Command::Status { config, json } => status(&config, json),
         Command::Audit(AuditCommand::Verify { config, witnesses }) => {
             audit_verify(&config, &witnesses)
         }
@@ -659,6 +673,26 @@ fn ask_running_node(config: &Config, request: AdminRequest) -> Result<Option<Adm
             Err(e).with_context(|| format!("cannot talk to the node on {}", socket.display()))
         }
     }
+}
+
+fn status(config_path: &Path, json: bool) -> Result<()> {
+    let config = Config::load(config_path)?;
+    let request = AdminRequest {
+        request: Some(admin_request::Request::Status(AdminStatus {})),
+    };
+    let status = match ask_running_node_for(&config, request, |r| match r {
+        admin_response::Response::Status(s) => Some(s),
+        _ => None,
+    })? {
+        Some(status) => status,
+        None => valise_relay::status::from_files(&config).map_err(anyhow::Error::msg)?,
+    };
+    if json {
+        println!("{}", valise_relay::status::to_json(&status));
+    } else {
+        print!("{}", valise_relay::status::render(&status, now_ms()));
+    }
+    Ok(())
 }
 
 /// Asks a running node and takes the answer `expect` picks out; `None` when no node runs.

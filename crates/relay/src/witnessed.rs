@@ -21,6 +21,15 @@ pub struct Witnessed {
     pub path: PathBuf,
     /// The checkpoint note, signed by this node and cosigned by the neighbour.
     pub note: String,
+    /// When it was kept, milliseconds since the Unix epoch (0 if the system cannot say).
+    pub kept_at_ms: u64,
+}
+
+impl Witnessed {
+    /// The checkpoint's size, read without verifying (for display; `audit verify` verifies).
+    pub fn size(&self) -> Option<u64> {
+        self.note.lines().nth(1)?.parse().ok()
+    }
 }
 
 /// Replaces the note kept for `neighbour`: written beside, synced, then renamed, so a crash
@@ -57,10 +66,16 @@ pub fn read_all(links_dir: &Path) -> std::io::Result<Vec<Witnessed>> {
             continue;
         };
         let note = std::fs::read_to_string(&path)?;
+        let kept_at_ms = std::fs::metadata(&path)?
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         kept.push(Witnessed {
             neighbour: neighbour.to_owned(),
             path: path.clone(),
             note,
+            kept_at_ms,
         });
     }
     kept.sort_by(|a, b| a.neighbour.cmp(&b.neighbour));
@@ -75,15 +90,17 @@ mod tests {
     fn keeps_the_latest_note_per_neighbour() -> std::io::Result<()> {
         let dir = tempfile::tempdir()?;
         assert!(read_all(dir.path())?.is_empty());
-        keep(dir.path(), "hub", "first\n")?;
-        keep(dir.path(), "hub", "second\n")?;
-        keep(dir.path(), "brussels", "third\n")?;
+        keep(dir.path(), "hub", "o\n7\nr\n")?;
+        keep(dir.path(), "hub", "o\n9\nr\n")?;
+        keep(dir.path(), "brussels", "o\n3\nr\n")?;
         let kept = read_all(dir.path())?;
         let names: Vec<(&str, &str)> = kept
             .iter()
             .map(|w| (w.neighbour.as_str(), w.note.as_str()))
             .collect();
-        assert_eq!(names, [("brussels", "third\n"), ("hub", "second\n")]);
+        assert_eq!(names, [("brussels", "o\n3\nr\n"), ("hub", "o\n9\nr\n")]);
+        assert_eq!(kept[1].size(), Some(9));
+        assert!(kept[1].kept_at_ms > 0);
         // No temporary file is left to be mistaken for a note.
         assert_eq!(
             std::fs::read_dir(dir.path().join(WITNESSED_DIR))?.count(),

@@ -152,6 +152,14 @@ pub enum FederationError {
         /// The cause.
         source: StoreError,
     },
+    /// The checkpoints the neighbours cosigned could not be read.
+    #[error("cannot read the witnessed checkpoints in {path}: {source}")]
+    Witnessed {
+        /// The folder.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// The TLS configuration for dialling could not be built.
     #[error("cannot build the TLS configuration for links: {0}")]
     Tls(String),
@@ -204,6 +212,12 @@ impl Links {
             has_hub: federation.hub.is_some(),
             peers: federation.peers.iter().map(|p| p.name.clone()).collect(),
         };
+        let kept = crate::witnessed::read_all(&federation.state_dir).map_err(|source| {
+            FederationError::Witnessed {
+                path: federation.state_dir.join(crate::witnessed::WITNESSED_DIR),
+                source,
+            }
+        })?;
         let links = Links::new(
             routes,
             federation.ministry,
@@ -215,6 +229,16 @@ impl Links {
             }),
             Some((Arc::new(state), federation.state_dir)),
         );
+        // What the neighbours witnessed before this start, so status shows it at once.
+        {
+            let mut status = links.status.lock().unwrap_or_else(PoisonError::into_inner);
+            crate::status::add_witnessed(
+                &mut status,
+                &kept,
+                links.routes.kind,
+                &links.routes.peers,
+            );
+        }
         Ok(links)
     }
 

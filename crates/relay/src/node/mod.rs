@@ -1970,6 +1970,20 @@ impl crate::admin::AdminTarget for Shared {
         self.stop.notify_one();
     }
 
+    fn status(&self) -> Result<valise_proto::v1::NodeStatus, String> {
+        let delivery = self.store.depth().map_err(|e| e.to_string())?;
+        let onward = self.store.onward_depth().map_err(|e| e.to_string())?;
+        Ok(crate::status::assemble(crate::status::Parts {
+            node: self.name.clone(),
+            kind: self.links.routes.kind,
+            running: true,
+            links: self.links.status(),
+            onward,
+            delivery,
+            audit_entries: self.audit.size(),
+        }))
+    }
+
     fn audit_prove(&self, index: u64) -> Result<String, String> {
         valise_audit::bundle::prove(&self.audit, index).map_err(|e| e.to_string())
     }
