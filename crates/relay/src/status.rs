@@ -240,7 +240,7 @@ pub fn render(status: &NodeStatus, now_ms: u64) -> String {
     }
     let _ = writeln!(
         out,
-        "delivery queues (this post's devices): {}",
+        "delivery queues (this node's devices): {}",
         depth_text(status.delivery.as_ref())
     );
     if status.links.is_empty() {
