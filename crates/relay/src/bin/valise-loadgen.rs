@@ -1,7 +1,13 @@
-//! `valise-loadgen`: drives a local node over loopback QUIC and prints its figures (DESIGN §12):
+//! `valise-loadgen`: drives local nodes over loopback QUIC and prints their figures (DESIGN §12):
 //! durable cables/s, submit-to-delivery p50/p99, and FLASH p99 while ROUTINE bulk flows.
 //!
+//! `--network single` (the default) measures one post: senders and recipient on the same node.
+//! `--network federated` runs a hub and the Paris and Nairobi posts in this process: senders at
+//! Paris, the recipient at Nairobi, every cable taken into custody durably at Paris, the hub and
+//! Nairobi in turn.
+//!
 //! Example: cargo run --release -p valise-relay --bin valise-loadgen -- --cables 20000
+//!          cargo run --release -p valise-relay --bin valise-loadgen -- --network federated
 
 #![forbid(unsafe_code)]
 
@@ -10,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use prost::Message;
 use valise_crypto::envelope::{new_cable_id, seal};
 use valise_proto::framing::{FrameDecoder, encode};
@@ -19,7 +25,19 @@ use valise_proto::v1::{
     Submit, Subscribe, client_frame, node_frame,
 };
 use valise_relay::limits::Limits;
-use valise_relay::local::{self, LocalDevice, LocalNetwork};
+use valise_relay::local::{self, LocalDevice};
+
+/// How long the federated network may take to link up and replicate its directory.
+const SETTLE: Duration = Duration::from_secs(30);
+
+/// Which network is measured.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Network {
+    /// One post: senders and recipient on one node.
+    Single,
+    /// A hub and two posts: senders at Paris, the recipient at Nairobi, through the hub.
+    Federated,
+}
 
 /// Load generator for a Valise node on loopback.
 #[derive(Parser)]
@@ -40,6 +58,19 @@ struct Args {
     /// FLASH cables measured, idle and under load.
     #[arg(long, default_value_t = 200)]
     flash: usize,
+    /// The network measured.
+    #[arg(long, value_enum, default_value_t = Network::Single)]
+    network: Network,
+}
+
+/// The network under load and its devices: the senders, the recipient (`desk`), and the
+/// sender of the FLASH probes (`duty`).
+struct Setup {
+    senders: Vec<LocalDevice>,
+    desk: LocalDevice,
+    duty: LocalDevice,
+    /// The nodes, held so they run for as long as the measurement.
+    _nodes: Box<dyn std::any::Any + Send + Sync>,
 }
 
 struct Sealed {
@@ -150,13 +181,8 @@ async fn submit(
 }
 
 /// Receives and acknowledges everything for `device`, recording latencies, until `expected`.
-async fn receive(
-    network: &LocalNetwork,
-    device: &LocalDevice,
-    clock: Arc<Clock>,
-    expected: usize,
-) -> Result<()> {
-    let conn = local::connect(network, device).await?;
+async fn receive(device: &LocalDevice, clock: Arc<Clock>, expected: usize) -> Result<()> {
+    let conn = device.connect().await?;
     let (mut send, mut recv) = conn.open_bi().await?;
     send.write_all(&encode(&ClientFrame {
         frame: Some(client_frame::Frame::Subscribe(Subscribe {})),
@@ -257,8 +283,7 @@ async fn flash_probe(
 }
 
 async fn bulk(
-    network: &LocalNetwork,
-    senders: &[&LocalDevice],
+    senders: &[LocalDevice],
     batches: Vec<Vec<Sealed>>,
     streams: usize,
     clock: &Arc<Clock>,
@@ -266,7 +291,7 @@ async fn bulk(
     let start = Instant::now();
     let mut tasks = Vec::new();
     for (sender, batch) in senders.iter().zip(batches) {
-        let conn = local::connect(network, sender).await?;
+        let conn = sender.connect().await?;
         let batch = Arc::new(batch);
         for stream in 0..streams {
             let (conn, batch, clock) = (conn.clone(), Arc::clone(&batch), Arc::clone(clock));
@@ -284,21 +309,68 @@ async fn bulk(
     Ok(start.elapsed())
 }
 
-async fn run(args: &Args, dir: &std::path::Path) -> Result<()> {
-    let mut users: Vec<(String, Classification)> = (0..args.senders)
-        .map(|i| (format!("sender{i}"), Classification::TopSecret))
-        .collect();
-    users.push(("desk".into(), Classification::TopSecret));
-    users.push(("duty".into(), Classification::TopSecret));
-    let users: Vec<(&str, Classification)> = users.iter().map(|(u, c)| (u.as_str(), *c)).collect();
+/// Builds the network measured, with its devices enrolled, every node knowing every device.
+async fn setup(args: &Args, dir: &std::path::Path) -> Result<Setup> {
     let limits = Limits {
         max_concurrent_submissions: 4096,
         ..Limits::default()
     };
-    let network = Arc::new(local::build(dir, &users, limits)?);
-    let senders: Vec<&LocalDevice> = network.devices[..args.senders].iter().collect();
-    let desk = &network.devices[args.senders];
-    let duty = &network.devices[args.senders + 1];
+    let clearance = Classification::TopSecret;
+    let sender_names: Vec<String> = (0..args.senders).map(|i| format!("sender{i}")).collect();
+    match args.network {
+        Network::Single => {
+            let mut users: Vec<(&str, Classification)> = sender_names
+                .iter()
+                .map(|u| (u.as_str(), clearance))
+                .collect();
+            users.push(("desk", clearance));
+            users.push(("duty", clearance));
+            let mut network = local::build(dir, &users, limits)?;
+            let mut devices = std::mem::take(&mut network.devices);
+            let (duty, desk) = (devices.pop(), devices.pop());
+            Ok(Setup {
+                senders: devices,
+                desk: desk.context("no recipient device")?,
+                duty: duty.context("no FLASH sender device")?,
+                _nodes: Box::new(network),
+            })
+        }
+        Network::Federated => {
+            let network =
+                local::start_network(dir, "mfa.example", "hq", &["paris", "nairobi"], limits)?;
+            let senders = sender_names
+                .iter()
+                .map(|u| network.enrol("paris", u, clearance))
+                .collect::<Result<Vec<_>, _>>()?;
+            let desk = network.enrol("nairobi", "desk", clearance)?;
+            let duty = network.enrol("paris", "duty", clearance)?;
+            network.wait_linked(SETTLE).await?;
+            network.wait_replicated(SETTLE).await?;
+            Ok(Setup {
+                senders,
+                desk,
+                duty,
+                _nodes: Box::new(network),
+            })
+        }
+    }
+}
+
+/// Waits until every cable submitted so far has been delivered.
+async fn drained(clock: &Clock) {
+    while clock
+        .submitted
+        .lock()
+        .map(|s| !s.is_empty())
+        .unwrap_or(false)
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn run(args: &Args, dir: &std::path::Path) -> Result<()> {
+    let setup = Arc::new(setup(args, dir).await?);
+    let (senders, desk, duty) = (&setup.senders, &setup.desk, &setup.duty);
 
     eprintln!(
         "sealing {} cables of {} bytes…",
@@ -318,21 +390,13 @@ async fn run(args: &Args, dir: &std::path::Path) -> Result<()> {
     let loaded_flash = seal_many(duty, desk, Precedence::Flash, args.flash, args.body_bytes);
     let clock = Arc::new(Clock::default());
 
-    // 1. FLASH latency on an idle node.
+    // 1. FLASH latency on an idle network.
     let receiver = tokio::spawn({
-        let (network, clock) = (Arc::clone(&network), Arc::clone(&clock));
+        let (setup, clock) = (Arc::clone(&setup), Arc::clone(&clock));
         let expected = args.flash * 2 + per_sender * args.senders + (per_sender / 2) * args.senders;
-        async move {
-            receive(
-                &network,
-                &network.devices[network.devices.len() - 2],
-                clock,
-                expected,
-            )
-            .await
-        }
+        async move { receive(&setup.desk, clock, expected).await }
     });
-    let duty_conn = local::connect(&network, duty).await?;
+    let duty_conn = duty.connect().await?;
     flash_probe(
         duty_conn.clone(),
         idle_flash,
@@ -341,24 +405,20 @@ async fn run(args: &Args, dir: &std::path::Path) -> Result<()> {
         Duration::from_millis(5),
     )
     .await?;
+    // Every idle probe is in before the bulk starts, so none is measured under load.
+    drained(&clock).await;
 
-    // 2. Throughput: every sender at full speed.
-    let took = bulk(&network, &senders, main_batches, args.streams, &clock).await?;
+    // 2. Throughput: every sender at full speed; then until the recipient has every cable.
+    let start = Instant::now();
+    let took = bulk(senders, main_batches, args.streams, &clock).await?;
+    drained(&clock).await;
+    let delivered_in = start.elapsed();
     let total = per_sender * args.senders;
     let throughput = total as f64 / took.as_secs_f64();
-
-    // Let the recipient catch up before measuring the next phase.
-    while clock
-        .submitted
-        .lock()
-        .map(|s| !s.is_empty())
-        .unwrap_or(false)
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let end_to_end = total as f64 / delivered_in.as_secs_f64();
     let routine = summarise(&clock.latencies, "routine");
 
-    // 3. FLASH while ROUTINE bulk flows.
+    // 3. FLASH while ROUTINE bulk flows (across the hub link, when federated).
     let probe = tokio::spawn(flash_probe(
         duty_conn,
         loaded_flash,
@@ -366,7 +426,7 @@ async fn run(args: &Args, dir: &std::path::Path) -> Result<()> {
         "flash_loaded",
         Duration::from_millis(5),
     ));
-    bulk(&network, &senders, loaded_batches, args.streams, &clock).await?;
+    bulk(senders, loaded_batches, args.streams, &clock).await?;
     probe.await??;
     receiver.await??;
 
@@ -376,9 +436,27 @@ async fn run(args: &Args, dir: &std::path::Path) -> Result<()> {
         "machine: {} logical CPUs",
         std::thread::available_parallelism().map_or(0, usize::from)
     );
+    let (path, custody) = match args.network {
+        Network::Single => (
+            format!("{} senders and 1 recipient on one node", args.senders),
+            "custody = fsync'd + audited",
+        ),
+        Network::Federated => (
+            format!(
+                "{} senders at paris -> hq -> 1 recipient at nairobi",
+                args.senders
+            ),
+            "custody = fsync'd + audited at paris, hq and nairobi",
+        ),
+    };
+    println!("network: {path}");
     println!(
-        "durable throughput: {throughput:.0} cables/s ({total} cables of {} bytes, {} senders x {} streams, custody = fsync'd + audited)",
+        "durable throughput: {throughput:.0} cables/s submitted ({total} cables of {} bytes, {} senders x {} streams, {custody})",
         args.body_bytes, args.senders, args.streams
+    );
+    println!(
+        "  delivered to the recipient: {end_to_end:.0} cables/s, the last {:.1?} after the first was submitted",
+        delivered_in
     );
     println!(
         "submit-to-delivery latency under full load: p50 {:.1?}, p99 {:.1?} ({} cables)",
