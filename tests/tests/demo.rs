@@ -18,7 +18,8 @@ fn the_demo_tells_its_story_exits_zero_and_can_keep_its_files() {
     let story = text(&out);
     assert!(out.status.success(), "{story}");
     for line in [
-        "one post",
+        "headquarters and two embassies",
+        "cables for Nairobi cross the hub",
         "FLASH NIACT",
         "TOP SECRET",
         "ROUTINE",
@@ -28,6 +29,7 @@ fn the_demo_tells_its_story_exits_zero_and_can_keep_its_files() {
         "identical to what alice attached",
         "acknowledged",
         "signed checkpoints, every root recomputed",
+        "cosignatures verified: 1 by hq",
     ] {
         assert!(
             story.contains(line),
@@ -35,9 +37,19 @@ fn the_demo_tells_its_story_exits_zero_and_can_keep_its_files() {
         );
     }
     assert!(!story.contains("CORRUPTED"), "{story}");
-    // Kept for inspection: the node's audit log and each diplomat's sealed store.
-    assert!(dir.join("node/audit").is_dir());
-    assert!(dir.join("devices/alice/storage.key").is_file());
+    // A cable from Paris reached Nairobi and was acknowledged there.
+    assert!(
+        story
+            .lines()
+            .any(|l| l.contains("ambassador@nairobi") && l.contains("acknowledged")),
+        "{story}"
+    );
+    // Kept for inspection: each node's audit log and each diplomat's sealed store.
+    for node in ["hq", "paris", "nairobi"] {
+        assert!(dir.join(format!("nodes/{node}/audit")).is_dir(), "{node}");
+    }
+    assert!(dir.join("devices/alice@paris/storage.key").is_file());
+    assert!(dir.join("devices/david@nairobi/storage.key").is_file());
 
     // A folder that is not empty is refused, not overwritten.
     let again = Command::new(bin("valise"))
