@@ -6,8 +6,8 @@
 #   1. Alice at Paris sends ROUTINE cables to Bob at Nairobi.
 #   2. Paris's link is cut; Alice sends more ROUTINE cables, then a FLASH.
 #   3. The hub is killed with SIGKILL, restarted, and Paris's link restored.
-#   4. Bob must receive every cable exactly once, the FLASH at the top of his inbox, and the
-#      hub must have taken custody of the FLASH ahead of the ROUTINE queued before it.
+#   4. Bob must receive every cable exactly once, with the FLASH at the top of his inbox; the
+#      script prints where in the hub's custody order the FLASH came.
 #
 # Needs root (namespaces, veth, tc) and the sch_netem kernel module; without netem, pass
 # --no-netem to run the same partition on a clean network. Everything is removed on exit.
@@ -27,7 +27,7 @@ while [ $# -gt 0 ]; do
     --loss) LOSS="$2"; shift 2 ;;
     --no-netem) NETEM=0; shift ;;
     --keep) KEEP="$2"; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done

@@ -128,6 +128,14 @@ fn paris_reaches_nairobi_through_the_hub_at_every_precedence() {
         });
     }
 
+    // With no traffic, witnessing goes quiet: cosigning adds nothing to the logs, so the
+    // nodes do not keep witnessing each other's witnessing.
+    eventually("the hub's audit log to stop growing", || {
+        let before = status(&hub)["audit_entries"].as_u64()?;
+        std::thread::sleep(Duration::from_secs(3));
+        (status(&hub)["audit_entries"].as_u64()? == before).then_some(())
+    });
+
     // Paris's status shows the hub link up and what the hub last witnessed; once the hub
     // stops, the link shows down, with the reason.
     let up = status(&paris);
@@ -449,4 +457,60 @@ fn a_post_whose_audit_store_was_rolled_back_is_refused_by_the_hub() {
     assert!(report.contains("rolled back"), "{report}");
     assert!(report.contains(&format!("covers {later}")), "{report}");
     assert!(report.contains("hq cosigned"), "{report}");
+}
+
+#[test]
+fn a_cable_the_hub_refuses_as_too_large_is_held_at_paris_not_lost() {
+    let network = Network::new();
+    let mut hub = network.hub("hq");
+    let mut paris = network.post("paris", Some(&hub));
+    let mut nairobi = network.post("nairobi", Some(&hub));
+    // The hub takes smaller envelopes than Paris does: a misconfiguration Paris must survive.
+    hub.configure("[limits]\nmax_envelope_bytes = 32768\n");
+    hub.start();
+    paris.start();
+    nairobi.start();
+    let alice = paris.enrol("alice", "SECRET", &[]);
+    let bob = nairobi.enrol("bob", "SECRET", &[]);
+    knows(&alice, "bob@nairobi");
+
+    let long = "Paragraph. ".repeat(6_000);
+    let id = alice.send(&[
+        "--to",
+        "bob@nairobi",
+        "--classification",
+        "CONFIDENTIAL",
+        "--precedence",
+        "PRIORITY",
+        "--tags",
+        "ADMN",
+        "--subject",
+        "Long report",
+        "--body",
+        &long,
+    ]);
+    // Paris acknowledged it, the hub refuses it: Paris keeps it and says why.
+    let held = eventually("Paris to report the refusal", || {
+        let now = status(&paris);
+        let link = hub_link(&now).clone();
+        link["last_error"]
+            .as_str()?
+            .contains("refuses cable")
+            .then_some(link)
+    });
+    assert_eq!(held["queued"]["PRIORITY"], 1, "{held}");
+    assert!(
+        held["last_error"].as_str().unwrap().contains("[limits]"),
+        "{held}"
+    );
+
+    // Once the hub's limits are aligned, the held cable crosses on its next offer, which a
+    // restarted link brings forward at once.
+    hub.stop();
+    let config = network.dir.path().join("hq/node.toml");
+    let toml = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, toml.replace("max_envelope_bytes = 32768", "")).unwrap();
+    hub.start();
+    let inbox = inbox_of(&bob, 1);
+    assert_eq!(inbox[0]["id"], id.as_str());
 }

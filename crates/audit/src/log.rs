@@ -127,6 +127,9 @@ struct Shared {
     size: AtomicU64,
     latest: Mutex<Option<SignedCheckpoint>>,
     last_error: Mutex<Option<LogError>>,
+    /// Adding a cosignature reads, extends and rewrites a stored note: one at a time, so that
+    /// witnesses cosigning the same checkpoint together do not overwrite each other.
+    cosigning: Mutex<()>,
 }
 
 /// A node's audit log. Appends block until durable; a background committer groups them.
@@ -191,6 +194,7 @@ impl AuditLog {
             size: AtomicU64::new(size),
             latest: Mutex::new(None),
             last_error: Mutex::new(None),
+            cosigning: Mutex::new(()),
         };
         let range = shared.compact_range(size)?;
 
@@ -346,6 +350,11 @@ impl AuditLog {
         line: &str,
         witness: &NoteVerifier,
     ) -> Result<String, LogError> {
+        let _one = self
+            .shared
+            .cosigning
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let key = store::checkpoint_key(size);
         let stored = self
             .shared

@@ -58,8 +58,12 @@ const PRIORITY_URGENT: i32 = 1;
 const PRIORITY_OTHER: i32 = 0;
 /// QUIC application error code a node closes a refused link with.
 const CLOSE_REFUSED: u32 = 3;
+/// QUIC application error code a node closes a link with when the neighbour linked again.
+const CLOSE_REPLACED: u32 = 4;
 /// The file, in the link state folder, listing the witnesses' keys.
 pub const WITNESS_KEYS: &str = "witness-keys";
+/// How long a cable the next hop refuses outright waits before it is offered again.
+const HELD_RETRY: Duration = Duration::from_secs(15 * 60);
 /// How long a dial may take.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -192,9 +196,10 @@ impl Links {
         let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
             .map_err(|e| FederationError::Tls(e.to_string()))?;
         let mut transport = quinn::TransportConfig::default();
-        // Satellite links: notice a dead link within a minute, keep a quiet one open.
+        // Satellite links: keep a quiet link open. A dead one is noticed after 30 s of silence
+        // (the smaller of the two ends' idle timeouts: the acceptor keeps quinn's default).
         transport.keep_alive_interval(Some(Duration::from_secs(10)));
-        if let Ok(idle) = Duration::from_secs(60).try_into() {
+        if let Ok(idle) = Duration::from_secs(30).try_into() {
             transport.max_idle_timeout(Some(idle));
         }
         let mut client = quinn::ClientConfig::new(Arc::new(crypto));
@@ -447,9 +452,13 @@ pub(super) async fn accept(connection: quinn::Connection, shared: Arc<Shared>) {
     else {
         return;
     };
-    let Some(LinkRequest {
+    let Ok(Some(LinkRequest {
         request: Some(link_request::Request::Hello(theirs)),
-    }) = read_one::<LinkRequest>(&mut recv, 64 * 1024).await
+    })) = tokio::time::timeout(
+        REQUEST_TIMEOUT,
+        read_one::<LinkRequest>(&mut recv, 64 * 1024),
+    )
+    .await
     else {
         return refuse(&connection, "a link starts with a hello");
     };
@@ -598,12 +607,20 @@ async fn run_link(shared: &Arc<Shared>, hop: NextHop, neighbour: Neighbour) {
         s.since_ms = now_ms();
         s.last_error = None;
     });
-    shared
+    // A neighbour that restarted dials again before this node noticed its old connection die:
+    // one link per hop, the newest.
+    let previous = shared
         .links
         .live
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .insert(hop.clone(), neighbour.clone());
+    if let Some(old) = previous
+        && old.connection.stable_id() != connection.stable_id()
+    {
+        old.connection
+            .close(CLOSE_REPLACED.into(), b"replaced by a newer link");
+    }
     let _tasks = LinkTasks(vec![
         tokio::spawn(serve_requests(
             Arc::clone(shared),
@@ -627,12 +644,25 @@ async fn run_link(shared: &Arc<Shared>, hop: NextHop, neighbour: Neighbour) {
         )),
     ]);
     let reason = connection.closed().await;
-    shared
-        .links
-        .live
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .remove(&hop);
+    let current = {
+        let mut live = shared
+            .links
+            .live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let current = live
+            .get(&hop)
+            .is_some_and(|n| n.connection.stable_id() == connection.stable_id());
+        if current {
+            live.remove(&hop);
+        }
+        current
+    };
+    if !current {
+        // Replaced by a newer link, which the status describes.
+        tracing::info!(hop = %hop.label(), node = %neighbour.name, "an older link closed");
+        return;
+    }
     tracing::warn!(hop = %hop.label(), node = %neighbour.name, reason = %reason, "link down");
     shared.links.update(&hop, |s| {
         s.connected = false;
@@ -1101,25 +1131,39 @@ async fn send_forward(
         }
         Some(link_reply::Reply::Error(e)) => {
             let code = ErrorCode::try_from(e.code).unwrap_or(ErrorCode::Unspecified);
-            let never = matches!(
+            let lasting = matches!(
                 code,
                 ErrorCode::Malformed
                     | ErrorCode::TooLarge
                     | ErrorCode::TooManyRecipients
                     | ErrorCode::UnsupportedVersion
             );
-            if never {
+            if lasting {
+                // This node acknowledged the cable, so it never drops it: a neighbour with
+                // lower limits or an older version may be reconfigured or upgraded. It is held,
+                // shown in status, audited, and offered again now and then.
                 tracing::error!(
                     cable = %hex::encode(cable),
                     node = %neighbour.name,
                     reason = %e.message,
-                    "the next hop refused a cable for good; it is dropped"
+                    "the next hop refuses a cable; it is held here and offered again later"
                 );
-                let _ = release(shared, hop, key).await;
+                shared.links.failed(
+                    hop,
+                    format!(
+                        "node {} refuses cable {} ({}): {}; it is held here, retried every {}                          minutes; align the nodes' [limits] or versions",
+                        neighbour.name,
+                        hex::encode(cable),
+                        code.as_str_name(),
+                        e.message,
+                        HELD_RETRY.as_secs() / 60
+                    ),
+                );
                 record_async(shared, forwarded(Outcome::Refused, code.as_str_name())).await;
-                return Ok(());
+                return Err(HELD_RETRY);
             }
-            Err(Duration::from_millis(e.retry_after_ms))
+            // A neighbour cannot park a cable for longer than a held one.
+            Err(Duration::from_millis(e.retry_after_ms).min(HELD_RETRY))
         }
         _ => Err(Duration::from_secs(5)),
     }
@@ -1297,16 +1341,13 @@ fn witness(
     let witness = Witness::new(Arc::clone(state), signer, [log]);
     let now = now_ms() / 1000;
     let result = witness.add_checkpoint(request.old_size, &proof, &request.checkpoint, now);
-    let checked = |outcome, reason: &str| {
-        Record::new(AuditEventKind::CheckpointWitnessed, outcome)
-            .by_node(name)
-            .reason(reason)
-    };
     match result {
+        // Not audited: each record would grow this log, which the neighbour then witnesses
+        // in turn, and the two would never go idle. The cosignature itself is the evidence,
+        // kept with the neighbour's checkpoint and in this witness's state.
         Ok(line) => {
             let size = witness.cosigned(&origin).ok().flatten().map(|c| c.size);
             shared.links.update(hop, |s| s.cosigned = size);
-            shared.record(checked(Outcome::Success, ""));
             LinkReply {
                 reply: Some(link_reply::Reply::Cosignature(Cosignature {
                     line,
@@ -1333,7 +1374,11 @@ fn witness(
                 WitnessError::Fork { .. } => "fork",
                 _ => "bad_proof",
             };
-            shared.record(checked(Outcome::Refused, reason));
+            shared.record(
+                Record::new(AuditEventKind::CheckpointWitnessed, Outcome::Refused)
+                    .by_node(name)
+                    .reason(reason),
+            );
             link_error(ErrorCode::WitnessRefused, &e.to_string())
         }
         Err(e) => link_error(ErrorCode::Malformed, &e.to_string()),
@@ -1346,20 +1391,28 @@ async fn ask(
     request: LinkRequest,
     priority: i32,
 ) -> Result<LinkReply, String> {
-    let exchange = async {
-        let (mut send, mut recv) = connection.open_bi().await.map_err(|e| e.to_string())?;
-        let _ = send.set_priority(priority);
-        send.write_all(&framing::encode(&request))
-            .await
-            .map_err(|e| e.to_string())?;
-        let _ = send.finish();
-        read_one::<LinkReply>(&mut recv, 16 * 1024 * 1024)
-            .await
-            .ok_or_else(|| "the reply did not decode".to_owned())
-    };
-    tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+    let bytes = framing::encode(&request);
+    let (mut send, mut recv) = tokio::time::timeout(REQUEST_TIMEOUT, connection.open_bi())
         .await
-        .map_err(|_| format!("no reply within {REQUEST_TIMEOUT:?}"))?
+        .map_err(|_| format!("no stream opened within {REQUEST_TIMEOUT:?}"))?
+        .map_err(|e| e.to_string())?;
+    let _ = send.set_priority(priority);
+    // A large cable on a lossy satellite link may take long to send; bound the upload by its
+    // size (1 KiB/s at worst), and only then wait for the reply.
+    let upload = REQUEST_TIMEOUT
+        + Duration::from_secs(u64::try_from(bytes.len() / 1024).unwrap_or(u64::MAX));
+    tokio::time::timeout(upload, send.write_all(&bytes))
+        .await
+        .map_err(|_| format!("the request was not sent within {upload:?}"))?
+        .map_err(|e| e.to_string())?;
+    let _ = send.finish();
+    tokio::time::timeout(
+        REQUEST_TIMEOUT,
+        read_one::<LinkReply>(&mut recv, 16 * 1024 * 1024),
+    )
+    .await
+    .map_err(|_| format!("no reply within {REQUEST_TIMEOUT:?}"))?
+    .ok_or_else(|| "the reply did not decode".to_owned())
 }
 
 /// Reads exactly one frame of at most `max` bytes.
