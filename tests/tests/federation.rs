@@ -10,10 +10,17 @@ use valise_tests::{Diplomat, Network, Node, text};
 
 /// Hub `hq`, posts `paris` and `nairobi` dialling it, all running.
 fn three_nodes() -> (Network, Node, Node, Node) {
+    three_nodes_configured("", "")
+}
+
+/// As [`three_nodes`], with `hub_toml` and `paris_toml` added to those nodes' configurations.
+fn three_nodes_configured(hub_toml: &str, paris_toml: &str) -> (Network, Node, Node, Node) {
     let network = Network::new();
     let mut hub = network.hub("hq");
     let mut paris = network.post("paris", Some(&hub));
     let mut nairobi = network.post("nairobi", Some(&hub));
+    hub.configure(hub_toml);
+    paris.configure(paris_toml);
     hub.start();
     paris.start();
     nairobi.start();
@@ -55,7 +62,19 @@ fn inbox_of(diplomat: &Diplomat, n: usize) -> Vec<serde_json::Value> {
     })
 }
 
+/// Alice at Paris and Bob at Nairobi, once Bob's enrolment has reached Alice's directory.
+fn alice_and_bob(paris: &Node, nairobi: &Node) -> (Diplomat, Diplomat) {
+    let alice = paris.enrol("alice", "SECRET", &[]);
+    let bob = nairobi.enrol("bob", "SECRET", &[]);
+    knows(&alice, "bob@nairobi");
+    (alice, bob)
+}
+
 fn send(from: &Diplomat, to: &str, precedence: &str, subject: &str) -> String {
+    send_body(from, to, precedence, subject, "Text.")
+}
+
+fn send_body(from: &Diplomat, to: &str, precedence: &str, subject: &str, body: &str) -> String {
     from.send(&[
         "--to",
         to,
@@ -68,17 +87,15 @@ fn send(from: &Diplomat, to: &str, precedence: &str, subject: &str) -> String {
         "--subject",
         subject,
         "--body",
-        "Text.",
+        body,
     ])
 }
 
 #[test]
 fn paris_reaches_nairobi_through_the_hub_at_every_precedence() {
     let (_network, mut hub, paris, nairobi) = three_nodes();
-    let alice = paris.enrol("alice", "SECRET", &[]);
-    let bob = nairobi.enrol("bob", "SECRET", &[]);
     // Bob's enrolment at Nairobi reaches Paris through the hub, and Alice's reaches Nairobi.
-    knows(&alice, "bob@nairobi");
+    let (alice, bob) = alice_and_bob(&paris, &nairobi);
     knows(&bob, "alice@paris");
 
     let precedences = ["ROUTINE", "PRIORITY", "IMMEDIATE", "FLASH"];
@@ -222,18 +239,8 @@ fn hub_link(status: &serde_json::Value) -> &serde_json::Value {
 
 /// The cable ids whose custody `node` took, in the order its audit log recorded them.
 fn custody_order(node: &Node) -> Vec<String> {
-    let out = node.relay(&[
-        "audit",
-        "show",
-        "--config",
-        &node.config(),
-        "--last",
-        "100000",
-    ]);
-    assert!(out.status.success(), "{}", text(&out));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.contains("CustodyTaken") && l.contains("Success"))
+    audit_lines(node, &["CustodyTaken", "Success"])
+        .iter()
         .filter_map(|l| l.split("envelope:").nth(1))
         .map(|id| id.trim().to_owned())
         .collect()
@@ -241,18 +248,10 @@ fn custody_order(node: &Node) -> Vec<String> {
 
 #[test]
 fn a_hub_killed_mid_traffic_loses_nothing_and_flash_overtakes_the_queued_routine() {
-    let network = Network::new();
-    let mut hub = network.hub("hq");
-    let mut paris = network.post("paris", Some(&hub));
-    let mut nairobi = network.post("nairobi", Some(&hub));
     // A narrow window, so the cables queued during the partition leave in several rounds.
-    paris.configure("[links]\nforward_window = 2\n");
-    hub.start();
-    paris.start();
-    nairobi.start();
-    let alice = paris.enrol("alice", "SECRET", &[]);
-    let bob = nairobi.enrol("bob", "SECRET", &[]);
-    knows(&alice, "bob@nairobi");
+    let (_network, mut hub, paris, nairobi) =
+        three_nodes_configured("", "[links]\nforward_window = 2\n");
+    let (alice, bob) = alice_and_bob(&paris, &nairobi);
 
     let mut routine = Vec::new();
     for i in 0..3 {
@@ -461,34 +460,13 @@ fn a_post_whose_audit_store_was_rolled_back_is_refused_by_the_hub() {
 
 #[test]
 fn a_cable_the_hub_refuses_as_too_large_is_held_at_paris_not_lost() {
-    let network = Network::new();
-    let mut hub = network.hub("hq");
-    let mut paris = network.post("paris", Some(&hub));
-    let mut nairobi = network.post("nairobi", Some(&hub));
     // The hub takes smaller envelopes than Paris does: a misconfiguration Paris must survive.
-    hub.configure("[limits]\nmax_envelope_bytes = 32768\n");
-    hub.start();
-    paris.start();
-    nairobi.start();
-    let alice = paris.enrol("alice", "SECRET", &[]);
-    let bob = nairobi.enrol("bob", "SECRET", &[]);
-    knows(&alice, "bob@nairobi");
+    let (network, mut hub, paris, nairobi) =
+        three_nodes_configured("[limits]\nmax_envelope_bytes = 32768\n", "");
+    let (alice, bob) = alice_and_bob(&paris, &nairobi);
 
     let long = "Paragraph. ".repeat(6_000);
-    let id = alice.send(&[
-        "--to",
-        "bob@nairobi",
-        "--classification",
-        "CONFIDENTIAL",
-        "--precedence",
-        "PRIORITY",
-        "--tags",
-        "ADMN",
-        "--subject",
-        "Long report",
-        "--body",
-        &long,
-    ]);
+    let id = send_body(&alice, "bob@nairobi", "PRIORITY", "Long report", &long);
     // Paris acknowledged it, the hub refuses it: Paris keeps it and says why.
     let held = eventually("Paris to report the refusal", || {
         let now = status(&paris);

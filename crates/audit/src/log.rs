@@ -115,6 +115,11 @@ pub fn origin(ministry: &str, node: &str) -> String {
     format!("valise/{ministry}/{node}/audit")
 }
 
+/// The name a node cosigns its neighbours' checkpoints under: `valise/<ministry>/<node>/witness`.
+pub fn witness_name(ministry: &str, node: &str) -> String {
+    format!("valise/{ministry}/{node}/witness")
+}
+
 enum Request {
     Append(AuditEvent, mpsc::Sender<Result<u64, LogError>>),
     Checkpoint(mpsc::Sender<Result<SignedCheckpoint, LogError>>),

@@ -138,6 +138,11 @@ impl DurableDirectory {
         Ok(version)
     }
 
+    /// The content digest of every update held, whatever its version here.
+    pub fn held(&self) -> &HashSet<[u8; 32]> {
+        &self.held
+    }
+
     /// Applies an update received from another node's history, unless this node already holds
     /// it. Each node keeps its own numbering; an update keeps its content, and each origin's
     /// updates arrive in the order they were made, so a device's record never goes back.

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use prost::Message;
 use time::OffsetDateTime;
 use valise_audit::note::NoteVerifier;
 use valise_audit::{AuditLog, LogConfig};
@@ -18,7 +17,7 @@ use valise_crypto::directory::sign_device_record;
 use valise_crypto::identity::{DeviceId, IdentityKeyPair, IdentityPublicKey};
 use valise_crypto::receive_key::{ReceiveKeyPair, VerifiedReceiveKey};
 use valise_proto::v1::directory_update::Update;
-use valise_proto::v1::{Classification, DeviceRecord, DirectoryUpdate};
+use valise_proto::v1::{Classification, DeviceRecord};
 
 use crate::attachments::AttachmentStore;
 use crate::config::NodeKind;
@@ -367,27 +366,15 @@ impl LocalNode {
 
     /// This node's cosignature key as its neighbours check it: `valise/<ministry>/<node>/witness`.
     pub fn witness_verifier(&self) -> Result<NoteVerifier, LocalError> {
-        let name = format!("valise/{}/{}/witness", self.ministry, self.name);
+        let name = valise_audit::log::witness_name(&self.ministry, &self.name);
         NoteVerifier::cosigner(&name, self.node_key)
             .map_err(|e| LocalError(format!("node {}'s witness key: {e}", self.name)))
     }
 
     /// The digests of every directory update this node holds, whatever their numbering.
-    fn directory_digests(&self) -> Result<BTreeSet<[u8; 32]>, LocalError> {
-        let updates = self
-            .node
-            .update_directory(|d| d.updates_after(0, usize::MAX, usize::MAX))
-            .map_err(|e| LocalError(format!("node {}'s directory: {e}", self.name)))?;
-        Ok(updates
-            .into_iter()
-            .map(|u| {
-                let unnumbered = DirectoryUpdate {
-                    version: 0,
-                    update: u.update,
-                };
-                valise_crypto::sha256(&unnumbered.encode_to_vec())
-            })
-            .collect())
+    fn directory_digests(&self) -> BTreeSet<[u8; 32]> {
+        self.node
+            .update_directory(|d| d.held().iter().copied().collect())
     }
 }
 
@@ -409,14 +396,6 @@ pub fn build(
         node_key: post.node_key,
         devices,
     })
-}
-
-/// A QUIC connection to the local node as `device`.
-pub async fn connect(
-    _network: &LocalNetwork,
-    device: &LocalDevice,
-) -> Result<quinn::Connection, LocalError> {
-    device.connect().await
 }
 
 /// A running federated network on loopback: a hub and posts that dial it, every node certified
@@ -539,8 +518,8 @@ impl LocalFederation {
         self.wait(timeout, "the directory to reach every node", || {
             let held = self
                 .nodes()
-                .map(|n| Ok((n.name.as_str(), n.directory_digests()?)))
-                .collect::<Result<Vec<_>, LocalError>>()?;
+                .map(|n| (n.name.as_str(), n.directory_digests()))
+                .collect::<Vec<_>>();
             let all: BTreeSet<&[u8; 32]> = held.iter().flat_map(|(_, d)| d).collect();
             let behind: Vec<String> = held
                 .iter()

@@ -33,7 +33,7 @@ use valise_relay::files::{
     self, ATTACHMENTS_DIR, ENROLMENT_CERT, ENROLMENT_KEY, LINKS_DIR, NODE_SIGNING_KEY,
     NODE_STORAGE_KEY, NodeFiles, POST_CA_KEY, POST_CA_PEM, QUEUE_DIR,
 };
-use valise_relay::node::{EnrolmentDesk, Federation, NodeParams, PeerAddress, start};
+use valise_relay::node::{EnrolmentDesk, Federation, NodeParams, start};
 use valise_relay::pki::{
     MinistryCa, PostCa, Validity, directory_root, root_fingerprint, server_config,
 };
@@ -594,14 +594,7 @@ async fn serve(config: Config, node_files: NodeFiles) -> Result<()> {
             ministry: config.node.ministry.clone(),
             kind: config.node.kind,
             hub: config.node.hub.clone(),
-            peers: config
-                .peers
-                .iter()
-                .map(|p| PeerAddress {
-                    name: p.name.clone(),
-                    addr: p.addr.clone(),
-                })
-                .collect(),
+            peers: config.peers.clone(),
             ca_pem: node_files.ca_pem.clone(),
             tls: node_files.tls.clone(),
             state_dir: data.join(LINKS_DIR),
@@ -1007,10 +1000,7 @@ fn trusted_checkpoint(config: &Config, keys: &VerifyKeys) -> Result<Option<(Chec
         let signed = SignedCheckpoint::verify(&witnessed.note, &keys.log).with_context(|| {
             format!("the checkpoint kept in {path} is not signed by this node's log key")
         })?;
-        let witness = format!(
-            "valise/{}/{}/witness",
-            config.node.ministry, witnessed.neighbour
-        );
+        let witness = valise_audit::log::witness_name(&config.node.ministry, &witnessed.neighbour);
         if let Some(verifier) = keys.witnesses.iter().find(|w| w.name() == witness) {
             verifier.verify(&signed.note).with_context(|| {
                 format!(

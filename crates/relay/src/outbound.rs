@@ -4,9 +4,9 @@
 //! A link keeps up to a window of cables awaiting the next hop's custody receipt. Each pick
 //! takes the most urgent entries not already in flight, so a FLASH queued behind thousands of
 //! ROUTINE cables (during a partition, say) goes in the very next pick. An entry the next hop
-//! could not take yet (its directory is behind, it is busy) waits, with a growing delay; an
-//! entry in flight when the link drops is sent again on the next link, and the next hop
-//! dedups it by cable id.
+//! could not take yet (its directory is behind, it is busy) waits, with a growing delay. Each
+//! link has its own `Outbound`, so an entry in flight when the link drops is sent again on the
+//! next link, and the next hop dedups it by cable id.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -82,11 +82,6 @@ impl Outbound {
         let delay = retry_delay(attempts, jitter).max(at_least);
         self.deferred.insert(key, (now + delay, attempts));
         delay
-    }
-
-    /// The link dropped: whatever was in flight is sent again on the next one.
-    pub fn link_lost(&mut self) {
-        self.in_flight.clear();
     }
 
     /// Cables awaiting a custody receipt.
@@ -172,15 +167,6 @@ mod tests {
         out.pick(&queue, FIRST_RETRY * 3);
         let asked = out.retry_later(routine(0), FIRST_RETRY * 3, Duration::from_secs(30), 1.0);
         assert_eq!(asked, Duration::from_secs(30));
-    }
-
-    #[test]
-    fn in_flight_cables_are_sent_again_after_the_link_drops() {
-        let mut out = Outbound::new(2);
-        let queue: Vec<QueueKey> = (0..2).map(routine).collect();
-        assert_eq!(out.pick(&queue, Duration::ZERO).len(), 2);
-        out.link_lost();
-        assert_eq!(out.pick(&queue, Duration::ZERO), queue);
     }
 
     #[test]

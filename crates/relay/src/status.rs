@@ -6,10 +6,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::Path;
 
 use valise_proto::v1::{LinkState, NodeStatus, QueueDepth};
 
-use crate::config::{Config, NodeKind};
+use crate::config::{Config, NodeKind, PeerSection};
 use crate::files::{LINKS_DIR, NODE_STORAGE_KEY, QUEUE_DIR};
 use crate::node::LinkStatus;
 use crate::routing::NextHop;
@@ -94,44 +95,34 @@ fn link_state(hop: &NextHop, link: &LinkStatus, queued: [u64; 4]) -> LinkState {
 
 /// The hop a neighbour's kept cosignature belongs to: a configured peer post, else the hub
 /// (a post links to nothing else; every neighbour of the hub is a post).
-pub fn hop_of(neighbour: &str, kind: NodeKind, peers: &[String]) -> NextHop {
-    if kind == NodeKind::Hub || peers.iter().any(|p| p == neighbour) {
+fn hop_of(neighbour: &str, kind: NodeKind, peers: &[PeerSection]) -> NextHop {
+    if kind == NodeKind::Hub || peers.iter().any(|p| p.name == neighbour) {
         NextHop::Post(neighbour.to_owned())
     } else {
         NextHop::Hub
     }
 }
 
-/// Adds each neighbour's newest kept cosignature to `links` (the links it expects, or an
-/// entry of its own for a neighbour no longer configured).
-pub fn add_witnessed(
-    links: &mut BTreeMap<NextHop, LinkStatus>,
-    kept: &[witnessed::Witnessed],
+/// The links a node's configuration expects, each with the newest checkpoint its neighbour
+/// cosigned (kept in `links_dir`): what status shows before any link is up, and while the
+/// node is stopped.
+pub fn configured_links(
     kind: NodeKind,
-    peers: &[String],
-) {
-    for w in kept {
-        let Some(size) = w.size() else { continue };
-        let link = links.entry(hop_of(&w.neighbour, kind, peers)).or_default();
-        link.neighbour.get_or_insert_with(|| w.neighbour.clone());
-        link.witnessed = Some((size, w.kept_at_ms));
-    }
-}
-
-/// A stopped node's status, from its configuration, its kept cosignatures and its queue store.
-pub fn from_files(config: &Config) -> Result<NodeStatus, String> {
-    let peers: Vec<String> = config.peers.iter().map(|p| p.name.clone()).collect();
+    hub: Option<&str>,
+    peers: &[PeerSection],
+    links_dir: &Path,
+) -> std::io::Result<BTreeMap<NextHop, LinkStatus>> {
     let mut links = BTreeMap::new();
-    if let Some(hub) = &config.node.hub {
+    if let Some(hub) = hub {
         links.insert(
             NextHop::Hub,
             LinkStatus {
-                addr: Some(hub.clone()),
+                addr: Some(hub.to_owned()),
                 ..LinkStatus::default()
             },
         );
     }
-    for peer in &config.peers {
+    for peer in peers {
         links.insert(
             NextHop::Post(peer.name.clone()),
             LinkStatus {
@@ -141,14 +132,35 @@ pub fn from_files(config: &Config) -> Result<NodeStatus, String> {
             },
         );
     }
+    for w in witnessed::read_all(links_dir)? {
+        let Some(size) = w.size() else { continue };
+        let link = links.entry(hop_of(&w.neighbour, kind, peers)).or_default();
+        // On a post, a hub since replaced (or a peer since removed) also maps to the hub: the
+        // most recent cosignature is the current hub's.
+        if link.witnessed.is_some_and(|(_, at)| at > w.kept_at_ms) {
+            continue;
+        }
+        link.neighbour = Some(w.neighbour.clone());
+        link.witnessed = Some((size, w.kept_at_ms));
+    }
+    Ok(links)
+}
+
+/// A stopped node's status, from its configuration, its kept cosignatures and its queue store.
+pub fn from_files(config: &Config) -> Result<NodeStatus, String> {
     let links_dir = config.node.data_dir.join(LINKS_DIR);
-    let kept = witnessed::read_all(&links_dir).map_err(|e| {
+    let links = configured_links(
+        config.node.kind,
+        config.node.hub.as_deref(),
+        &config.peers,
+        &links_dir,
+    )
+    .map_err(|e| {
         format!(
             "cannot read the witnessed checkpoints in {}: {e}",
-            links_dir.display()
+            links_dir.join(witnessed::WITNESSED_DIR).display()
         )
     })?;
-    add_witnessed(&mut links, &kept, config.node.kind, &peers);
     let (delivery, onward) = stopped_queues(config)?;
     Ok(assemble(Parts {
         node: config.node.name.clone(),
@@ -396,16 +408,32 @@ mod tests {
     }
 
     #[test]
-    fn a_kept_cosignature_belongs_to_the_hub_unless_it_is_a_peer() {
-        let peers = vec!["brussels".to_owned()];
-        assert_eq!(hop_of("hq", NodeKind::Post, &peers), NextHop::Hub);
-        assert_eq!(
-            hop_of("brussels", NodeKind::Post, &peers),
-            NextHop::Post("brussels".into())
-        );
-        assert_eq!(
-            hop_of("paris", NodeKind::Hub, &[]),
-            NextHop::Post("paris".into())
-        );
+    fn configured_links_carry_what_each_neighbour_last_witnessed() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let peers = vec![PeerSection {
+            name: "brussels".into(),
+            addr: "brussels.example:4433".into(),
+        }];
+        // Lisbon was a peer once; it is no longer configured.
+        witnessed::keep(dir.path(), "lisbon", "o\n3\nr\n")?;
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        witnessed::keep(dir.path(), "hq", "o\n12\nr\n")?;
+        witnessed::keep(dir.path(), "brussels", "o\n7\nr\n")?;
+        let links = configured_links(NodeKind::Post, Some("hq.example:4433"), &peers, dir.path())?;
+        let hub = &links[&NextHop::Hub];
+        assert_eq!(hub.addr.as_deref(), Some("hq.example:4433"));
+        assert_eq!(hub.neighbour.as_deref(), Some("hq"));
+        assert_eq!(hub.witnessed.map(|w| w.0), Some(12));
+        let brussels = &links[&NextHop::Post("brussels".into())];
+        assert_eq!(brussels.addr.as_deref(), Some("brussels.example:4433"));
+        assert_eq!(brussels.witnessed.map(|w| w.0), Some(7));
+        // On a post, a neighbour that is not a configured peer can only have been a hub: the
+        // most recent of them is shown.
+        assert_eq!(links.len(), 2);
+        // On the hub, every neighbour is a post of its own.
+        let on_hub = configured_links(NodeKind::Hub, None, &[], dir.path())?;
+        let names: Vec<String> = on_hub.keys().map(NextHop::label).collect();
+        assert_eq!(names, ["post:brussels", "post:hq", "post:lisbon"]);
+        Ok(())
     }
 }

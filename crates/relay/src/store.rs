@@ -189,6 +189,16 @@ impl RelayStore {
         };
         let at = QueueKey::new(custody.precedence, seq);
         let entries = custody.local.len() + custody.onward.len();
+        if entries == 0 {
+            // Nobody left to deliver to (every recipient revoked since sealing): remembered as
+            // seen, so a resend is a duplicate, but no envelope is kept that nothing would free.
+            let result = self.commit.commit(vec![
+                Write::Put(key(b'd', &[&cable]), now_ms.to_be_bytes().to_vec()),
+                Write::Put(b"mseq".to_vec(), seq.to_be_bytes().to_vec()),
+            ]);
+            self.done_storing(&cable);
+            return result.map(|()| Enqueued::Stored { seq });
+        }
         let count = u32::try_from(entries).unwrap_or(u32::MAX);
         let sealed = self
             .sealer

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::time::Duration;
 
 use prost::Message;
@@ -11,33 +13,15 @@ use valise_crypto::custody;
 use valise_crypto::envelope::{decode_envelope, new_cable_id, open, seal};
 use valise_proto::framing::{FrameDecoder, encode};
 use valise_proto::v1::{
-    CableBody, Classification, ClientFrame, DeliveryAck, NodeFrame, Precedence, RoutingHeader,
-    Submit, Subscribe, client_frame, node_frame,
+    CableBody, Classification, ClientFrame, DeliveryAck, Precedence, RoutingHeader, Submit,
+    Subscribe, client_frame, node_frame,
 };
 use valise_relay::limits::Limits;
 use valise_relay::local::{LocalDevice, start_network};
 
-const WAIT: Duration = Duration::from_secs(30);
+use common::next_node_frame;
 
-/// The next frame on a node's stream, or `None` once the node has finished it.
-async fn next_frame(recv: &mut quinn::RecvStream, decoder: &mut FrameDecoder) -> Option<NodeFrame> {
-    loop {
-        if let Some(frame) = decoder.next_frame::<NodeFrame>().unwrap() {
-            return Some(frame);
-        }
-        let chunk = tokio::time::timeout(WAIT, recv.read_chunk(1 << 16, true))
-            .await
-            .expect("the node neither sent a frame nor finished the stream")
-            .unwrap();
-        match chunk {
-            Some(chunk) => decoder.push(&chunk.bytes),
-            None => {
-                decoder.finish().unwrap();
-                return None;
-            }
-        }
-    }
-}
+const WAIT: Duration = Duration::from_secs(30);
 
 fn frame(frame: client_frame::Frame) -> Vec<u8> {
     encode(&ClientFrame { frame: Some(frame) })
@@ -54,7 +38,11 @@ async fn collect(device: &LocalDevice, wanted: usize) -> Vec<Vec<u8>> {
     let mut decoder = FrameDecoder::new(1 << 24);
     let mut delivered = Vec::new();
     loop {
-        match next_frame(&mut recv, &mut decoder).await.unwrap().frame {
+        match next_node_frame(&mut recv, &mut decoder)
+            .await
+            .unwrap()
+            .frame
+        {
             Some(node_frame::Frame::Delivery(d)) => {
                 delivered.push(d.envelope);
                 send.write_all(&frame(client_frame::Frame::DeliveryAck(DeliveryAck {
@@ -70,7 +58,7 @@ async fn collect(device: &LocalDevice, wanted: usize) -> Vec<Vec<u8>> {
     }
     send.finish().unwrap();
     // The node finishes its side once it has processed every acknowledgement.
-    assert!(next_frame(&mut recv, &mut decoder).await.is_none());
+    assert!(next_node_frame(&mut recv, &mut decoder).await.is_none());
     delivered
 }
 
@@ -133,7 +121,7 @@ async fn a_cable_from_one_post_is_delivered_once_at_the_other_through_the_hub() 
     .unwrap();
     send.finish().unwrap();
     let mut decoder = FrameDecoder::new(1 << 20);
-    let reply = next_frame(&mut recv, &mut decoder).await.unwrap();
+    let reply = next_node_frame(&mut recv, &mut decoder).await.unwrap();
     let Some(node_frame::Frame::CustodyReceipt(receipt)) = reply.frame else {
         panic!("Paris did not take custody: {reply:?}")
     };

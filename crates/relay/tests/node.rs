@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,6 +37,8 @@ use valise_relay::pki::{
     CertifiedKey, MinistryCa, PostCa, Validity, client_config, directory_root, server_config,
 };
 use valise_relay::store::RelayStore;
+
+use common::next_node_frame;
 
 struct Diplomat {
     address: String,
@@ -1226,29 +1230,6 @@ async fn flash_arriving_mid_delivery_goes_next_and_nothing_is_sent_twice() {
 fn subscribe_frame() -> ClientFrame {
     ClientFrame {
         frame: Some(client_frame::Frame::Subscribe(Subscribe {})),
-    }
-}
-
-/// The next frame on a node's stream, or `None` once the node has finished it.
-async fn next_node_frame(
-    recv: &mut quinn::RecvStream,
-    decoder: &mut FrameDecoder,
-) -> Option<NodeFrame> {
-    loop {
-        if let Some(frame) = decoder.next_frame::<NodeFrame>().unwrap() {
-            return Some(frame);
-        }
-        let chunk = tokio::time::timeout(Duration::from_secs(10), recv.read_chunk(1 << 16, true))
-            .await
-            .expect("the node neither sent a frame nor finished the stream")
-            .unwrap();
-        match chunk {
-            Some(chunk) => decoder.push(&chunk.bytes),
-            None => {
-                decoder.finish().unwrap();
-                return None;
-            }
-        }
     }
 }
 

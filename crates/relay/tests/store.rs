@@ -361,3 +361,30 @@ fn a_forwarded_cable_is_kept_until_every_hop_and_device_is_done_and_survives_a_r
     );
     assert!(store.envelope(&cable(1)).unwrap().is_some());
 }
+
+#[test]
+fn a_cable_with_nobody_left_to_deliver_to_keeps_no_envelope_but_is_remembered() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RelayStore::open(dir.path(), &storage_key()).unwrap();
+    // Every recipient was revoked since sealing: custody is taken (the sender may let go), but
+    // there is nothing to queue and so nothing that would ever release an envelope.
+    let custody = Custody {
+        cable: cable(3),
+        precedence: Precedence::Priority,
+        envelope: b"sealed cable",
+        local: &[],
+        onward: &[],
+        accepted_at_ms: 500,
+    };
+    assert!(matches!(
+        store.take_custody(custody, 1000).unwrap(),
+        Enqueued::Stored { .. }
+    ));
+    assert_eq!(store.envelope(&cable(3)).unwrap(), None);
+    assert_eq!(store.depth().unwrap(), [0; 4]);
+    assert_eq!(
+        store.take_custody(custody, 1001).unwrap(),
+        Enqueued::Duplicate,
+        "a resend is recognised"
+    );
+}

@@ -357,13 +357,26 @@ async fn setup(args: &Args, dir: &std::path::Path) -> Result<Setup> {
 }
 
 /// Waits until every cable submitted so far has been delivered.
-async fn drained(clock: &Clock) {
-    while clock
-        .submitted
-        .lock()
-        .map(|s| !s.is_empty())
-        .unwrap_or(false)
-    {
+/// Waits until the recipient holds every cable submitted so far. Fails, rather than waiting
+/// for ever, if the recipient stopped or nothing arrived for a minute.
+async fn drained(clock: &Clock, receiver: &tokio::task::JoinHandle<Result<()>>) -> Result<()> {
+    const STALL: Duration = Duration::from_secs(60);
+    let (mut last, mut since) = (usize::MAX, Instant::now());
+    loop {
+        let left = clock.submitted.lock().map_or(0, |s| s.len());
+        if left == 0 {
+            return Ok(());
+        }
+        if receiver.is_finished() {
+            bail!("the recipient stopped receiving with {left} cables outstanding");
+        }
+        if left != last {
+            (last, since) = (left, Instant::now());
+        } else if since.elapsed() > STALL {
+            bail!(
+                "nothing delivered for {STALL:?} with {left} cables outstanding; a node holds them"
+            );
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -406,12 +419,12 @@ async fn run(args: &Args, dir: &std::path::Path) -> Result<()> {
     )
     .await?;
     // Every idle probe is in before the bulk starts, so none is measured under load.
-    drained(&clock).await;
+    drained(&clock, &receiver).await?;
 
     // 2. Throughput: every sender at full speed; then until the recipient has every cable.
     let start = Instant::now();
     let took = bulk(senders, main_batches, args.streams, &clock).await?;
-    drained(&clock).await;
+    drained(&clock, &receiver).await?;
     let delivered_in = start.elapsed();
     let total = per_sender * args.senders;
     let throughput = total as f64 / took.as_secs_f64();

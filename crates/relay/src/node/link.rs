@@ -35,7 +35,7 @@ use valise_proto::v1::{
 use super::{
     Arrival, Record, Shared, blocking_store, now_ms, posts_of, record_async, take_custody,
 };
-use crate::config::NodeKind;
+use crate::config::{NodeKind, PeerSection};
 use crate::outbound::{Outbound, retry_delay};
 use crate::policy::check_forward;
 use crate::queue::QueueKey;
@@ -67,15 +67,6 @@ const HELD_RETRY: Duration = Duration::from_secs(15 * 60);
 /// How long a dial may take.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A node this one dials: its name and `host:port`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeerAddress {
-    /// The peer post's node name, e.g. `brussels`.
-    pub name: String,
-    /// Where it listens, `host:port`; the host must be named in its node certificate.
-    pub addr: String,
-}
-
 /// What a node needs to join the network.
 pub struct Federation {
     /// The ministry, e.g. `mfa.example`: node certificates name `<node>.<ministry>`.
@@ -85,7 +76,7 @@ pub struct Federation {
     /// For a post: the hub's `host:port`.
     pub hub: Option<String>,
     /// Peer posts linked directly.
-    pub peers: Vec<PeerAddress>,
+    pub peers: Vec<PeerSection>,
     /// The ministry root (PEM), the only anchor for the nodes dialled.
     pub ca_pem: String,
     /// This node's certificate and key, presented when dialling.
@@ -123,7 +114,8 @@ pub(super) struct Links {
     state: Option<Arc<SledStore>>,
     /// The link state folder: the witness-keys file and the witnessed notes live there.
     state_dir: Option<PathBuf>,
-    live: Mutex<HashMap<NextHop, Neighbour>>,
+    /// The current connection of each hop, so a newer link replaces an older one.
+    live: Mutex<HashMap<NextHop, quinn::Connection>>,
     status: Mutex<BTreeMap<NextHop, LinkStatus>>,
     wakers: Mutex<HashMap<NextHop, Arc<Notify>>>,
     /// Witnessing is check-then-persist: one checkpoint at a time.
@@ -133,7 +125,7 @@ pub(super) struct Links {
 struct Dial {
     window: usize,
     hub: Option<String>,
-    peers: Vec<PeerAddress>,
+    peers: Vec<PeerSection>,
     client: quinn::ClientConfig,
 }
 
@@ -182,6 +174,7 @@ impl Links {
             String::new(),
             None,
             None,
+            BTreeMap::new(),
         )
     }
 
@@ -205,7 +198,7 @@ impl Links {
         let mut client = quinn::ClientConfig::new(Arc::new(crypto));
         client.transport_config(Arc::new(transport));
         // Peer posts: the one whose name sorts first dials, so a pair keeps one connection.
-        let dialled: Vec<PeerAddress> = federation
+        let dialled: Vec<PeerSection> = federation
             .peers
             .iter()
             .filter(|p| name < p.name.as_str())
@@ -217,13 +210,18 @@ impl Links {
             has_hub: federation.hub.is_some(),
             peers: federation.peers.iter().map(|p| p.name.clone()).collect(),
         };
-        let kept = crate::witnessed::read_all(&federation.state_dir).map_err(|source| {
-            FederationError::Witnessed {
-                path: federation.state_dir.join(crate::witnessed::WITNESSED_DIR),
-                source,
-            }
+        // Expected before any link is up, with what the neighbours witnessed before this start.
+        let status = crate::status::configured_links(
+            federation.kind,
+            federation.hub.as_deref(),
+            &federation.peers,
+            &federation.state_dir,
+        )
+        .map_err(|source| FederationError::Witnessed {
+            path: federation.state_dir.join(crate::witnessed::WITNESSED_DIR),
+            source,
         })?;
-        let links = Links::new(
+        Ok(Links::new(
             routes,
             federation.ministry,
             Some(Dial {
@@ -233,55 +231,19 @@ impl Links {
                 client,
             }),
             Some((Arc::new(state), federation.state_dir)),
-        );
-        // What the neighbours witnessed before this start, so status shows it at once.
-        {
-            let mut status = links.status.lock().unwrap_or_else(PoisonError::into_inner);
-            crate::status::add_witnessed(
-                &mut status,
-                &kept,
-                links.routes.kind,
-                &links.routes.peers,
-            );
-        }
-        Ok(links)
+            status,
+        ))
     }
 
-    /// `state`: the link state store and its folder.
+    /// `state`: the link state store and its folder; `status`: the links expected.
     fn new(
         routes: Routes,
         ministry: String,
         federation: Option<Dial>,
         state: Option<(Arc<SledStore>, PathBuf)>,
+        status: BTreeMap<NextHop, LinkStatus>,
     ) -> Self {
         let (state, state_dir) = state.unzip();
-        let mut status = BTreeMap::new();
-        if let Some(dial) = &federation {
-            if let Some(hub) = &dial.hub {
-                status.insert(
-                    NextHop::Hub,
-                    LinkStatus {
-                        addr: Some(hub.clone()),
-                        ..LinkStatus::default()
-                    },
-                );
-            }
-            for peer in &routes.peers {
-                let addr = dial
-                    .peers
-                    .iter()
-                    .find(|p| &p.name == peer)
-                    .map(|p| p.addr.clone());
-                status.insert(
-                    NextHop::Post(peer.clone()),
-                    LinkStatus {
-                        neighbour: Some(peer.clone()),
-                        addr,
-                        ..LinkStatus::default()
-                    },
-                );
-            }
-        }
         Links {
             routes,
             ministry,
@@ -324,7 +286,7 @@ impl Links {
     }
 
     fn witness_name(&self, node: &str) -> String {
-        format!("valise/{}/{node}/witness", self.ministry)
+        valise_audit::log::witness_name(&self.ministry, node)
     }
 }
 
@@ -614,12 +576,11 @@ async fn run_link(shared: &Arc<Shared>, hop: NextHop, neighbour: Neighbour) {
         .live
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .insert(hop.clone(), neighbour.clone());
+        .insert(hop.clone(), connection.clone());
     if let Some(old) = previous
-        && old.connection.stable_id() != connection.stable_id()
+        && old.stable_id() != connection.stable_id()
     {
-        old.connection
-            .close(CLOSE_REPLACED.into(), b"replaced by a newer link");
+        old.close(CLOSE_REPLACED.into(), b"replaced by a newer link");
     }
     let _tasks = LinkTasks(vec![
         tokio::spawn(serve_requests(
@@ -652,7 +613,7 @@ async fn run_link(shared: &Arc<Shared>, hop: NextHop, neighbour: Neighbour) {
             .unwrap_or_else(PoisonError::into_inner);
         let current = live
             .get(&hop)
-            .is_some_and(|n| n.connection.stable_id() == connection.stable_id());
+            .is_some_and(|c| c.stable_id() == connection.stable_id());
         if current {
             live.remove(&hop);
         }
@@ -916,7 +877,16 @@ async fn pull_directory(shared: Arc<Shared>, hop: NextHop, neighbour: Neighbour)
                 continue;
             }
         };
-        match apply_page(&shared, &neighbour.name, after, page.updates) {
+        // Each applied update is made durable (an fsync) under the directory's write lock: off
+        // the async workers.
+        let applied = {
+            let shared = Arc::clone(&shared);
+            let from = neighbour.name.clone();
+            tokio::task::spawn_blocking(move || apply_page(&shared, &from, after, page.updates))
+                .await
+                .unwrap_or_else(|_| Err("applying a directory page failed".to_owned()))
+        };
+        match applied {
             Ok(reached) => {
                 if reached != after {
                     after = reached;
@@ -1151,7 +1121,7 @@ async fn send_forward(
                 shared.links.failed(
                     hop,
                     format!(
-                        "node {} refuses cable {} ({}): {}; it is held here, retried every {}                          minutes; align the nodes' [limits] or versions",
+                        "node {} refuses cable {} ({}): {}; it is held here, retried every {} minutes; align the nodes' [limits] or versions",
                         neighbour.name,
                         hex::encode(cable),
                         code.as_str_name(),
@@ -1229,15 +1199,18 @@ async fn offer_checkpoints(shared: Arc<Shared>, hop: NextHop, neighbour: Neighbo
         };
         match reply.reply {
             Some(link_reply::Reply::Cosignature(c)) => {
-                let audit = Arc::clone(&shared.audit);
-                let line = c.line.clone();
-                let check = verifier.clone();
-                let stored =
-                    tokio::task::spawn_blocking(move || audit.add_cosignature(size, &line, &check))
-                        .await;
+                let stored = {
+                    let (shared, hop) = (Arc::clone(&shared), hop.clone());
+                    let (name, check) = (neighbour.name.clone(), verifier.clone());
+                    tokio::task::spawn_blocking(move || {
+                        let cosigned = shared.audit.add_cosignature(size, &c.line, &check)?;
+                        keep_witnessed(&shared, &hop, &name, &cosigned);
+                        Ok::<_, valise_audit::LogError>(())
+                    })
+                    .await
+                };
                 match stored {
-                    Ok(Ok(cosigned)) => {
-                        keep_witnessed(&shared, &hop, &neighbour.name, &cosigned);
+                    Ok(Ok(())) => {
                         their_size = size;
                         offered = Some(size);
                         shared

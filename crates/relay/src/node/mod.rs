@@ -58,7 +58,7 @@ use crate::routing::{NextHop, Routed};
 use crate::store::{Custody, Enqueued, RelayStore};
 
 mod link;
-pub use link::{Federation, FederationError, LinkStatus, PeerAddress, WITNESS_KEYS};
+pub use link::{Federation, FederationError, LinkStatus, WITNESS_KEYS};
 
 /// How long a delivery may go unacknowledged before it is sent again.
 const REDELIVER_AFTER: Duration = Duration::from_secs(30);
@@ -358,11 +358,6 @@ impl RunningNode {
     /// Queue depth per precedence: [FLASH, IMMEDIATE, PRIORITY, ROUTINE].
     pub fn queue_depth(&self) -> Result<[u64; 4], StoreError> {
         self.shared.store.depth()
-    }
-
-    /// Cables waiting for each next hop, per precedence.
-    pub fn onward_depth(&self) -> Result<std::collections::BTreeMap<String, [u64; 4]>, StoreError> {
-        self.shared.store.onward_depth()
     }
 
     /// Every link this node has or expects.

@@ -1,4 +1,5 @@
-//! Helpers shared by the tests that drive the `valise-relay` binary.
+//! Helpers shared by the relay's integration tests: driving the `valise-relay` binary, and
+//! reading a node's frames.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -200,4 +201,31 @@ pub fn code_in(out: &std::process::Output) -> String {
         .next()
         .unwrap()
         .to_owned()
+}
+
+/// The next frame on a node's stream, or `None` once the node has finished it. Waits at most
+/// 30 s for the node to say something.
+pub async fn next_node_frame(
+    recv: &mut quinn::RecvStream,
+    decoder: &mut valise_proto::framing::FrameDecoder,
+) -> Option<valise_proto::v1::NodeFrame> {
+    loop {
+        if let Some(frame) = decoder.next_frame::<valise_proto::v1::NodeFrame>().unwrap() {
+            return Some(frame);
+        }
+        let chunk = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            recv.read_chunk(1 << 16, true),
+        )
+        .await
+        .expect("the node neither sent a frame nor finished the stream")
+        .unwrap();
+        match chunk {
+            Some(chunk) => decoder.push(&chunk.bytes),
+            None => {
+                decoder.finish().unwrap();
+                return None;
+            }
+        }
+    }
 }
