@@ -188,7 +188,8 @@ pub enum Command {
         #[arg(long)]
         emergency: bool,
     },
-    /// Run a complete local network (CA, post node, diplomats) and show Valise at work.
+    /// Run a complete local network (a root CA, the hub and two posts, diplomats at each) and
+    /// show Valise at work.
     Demo {
         /// Keep the network's files in this folder for inspection.
         #[arg(long, value_name = "DIR")]

@@ -5,8 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use valise_client::client::{Client, Event};
-use valise_client::compose::precedence_name;
-use valise_client::compose::{CableDraft, classification_name};
+use valise_client::compose::CableDraft;
 use valise_client::enrol::{Invitation, enrol};
 use valise_client::inbox::InboxEntry;
 use valise_client::status::{DeliveryState, SentCable};
@@ -254,7 +253,7 @@ async fn with_client(
                             "address": e.device.address(),
                             "name": e.device.display_name,
                             "offices": e.device.offices,
-                            "clearance": classification_name(e.device.clearance),
+                            "clearance": e.device.clearance.cable_name(),
                             "device": e.device.id.to_string(),
                             "revoked": e.revoked,
                         })
@@ -269,7 +268,7 @@ async fn with_client(
                         "{:20} {:24} {:13} {:16} device {}{}",
                         e.device.address(),
                         render::fit(&e.device.display_name, 24),
-                        classification_name(e.device.clearance),
+                        e.device.clearance.cable_name(),
                         e.device.offices.join(","),
                         &e.device.id.to_string()[..8],
                         if e.revoked { "  REVOKED" } else { "" }
@@ -355,7 +354,7 @@ async fn watch(client: &mut Client, json: bool, bars: &Bars) -> Result<()> {
                 Event::Offline { reason } => ("offline", reason.clone()),
                 Event::Received { id, precedence } => (
                     "received",
-                    format!("new {} cable {id}", precedence_name(*precedence)),
+                    format!("new {} cable {id}", precedence.cable_name()),
                 ),
                 Event::StatusChanged { id } => ("status", format!("cable {id} changed state")),
                 _ => continue,

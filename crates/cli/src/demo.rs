@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 use valise_audit::note::NoteVerifier;
 use valise_audit::verify::{VerifyKeys, verify_dir};
 use valise_client::client::Client;
-use valise_client::compose::{CableDraft, classification_name};
+use valise_client::compose::CableDraft;
 use valise_client::enrol::{Invitation, enrol};
 use valise_client::status::{DeliveryState, SentCable};
 use valise_client::sync::NoProgress;
@@ -161,7 +161,7 @@ pub async fn run(keep: Option<&Path>) -> Result<()> {
         println!(
             "   {:20} {:14} {:5}  device {}",
             client.address(),
-            classification_name(clearance),
+            clearance.cable_name(),
             office,
             &client.device_id().to_string()[..8]
         );
@@ -263,6 +263,9 @@ pub async fn run(keep: Option<&Path>) -> Result<()> {
         Err(e) => println!("     {e}"),
         Ok(_) => bail!("a TOP SECRET cable to a SECRET reader was accepted"),
     }
+    println!("   so the ambassador sends it to the one reader cleared for it:");
+    too_high.action = vec!["ambassador@nairobi".into()];
+    let top_secret = send(staff.get("ambassador@paris")?, too_high).await?;
     let mut flash = draft(
         &["ambassador@nairobi", "alice@paris"],
         &[],
@@ -280,7 +283,10 @@ pub async fn run(keep: Option<&Path>) -> Result<()> {
         "Recipients sync: cables for Nairobi cross the hub, custody at every hop",
     );
     let expected = [
-        ("ambassador@nairobi", vec![&routine, &border, &flash]),
+        (
+            "ambassador@nairobi",
+            vec![&routine, &border, &top_secret, &flash],
+        ),
         ("david@nairobi", vec![&priority, &border]),
         ("ambassador@paris", vec![&demarche]),
         ("alice@paris", vec![&flash]),
@@ -307,7 +313,7 @@ pub async fn run(keep: Option<&Path>) -> Result<()> {
     for (id, entry) in staff.find("ambassador@nairobi")?.inbox()? {
         let header = entry.header.clone().unwrap_or_default();
         println!(
-            "     {}  {:12} {:14} from {:18} {}",
+            "     {}  {:12} {:17} from {:18} {}",
             &id[..8],
             render::precedence(&header),
             render::marking(&header),
@@ -393,6 +399,11 @@ pub async fn run(keep: Option<&Path>) -> Result<()> {
             "alice@paris",
             &demarche,
             vec![("ambassador@paris", Read), ("bob@paris", Delivered)],
+        ),
+        (
+            "ambassador@paris",
+            &top_secret,
+            vec![("ambassador@nairobi", Delivered)],
         ),
         (
             "ambassador@paris",
@@ -596,7 +607,7 @@ async fn send(client: &mut Client, draft: CableDraft) -> Result<String> {
     };
     let header = client.status(&id)?.header.unwrap_or_default();
     println!(
-        "   {:16} {:14} {:18} -> {:37} {state}",
+        "   {:16} {:17} {:18} -> {:37} {state}",
         render::precedence(&header),
         render::marking(&header),
         address,

@@ -1,6 +1,5 @@
 //! How cables look on a terminal: classification banners, precedence, date-time groups.
 
-use valise_client::compose::{caveat_name, classification_name, precedence_name};
 use valise_proto::v1::{Caveat, Classification, Precedence, RoutingHeader};
 
 /// Width of banners.
@@ -9,11 +8,11 @@ const WIDTH: usize = 78;
 /// The classification line, e.g. `SECRET//NODIS`.
 pub fn marking(header: &RoutingHeader) -> String {
     let class = Classification::try_from(header.classification).unwrap_or_default();
-    let mut marking = classification_name(class).to_owned();
+    let mut marking = class.cable_name().to_owned();
     for caveat in &header.caveats {
         let caveat = Caveat::try_from(*caveat).unwrap_or_default();
         marking.push_str("//");
-        marking.push_str(caveat_name(caveat));
+        marking.push_str(caveat.cable_name());
     }
     marking
 }
@@ -28,7 +27,9 @@ pub fn banner(marking: &str) -> String {
 
 /// The precedence, with NIACT when set: `FLASH NIACT`.
 pub fn precedence(header: &RoutingHeader) -> String {
-    let p = precedence_name(Precedence::try_from(header.precedence).unwrap_or_default());
+    let p = Precedence::try_from(header.precedence)
+        .unwrap_or_default()
+        .cable_name();
     if header.niact {
         format!("{p} NIACT")
     } else {
@@ -38,12 +39,16 @@ pub fn precedence(header: &RoutingHeader) -> String {
 
 /// The precedence's name alone.
 pub fn precedence_word(header: &RoutingHeader) -> &'static str {
-    precedence_name(Precedence::try_from(header.precedence).unwrap_or_default())
+    Precedence::try_from(header.precedence)
+        .unwrap_or_default()
+        .cable_name()
 }
 
 /// The classification's name alone.
 pub fn classification_word(header: &RoutingHeader) -> &'static str {
-    classification_name(Classification::try_from(header.classification).unwrap_or_default())
+    Classification::try_from(header.classification)
+        .unwrap_or_default()
+        .cable_name()
 }
 
 /// A date-time group, e.g. `221031Z NOV 26`.

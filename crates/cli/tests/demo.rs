@@ -88,10 +88,20 @@ fn the_demo_sends_cables_across_posts_exits_zero_and_can_keep_its_files() {
         .collect();
     assert_eq!(
         senders,
-        ["ambassador@paris", "alice@paris", "carol@paris"],
+        [
+            "ambassador@paris",
+            "ambassador@paris",
+            "alice@paris",
+            "carol@paris"
+        ],
         "{story}"
     );
     assert!(inbox[0].contains("FLASH NIACT"), "{story}");
+    // The TOP SECRET cable refused for a SECRET reader goes to the one reader cleared for it.
+    assert!(
+        inbox[1].contains("TOP SECRET//NODIS") && inbox[1].contains("Evacuation plan"),
+        "{story}"
+    );
 
     // The senders in Paris learn what became of each cable in Nairobi, and the reply makes it
     // back to Paris.
@@ -105,6 +115,7 @@ fn the_demo_sends_cables_across_posts_exits_zero_and_can_keep_its_files() {
             "acknowledged",
         ),
         ("Evacuation of nationals", "alice@paris", "read"),
+        ("Evacuation plan", "ambassador@nairobi", "delivered"),
         ("RE: Border crossings", "alice@paris", "read"),
     ] {
         let recipients = block(&story, &["\"", cable, "\", from "]);

@@ -101,38 +101,6 @@ pub struct Recipient {
     pub key: VerifiedReceiveKey,
 }
 
-/// The short name of a classification, as banners show it.
-pub fn classification_name(c: Classification) -> &'static str {
-    match c {
-        Classification::Unspecified => "UNSPECIFIED",
-        Classification::Unclassified => "UNCLASSIFIED",
-        Classification::Confidential => "CONFIDENTIAL",
-        Classification::Secret => "SECRET",
-        Classification::TopSecret => "TOP SECRET",
-    }
-}
-
-/// The short name of a precedence.
-pub fn precedence_name(p: Precedence) -> &'static str {
-    match p {
-        Precedence::Unspecified => "UNSPECIFIED",
-        Precedence::Routine => "ROUTINE",
-        Precedence::Priority => "PRIORITY",
-        Precedence::Immediate => "IMMEDIATE",
-        Precedence::Flash => "FLASH",
-    }
-}
-
-/// The short name of a caveat.
-pub fn caveat_name(c: Caveat) -> &'static str {
-    match c {
-        Caveat::Unspecified => "UNSPECIFIED",
-        Caveat::Nodis => "NODIS",
-        Caveat::Exdis => "EXDIS",
-        Caveat::Noforn => "NOFORN",
-    }
-}
-
 /// Checks a draft against the directory at time `now_ms` and returns the devices to seal it
 /// for, each once, in a stable order.
 pub fn recipients(
@@ -197,8 +165,8 @@ fn check_clearance(
         return Err(ComposeError::Clearance {
             who: device.address(),
             addressee: addressee.to_owned(),
-            clearance: classification_name(device.clearance),
-            classification: classification_name(classification),
+            clearance: device.clearance.cable_name(),
+            classification: classification.cable_name(),
         });
     }
     Ok(())

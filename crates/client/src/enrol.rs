@@ -99,7 +99,6 @@ pub async fn enrol(
         return Err(failed(&"the node's record is for another device"));
     }
 
-    let store = LocalStore::create(dir, passphrase, kdf)?;
     let keys = DeviceKeys {
         identity,
         receive: vec![receive],
@@ -108,11 +107,25 @@ pub async fn enrol(
             key_pem: Zeroizing::new(tls_key.serialize_pem()),
         },
     };
+    // The store is created only once the new certificate works and the ministry is known, so
+    // a failure here leaves no half-made store that every command would refuse.
+    let connected = async {
+        let tls = valise_crypto::tls::client_config(&ca_pem, Some(&keys.tls))
+            .map_err(|e| ClientError::Enrolment(e.to_string()))?;
+        let link = connection::NodeLink::connect(&invitation.node_addr, &host, tls).await?;
+        let (ministry, first_page) = ministry_of(&link).await?;
+        Ok::<_, ClientError>((link, ministry, first_page))
+    };
+    let (link, ministry, first_page) = connected.await.map_err(|e| {
+        ClientError::Enrolment(format!(
+            "the node enrolled this device ({}), but connecting with its new certificate \
+             failed: {e}. Nothing was saved here; ask your post for a new code, and to revoke \
+             that device",
+            keys.identity.device_id()
+        ))
+    })?;
+    let store = LocalStore::create(dir, passphrase, kdf)?;
     keys.save(&store)?;
-    let tls = valise_crypto::tls::client_config(&ca_pem, Some(&keys.tls))
-        .map_err(|e| ClientError::Enrolment(e.to_string()))?;
-    let link = connection::NodeLink::connect(&invitation.node_addr, &host, tls).await?;
-    let (ministry, first_page) = ministry_of(&link).await?;
     let profile = Profile {
         node_addr: invitation.node_addr.clone(),
         node_name: host,
