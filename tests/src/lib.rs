@@ -100,7 +100,7 @@ impl Network {
         }
     }
 
-    /// Issues the hub `name` on a fixed loopback port.
+    /// Issues the hub `name` on a free loopback port, kept across restarts.
     pub fn hub(&self, name: &str) -> Node {
         self.issue(name, "hub", None)
     }
@@ -170,7 +170,7 @@ pub struct Node {
 pub type Post = Node;
 
 impl Node {
-    /// Creates a CA and issues the Paris node alone on a fixed loopback port.
+    /// Creates a CA and issues the Paris node alone on a free loopback port.
     pub fn new() -> Node {
         Network::new().post("paris", None)
     }
