@@ -134,7 +134,7 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         attach: Vec<PathBuf>,
     },
-    /// List received cables: most urgent first, then newest.
+    /// List received cables: most urgent first, NIACT first at one precedence, then newest.
     Inbox {
         /// Only cables not yet read.
         #[arg(long)]

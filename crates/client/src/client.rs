@@ -168,7 +168,8 @@ impl Client {
         NodeLink::connect(&self.profile.node_addr, &self.profile.node_name, tls).await
     }
 
-    /// Received cables in reading order: most urgent first, then newest.
+    /// Received cables in reading order: most urgent first, NIACT first at one precedence, then
+    /// newest; cables received in the same millisecond by id, so the order never shifts.
     pub fn inbox(&self) -> Result<Vec<(String, InboxEntry)>, ClientError> {
         let mut entries: Vec<(String, InboxEntry)> = self
             .store
@@ -176,7 +177,7 @@ impl Client {
             .into_iter()
             .map(|(key, entry)| (hex::encode(key), entry))
             .collect();
-        entries.sort_by(|a, b| inbox::order(&a.1, &b.1));
+        entries.sort_by(|a, b| inbox::order(&a.1, &b.1).then_with(|| a.0.cmp(&b.0)));
         Ok(entries)
     }
 

@@ -1,5 +1,5 @@
-//! Received cables, kept opened in the sealed store, in reading order: precedence first, then
-//! newest first.
+//! Received cables, kept opened in the sealed store, in reading order: precedence first, NIACT
+//! before the rest at one precedence, then newest first.
 
 use valise_proto::v1::{CableBody, Precedence, RoutingHeader};
 
@@ -46,11 +46,17 @@ pub fn sort(entries: &mut [InboxEntry]) {
     entries.sort_by(order);
 }
 
-/// Reading order between two entries: the more urgent first, then the newer.
+/// Reading order between two entries: the more urgent first; at one precedence a NIACT cable
+/// first, since it calls for action at any hour; then the newer.
 pub fn order(a: &InboxEntry, b: &InboxEntry) -> std::cmp::Ordering {
     b.precedence()
         .cmp(&a.precedence())
+        .then(niact(b).cmp(&niact(a)))
         .then(b.received_at_ms.cmp(&a.received_at_ms))
+}
+
+fn niact(entry: &InboxEntry) -> bool {
+    entry.header.as_ref().is_some_and(|h| h.niact)
 }
 
 #[cfg(test)]
@@ -89,6 +95,26 @@ mod tests {
                 (Precedence::Immediate, 20),
                 (Precedence::Routine, 50),
                 (Precedence::Routine, 30)
+            ]
+        );
+    }
+
+    #[test]
+    fn niact_first_at_one_precedence_even_when_older() {
+        let mut entries = vec![
+            entry(Precedence::Flash, false, 20),
+            entry(Precedence::Priority, true, 30),
+            entry(Precedence::Flash, true, 10),
+        ];
+        sort(&mut entries);
+        let order: Vec<(Precedence, bool)> =
+            entries.iter().map(|e| (e.precedence(), niact(e))).collect();
+        assert_eq!(
+            order,
+            [
+                (Precedence::Flash, true),
+                (Precedence::Flash, false),
+                (Precedence::Priority, true)
             ]
         );
     }
