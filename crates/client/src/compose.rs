@@ -88,6 +88,13 @@ pub enum ComposeError {
         "{0} has no receive key valid now; sync the directory, or ask them to rotate their keys"
     )]
     NoReceiveKey(String),
+    /// More attachments than one cable may carry.
+    #[error(
+        "the cable has {0} attachments; a cable carries at most {max}: send the rest in a \
+         second cable, or put them in one archive",
+        max = valise_proto::MAX_ATTACHMENTS_PER_CABLE
+    )]
+    TooManyAttachments(usize),
 }
 
 /// One device a cable is sealed for.
@@ -119,6 +126,9 @@ pub fn recipients(
     }
     if draft.precedence == Precedence::Unspecified {
         return Err(ComposeError::Missing("precedence"));
+    }
+    if draft.attachments.len() > valise_proto::MAX_ATTACHMENTS_PER_CABLE {
+        return Err(ComposeError::TooManyAttachments(draft.attachments.len()));
     }
     let nodis = draft.caveats.contains(&Caveat::Nodis);
     let mut chosen: BTreeMap<DeviceId, Recipient> = BTreeMap::new();

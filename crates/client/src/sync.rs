@@ -324,8 +324,10 @@ impl Client {
             progress.finish();
             uploaded?;
         }
+        // Naming the attachments lets the nodes carry them to recipients at other posts.
         let submit = client_frame::Frame::Submit(valise_proto::v1::Submit {
             envelope: entry.envelope.clone(),
+            attachments: entry.attachments.clone(),
         });
         let receipt = match link.request(submit).await?.frame {
             Some(node_frame::Frame::CustodyReceipt(r)) => r,

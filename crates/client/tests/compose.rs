@@ -228,4 +228,11 @@ fn a_draft_missing_what_a_cable_needs_is_refused() {
         recipients(&post.directory, &d, NOW).unwrap_err(),
         ComposeError::Missing("classification")
     );
+    d.classification = Classification::Secret;
+    d.attachments = (0..=valise_proto::MAX_ATTACHMENTS_PER_CABLE)
+        .map(|i| format!("annex-{i}.pdf").into())
+        .collect();
+    let refused = recipients(&post.directory, &d, NOW).unwrap_err();
+    assert_eq!(refused, ComposeError::TooManyAttachments(65));
+    assert!(refused.to_string().contains("at most 64"), "{refused}");
 }

@@ -31,6 +31,10 @@ pub const ENVELOPE_VERSION: u32 = 1;
 /// The relay protocol version that this build speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// Most attachments one cable may carry: `Submit.attachments` and `Forward.attachments` are
+/// bounded by it, and the client refuses a draft with more.
+pub const MAX_ATTACHMENTS_PER_CABLE: usize = 64;
+
 #[cfg(test)]
 mod tests {
     /// The `.proto` comments are the schema's documentation: they must reach the Rust docs.

@@ -81,6 +81,38 @@ pub enum Mismatch {
     Digest,
 }
 
+/// Why a cable's list of attachments (`Submit.attachments`, `Forward.attachments`) is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ListError {
+    /// More than a cable may carry.
+    #[error(
+        "the cable lists {0} attachments; a cable carries at most {max}",
+        max = valise_proto::MAX_ATTACHMENTS_PER_CABLE
+    )]
+    TooMany(usize),
+    /// An entry is not a SHA-256.
+    #[error(
+        "attachment {0} of the cable's list is not a 32-byte SHA-256 of an attachment ciphertext"
+    )]
+    NotADigest(usize),
+}
+
+/// The attachments a cable lists, each once, in the order given.
+pub fn parse_list(raw: &[Vec<u8>]) -> Result<Vec<AttachmentId>, ListError> {
+    if raw.len() > valise_proto::MAX_ATTACHMENTS_PER_CABLE {
+        return Err(ListError::TooMany(raw.len()));
+    }
+    let mut ids: Vec<AttachmentId> = Vec::with_capacity(raw.len());
+    for (i, bytes) in raw.iter().enumerate() {
+        let id = AttachmentId::from_slice(bytes).ok_or(ListError::NotADigest(i + 1))?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
 /// Checks an upload's bytes, as they arrive, against its announced size and SHA-256.
 pub struct UploadCheck {
     announced: AttachmentId,
@@ -312,6 +344,27 @@ impl AttachmentStore {
         }))
     }
 
+    /// Of `ids`, those not held at `now_ms`. With `renew`, the retention of those held starts
+    /// again: another cable now needs them.
+    pub fn missing(
+        &self,
+        ids: &[AttachmentId],
+        now_ms: u64,
+        renew: bool,
+    ) -> io::Result<Vec<AttachmentId>> {
+        let mut missing = Vec::new();
+        for id in ids {
+            let held = match self.held(id, now_ms)? {
+                Some(_) if renew => self.renew(id)?,
+                found => found,
+            };
+            if held.is_none() {
+                missing.push(*id);
+            }
+        }
+        Ok(missing)
+    }
+
     /// Starts an upload into a new temporary file.
     pub fn begin(&self) -> io::Result<PendingUpload> {
         let mut nonce = [0u8; 16];
@@ -534,5 +587,55 @@ mod tests {
             }
         );
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_cable_list_is_digests_each_once_and_bounded() {
+        let a = id_of(b"a");
+        let b = id_of(b"b");
+        let raw = vec![a.0.to_vec(), b.0.to_vec(), a.0.to_vec()];
+        assert_eq!(parse_list(&raw).unwrap(), vec![a, b]);
+        assert_eq!(parse_list(&[]).unwrap(), vec![]);
+        let short = vec![a.0.to_vec(), vec![1u8; 31]];
+        assert_eq!(parse_list(&short), Err(ListError::NotADigest(2)));
+        let many = vec![a.0.to_vec(); valise_proto::MAX_ATTACHMENTS_PER_CABLE + 1];
+        let refused = parse_list(&many).unwrap_err();
+        assert_eq!(refused, ListError::TooMany(65));
+        assert!(refused.to_string().contains("at most 64"), "{refused}");
+    }
+
+    #[test]
+    fn missing_names_what_is_not_held_and_renews_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = AttachmentStore::open(dir.path(), Duration::from_secs(86_400)).unwrap();
+        let data = b"held ciphertext".to_vec();
+        let held = id_of(&data);
+        let absent = id_of(b"never uploaded");
+        let mut upload = store.begin().unwrap();
+        upload.write(&data).unwrap();
+        let first = upload.commit(&held).unwrap();
+        // Backdate the file, so that renewing it visibly moves its retention.
+        let old = SystemTime::now() - Duration::from_secs(3600);
+        File::options()
+            .write(true)
+            .open(dir.path().join(held.file_name()))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let now = first.retained_until_ms - 86_400_000;
+        let backdated = store.held(&held, now).unwrap().unwrap();
+        assert!(backdated.retained_until_ms < first.retained_until_ms);
+
+        assert_eq!(
+            store.missing(&[held, absent], now, false).unwrap(),
+            vec![absent]
+        );
+        assert_eq!(store.held(&held, now).unwrap(), Some(backdated));
+        assert_eq!(store.missing(&[held], now, true).unwrap(), vec![]);
+        let renewed = store.held(&held, now).unwrap().unwrap();
+        assert!(renewed.retained_until_ms > backdated.retained_until_ms);
+        // Past its retention it counts as missing, however the file lingers.
+        let later = renewed.retained_until_ms + 1;
+        assert_eq!(store.missing(&[held], later, false).unwrap(), vec![held]);
     }
 }

@@ -29,6 +29,8 @@ pub struct Metrics {
     attachment_bytes_stored: AtomicU64,
     attachments_fetched: AtomicU64,
     attachment_bytes_fetched: AtomicU64,
+    attachments_carried: AtomicU64,
+    attachment_bytes_carried: AtomicU64,
     refused: Mutex<BTreeMap<&'static str, u64>>,
     latency_buckets: [AtomicU64; LATENCY_BOUNDS.len()],
     latency_count: AtomicU64,
@@ -78,6 +80,13 @@ impl Metrics {
     pub fn attachment_fetched(&self, bytes: u64) {
         self.attachments_fetched.fetch_add(1, Ordering::Relaxed);
         self.attachment_bytes_fetched
+            .fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// An attachment of `bytes` was carried to a next hop with its cable.
+    pub fn attachment_carried(&self, bytes: u64) {
+        self.attachments_carried.fetch_add(1, Ordering::Relaxed);
+        self.attachment_bytes_carried
             .fetch_add(bytes, Ordering::Relaxed);
     }
 
@@ -152,6 +161,16 @@ impl Metrics {
                 "valise_attachment_bytes_fetched_total",
                 "Bytes of the attachments served.",
                 &self.attachment_bytes_fetched,
+            ),
+            (
+                "valise_attachments_carried_total",
+                "Attachments uploaded to a next hop with their cable.",
+                &self.attachments_carried,
+            ),
+            (
+                "valise_attachment_bytes_carried_total",
+                "Bytes of the attachments carried to next hops.",
+                &self.attachment_bytes_carried,
             ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}");
@@ -278,6 +297,7 @@ mod tests {
         m.attachment_stored(1000);
         m.attachment_fetched(1000);
         m.attachment_fetched(24);
+        m.attachment_carried(4096);
         let text = m.render([1, 0, 2, 5]);
         for line in [
             "valise_queue_depth{precedence=\"flash\"} 1",
@@ -286,6 +306,8 @@ mod tests {
             "valise_submissions_total 2",
             "valise_deliveries_total 1",
             "valise_attachments_stored_total 1",
+            "valise_attachments_carried_total 1",
+            "valise_attachment_bytes_carried_total 4096",
             "valise_attachment_bytes_stored_total 1000",
             "valise_attachments_fetched_total 2",
             "valise_attachment_bytes_fetched_total 1024",

@@ -1,9 +1,11 @@
 //! Which queued cables a link forwards next, and when a link or a cable is tried again. Pure:
 //! time is an argument, the durable queue is read by the caller.
 //!
-//! A link keeps up to a window of cables awaiting the next hop's custody receipt. Each pick
-//! takes the most urgent entries not already in flight, so a FLASH queued behind thousands of
-//! ROUTINE cables (during a partition, say) goes in the very next pick. An entry the next hop
+//! A link keeps up to a window of cables awaiting the next hop's custody receipt, and a second
+//! window of the same size for FLASH and IMMEDIATE alone. Each pick takes the most urgent
+//! entries not already in flight, so a FLASH queued behind thousands of ROUTINE cables (during
+//! a partition, say) goes in the very next pick, even while a full window of ROUTINE cables is
+//! still crossing a slow link with their attachments. An entry the next hop
 //! could not take yet (its directory is behind, it is busy) waits, with a growing delay. Each
 //! link has its own `Outbound`, so an entry in flight when the link drops is sent again on the
 //! next link, and the next hop dedups it by cable id.
@@ -50,16 +52,34 @@ impl Outbound {
     /// queue, in order). They count as in flight until [`Self::taken`] or
     /// [`Self::retry_later`].
     pub fn pick(&mut self, queued: &[QueueKey], now: Duration) -> Vec<QueueKey> {
-        let room = self.window.saturating_sub(self.in_flight.len());
-        let picked: Vec<QueueKey> = queued
-            .iter()
-            .filter(|k| !self.in_flight.contains(k))
-            .filter(|k| self.deferred.get(k).is_none_or(|(until, _)| *until <= now))
-            .take(room)
-            .copied()
-            .collect();
+        let mut room = [self.room(true), self.room(false)];
+        let mut picked = Vec::new();
+        for key in queued {
+            let class = usize::from(!urgent(key));
+            if room[class] == 0
+                || self.in_flight.contains(key)
+                || self
+                    .deferred
+                    .get(key)
+                    .is_some_and(|(until, _)| *until > now)
+            {
+                continue;
+            }
+            room[class] -= 1;
+            picked.push(*key);
+        }
         self.in_flight.extend(picked.iter().copied());
         picked
+    }
+
+    /// Room left in the window of urgent (FLASH, IMMEDIATE) or other cables.
+    fn room(&self, urgent_class: bool) -> usize {
+        let busy = self
+            .in_flight
+            .iter()
+            .filter(|k| urgent(k) == urgent_class)
+            .count();
+        self.window.saturating_sub(busy)
     }
 
     /// The next hop took custody (or the entry is gone): forget it.
@@ -94,15 +114,20 @@ impl Outbound {
         self.deferred.len()
     }
 
-    /// Whether there is room for another cable.
+    /// Whether there is room for another cable of some precedence.
     pub fn has_room(&self) -> bool {
-        self.in_flight.len() < self.window
+        self.room(true) > 0 || self.room(false) > 0
     }
 
     /// When the earliest deferred entry becomes due, if any.
     pub fn next_due(&self) -> Option<Duration> {
         self.deferred.values().map(|(until, _)| *until).min()
     }
+}
+
+/// FLASH and IMMEDIATE: sent on the urgent stream priority, with a window of their own.
+fn urgent(key: &QueueKey) -> bool {
+    key.rank <= 1
 }
 
 #[cfg(test)]
@@ -126,12 +151,14 @@ mod tests {
         let mut queue: Vec<QueueKey> = (0..1000).map(routine).collect();
         let first = out.pick(&queue, Duration::ZERO);
         assert_eq!(first, (0..8).map(routine).collect::<Vec<_>>());
-        // A FLASH arrives while eight ROUTINE are in flight; one receipt makes room.
+        // A FLASH arrives while eight ROUTINE are in flight, none of them taken yet (slow
+        // attachments, say): it goes at once, and no more ROUTINE with it.
         queue.push(QueueKey::new(Precedence::Flash, 1000));
         let queue = sorted(queue);
-        out.taken(routine(0));
+        assert!(out.has_room());
         let next = out.pick(&queue[..16], Duration::ZERO);
         assert_eq!(next, vec![QueueKey::new(Precedence::Flash, 1000)]);
+        assert_eq!(out.in_flight(), 9);
     }
 
     #[test]
@@ -140,12 +167,35 @@ mod tests {
         let mut queue: Vec<QueueKey> = (0..10).map(routine).collect();
         assert_eq!(out.pick(&queue, Duration::ZERO).len(), 3);
         assert!(out.pick(&queue, Duration::ZERO).is_empty());
-        assert!(!out.has_room());
         // Custody taken: the caller removes the entry from the durable queue.
         out.taken(routine(1));
         queue.retain(|k| *k != routine(1));
         assert_eq!(out.pick(&queue, Duration::ZERO), vec![routine(3)]);
         assert_eq!(out.in_flight(), 3);
+    }
+
+    #[test]
+    fn urgent_cables_have_a_window_of_their_own_just_as_bounded() {
+        let mut out = Outbound::new(2);
+        let flash = |seq| QueueKey::new(Precedence::Flash, seq);
+        let immediate = |seq| QueueKey::new(Precedence::Immediate, seq);
+        let mut queue = sorted(vec![
+            flash(0),
+            immediate(1),
+            flash(2),
+            routine(3),
+            routine(4),
+            routine(5),
+        ]);
+        assert_eq!(
+            out.pick(&queue, Duration::ZERO),
+            vec![flash(0), flash(2), routine(3), routine(4)]
+        );
+        assert!(!out.has_room());
+        assert!(out.pick(&queue, Duration::ZERO).is_empty());
+        out.taken(flash(0));
+        queue.retain(|k| *k != flash(0));
+        assert_eq!(out.pick(&queue, Duration::ZERO), vec![immediate(1)]);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! | `r` ‖ cable id | queue entries still to complete (u32): local devices and next hops |
 //! | `q` ‖ device id ‖ rank ‖ seq | cable id: one queue entry, in delivery order |
 //! | `f` ‖ hop label ‖ 0 ‖ rank ‖ seq | cable id ‖ custody time ‖ device ids: one cable to forward to a next hop, in forwarding order |
+//! | `a` ‖ cable id | the SHA-256 of each attachment the cable carries, 32 bytes each (absent for none) |
 //! | `d` ‖ cable id | when the cable was first seen (Unix ms): the dedup set |
 //! | `m` `seq` | the last arrival sequence number |
 //!
@@ -31,6 +32,7 @@ use valise_crypto::at_rest::{RecordSealer, StorageKey};
 use valise_crypto::identity::DeviceId;
 use valise_proto::v1::Precedence;
 
+use crate::attachments::{ATTACHMENT_ID_LEN, AttachmentId};
 use crate::queue::QueueKey;
 use crate::routing::NextHop;
 
@@ -52,6 +54,8 @@ pub struct Custody<'a> {
     pub onward: &'a [(NextHop, Vec<DeviceId>)],
     /// When custody was first taken in the network (Unix ms): carried to every hop.
     pub accepted_at_ms: u64,
+    /// The attachments the cable carries (held by this node), to carry to the next hops.
+    pub attachments: &'a [AttachmentId],
 }
 
 /// One cable waiting for a next hop to take custody of it.
@@ -161,6 +165,7 @@ impl RelayStore {
                 local: recipients,
                 onward: &[],
                 accepted_at_ms: now_ms,
+                attachments: &[],
             },
             now_ms,
         )
@@ -217,6 +222,14 @@ impl RelayStore {
             Write::Put(key(b'd', &[&cable]), now_ms.to_be_bytes().to_vec()),
             Write::Put(b"mseq".to_vec(), seq.to_be_bytes().to_vec()),
         ];
+        if !custody.attachments.is_empty() && !custody.onward.is_empty() {
+            let ids: Vec<u8> = custody
+                .attachments
+                .iter()
+                .flat_map(|a| a.as_bytes().iter().copied())
+                .collect();
+            writes.push(Write::Put(key(b'a', &[&cable]), ids));
+        }
         writes.extend(
             custody
                 .local
@@ -326,6 +339,19 @@ impl RelayStore {
         Ok(Some(envelope.to_vec()))
     }
 
+    /// The attachments a cable still in transit carries, to go with it to the next hop.
+    pub fn attachments(&self, cable: &CableId) -> Result<Vec<AttachmentId>, StoreError> {
+        let Some(ids) = self.kv.get(&key(b'a', &[cable]))? else {
+            return Ok(Vec::new());
+        };
+        if !ids.len().is_multiple_of(ATTACHMENT_ID_LEN) {
+            return Err(damaged("attachment list"));
+        }
+        ids.chunks(ATTACHMENT_ID_LEN)
+            .map(|id| AttachmentId::from_slice(id).ok_or_else(|| damaged("attachment list")))
+            .collect()
+    }
+
     /// `device` has stored the cable at `at`: drop its queue entry, and the envelope once every
     /// recipient has it. Returns whether the entry was still queued (a repeated ack is harmless).
     pub fn ack(&self, device: &DeviceId, at: QueueKey) -> Result<bool, StoreError> {
@@ -354,6 +380,7 @@ impl RelayStore {
         if left <= 1 {
             writes.push(Write::Delete(rk));
             writes.push(Write::Delete(key(b'v', &[&cable])));
+            writes.push(Write::Delete(key(b'a', &[&cable])));
         } else {
             writes.push(Write::Put(rk, (left - 1).to_be_bytes().to_vec()));
         }

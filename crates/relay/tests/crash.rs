@@ -89,6 +89,7 @@ async fn a_killed_relay_delivers_every_cable_it_took_custody_of_exactly_once() {
                 let frame = ClientFrame {
                     frame: Some(client_frame::Frame::Submit(Submit {
                         envelope: bytes.clone(),
+                        attachments: vec![],
                     })),
                 };
                 let Some(NodeFrame {

@@ -13,13 +13,13 @@ use valise_crypto::custody;
 use valise_crypto::envelope::{decode_envelope, new_cable_id, open, seal};
 use valise_proto::framing::{FrameDecoder, encode};
 use valise_proto::v1::{
-    CableBody, Classification, ClientFrame, DeliveryAck, Precedence, RoutingHeader, Submit,
-    Subscribe, client_frame, node_frame,
+    CableBody, Classification, ClientFrame, DeliveryAck, ErrorCode, Precedence, RoutingHeader,
+    Submit, Subscribe, client_frame, node_frame,
 };
 use valise_relay::limits::Limits;
 use valise_relay::local::{LocalDevice, start_network};
 
-use common::next_node_frame;
+use common::{fetch, next_node_frame, noise, refusal, upload};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -116,6 +116,7 @@ async fn a_cable_from_one_post_is_delivered_once_at_the_other_through_the_hub() 
     let (mut send, mut recv) = conn.open_bi().await.unwrap();
     send.write_all(&frame(client_frame::Frame::Submit(Submit {
         envelope: envelope.clone(),
+        attachments: vec![],
     })))
     .await
     .unwrap();
@@ -141,4 +142,120 @@ async fn a_cable_from_one_post_is_delivered_once_at_the_other_through_the_hub() 
     let nairobi = net.post("nairobi").unwrap();
     assert_eq!(nairobi.node.queue_depth().unwrap(), [0; 4]);
     net.shutdown().await.unwrap();
+}
+
+/// Seals a cable from `from` to `to`, and submits it naming `attachments`: the node's answer.
+async fn submit(
+    from: &LocalDevice,
+    to: &LocalDevice,
+    subject: &str,
+    attachments: &[[u8; 32]],
+) -> (Vec<u8>, node_frame::Frame) {
+    let header = RoutingHeader {
+        cable_id: new_cable_id().unwrap().to_vec(),
+        from: from.address.clone(),
+        action_addressees: vec![to.address.clone()],
+        classification: Classification::Secret as i32,
+        precedence: Precedence::Priority as i32,
+        created_at_ms: 1,
+        ..Default::default()
+    };
+    let body = CableBody {
+        subject: subject.into(),
+        ..Default::default()
+    };
+    let envelope = seal(
+        &from.identity,
+        header,
+        &body,
+        std::slice::from_ref(&to.published),
+    )
+    .unwrap()
+    .encode_to_vec();
+    let conn = from.connect().await.unwrap();
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    send.write_all(&frame(client_frame::Frame::Submit(Submit {
+        envelope: envelope.clone(),
+        attachments: attachments.iter().map(|a| a.to_vec()).collect(),
+    })))
+    .await
+    .unwrap();
+    send.finish().unwrap();
+    let mut decoder = FrameDecoder::new(1 << 20);
+    let reply = next_node_frame(&mut recv, &mut decoder).await.unwrap();
+    (envelope, reply.frame.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attachment_travels_with_its_cable_and_is_fetched_at_the_recipients_post() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = start_network(
+        dir.path(),
+        "mfa.example",
+        "hq",
+        &["paris", "nairobi"],
+        Limits::default(),
+    )
+    .unwrap();
+    let alice = net.enrol("paris", "alice", Classification::Secret).unwrap();
+    let bob = net.enrol("nairobi", "bob", Classification::Secret).unwrap();
+    net.wait_linked(WAIT).await.unwrap();
+    net.wait_replicated(WAIT).await.unwrap();
+    let alice_conn = alice.connect().await.unwrap();
+    let bob_conn = bob.connect().await.unwrap();
+
+    // A cable naming an attachment its sender never uploaded is refused, before custody.
+    let never = valise_crypto::sha256(b"never uploaded");
+    let (_, refused) = submit(&alice, &bob, "Missing annex", &[never]).await;
+    let refused = node_frame_refusal(refused);
+    assert_eq!(refused.0, ErrorCode::NotFound);
+    assert!(
+        refused.1.contains("does not hold") && refused.1.contains("upload every attachment"),
+        "{}",
+        refused.1
+    );
+
+    // Alice uploads a 3 MiB attachment at Paris; Nairobi does not have it yet.
+    let annex = noise((3 << 20) + 4321, 9);
+    let hash = valise_crypto::sha256(&annex);
+    let stored = upload(&alice_conn, &hash, annex.len() as u64, &annex).await;
+    assert!(refusal(&stored).is_none(), "{stored:?}");
+    assert_eq!(
+        fetch(&bob_conn, &hash).await.unwrap_err().0,
+        ErrorCode::NotFound
+    );
+
+    // The cable naming it crosses the hub; the attachment goes with it, hop by hop.
+    let (_, taken) = submit(&alice, &bob, "With annex", &[hash]).await;
+    assert!(
+        matches!(taken, node_frame::Frame::CustodyReceipt(_)),
+        "{taken:?}"
+    );
+    assert_eq!(collect(&bob, 1).await.len(), 1);
+    let (size, bytes) = fetch(&bob_conn, &hash).await.unwrap();
+    assert_eq!(size, annex.len() as u64);
+    assert!(bytes == annex, "Bob fetches exactly what Alice uploaded");
+    for node in ["hq", "nairobi"] {
+        let file = dir
+            .path()
+            .join(node)
+            .join("attachments")
+            .join(hex::encode(hash));
+        assert!(file.is_file(), "{node} holds the attachment");
+    }
+
+    // A second cable naming it crosses too; Nairobi already holds the attachment.
+    let (_, again) = submit(&alice, &bob, "Same annex", &[hash]).await;
+    assert!(
+        matches!(again, node_frame::Frame::CustodyReceipt(_)),
+        "{again:?}"
+    );
+    assert_eq!(collect(&bob, 1).await.len(), 1);
+    assert_eq!(fetch(&bob_conn, &hash).await.unwrap().1, annex);
+    net.shutdown().await.unwrap();
+}
+
+fn node_frame_refusal(frame: node_frame::Frame) -> (ErrorCode, String) {
+    let frame = valise_proto::v1::NodeFrame { frame: Some(frame) };
+    refusal(&frame).unwrap_or_else(|| panic!("expected a refusal, got {frame:?}"))
 }

@@ -38,7 +38,7 @@ use valise_relay::pki::{
 };
 use valise_relay::store::RelayStore;
 
-use common::next_node_frame;
+use common::{fetch, next_node_frame, noise, refusal, upload, upload_frame};
 
 struct Diplomat {
     address: String,
@@ -323,7 +323,10 @@ async fn alice_sends_bob(
 
 fn submit(envelope: Vec<u8>) -> ClientFrame {
     ClientFrame {
-        frame: Some(client_frame::Frame::Submit(Submit { envelope })),
+        frame: Some(client_frame::Frame::Submit(Submit {
+            envelope,
+            attachments: vec![],
+        })),
     }
 }
 
@@ -339,15 +342,6 @@ fn directory_sync(after_version: u64) -> ClientFrame {
             after_version,
             wait_ms: 0,
         })),
-    }
-}
-
-fn refusal(frame: &NodeFrame) -> Option<(ErrorCode, String)> {
-    match &frame.frame {
-        Some(node_frame::Frame::Error(e)) => {
-            Some((ErrorCode::try_from(e.code).unwrap(), e.message.clone()))
-        }
-        _ => None,
     }
 }
 
@@ -1314,85 +1308,6 @@ async fn a_sync_ends_with_caught_up_and_every_acknowledgement_is_durable() {
         "nothing after the last CaughtUp"
     );
     assert_eq!(net.node.queue_depth().unwrap(), [0; 4]);
-}
-
-/// Deterministic bytes that are not a repeating pattern.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-fn upload_frame(sha256: &[u8], size: u64) -> ClientFrame {
-    ClientFrame {
-        frame: Some(client_frame::Frame::AttachmentUpload(
-            valise_proto::v1::AttachmentUpload {
-                ciphertext_sha256: sha256.to_vec(),
-                size,
-            },
-        )),
-    }
-}
-
-/// Uploads `body` announced as `size` bytes hashing to `sha256`, in uneven pieces, and returns
-/// the node's answer. Writing may fail once the node has refused and stopped reading.
-async fn upload(conn: &quinn::Connection, sha256: &[u8], size: u64, body: &[u8]) -> NodeFrame {
-    let (mut send, mut recv) = conn.open_bi().await.unwrap();
-    let mut bytes = encode(&upload_frame(sha256, size));
-    // Some raw bytes travel with the frame, as a client writing both at once would send them.
-    let head = body.len().min(1000);
-    bytes.extend_from_slice(&body[..head]);
-    let writing = async {
-        send.write_all(&bytes).await?;
-        for piece in body[head..].chunks(77_777) {
-            send.write_all(piece).await?;
-        }
-        send.finish().map_err(|_| quinn::WriteError::ClosedStream)
-    };
-    let _ = writing.await;
-    let reply = tokio::time::timeout(Duration::from_secs(30), recv.read_to_end(1 << 20))
-        .await
-        .unwrap()
-        .unwrap();
-    let mut decoder = FrameDecoder::new(1 << 20);
-    decoder.push(&reply);
-    decoder.next_frame::<NodeFrame>().unwrap().unwrap()
-}
-
-/// Fetches an attachment: its announced size and bytes, or the refusal.
-async fn fetch(
-    conn: &quinn::Connection,
-    sha256: &[u8],
-) -> Result<(u64, Vec<u8>), (ErrorCode, String)> {
-    let (mut send, mut recv) = conn.open_bi().await.unwrap();
-    let frame = ClientFrame {
-        frame: Some(client_frame::Frame::AttachmentFetch(
-            valise_proto::v1::AttachmentFetch {
-                ciphertext_sha256: sha256.to_vec(),
-            },
-        )),
-    };
-    send.write_all(&encode(&frame)).await.unwrap();
-    send.finish().unwrap();
-    let all = tokio::time::timeout(Duration::from_secs(30), recv.read_to_end(64 << 20))
-        .await
-        .unwrap()
-        .unwrap();
-    let mut decoder = FrameDecoder::new(1 << 20);
-    decoder.push(&all);
-    let first = decoder.next_frame::<NodeFrame>().unwrap().unwrap();
-    match first.frame {
-        Some(node_frame::Frame::AttachmentFollows(follows)) => {
-            Ok((follows.size, decoder.take_rest()))
-        }
-        _ => Err(refusal(&first).unwrap()),
-    }
 }
 
 fn stored_files(net: &Net) -> Vec<String> {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use valise_crypto::at_rest::StorageKey;
 use valise_crypto::identity::{DeviceId, IdentityKeyPair};
 use valise_proto::v1::Precedence;
+use valise_relay::attachments::AttachmentId;
 use valise_relay::queue::QueueKey;
 use valise_relay::routing::NextHop;
 use valise_relay::store::{Custody, Enqueued, RelayStore};
@@ -290,9 +291,12 @@ fn a_forwarded_cable_is_kept_until_every_hop_and_device_is_done_and_survives_a_r
     let (bob, nadia, omar) = (device(2), device(7), device(8));
     let nairobi = NextHop::Hub;
     let brussels = NextHop::Post("brussels".into());
+    let annexes = [1u8, 2].map(|n| AttachmentId::from_slice(&[n; 32]).unwrap());
     {
         let store = RelayStore::open(dir.path(), &storage_key()).unwrap();
         for (n, p) in [(0, Precedence::Routine), (1, Precedence::Flash)] {
+            // The ROUTINE cable carries two attachments, to go with it to each hop.
+            let carried = if n == 0 { &annexes[..] } else { &[] };
             let onward = [
                 (nairobi.clone(), vec![nadia, omar]),
                 (brussels.clone(), vec![omar]),
@@ -306,6 +310,7 @@ fn a_forwarded_cable_is_kept_until_every_hop_and_device_is_done_and_survives_a_r
                         local: &[bob],
                         onward: &onward,
                         accepted_at_ms: 500 + n,
+                        attachments: carried,
                     },
                     1000,
                 )
@@ -322,6 +327,7 @@ fn a_forwarded_cable_is_kept_until_every_hop_and_device_is_done_and_survives_a_r
                     local: &[],
                     onward: &[(nairobi.clone(), vec![nadia])],
                     accepted_at_ms: 500,
+                    attachments: &[],
                 },
                 1001,
             )
@@ -335,6 +341,8 @@ fn a_forwarded_cable_is_kept_until_every_hop_and_device_is_done_and_survives_a_r
     assert_eq!(hub_queue[0].1.cable, cable(1), "FLASH first");
     assert_eq!(hub_queue[0].1.devices, vec![nadia, omar]);
     assert_eq!(hub_queue[0].1.accepted_at_ms, 501);
+    assert_eq!(store.attachments(&cable(0)).unwrap(), annexes);
+    assert_eq!(store.attachments(&cable(1)).unwrap(), []);
     let depth = store.onward_depth().unwrap();
     assert_eq!(depth["hub"], [1, 0, 0, 1]);
     assert_eq!(depth["post:brussels"], [1, 0, 0, 1]);
@@ -359,6 +367,11 @@ fn a_forwarded_cable_is_kept_until_every_hop_and_device_is_done_and_survives_a_r
         None,
         "all done: the envelope is gone"
     );
+    assert_eq!(
+        store.attachments(&cable(0)).unwrap(),
+        [],
+        "and so is its list of attachments"
+    );
     assert!(store.envelope(&cable(1)).unwrap().is_some());
 }
 
@@ -375,6 +388,7 @@ fn a_cable_with_nobody_left_to_deliver_to_keeps_no_envelope_but_is_remembered() 
         local: &[],
         onward: &[],
         accepted_at_ms: 500,
+        attachments: &[],
     };
     assert!(matches!(
         store.take_custody(custody, 1000).unwrap(),

@@ -163,6 +163,7 @@ async fn submit(
         let frame = ClientFrame {
             frame: Some(client_frame::Frame::Submit(Submit {
                 envelope: cable.bytes.clone(),
+                attachments: vec![],
             })),
         };
         send.write_all(&encode(&frame)).await?;

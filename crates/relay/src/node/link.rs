@@ -27,20 +27,24 @@ use valise_crypto::identity::{DeviceId, IdentityKeyPair, IdentityPublicKey};
 use valise_crypto::tls::CertifiedKey;
 use valise_proto::framing::{self, FrameDecoder};
 use valise_proto::v1::{
-    AuditEventKind, Cosignature, DirectorySync, ErrorCode, ErrorFrame, Forward, LinkHello,
-    LinkReply, LinkRequest, Outcome, WitnessRequest, WitnessSize, link_reply, link_request,
-    node_frame,
+    AttachmentsWanted, AuditEventKind, Cosignature, DirectorySync, ErrorCode, ErrorFrame, Forward,
+    LinkHello, LinkReply, LinkRequest, Outcome, WitnessRequest, WitnessSize, link_reply,
+    link_request, node_frame,
 };
 
 use super::{
     Arrival, Record, Shared, blocking_store, now_ms, posts_of, record_async, take_custody,
 };
+use crate::attachments::AttachmentId;
 use crate::config::{NodeKind, PeerSection};
 use crate::outbound::{Outbound, retry_delay};
 use crate::policy::check_forward;
 use crate::queue::QueueKey;
 use crate::routing::{NextHop, Routes};
 use crate::store::{Enqueued, Onward};
+
+mod carry;
+use carry::CarryError;
 
 /// Longest a directory long-poll is held before an empty page answers it.
 const DIRECTORY_WAIT: Duration = Duration::from_secs(20);
@@ -654,8 +658,15 @@ async fn serve_requests(shared: Arc<Shared>, hop: NextHop, neighbour: Neighbour)
         let neighbour = neighbour.clone();
         let hop = hop.clone();
         requests.spawn(async move {
-            let reply = match read_one::<LinkRequest>(&mut recv, max).await {
-                Some(request) => answer(&shared, &hop, &neighbour, request).await,
+            let reply = match read_first::<LinkRequest>(&mut recv, max).await {
+                // Raw bytes follow the frame: the stream carries nothing else.
+                Some((
+                    LinkRequest {
+                        request: Some(link_request::Request::Attachment(upload)),
+                    },
+                    mut decoder,
+                )) => carry::receive(&shared, &neighbour, &mut recv, &mut decoder, upload).await,
+                Some((request, _)) => answer(&shared, &hop, &neighbour, request).await,
                 None => link_error(
                     ErrorCode::Malformed,
                     "the request did not decode or was over the size limit",
@@ -688,10 +699,12 @@ async fn answer(
                     .await;
             reply.unwrap_or_else(|_| link_error(ErrorCode::Internal, "witnessing failed"))
         }
-        Some(link_request::Request::Hello(_)) | None => link_error(
-            ErrorCode::Malformed,
-            "expected Forward, DirectorySync or Witness on a link stream",
-        ),
+        Some(link_request::Request::Hello(_) | link_request::Request::Attachment(_)) | None => {
+            link_error(
+                ErrorCode::Malformed,
+                "expected Forward, DirectorySync, Witness or Attachment on a link stream",
+            )
+        }
     }
 }
 
@@ -748,6 +761,22 @@ async fn take_forward(shared: &Arc<Shared>, from: &Neighbour, forward: Forward) 
         Ok(routed) => routed,
         Err(e) => return link_error(ErrorCode::Malformed, &e.to_string()),
     };
+    // Custody of the cable includes its attachments: ask for those not held here yet.
+    let attachments = match crate::attachments::parse_list(&forward.attachments) {
+        Ok(ids) => ids,
+        Err(e) => return link_error(ErrorCode::Malformed, &e.to_string()),
+    };
+    match carry::wanted(shared, attachments.clone()).await {
+        Ok(missing) if missing.is_empty() => {}
+        Ok(missing) => {
+            return LinkReply {
+                reply: Some(link_reply::Reply::AttachmentsWanted(AttachmentsWanted {
+                    ciphertext_sha256: missing.iter().map(|id| id.as_bytes().to_vec()).collect(),
+                })),
+            };
+        }
+        Err(reply) => return reply,
+    }
     let at = now_ms();
     let custody_record = Record::new(AuditEventKind::CustodyTaken, Outcome::Success)
         .by_node(&from.name)
@@ -759,6 +788,7 @@ async fn take_forward(shared: &Arc<Shared>, from: &Neighbour, forward: Forward) 
         routed,
         accepted_at_ms: forward.accepted_at_ms,
         now_ms: at,
+        attachments,
     };
     let stored = take_custody(shared, arrival, custody_record).await;
     match stored {
@@ -1036,19 +1066,24 @@ async fn send_forward(
 ) -> Result<(), Duration> {
     let store = Arc::clone(shared);
     let cable = entry.cable;
-    let envelope = match blocking_store(move || store.store.envelope(&cable)).await {
-        Ok(Some(e)) => e,
-        Ok(None) => {
-            // Nothing left to send: the entry is stale.
-            let _ = release(shared, hop, key).await;
-            return Ok(());
-        }
-        Err(e) => {
+    let read = blocking_store(move || {
+        let envelope = store.store.envelope(&cable)?;
+        Ok(envelope.map(|e| (e, store.store.attachments(&cable))))
+    })
+    .await;
+    let (envelope, mut attachments) = match read {
+        Ok(Some((e, Ok(attachments)))) => (e, attachments),
+        Ok(Some((_, Err(e)))) | Err(e) => {
             shared.links.failed(
                 hop,
                 format!("cannot read cable {}: {e}", hex::encode(cable)),
             );
             return Err(Duration::from_secs(30));
+        }
+        Ok(None) => {
+            // Nothing left to send: the entry is stale.
+            let _ = release(shared, hop, key).await;
+            return Ok(());
         }
     };
     let digest = valise_crypto::sha256(&envelope);
@@ -1057,26 +1092,78 @@ async fn send_forward(
     } else {
         PRIORITY_OTHER
     };
-    let request = LinkRequest {
-        request: Some(link_request::Request::Forward(Forward {
-            envelope: envelope.clone(),
-            devices: entry
-                .devices
-                .iter()
-                .map(|d| d.as_bytes().to_vec())
-                .collect(),
-            accepted_at_ms: entry.accepted_at_ms,
-        })),
-    };
-    let reply = ask(&neighbour.connection, request, priority)
-        .await
-        .map_err(|_| Duration::ZERO)?;
     let forwarded = |outcome, reason: &str| {
         Record::new(AuditEventKind::CableForwarded, outcome)
             .by_node(&shared.name)
             .reason(reason)
             .object("envelope", &cable, &digest)
             .source(neighbour.name.clone())
+    };
+    // Offered once, then again after uploading the attachments the neighbour asked for.
+    let mut offers = 0;
+    let reply = loop {
+        offers += 1;
+        let request = LinkRequest {
+            request: Some(link_request::Request::Forward(Forward {
+                envelope: envelope.clone(),
+                devices: entry
+                    .devices
+                    .iter()
+                    .map(|d| d.as_bytes().to_vec())
+                    .collect(),
+                accepted_at_ms: entry.accepted_at_ms,
+                attachments: attachments
+                    .iter()
+                    .map(|id| id.as_bytes().to_vec())
+                    .collect(),
+            })),
+        };
+        let reply = ask(&neighbour.connection, request, priority)
+            .await
+            .map_err(|_| Duration::ZERO)?;
+        let Some(link_reply::Reply::AttachmentsWanted(wanted)) = reply.reply else {
+            break reply;
+        };
+        if offers > 2 {
+            shared.links.failed(
+                hop,
+                format!(
+                    "node {} still asks for the attachments of cable {} after they were uploaded",
+                    neighbour.name,
+                    hex::encode(cable)
+                ),
+            );
+            return Err(Duration::from_secs(30));
+        }
+        match carry_wanted(shared, neighbour, &mut attachments, &wanted, priority).await {
+            Ok(()) => {}
+            Err(CarryError::Refused(e)) => {
+                break LinkReply {
+                    reply: Some(link_reply::Reply::Error(e)),
+                };
+            }
+            Err(CarryError::Retry(after, why)) => {
+                shared.links.failed(hop, why);
+                return Err(after);
+            }
+            Err(CarryError::NotHeld(id)) => {
+                // Past its retention on this node: the cable goes on, and its recipients are
+                // told the attachment is gone when they fetch it.
+                tracing::warn!(
+                    cable = %hex::encode(cable),
+                    attachment = %id,
+                    "an attachment expired on this node before its cable could be forwarded; the cable goes on without it"
+                );
+                let lost = forwarded(Outcome::Failure, "attachment_expired").object(
+                    "attachment",
+                    &[],
+                    id.as_bytes(),
+                );
+                record_async(shared, lost).await;
+                attachments.retain(|held| *held != id);
+                offers -= 1;
+            }
+        }
     };
     match reply.reply {
         Some(link_reply::Reply::CustodyReceipt(receipt)) => {
@@ -1137,6 +1224,39 @@ async fn send_forward(
         }
         _ => Err(Duration::from_secs(5)),
     }
+}
+
+/// Uploads each attachment the neighbour asked for, stopping at the first that was not
+/// carried.
+async fn carry_wanted(
+    shared: &Arc<Shared>,
+    neighbour: &Neighbour,
+    listed: &mut [AttachmentId],
+    wanted: &AttachmentsWanted,
+    priority: i32,
+) -> Result<(), CarryError> {
+    for raw in &wanted.ciphertext_sha256 {
+        let Some(id) = AttachmentId::from_slice(raw).filter(|id| listed.contains(id)) else {
+            return Err(CarryError::Retry(
+                Duration::from_secs(30),
+                format!(
+                    "node {} asked for an attachment the cable does not carry",
+                    neighbour.name
+                ),
+            ));
+        };
+        match carry::upload(shared, &neighbour.connection, id, priority).await {
+            Ok(bytes) => shared.metrics.attachment_carried(bytes),
+            Err(CarryError::Retry(after, why)) => {
+                return Err(CarryError::Retry(
+                    after,
+                    format!("attachment {id} did not reach {}: {why}", neighbour.name),
+                ));
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(())
 }
 
 async fn release(shared: &Arc<Shared>, hop: &NextHop, key: QueueKey) -> Result<bool, StoreError> {
@@ -1390,10 +1510,19 @@ async fn ask(
 
 /// Reads exactly one frame of at most `max` bytes.
 async fn read_one<M: Message + Default>(recv: &mut quinn::RecvStream, max: usize) -> Option<M> {
+    read_first(recv, max).await.map(|(frame, _)| frame)
+}
+
+/// Reads the first frame of at most `max` bytes, with the decoder holding whatever was read
+/// past it (the start of an attachment's raw bytes).
+async fn read_first<M: Message + Default>(
+    recv: &mut quinn::RecvStream,
+    max: usize,
+) -> Option<(M, FrameDecoder)> {
     let mut decoder = FrameDecoder::new(max);
     loop {
         if let Ok(Some(frame)) = decoder.next_frame::<M>() {
-            return Some(frame);
+            return Some((frame, decoder));
         }
         match recv.read_chunk(64 * 1024, true).await {
             Ok(Some(chunk)) => decoder.push(&chunk.bytes),

@@ -35,10 +35,9 @@ use valise_crypto::identity::{DeviceId, IdentityKeyPair, IdentityPublicKey};
 use valise_crypto::receive_key::VerifiedReceiveKey;
 use valise_proto::framing::{self, FrameDecoder};
 use valise_proto::v1::{
-    AttachmentFetch, AttachmentFollows, AttachmentStored, AttachmentUpload, CaughtUp, ClientFrame,
-    CustodyReceipt, Delivery, DeviceRecord, DirectoryPage, EnrolRequest, EnrolResponse, ErrorCode,
-    ErrorFrame, Limits as WireLimits, NodeFrame, ReceiveKey, ReceiveKeysPublished, Welcome,
-    WipeConfirmed, client_frame, node_frame,
+    CaughtUp, ClientFrame, CustodyReceipt, Delivery, DeviceRecord, DirectoryPage, EnrolRequest,
+    EnrolResponse, ErrorCode, ErrorFrame, Limits as WireLimits, NodeFrame, ReceiveKey,
+    ReceiveKeysPublished, Submit, Welcome, WipeConfirmed, client_frame, node_frame,
 };
 
 use valise_audit::AuditLog;
@@ -46,7 +45,7 @@ use valise_audit::store::StoreError;
 use valise_proto::v1::directory_update::Update;
 use valise_proto::v1::{ActorKind, AuditEvent, AuditEventKind, AuditObject, Outcome};
 
-use crate::attachments::{AttachmentId, AttachmentStore, Held, Mismatch, Swept, UploadCheck};
+use crate::attachments::{AttachmentId, AttachmentStore};
 use crate::directory::DurableDirectory;
 use crate::enrolment::{CODE_ENTROPY_BYTES, CodeError, DurableCodeError, DurableCodes, Invitation};
 use crate::limits::Limits;
@@ -57,7 +56,9 @@ use crate::queue::QueueKey;
 use crate::routing::{NextHop, Routed};
 use crate::store::{Custody, Enqueued, RelayStore};
 
+mod attachments;
 mod link;
+use attachments::{receive_attachment, send_attachment, sweep_attachments};
 pub use link::{Federation, FederationError, LinkStatus, WITNESS_KEYS};
 
 /// How long a delivery may go unacknowledged before it is sent again.
@@ -70,14 +71,6 @@ const MAX_IN_FLIGHT: usize = 1024;
 /// QUIC application error codes a node closes connections with.
 const CLOSE_UNAUTHORISED: u32 = 1;
 const CLOSE_SHUTDOWN: u32 = 2;
-/// QUIC stream error code when a fetched attachment cannot be read to its end.
-const RESET_UNREADABLE: u32 = 1;
-/// How much of an upload or fetch is read at once, and written to disk at once: the memory an
-/// attachment transfer holds, whatever its size.
-const ATTACHMENT_READ: usize = 64 * 1024;
-const ATTACHMENT_WRITE: usize = 256 * 1024;
-/// How often expired attachments and abandoned uploads are removed (also once at start).
-const SWEEP_EVERY: Duration = Duration::from_secs(3600);
 /// How long a wipe confirmation may take to reach the device before its connections close.
 const WIPE_CONFIRM_WAIT: Duration = Duration::from_secs(5);
 
@@ -601,7 +594,7 @@ async fn serve_stream(
         let reply = match frame.frame {
             Some(client_frame::Frame::Hello(_)) => welcome(&shared),
             Some(client_frame::Frame::Submit(submit)) => {
-                submit_cable(&shared, &device, submit.envelope).await
+                submit_cable(&shared, &device, submit).await
             }
             Some(client_frame::Frame::Subscribe(_)) => {
                 deliver(send, recv, decoder, device, shared).await;
@@ -699,7 +692,8 @@ fn welcome(shared: &Shared) -> NodeFrame {
     }
 }
 
-async fn submit_cable(shared: &Arc<Shared>, device: &DeviceId, bytes: Vec<u8>) -> NodeFrame {
+async fn submit_cable(shared: &Arc<Shared>, device: &DeviceId, submit: Submit) -> NodeFrame {
+    let bytes = submit.envelope;
     let arrived = Instant::now();
     // Bounded work: past the cap the sender keeps its cable and retries, memory stays flat.
     let Ok(_permit) = Arc::clone(&shared.submission_permits).try_acquire_owned() else {
@@ -775,6 +769,17 @@ async fn submit_cable(shared: &Arc<Shared>, device: &DeviceId, bytes: Vec<u8>) -
             return error(ErrorCode::Malformed, e.to_string());
         }
     };
+    // Every attachment the cable names is held here, so it can travel with the cable.
+    let attachments = match held_attachments(shared, &submit.attachments).await {
+        Ok(ids) => ids,
+        Err((reason, refusal)) => {
+            shared.metrics.refused(reason);
+            record_async(shared, submitted(Outcome::Refused, reason, &cable_of())).await;
+            return NodeFrame {
+                frame: Some(node_frame::Frame::Error(refusal)),
+            };
+        }
+    };
     let at = now_ms();
     let custody = Record::new(AuditEventKind::CustodyTaken, Outcome::Success)
         .by_device(device)
@@ -788,6 +793,7 @@ async fn submit_cable(shared: &Arc<Shared>, device: &DeviceId, bytes: Vec<u8>) -
             routed,
             accepted_at_ms: at,
             now_ms: at,
+            attachments,
         },
         custody,
     )
@@ -826,6 +832,55 @@ async fn submit_cable(shared: &Arc<Shared>, device: &DeviceId, bytes: Vec<u8>) -
     }
 }
 
+/// The attachments a submitted cable names, each checked to be held by this node; or the
+/// audit reason and the refusal.
+async fn held_attachments(
+    shared: &Arc<Shared>,
+    raw: &[Vec<u8>],
+) -> Result<Vec<AttachmentId>, (&'static str, ErrorFrame)> {
+    let refusal = |code: ErrorCode, message: String| ErrorFrame {
+        code: code as i32,
+        message,
+        retry_after_ms: 0,
+    };
+    let ids = crate::attachments::parse_list(raw)
+        .map_err(|e| ("malformed", refusal(ErrorCode::Malformed, e.to_string())))?;
+    if ids.is_empty() {
+        return Ok(ids);
+    }
+    let store = Arc::clone(shared);
+    let now = now_ms();
+    let (ids, missing) = blocking(move || {
+        store
+            .attachments
+            .missing(&ids, now, false)
+            .map(|missing| (ids, missing))
+    })
+    .await
+    .map_err(|e| {
+        (
+            "internal",
+            refusal(
+                ErrorCode::Internal,
+                format!("the node could not check the cable's attachments ({e}); retry later"),
+            ),
+        )
+    })?;
+    match missing.first() {
+        None => Ok(ids),
+        Some(id) => Err((
+            "attachment_missing",
+            refusal(
+                ErrorCode::NotFound,
+                format!(
+                    "the cable names attachment {id}, which this node does not hold; upload \
+                     every attachment before the cable that carries it, then submit again"
+                ),
+            ),
+        )),
+    }
+}
+
 /// Each device with the post its directory record names, for routing.
 fn posts_of(
     directory: &crate::directory::Directory,
@@ -845,6 +900,8 @@ struct Arrival {
     routed: Routed,
     accepted_at_ms: u64,
     now_ms: u64,
+    /// The attachments it carries, all held here.
+    attachments: Vec<AttachmentId>,
 }
 
 /// Takes custody: the cable's every queue entry, then its audit `record`, both durable before
@@ -867,6 +924,7 @@ async fn take_custody(
                     local: &arrival.routed.local,
                     onward: &arrival.routed.onward,
                     accepted_at_ms: arrival.accepted_at_ms,
+                    attachments: &arrival.attachments,
                 },
                 arrival.now_ms,
             )
@@ -1040,334 +1098,6 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work)
         .await
         .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
-}
-
-/// Takes an upload's raw bytes into a temporary file as they arrive, checked against the
-/// announced size and SHA-256, and answers once it is durable, or why not.
-async fn receive_attachment(
-    mut send: quinn::SendStream,
-    mut recv: quinn::RecvStream,
-    mut decoder: FrameDecoder,
-    alone: bool,
-    device: DeviceId,
-    shared: Arc<Shared>,
-    upload: AttachmentUpload,
-) {
-    let reply = match store_upload(&mut recv, &mut decoder, alone, &device, &shared, &upload).await
-    {
-        Ok(held) => NodeFrame {
-            frame: Some(node_frame::Frame::AttachmentStored(AttachmentStored {
-                ciphertext_sha256: upload.ciphertext_sha256,
-                retained_until_ms: held.retained_until_ms,
-            })),
-        },
-        Err(refusal) => {
-            // Whatever else the device sends is not wanted.
-            let _ = recv.stop(0u32.into());
-            refusal
-        }
-    };
-    send_frame(&mut send, &reply).await;
-    let _ = send.finish();
-}
-
-/// A refused upload: counted, recorded, and answered.
-async fn refuse_upload(
-    shared: &Arc<Shared>,
-    device: &DeviceId,
-    id: Option<&AttachmentId>,
-    reason: &'static str,
-    code: ErrorCode,
-    message: String,
-) -> NodeFrame {
-    shared.metrics.refused(reason);
-    let mut record = Record::new(AuditEventKind::RequestRefused, Outcome::Refused)
-        .by_device(device)
-        .reason(reason);
-    if let Some(id) = id {
-        record = record.object("attachment", id.as_bytes(), id.as_bytes());
-    }
-    record_async(shared, record).await;
-    error(code, message)
-}
-
-fn attachment_failure(e: &std::io::Error) -> NodeFrame {
-    tracing::error!(error = %e, "an attachment could not be stored; the device will retry");
-    error(
-        ErrorCode::Internal,
-        format!(
-            "the node could not store the attachment ({e}); it was not stored, upload it again later"
-        ),
-    )
-}
-
-async fn store_upload(
-    recv: &mut quinn::RecvStream,
-    decoder: &mut FrameDecoder,
-    alone: bool,
-    device: &DeviceId,
-    shared: &Arc<Shared>,
-    upload: &AttachmentUpload,
-) -> Result<Held, NodeFrame> {
-    if !alone {
-        return Err(refuse_upload(
-            shared,
-            device,
-            None,
-            "malformed",
-            ErrorCode::Malformed,
-            "an attachment upload must be the only frame on its stream; open a new stream for it"
-                .into(),
-        )
-        .await);
-    }
-    let Some(id) = AttachmentId::from_slice(&upload.ciphertext_sha256) else {
-        return Err(refuse_upload(
-            shared,
-            device,
-            None,
-            "malformed",
-            ErrorCode::Malformed,
-            "ciphertext_sha256 must be the 32-byte SHA-256 of the attachment's ciphertext".into(),
-        )
-        .await);
-    };
-    let max = shared.limits.max_attachment_bytes;
-    if upload.size > max {
-        return Err(refuse_upload(
-            shared,
-            device,
-            Some(&id),
-            "attachment_oversize",
-            ErrorCode::TooLarge,
-            format!(
-                "the attachment is {} bytes; this node accepts attachments of at most {max} \
-                 bytes (Welcome.limits.max_attachment_bytes)",
-                upload.size
-            ),
-        )
-        .await);
-    }
-    // Already held: check the bytes all the same, but write nothing.
-    let store = Arc::clone(shared);
-    let now = now_ms();
-    let held = blocking(move || store.attachments.held(&id, now))
-        .await
-        .map_err(|e| attachment_failure(&e))?;
-    let mut pending = match held {
-        Some(_) => None,
-        None => {
-            let store = Arc::clone(shared);
-            Some(
-                blocking(move || store.attachments.begin())
-                    .await
-                    .map_err(|e| attachment_failure(&e))?,
-            )
-        }
-    };
-    let mut check = UploadCheck::new(id, upload.size);
-    let mut batch = Vec::with_capacity(ATTACHMENT_WRITE);
-    let mut outcome = take_upload_bytes(&mut check, &mut batch, &decoder.take_rest());
-    while outcome.is_ok() {
-        if batch.len() >= ATTACHMENT_WRITE {
-            pending = write_batch(pending, &mut batch).await?;
-        }
-        outcome = match recv.read_chunk(ATTACHMENT_READ, true).await {
-            Ok(Some(chunk)) => take_upload_bytes(&mut check, &mut batch, &chunk.bytes),
-            Ok(None) => break,
-            // Reset by the device, or the connection is gone: the upload is incomplete.
-            Err(_) => Err(Mismatch::Short {
-                announced: upload.size,
-                received: check.received(),
-            }),
-        };
-    }
-    // `pending` dropped on any refusal removes its temporary file.
-    let outcome = outcome.and_then(|()| check.finish());
-    if let Err(mismatch) = outcome {
-        drop(pending);
-        return Err(refuse_upload(
-            shared,
-            device,
-            Some(&id),
-            "digest_mismatch",
-            ErrorCode::DigestMismatch,
-            mismatch.to_string(),
-        )
-        .await);
-    }
-    pending = write_batch(pending, &mut batch).await?;
-    let store = Arc::clone(shared);
-    let held = match pending {
-        Some(upload) => blocking(move || upload.commit(&id)).await,
-        None => match blocking(move || store.attachments.renew(&id)).await {
-            Ok(Some(held)) => Ok(held),
-            // Swept at the end of its retention while this copy was arriving.
-            Ok(None) => {
-                return Err(NodeFrame {
-                    frame: Some(node_frame::Frame::Error(ErrorFrame {
-                        code: ErrorCode::Busy as i32,
-                        message: "the node removed its expired copy of this attachment during the \
-                                  upload; upload it again"
-                            .into(),
-                        retry_after_ms: 100,
-                    })),
-                });
-            }
-            Err(e) => Err(e),
-        },
-    }
-    .map_err(|e| attachment_failure(&e))?;
-    shared.metrics.attachment_stored(upload.size);
-    record_async(
-        shared,
-        Record::new(AuditEventKind::AttachmentStored, Outcome::Success)
-            .by_device(device)
-            .object("attachment", &[], &upload.ciphertext_sha256),
-    )
-    .await;
-    Ok(held)
-}
-
-fn take_upload_bytes(
-    check: &mut UploadCheck,
-    batch: &mut Vec<u8>,
-    bytes: &[u8],
-) -> Result<(), Mismatch> {
-    check.push(bytes)?;
-    batch.extend_from_slice(bytes);
-    Ok(())
-}
-
-/// Writes the batch to the upload's file (or drops it, for an attachment already held).
-async fn write_batch(
-    pending: Option<crate::attachments::PendingUpload>,
-    batch: &mut Vec<u8>,
-) -> Result<Option<crate::attachments::PendingUpload>, NodeFrame> {
-    let Some(mut upload) = pending else {
-        batch.clear();
-        return Ok(None);
-    };
-    let bytes = std::mem::take(batch);
-    let (upload, bytes) = blocking(move || upload.write(&bytes).map(|()| (upload, bytes)))
-        .await
-        .map_err(|e| attachment_failure(&e))?;
-    // The buffer is reused, so memory stays at one batch.
-    *batch = bytes;
-    batch.clear();
-    Ok(Some(upload))
-}
-
-/// Serves an attachment: `AttachmentFollows`, its bytes read from disk a piece at a time, then
-/// the end of the stream.
-async fn send_attachment(
-    mut send: quinn::SendStream,
-    device: DeviceId,
-    shared: Arc<Shared>,
-    fetch: AttachmentFetch,
-) {
-    let refusal = 'refusal: {
-        let Some(id) = AttachmentId::from_slice(&fetch.ciphertext_sha256) else {
-            break 'refusal error(
-                ErrorCode::Malformed,
-                "ciphertext_sha256 must be the 32-byte SHA-256 of the attachment's ciphertext",
-            );
-        };
-        let store = Arc::clone(&shared);
-        let now = now_ms();
-        let (file, held) = match blocking(move || store.attachments.open_for_fetch(&id, now)).await
-        {
-            Ok(Some(found)) => found,
-            Ok(None) => {
-                tracing::info!(device = %device, attachment = %id, "attachment not held");
-                break 'refusal error(
-                    ErrorCode::NotFound,
-                    format!(
-                        "the attachment is not held by this node (never uploaded, or past its \
-                         retention of {}); ask the sender to resend it",
-                        shared.attachments.retention()
-                    ),
-                );
-            }
-            Err(e) => {
-                tracing::error!(error = %e, attachment = %id, "an attachment could not be opened");
-                break 'refusal error(
-                    ErrorCode::Internal,
-                    format!("the node could not read the attachment ({e}); try again later"),
-                );
-            }
-        };
-        let follows = NodeFrame {
-            frame: Some(node_frame::Frame::AttachmentFollows(AttachmentFollows {
-                size: held.size,
-            })),
-        };
-        if !send_frame(&mut send, &follows).await {
-            return;
-        }
-        let mut file = Some(file);
-        let mut remaining = held.size;
-        while remaining > 0 {
-            let Some(mut reading) = file.take() else {
-                return;
-            };
-            let want = usize::try_from(remaining.min(ATTACHMENT_WRITE as u64)).unwrap_or(0);
-            let piece = blocking(move || {
-                crate::attachments::read_piece(&mut reading, want).map(|p| (reading, p))
-            })
-            .await;
-            let piece = match piece {
-                Ok((reading, piece)) if !piece.is_empty() => {
-                    file = Some(reading);
-                    piece
-                }
-                // Shorter than it was, or unreadable: the device must not take it as whole.
-                _ => {
-                    tracing::error!(attachment = %id, "an attachment could not be read to its end");
-                    let _ = send.reset(RESET_UNREADABLE.into());
-                    return;
-                }
-            };
-            if send.write_all(&piece).await.is_err() {
-                return;
-            }
-            remaining = remaining.saturating_sub(piece.len() as u64);
-        }
-        let _ = send.finish();
-        shared.metrics.attachment_fetched(held.size);
-        record_async(
-            &shared,
-            Record::new(AuditEventKind::AttachmentFetched, Outcome::Success)
-                .by_device(&device)
-                .object("attachment", &[], &fetch.ciphertext_sha256),
-        )
-        .await;
-        return;
-    };
-    send_frame(&mut send, &refusal).await;
-    let _ = send.finish();
-}
-
-/// Removes expired attachments and abandoned uploads at start, then every [`SWEEP_EVERY`].
-async fn sweep_attachments(shared: Arc<Shared>) {
-    let mut every = tokio::time::interval(SWEEP_EVERY);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        every.tick().await;
-        let store = Arc::clone(&shared);
-        match blocking(move || store.attachments.sweep(now_ms())).await {
-            Ok(swept) if swept == Swept::default() => {}
-            Ok(swept) => tracing::info!(
-                attachments = swept.attachments,
-                uploads = swept.uploads,
-                "removed expired attachments and abandoned uploads"
-            ),
-            Err(e) => tracing::error!(
-                error = %e,
-                "the attachment sweep failed; it runs again within the hour"
-            ),
-        }
-    }
 }
 
 /// An audit event being built: what, who, from where, about what, how it ended. Ids and
