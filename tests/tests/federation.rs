@@ -492,3 +492,46 @@ fn a_cable_the_hub_refuses_as_too_large_is_held_at_paris_not_lost() {
     let inbox = inbox_of(&bob, 1);
     assert_eq!(inbox[0]["id"], id.as_str());
 }
+
+#[test]
+fn an_attachment_crosses_with_its_cable_and_opens_at_nairobi_while_paris_is_down() {
+    let (_network, _hub, mut paris, nairobi) = three_nodes();
+    let (alice, bob) = alice_and_bob(&paris, &nairobi);
+    let brief = alice.dir.path().join("border-brief.bin");
+    let data: Vec<u8> = (0..700_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    std::fs::write(&brief, &data).unwrap();
+    let id = alice.send(&[
+        "--to",
+        "bob@nairobi",
+        "--classification",
+        "SECRET",
+        "--precedence",
+        "IMMEDIATE",
+        "--tags",
+        "PREL",
+        "--subject",
+        "Border brief",
+        "--body",
+        "See the attached brief.",
+        "--attach",
+        brief.to_str().unwrap(),
+    ]);
+    assert_eq!(inbox_of(&bob, 1)[0]["id"], id.as_str());
+
+    // The sender's post goes dark: the attachment is already at Nairobi, with the cable.
+    paris.stop();
+    let saved = bob.dir.path().join("saved");
+    let read = bob.json(&[
+        "read",
+        &id[..8],
+        "--save-attachments",
+        saved.to_str().unwrap(),
+    ]);
+    assert_eq!(read["attachments"][0]["name"], "border-brief.bin", "{read}");
+    assert!(
+        std::fs::read(saved.join("border-brief.bin")).unwrap() == data,
+        "Bob saves exactly what Alice attached"
+    );
+}
