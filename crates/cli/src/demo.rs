@@ -231,7 +231,7 @@ pub async fn run(keep: Option<&Path>) -> Result<()> {
             Precedence::Immediate,
             "PREL,PBTS",
             "Border crossings: request for a joint assessment",
-            vec![],
+            vec![brief.clone()],
         ),
     )
     .await?;
@@ -331,31 +331,27 @@ pub async fn run(keep: Option<&Path>) -> Result<()> {
     staff.get("alice@paris")?.mark_read(&flash)?;
     println!("   alice reads it in Paris");
     staff.get("ambassador@paris")?.mark_read(&demarche)?;
+    let paris_copy = root.join("saved-in-paris");
     let saved = staff
         .get("ambassador@paris")?
-        .save_attachments(&demarche, &root.join("saved"), &NoProgress)
+        .save_attachments(&demarche, &paris_copy, &NoProgress)
         .await?;
-    for path in &saved {
-        let intact = std::fs::read_to_string(path)? == brief_text;
-        println!(
-            "   the ambassador in Paris reads \"Demarche…\" and saves {} ({}, {})",
-            path.file_name()
-                .map(|n| n.to_string_lossy())
-                .unwrap_or_default(),
-            render::size(std::fs::metadata(path)?.len()),
-            if intact {
-                "identical to what alice attached"
-            } else {
-                "CORRUPTED"
-            }
-        );
-        if !intact {
-            bail!("the attachment did not arrive intact");
-        }
-    }
+    check_saved(
+        &saved,
+        &brief_text,
+        "the ambassador in Paris reads \"Demarche…\" and saves",
+    )?;
     let david = staff.get("david@nairobi")?;
     david.mark_read(&priority)?;
     david.mark_read(&border)?;
+    let saved = david
+        .save_attachments(&border, &root.join("saved-in-nairobi"), &NoProgress)
+        .await?;
+    check_saved(
+        &saved,
+        &brief_text,
+        "david in Nairobi saves the brief that crossed the hub with alice's request:",
+    )?;
     println!("   david reads bob's PRIORITY cable and alice's request, and replies:");
     let reply = send(
         david,
@@ -593,6 +589,32 @@ fn draft(
         text: format!("{subject}.\n\nText of the cable."),
         attachments,
     }
+}
+
+/// Prints each saved attachment after `what`, and fails unless it holds `expected`.
+fn check_saved(saved: &[PathBuf], expected: &str, what: &str) -> Result<()> {
+    if saved.is_empty() {
+        bail!("no attachment was saved");
+    }
+    for path in saved {
+        let intact = std::fs::read_to_string(path)? == expected;
+        println!(
+            "   {what} {} ({}, {})",
+            path.file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default(),
+            render::size(std::fs::metadata(path)?.len()),
+            if intact {
+                "identical to what alice attached"
+            } else {
+                "CORRUPTED"
+            }
+        );
+        if !intact {
+            bail!("the attachment did not arrive intact");
+        }
+    }
+    Ok(())
 }
 
 async fn send(client: &mut Client, draft: CableDraft) -> Result<String> {

@@ -160,6 +160,21 @@ fn the_demo_sends_cables_across_posts_exits_zero_and_can_keep_its_files() {
         );
     }
     assert!(dir.join("devices/alice@paris/storage.key").is_file());
+    // The brief alice attached was opened at both posts: at Paris by its recipient there, and
+    // at Nairobi from Nairobi's own node, where it crossed the hub with its cable.
+    assert!(
+        says(&lines, &["david in Nairobi saves", "identical to what alice attached"]),
+        "{story}"
+    );
+    let attached = std::fs::read(dir.join("northern-border-brief.txt")).unwrap();
+    for copy in ["saved-in-paris", "saved-in-nairobi"] {
+        let saved = std::fs::read(dir.join(copy).join("northern-border-brief.txt")).unwrap();
+        assert!(saved == attached, "{copy} differs from what alice attached");
+    }
+    assert!(
+        dir.join("nodes/nairobi/attachments").read_dir().unwrap().count() >= 1,
+        "Nairobi's node holds the attachment"
+    );
     assert!(dir.join("devices/david@nairobi/storage.key").is_file());
 
     // A folder that is not empty is refused, not overwritten.
