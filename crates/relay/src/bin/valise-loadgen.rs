@@ -6,6 +6,10 @@
 //! Paris, the recipient at Nairobi, every cable taken into custody durably at Paris, the hub and
 //! Nairobi in turn.
 //!
+//! `--attachment-bytes N` gives each ROUTINE cable an attachment of N bytes, uploaded by its
+//! sender before the cable; across the network the nodes carry it with the cable, so a cable
+//! counts as delivered only once its attachment is at the recipient's node.
+//!
 //! Example: cargo run --release -p valise-relay --bin valise-loadgen -- --cables 20000
 //!          cargo run --release -p valise-relay --bin valise-loadgen -- --network federated
 
@@ -21,8 +25,8 @@ use prost::Message;
 use valise_crypto::envelope::{new_cable_id, seal};
 use valise_proto::framing::{FrameDecoder, encode};
 use valise_proto::v1::{
-    CableBody, Classification, ClientFrame, DeliveryAck, NodeFrame, Precedence, RoutingHeader,
-    Submit, Subscribe, client_frame, node_frame,
+    AttachmentUpload, CableBody, Classification, ClientFrame, DeliveryAck, NodeFrame, Precedence,
+    RoutingHeader, Submit, Subscribe, client_frame, node_frame,
 };
 use valise_relay::limits::Limits;
 use valise_relay::local::{self, LocalDevice};
@@ -61,6 +65,9 @@ struct Args {
     /// The network measured.
     #[arg(long, value_enum, default_value_t = Network::Single)]
     network: Network,
+    /// Size of an attachment carried by each ROUTINE cable, in bytes (0: none).
+    #[arg(long, default_value_t = 0)]
+    attachment_bytes: usize,
 }
 
 /// The network under load and its devices: the senders, the recipient (`desk`), and the
@@ -76,6 +83,8 @@ struct Setup {
 struct Sealed {
     id: Vec<u8>,
     bytes: Vec<u8>,
+    /// An attachment ciphertext to upload before the cable, if any.
+    attachment: Option<Vec<u8>>,
 }
 
 /// When each cable was submitted, and the latencies measured on delivery.
@@ -109,6 +118,7 @@ fn seal_many(
     precedence: Precedence,
     count: usize,
     body_bytes: usize,
+    attachment_bytes: usize,
 ) -> Vec<Sealed> {
     let body = CableBody {
         subject: "load".into(),
@@ -134,12 +144,52 @@ fn seal_many(
                 std::slice::from_ref(&to.published),
             )
             .ok()?;
+            // Bytes unique to the cable, so every attachment is stored and carried anew.
+            let attachment = (attachment_bytes > 0).then(|| noise(&id, attachment_bytes));
             Some(Sealed {
                 id,
                 bytes: env.encode_to_vec(),
+                attachment,
             })
         })
         .collect()
+}
+
+/// Bytes that do not compress or repeat, seeded by `seed`.
+fn noise(seed: &[u8], len: usize) -> Vec<u8> {
+    let mut x = seed.iter().fold(0x9E37_79B9_7F4A_7C15u64, |x, b| {
+        (x ^ u64::from(*b)).rotate_left(8)
+    }) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Uploads an attachment ciphertext; returns its SHA-256 once the node holds it.
+async fn upload(conn: &quinn::Connection, bytes: &[u8]) -> Result<Vec<u8>> {
+    let hash = valise_crypto::sha256(bytes).to_vec();
+    let (mut send, mut recv) = conn.open_bi().await?;
+    let frame = ClientFrame {
+        frame: Some(client_frame::Frame::AttachmentUpload(AttachmentUpload {
+            ciphertext_sha256: hash.clone(),
+            size: bytes.len() as u64,
+        })),
+    };
+    send.write_all(&encode(&frame)).await?;
+    send.write_all(bytes).await?;
+    send.finish()?;
+    let reply = recv.read_to_end(1 << 20).await?;
+    let mut decoder = FrameDecoder::new(1 << 20);
+    decoder.push(&reply);
+    match decoder.next_frame::<NodeFrame>()?.and_then(|f| f.frame) {
+        Some(node_frame::Frame::AttachmentStored(_)) => Ok(hash),
+        other => bail!("attachment upload refused: {other:?}"),
+    }
 }
 
 async fn submit(
@@ -148,6 +198,10 @@ async fn submit(
     clock: &Clock,
     tag: &'static str,
 ) -> Result<()> {
+    let attachments = match &cable.attachment {
+        Some(bytes) => vec![upload(conn, bytes).await?],
+        None => vec![],
+    };
     clock
         .tags
         .lock()
@@ -163,7 +217,7 @@ async fn submit(
         let frame = ClientFrame {
             frame: Some(client_frame::Frame::Submit(Submit {
                 envelope: cable.bytes.clone(),
-                attachments: vec![],
+                attachments: attachments.clone(),
             })),
         };
         send.write_all(&encode(&frame)).await?;
@@ -395,13 +449,27 @@ async fn run(args: &Args, dir: &std::path::Path) -> Result<()> {
     let batches = |n: usize, p: Precedence| -> Vec<Vec<Sealed>> {
         senders
             .iter()
-            .map(|s| seal_many(s, desk, p, n, args.body_bytes))
+            .map(|s| seal_many(s, desk, p, n, args.body_bytes, args.attachment_bytes))
             .collect()
     };
     let main_batches = batches(per_sender, Precedence::Routine);
     let loaded_batches = batches(per_sender / 2, Precedence::Routine);
-    let idle_flash = seal_many(duty, desk, Precedence::Flash, args.flash, args.body_bytes);
-    let loaded_flash = seal_many(duty, desk, Precedence::Flash, args.flash, args.body_bytes);
+    let idle_flash = seal_many(
+        duty,
+        desk,
+        Precedence::Flash,
+        args.flash,
+        args.body_bytes,
+        0,
+    );
+    let loaded_flash = seal_many(
+        duty,
+        desk,
+        Precedence::Flash,
+        args.flash,
+        args.body_bytes,
+        0,
+    );
     let clock = Arc::new(Clock::default());
 
     // 1. FLASH latency on an idle network.
@@ -472,6 +540,14 @@ async fn run(args: &Args, dir: &std::path::Path) -> Result<()> {
         "  delivered to the recipient: {end_to_end:.0} cables/s, the last {:.1?} after the first was submitted",
         delivered_in
     );
+    if args.attachment_bytes > 0 {
+        let mib = (total * args.attachment_bytes) as f64 / (1024.0 * 1024.0);
+        println!(
+            "  each ROUTINE cable carried a {} byte attachment: {mib:.0} MiB at the recipient's node, {:.1} MiB/s end to end",
+            args.attachment_bytes,
+            mib / delivered_in.as_secs_f64()
+        );
+    }
     println!(
         "submit-to-delivery latency under full load: p50 {:.1?}, p99 {:.1?} ({} cables)",
         routine.0, routine.1, routine.2
