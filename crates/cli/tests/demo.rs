@@ -163,7 +163,10 @@ fn the_demo_sends_cables_across_posts_exits_zero_and_can_keep_its_files() {
     // The brief alice attached was opened at both posts: at Paris by its recipient there, and
     // at Nairobi from Nairobi's own node, where it crossed the hub with its cable.
     assert!(
-        says(&lines, &["david in Nairobi saves", "identical to what alice attached"]),
+        says(
+            &lines,
+            &["david in Nairobi saves", "identical to what alice attached"]
+        ),
         "{story}"
     );
     let attached = std::fs::read(dir.join("northern-border-brief.txt")).unwrap();
@@ -172,7 +175,11 @@ fn the_demo_sends_cables_across_posts_exits_zero_and_can_keep_its_files() {
         assert!(saved == attached, "{copy} differs from what alice attached");
     }
     assert!(
-        dir.join("nodes/nairobi/attachments").read_dir().unwrap().count() >= 1,
+        dir.join("nodes/nairobi/attachments")
+            .read_dir()
+            .unwrap()
+            .count()
+            >= 1,
         "Nairobi's node holds the attachment"
     );
     assert!(dir.join("devices/david@nairobi/storage.key").is_file());
