@@ -535,3 +535,63 @@ fn an_attachment_crosses_with_its_cable_and_opens_at_nairobi_while_paris_is_down
         "Bob saves exactly what Alice attached"
     );
 }
+
+#[test]
+fn an_attachment_larger_than_the_hub_accepts_holds_its_cable_at_paris_until_aligned() {
+    let (network, mut hub, paris, nairobi) =
+        three_nodes_configured("[limits]\nmax_attachment_bytes = 100000\n", "");
+    let (alice, bob) = alice_and_bob(&paris, &nairobi);
+    let annex = alice.dir.path().join("annex.bin");
+    let data: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 9) as u8)
+        .collect();
+    std::fs::write(&annex, &data).unwrap();
+    let id = alice.send(&[
+        "--to",
+        "bob@nairobi",
+        "--classification",
+        "SECRET",
+        "--precedence",
+        "PRIORITY",
+        "--tags",
+        "PREL",
+        "--subject",
+        "Annex",
+        "--body",
+        "Attached.",
+        "--attach",
+        annex.to_str().unwrap(),
+    ]);
+    // Paris took custody; the hub refuses the attachment as too large, so Paris holds the
+    // cable and says why, rather than sending it again and again.
+    let held = eventually("Paris to report the refusal", || {
+        let now = status(&paris);
+        let link = hub_link(&now).clone();
+        link["last_error"]
+            .as_str()?
+            .contains("refuses cable")
+            .then_some(link)
+    });
+    assert_eq!(held["queued"]["PRIORITY"], 1, "{held}");
+    let why = held["last_error"].as_str().unwrap();
+    assert!(
+        why.contains("TOO_LARGE") && why.contains("[limits]"),
+        "{held}"
+    );
+
+    // Aligned, the cable crosses with its attachment, which Bob opens.
+    hub.stop();
+    let config = network.dir.path().join("hq/node.toml");
+    let toml = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, toml.replace("max_attachment_bytes = 100000", "")).unwrap();
+    hub.start();
+    assert_eq!(inbox_of(&bob, 1)[0]["id"], id.as_str());
+    let saved = bob.dir.path().join("saved");
+    bob.json(&[
+        "read",
+        &id[..8],
+        "--save-attachments",
+        saved.to_str().unwrap(),
+    ]);
+    assert!(std::fs::read(saved.join("annex.bin")).unwrap() == data);
+}

@@ -84,8 +84,9 @@ pub struct Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LinksSection {
-    /// Most cables awaiting the next hop's custody receipt at once, per link. Default 32;
-    /// raise it on links with a long round trip and ample bandwidth.
+    /// Most cables awaiting the next hop's custody receipt at once, per link, and as many again
+    /// for FLASH and IMMEDIATE. Default 32; raise it on links with a long round trip and ample
+    /// bandwidth.
     pub forward_window: u32,
 }
 

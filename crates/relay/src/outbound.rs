@@ -119,9 +119,13 @@ impl Outbound {
         self.room(true) > 0 || self.room(false) > 0
     }
 
-    /// When the earliest deferred entry becomes due, if any.
+    /// When the earliest deferred entry not in flight becomes due, if any.
     pub fn next_due(&self) -> Option<Duration> {
-        self.deferred.values().map(|(until, _)| *until).min()
+        self.deferred
+            .iter()
+            .filter(|(key, _)| !self.in_flight.contains(key))
+            .map(|(_, (until, _))| *until)
+            .min()
     }
 }
 
@@ -211,6 +215,8 @@ mod tests {
         assert!(out.pick(&queue, Duration::from_millis(999)).is_empty());
         assert_eq!(out.next_due(), Some(FIRST_RETRY));
         assert_eq!(out.pick(&queue, FIRST_RETRY), vec![routine(0)]);
+        // In flight again, it is no longer waited for: nothing is due.
+        assert_eq!(out.next_due(), None);
         let second = out.retry_later(routine(0), FIRST_RETRY, Duration::ZERO, 1.0);
         assert_eq!(second, FIRST_RETRY * 2);
         // A hop that asks for longer gets longer.

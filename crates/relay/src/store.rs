@@ -339,6 +339,31 @@ impl RelayStore {
         Ok(Some(envelope.to_vec()))
     }
 
+    /// Whether the cable was already taken into custody here (the dedup set).
+    pub fn seen(&self, cable: &CableId) -> Result<bool, StoreError> {
+        Ok(self.kv.get(&key(b'd', &[cable]))?.is_some())
+    }
+
+    /// Replaces the attachments a cable in transit carries (one expired here, say). Nothing
+    /// is written for a cable no longer held.
+    pub fn set_attachments(
+        &self,
+        cable: &CableId,
+        attachments: &[AttachmentId],
+    ) -> Result<(), StoreError> {
+        let _serial = self.acks.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.kv.get(&key(b'v', &[cable]))?.is_none() {
+            return Ok(());
+        }
+        let k = key(b'a', &[cable]);
+        let write = if attachments.is_empty() {
+            Write::Delete(k)
+        } else {
+            Write::Put(k, attachments.iter().flat_map(|a| *a.as_bytes()).collect())
+        };
+        self.commit.commit(vec![write])
+    }
+
     /// The attachments a cable still in transit carries, to go with it to the next hop.
     pub fn attachments(&self, cable: &CableId) -> Result<Vec<AttachmentId>, StoreError> {
         let Some(ids) = self.kv.get(&key(b'a', &[cable]))? else {

@@ -343,6 +343,10 @@ fn a_forwarded_cable_is_kept_until_every_hop_and_device_is_done_and_survives_a_r
     assert_eq!(hub_queue[0].1.accepted_at_ms, 501);
     assert_eq!(store.attachments(&cable(0)).unwrap(), annexes);
     assert_eq!(store.attachments(&cable(1)).unwrap(), []);
+    assert!(store.seen(&cable(0)).unwrap() && !store.seen(&cable(9)).unwrap());
+    // One attachment expired here: the cable goes on carrying the other.
+    store.set_attachments(&cable(0), &annexes[1..]).unwrap();
+    assert_eq!(store.attachments(&cable(0)).unwrap(), &annexes[1..]);
     let depth = store.onward_depth().unwrap();
     assert_eq!(depth["hub"], [1, 0, 0, 1]);
     assert_eq!(depth["post:brussels"], [1, 0, 0, 1]);
@@ -371,6 +375,12 @@ fn a_forwarded_cable_is_kept_until_every_hop_and_device_is_done_and_survives_a_r
         store.attachments(&cable(0)).unwrap(),
         [],
         "and so is its list of attachments"
+    );
+    store.set_attachments(&cable(0), &annexes).unwrap();
+    assert_eq!(
+        store.attachments(&cable(0)).unwrap(),
+        [],
+        "nothing is written for a cable no longer held"
     );
     assert!(store.envelope(&cable(1)).unwrap().is_some());
 }

@@ -766,7 +766,25 @@ async fn take_forward(shared: &Arc<Shared>, from: &Neighbour, forward: Forward) 
         Ok(ids) => ids,
         Err(e) => return link_error(ErrorCode::Malformed, &e.to_string()),
     };
-    match carry::wanted(shared, attachments.clone()).await {
+    // A cable already held came with its attachments: it is answered with a receipt again,
+    // and a re-offer tells the neighbour nothing about which attachments this node holds.
+    let store = Arc::clone(shared);
+    let cable = accepted.cable_id;
+    let held = match blocking_store(move || store.store.seen(&cable)).await {
+        Ok(held) => held,
+        Err(e) => {
+            return link_error(
+                ErrorCode::Internal,
+                &format!("the cable could not be looked up ({e}); retry later"),
+            );
+        }
+    };
+    let wanted = if held {
+        Ok(Vec::new())
+    } else {
+        carry::wanted(shared, attachments.clone()).await
+    };
+    match wanted {
         Ok(missing) if missing.is_empty() => {}
         Ok(missing) => {
             return LinkReply {
@@ -1135,7 +1153,7 @@ async fn send_forward(
             );
             return Err(Duration::from_secs(30));
         }
-        match carry_wanted(shared, neighbour, &mut attachments, &wanted, priority).await {
+        match carry_wanted(shared, neighbour, &attachments, &wanted, priority).await {
             Ok(()) => {}
             Err(CarryError::Refused(e)) => {
                 break LinkReply {
@@ -1161,6 +1179,10 @@ async fn send_forward(
                 );
                 record_async(shared, lost).await;
                 attachments.retain(|held| *held != id);
+                // Kept shorter, so a later retry neither asks for it nor audits it again.
+                let store = Arc::clone(shared);
+                let kept = attachments.clone();
+                let _ = blocking_store(move || store.store.set_attachments(&cable, &kept)).await;
                 offers -= 1;
             }
         }
@@ -1231,20 +1253,25 @@ async fn send_forward(
 async fn carry_wanted(
     shared: &Arc<Shared>,
     neighbour: &Neighbour,
-    listed: &mut [AttachmentId],
+    listed: &[AttachmentId],
     wanted: &AttachmentsWanted,
     priority: i32,
 ) -> Result<(), CarryError> {
-    for raw in &wanted.ciphertext_sha256 {
-        let Some(id) = AttachmentId::from_slice(raw).filter(|id| listed.contains(id)) else {
-            return Err(CarryError::Retry(
+    // Each at most once, and only those the cable carries: a faulty neighbour cannot make
+    // this node send an attachment over and over.
+    let wanted = crate::attachments::parse_list(&wanted.ciphertext_sha256)
+        .ok()
+        .filter(|ids| ids.iter().all(|id| listed.contains(id)))
+        .ok_or_else(|| {
+            CarryError::Retry(
                 Duration::from_secs(30),
                 format!(
-                    "node {} asked for an attachment the cable does not carry",
+                    "node {} asked for attachments the cable does not carry",
                     neighbour.name
                 ),
-            ));
-        };
+            )
+        })?;
+    for id in wanted {
         match carry::upload(shared, &neighbour.connection, id, priority).await {
             Ok(bytes) => shared.metrics.attachment_carried(bytes),
             Err(CarryError::Retry(after, why)) => {

@@ -575,8 +575,11 @@ async fn serve_stream(
     device: DeviceId,
     shared: Arc<Shared>,
 ) {
-    // An envelope at the limit, plus its frame's few bytes of overhead.
-    let mut decoder = FrameDecoder::new(shared.limits.max_envelope_bytes + 64);
+    // An envelope at the limit, plus its frame's few bytes of overhead and the hashes of the
+    // most attachments a cable may name (34 bytes each on the wire).
+    let mut decoder = FrameDecoder::new(
+        shared.limits.max_envelope_bytes + 64 + valise_proto::MAX_ATTACHMENTS_PER_CABLE * 40,
+    );
     let mut frames = 0u32;
     while let Some(frame) = next_frame(&mut recv, &mut decoder, Some(&mut send)).await {
         frames += 1;

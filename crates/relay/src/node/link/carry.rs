@@ -24,6 +24,8 @@ const PIECE: usize = 64 * 1024;
 /// Longest one piece may take to leave: an upload slower than a piece per this long (about
 /// 0.5 KiB/s) has stalled, and is tried again later.
 const PIECE_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long to wait for a neighbour's refusal after it stopped reading an upload.
+const REFUSAL_WAIT: Duration = Duration::from_secs(10);
 
 /// Why an attachment was not carried.
 #[derive(Debug)]
@@ -110,9 +112,75 @@ pub(super) async fn upload(
             size: held.size,
         })),
     };
-    write(&mut send, &framing::encode(&request)).await?;
+    let sent = send_bytes(&mut send, &framing::encode(&request), file, held.size, id).await;
+    match sent {
+        Ok(()) => {}
+        Err(Unsent::Local(e)) => return Err(e),
+        // A neighbour that refuses an upload stops reading before it ends: its answer, if it
+        // gave one, says whether to hold the cable or try again.
+        Err(Unsent::Write(why)) => {
+            return match tokio::time::timeout(
+                REFUSAL_WAIT,
+                read_one::<LinkReply>(&mut recv, 64 * 1024),
+            )
+            .await
+            {
+                Ok(Some(reply)) => Err(classify(reply, id)
+                    .err()
+                    .unwrap_or_else(|| link_failed(why))),
+                _ => Err(link_failed(why)),
+            };
+        }
+    }
+    let _ = send.finish();
+    let reply = tokio::time::timeout(REQUEST_TIMEOUT, read_one::<LinkReply>(&mut recv, 64 * 1024))
+        .await
+        .map_err(|_| link_failed(format!("no reply within {REQUEST_TIMEOUT:?}")))?
+        .ok_or_else(|| link_failed("the reply did not decode".into()))?;
+    classify(reply, id).map(|()| held.size)
+}
+
+/// The neighbour's answer to an upload: stored, refused for good, or try again.
+fn classify(reply: LinkReply, id: AttachmentId) -> Result<(), CarryError> {
+    match reply.reply {
+        Some(link_reply::Reply::AttachmentStored(stored))
+            if stored.ciphertext_sha256 == id.as_bytes() =>
+        {
+            Ok(())
+        }
+        Some(link_reply::Reply::Error(e)) if e.code == ErrorCode::TooLarge as i32 => {
+            Err(CarryError::Refused(e))
+        }
+        Some(link_reply::Reply::Error(e)) => Err(CarryError::Retry(
+            Duration::from_millis(e.retry_after_ms),
+            e.message,
+        )),
+        _ => Err(CarryError::Retry(
+            Duration::ZERO,
+            "expected AttachmentStored for the attachment sent".into(),
+        )),
+    }
+}
+
+/// Why an upload's bytes did not all leave.
+enum Unsent {
+    /// The stream failed: the neighbour may have refused and stopped reading.
+    Write(String),
+    /// This node could not read its own copy.
+    Local(CarryError),
+}
+
+/// Sends the request frame, then the file's `size` bytes, a piece at a time.
+async fn send_bytes(
+    send: &mut quinn::SendStream,
+    frame: &[u8],
+    file: std::fs::File,
+    size: u64,
+    id: AttachmentId,
+) -> Result<(), Unsent> {
+    write(send, frame).await?;
     let mut file = Some(file);
-    let mut remaining = held.size;
+    let mut remaining = size;
     while remaining > 0 {
         let Some(mut reading) = file.take() else {
             break;
@@ -127,46 +195,24 @@ pub(super) async fn upload(
             // Shorter than it was, or unreadable: the neighbour must not take it as whole.
             _ => {
                 let _ = send.reset(0u32.into());
-                return Err(CarryError::Retry(
+                return Err(Unsent::Local(CarryError::Retry(
                     Duration::from_secs(30),
                     format!("attachment {id} could not be read to its end on this node"),
-                ));
+                )));
             }
         };
-        write(&mut send, &piece).await?;
+        write(send, &piece).await?;
         remaining = remaining.saturating_sub(piece.len() as u64);
     }
-    let _ = send.finish();
-    let reply = tokio::time::timeout(REQUEST_TIMEOUT, read_one::<LinkReply>(&mut recv, 64 * 1024))
-        .await
-        .map_err(|_| link_failed(format!("no reply within {REQUEST_TIMEOUT:?}")))?
-        .ok_or_else(|| link_failed("the reply did not decode".into()))?;
-    match reply.reply {
-        Some(link_reply::Reply::AttachmentStored(stored))
-            if stored.ciphertext_sha256 == id.as_bytes() =>
-        {
-            Ok(held.size)
-        }
-        Some(link_reply::Reply::Error(e)) if e.code == ErrorCode::TooLarge as i32 => {
-            Err(CarryError::Refused(e))
-        }
-        Some(link_reply::Reply::Error(e)) => Err(CarryError::Retry(
-            Duration::from_millis(e.retry_after_ms),
-            e.message,
-        )),
-        _ => Err(link_failed(
-            "expected AttachmentStored for the attachment sent".into(),
-        )),
-    }
+    Ok(())
 }
 
-async fn write(send: &mut quinn::SendStream, bytes: &[u8]) -> Result<(), CarryError> {
+async fn write(send: &mut quinn::SendStream, bytes: &[u8]) -> Result<(), Unsent> {
     match tokio::time::timeout(PIECE_TIMEOUT, send.write_all(bytes)).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(CarryError::Retry(Duration::ZERO, e.to_string())),
-        Err(_) => Err(CarryError::Retry(
-            Duration::ZERO,
-            format!("the upload stalled: nothing moved for {PIECE_TIMEOUT:?}"),
-        )),
+        Ok(Err(e)) => Err(Unsent::Write(e.to_string())),
+        Err(_) => Err(Unsent::Write(format!(
+            "the upload stalled: nothing moved for {PIECE_TIMEOUT:?}"
+        ))),
     }
 }
