@@ -770,7 +770,8 @@ async fn take_forward(shared: &Arc<Shared>, from: &Neighbour, forward: Forward) 
     // and a re-offer tells the neighbour nothing about which attachments this node holds.
     let store = Arc::clone(shared);
     let cable = accepted.cable_id;
-    let held = match blocking_store(move || store.store.seen(&cable)).await {
+    let check_seen = !attachments.is_empty();
+    let held = match blocking_store(move || Ok(check_seen && store.store.seen(&cable)?)).await {
         Ok(held) => held,
         Err(e) => {
             return link_error(
@@ -1154,36 +1155,38 @@ async fn send_forward(
             return Err(Duration::from_secs(30));
         }
         match carry_wanted(shared, neighbour, &attachments, &wanted, priority).await {
-            Ok(()) => {}
+            Ok(expired) if expired.is_empty() => {}
+            Ok(expired) => {
+                // Past their retention on this node: the cable goes on, and its recipients
+                // are told such an attachment is gone when they fetch it.
+                for id in &expired {
+                    tracing::warn!(
+                        cable = %hex::encode(cable),
+                        attachment = %id,
+                        "an attachment expired on this node before its cable could be forwarded; the cable goes on without it"
+                    );
+                    let lost = forwarded(Outcome::Failure, "attachment_expired").object(
+                        "attachment",
+                        &[],
+                        id.as_bytes(),
+                    );
+                    record_async(shared, lost).await;
+                }
+                attachments.retain(|held| !expired.contains(held));
+                // Kept shorter, so a later retry neither asks for them nor audits them again.
+                let store = Arc::clone(shared);
+                let kept = attachments.clone();
+                let _ = blocking_store(move || store.store.set_attachments(&cable, &kept)).await;
+            }
             Err(CarryError::Refused(e)) => {
                 break LinkReply {
                     reply: Some(link_reply::Reply::Error(e)),
                 };
             }
-            Err(CarryError::Retry(after, why)) => {
+            Err(other) => {
+                let (after, why) = other.into_retry();
                 shared.links.failed(hop, why);
                 return Err(after);
-            }
-            Err(CarryError::NotHeld(id)) => {
-                // Past its retention on this node: the cable goes on, and its recipients are
-                // told the attachment is gone when they fetch it.
-                tracing::warn!(
-                    cable = %hex::encode(cable),
-                    attachment = %id,
-                    "an attachment expired on this node before its cable could be forwarded; the cable goes on without it"
-                );
-                let lost = forwarded(Outcome::Failure, "attachment_expired").object(
-                    "attachment",
-                    &[],
-                    id.as_bytes(),
-                );
-                record_async(shared, lost).await;
-                attachments.retain(|held| *held != id);
-                // Kept shorter, so a later retry neither asks for it nor audits it again.
-                let store = Arc::clone(shared);
-                let kept = attachments.clone();
-                let _ = blocking_store(move || store.store.set_attachments(&cable, &kept)).await;
-                offers -= 1;
             }
         }
     };
@@ -1248,15 +1251,15 @@ async fn send_forward(
     }
 }
 
-/// Uploads each attachment the neighbour asked for, stopping at the first that was not
-/// carried.
+/// Uploads each attachment the neighbour asked for, stopping at the first that could not be
+/// carried. Returns those this node no longer holds, which the cable must go on without.
 async fn carry_wanted(
     shared: &Arc<Shared>,
     neighbour: &Neighbour,
     listed: &[AttachmentId],
     wanted: &AttachmentsWanted,
     priority: i32,
-) -> Result<(), CarryError> {
+) -> Result<Vec<AttachmentId>, CarryError> {
     // Each at most once, and only those the cable carries: a faulty neighbour cannot make
     // this node send an attachment over and over.
     let wanted = crate::attachments::parse_list(&wanted.ciphertext_sha256)
@@ -1271,9 +1274,11 @@ async fn carry_wanted(
                 ),
             )
         })?;
+    let mut expired = Vec::new();
     for id in wanted {
         match carry::upload(shared, &neighbour.connection, id, priority).await {
             Ok(bytes) => shared.metrics.attachment_carried(bytes),
+            Err(CarryError::NotHeld(id)) => expired.push(id),
             Err(CarryError::Retry(after, why)) => {
                 return Err(CarryError::Retry(
                     after,
@@ -1283,7 +1288,7 @@ async fn carry_wanted(
             Err(other) => return Err(other),
         }
     }
-    Ok(())
+    Ok(expired)
 }
 
 async fn release(shared: &Arc<Shared>, hop: &NextHop, key: QueueKey) -> Result<bool, StoreError> {

@@ -778,9 +778,7 @@ async fn submit_cable(shared: &Arc<Shared>, device: &DeviceId, submit: Submit) -
         Err((reason, refusal)) => {
             shared.metrics.refused(reason);
             record_async(shared, submitted(Outcome::Refused, reason, &cable_of())).await;
-            return NodeFrame {
-                frame: Some(node_frame::Frame::Error(refusal)),
-            };
+            return refusal;
         }
     };
     let at = now_ms();
@@ -840,14 +838,9 @@ async fn submit_cable(shared: &Arc<Shared>, device: &DeviceId, submit: Submit) -
 async fn held_attachments(
     shared: &Arc<Shared>,
     raw: &[Vec<u8>],
-) -> Result<Vec<AttachmentId>, (&'static str, ErrorFrame)> {
-    let refusal = |code: ErrorCode, message: String| ErrorFrame {
-        code: code as i32,
-        message,
-        retry_after_ms: 0,
-    };
+) -> Result<Vec<AttachmentId>, (&'static str, NodeFrame)> {
     let ids = crate::attachments::parse_list(raw)
-        .map_err(|e| ("malformed", refusal(ErrorCode::Malformed, e.to_string())))?;
+        .map_err(|e| ("malformed", error(ErrorCode::Malformed, e.to_string())))?;
     if ids.is_empty() {
         return Ok(ids);
     }
@@ -863,7 +856,7 @@ async fn held_attachments(
     .map_err(|e| {
         (
             "internal",
-            refusal(
+            error(
                 ErrorCode::Internal,
                 format!("the node could not check the cable's attachments ({e}); retry later"),
             ),
@@ -873,7 +866,7 @@ async fn held_attachments(
         None => Ok(ids),
         Some(id) => Err((
             "attachment_missing",
-            refusal(
+            error(
                 ErrorCode::NotFound,
                 format!(
                     "the cable names attachment {id}, which this node does not hold; upload \

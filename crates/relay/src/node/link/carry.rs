@@ -39,6 +39,20 @@ pub(super) enum CarryError {
     Retry(Duration, String),
 }
 
+impl CarryError {
+    /// When to try the cable again, and why, as the link's last problem.
+    pub(super) fn into_retry(self) -> (Duration, String) {
+        match self {
+            CarryError::NotHeld(id) => (
+                Duration::from_secs(30),
+                format!("attachment {id} is no longer held by this node"),
+            ),
+            CarryError::Refused(e) => (super::HELD_RETRY, e.message),
+            CarryError::Retry(after, why) => (after, why),
+        }
+    }
+}
+
 /// Of the attachments a forwarded cable lists, those not held here. Those held have their
 /// retention restarted, since another cable now needs them.
 pub(super) async fn wanted(
