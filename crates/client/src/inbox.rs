@@ -41,11 +41,6 @@ impl InboxEntry {
     }
 }
 
-/// Sorts `entries` into reading order: most urgent first, then newest first.
-pub fn sort(entries: &mut [InboxEntry]) {
-    entries.sort_by(order);
-}
-
 /// Reading order between two entries: the more urgent first; at one precedence a NIACT cable
 /// first, since it calls for action at any hour; then the newer.
 pub fn order(a: &InboxEntry, b: &InboxEntry) -> std::cmp::Ordering {
@@ -77,13 +72,13 @@ mod tests {
 
     #[test]
     fn flash_first_then_newest() {
-        let mut entries = vec![
+        let mut entries = [
             entry(Precedence::Routine, false, 30),
             entry(Precedence::Flash, false, 10),
             entry(Precedence::Routine, false, 50),
             entry(Precedence::Immediate, false, 20),
         ];
-        sort(&mut entries);
+        entries.sort_by(order);
         let order: Vec<(Precedence, u64)> = entries
             .iter()
             .map(|e| (e.precedence(), e.received_at_ms))
@@ -101,12 +96,12 @@ mod tests {
 
     #[test]
     fn niact_first_at_one_precedence_even_when_older() {
-        let mut entries = vec![
+        let mut entries = [
             entry(Precedence::Flash, false, 20),
             entry(Precedence::Priority, true, 30),
             entry(Precedence::Flash, true, 10),
         ];
-        sort(&mut entries);
+        entries.sort_by(order);
         let order: Vec<(Precedence, bool)> =
             entries.iter().map(|e| (e.precedence(), niact(e))).collect();
         assert_eq!(
