@@ -51,6 +51,16 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// Writes `len` bytes that do not repeat in any short period to `path`, as a file to attach,
+/// and returns them.
+pub fn write_attachment(path: &Path, len: u32) -> Vec<u8> {
+    let data: Vec<u8> = (0..len)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(path, &data).unwrap();
+    data
+}
+
 /// Stdout and stderr together, for messages.
 pub fn text(out: &Output) -> String {
     format!(

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use valise_tests::{Diplomat, PASSPHRASE, Post, text};
+use valise_tests::{Diplomat, PASSPHRASE, Post, text, write_attachment};
 
 /// A running Paris node with Alice and Bob enrolled (both SECRET), Alice's directory current.
 fn alice_and_bob() -> (Post, Diplomat, Diplomat) {
@@ -51,10 +51,7 @@ fn a_flash_with_an_attachment_is_read_intact_and_acknowledged() {
         "Routine numbers.",
     ]);
     let report = alice.dir.path().join("report.bin");
-    let data: Vec<u8> = (0..300_000u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
-    std::fs::write(&report, &data).unwrap();
+    let data = write_attachment(&report, 300_000);
     let flash = alice.send(&[
         "--to",
         "bob@paris",

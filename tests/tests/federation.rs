@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use valise_tests::{Diplomat, Network, Node, text};
+use valise_tests::{Diplomat, Network, Node, text, write_attachment};
 
 /// Hub `hq`, posts `paris` and `nairobi` dialling it, all running.
 fn three_nodes() -> (Network, Node, Node, Node) {
@@ -493,35 +493,32 @@ fn a_cable_the_hub_refuses_as_too_large_is_held_at_paris_not_lost() {
     assert_eq!(inbox[0]["id"], id.as_str());
 }
 
-#[test]
-fn an_attachment_crosses_with_its_cable_and_opens_at_nairobi_while_paris_is_down() {
-    let (_network, _hub, mut paris, nairobi) = three_nodes();
-    let (alice, bob) = alice_and_bob(&paris, &nairobi);
-    let brief = alice.dir.path().join("border-brief.bin");
-    let data: Vec<u8> = (0..700_000u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
-        .collect();
-    std::fs::write(&brief, &data).unwrap();
+/// Alice attaches `len` bytes as `name` to a cable for Bob at Nairobi: the cable's id and
+/// the bytes.
+fn send_attached(alice: &Diplomat, precedence: &str, name: &str, len: u32) -> (String, Vec<u8>) {
+    let file = alice.dir.path().join(name);
+    let data = write_attachment(&file, len);
     let id = alice.send(&[
         "--to",
         "bob@nairobi",
         "--classification",
         "SECRET",
         "--precedence",
-        "IMMEDIATE",
+        precedence,
         "--tags",
         "PREL",
         "--subject",
-        "Border brief",
+        "Annex",
         "--body",
-        "See the attached brief.",
+        "See the attachment.",
         "--attach",
-        brief.to_str().unwrap(),
+        file.to_str().unwrap(),
     ]);
-    assert_eq!(inbox_of(&bob, 1)[0]["id"], id.as_str());
+    (id, data)
+}
 
-    // The sender's post goes dark: the attachment is already at Nairobi, with the cable.
-    paris.stop();
+/// Bob reads cable `id` and saves its attachments: the bytes saved as `name`.
+fn save_attached(bob: &Diplomat, id: &str, name: &str) -> Vec<u8> {
     let saved = bob.dir.path().join("saved");
     let read = bob.json(&[
         "read",
@@ -529,9 +526,21 @@ fn an_attachment_crosses_with_its_cable_and_opens_at_nairobi_while_paris_is_down
         "--save-attachments",
         saved.to_str().unwrap(),
     ]);
-    assert_eq!(read["attachments"][0]["name"], "border-brief.bin", "{read}");
+    assert_eq!(read["attachments"][0]["name"], name, "{read}");
+    std::fs::read(saved.join(name)).unwrap()
+}
+
+#[test]
+fn an_attachment_crosses_with_its_cable_and_opens_at_nairobi_while_paris_is_down() {
+    let (_network, _hub, mut paris, nairobi) = three_nodes();
+    let (alice, bob) = alice_and_bob(&paris, &nairobi);
+    let (id, data) = send_attached(&alice, "IMMEDIATE", "border-brief.bin", 700_000);
+    assert_eq!(inbox_of(&bob, 1)[0]["id"], id.as_str());
+
+    // The sender's post goes dark: the attachment is already at Nairobi, with the cable.
+    paris.stop();
     assert!(
-        std::fs::read(saved.join("border-brief.bin")).unwrap() == data,
+        save_attached(&bob, &id, "border-brief.bin") == data,
         "Bob saves exactly what Alice attached"
     );
 }
@@ -541,27 +550,7 @@ fn an_attachment_larger_than_the_hub_accepts_holds_its_cable_at_paris_until_alig
     let (network, mut hub, paris, nairobi) =
         three_nodes_configured("[limits]\nmax_attachment_bytes = 100000\n", "");
     let (alice, bob) = alice_and_bob(&paris, &nairobi);
-    let annex = alice.dir.path().join("annex.bin");
-    let data: Vec<u8> = (0..3_000_000u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 9) as u8)
-        .collect();
-    std::fs::write(&annex, &data).unwrap();
-    let id = alice.send(&[
-        "--to",
-        "bob@nairobi",
-        "--classification",
-        "SECRET",
-        "--precedence",
-        "PRIORITY",
-        "--tags",
-        "PREL",
-        "--subject",
-        "Annex",
-        "--body",
-        "Attached.",
-        "--attach",
-        annex.to_str().unwrap(),
-    ]);
+    let (id, data) = send_attached(&alice, "PRIORITY", "annex.bin", 3_000_000);
     // Paris took custody; the hub refuses the attachment as too large, so Paris holds the
     // cable and says why, rather than sending it again and again.
     let held = eventually("Paris to report the refusal", || {
@@ -586,12 +575,5 @@ fn an_attachment_larger_than_the_hub_accepts_holds_its_cable_at_paris_until_alig
     std::fs::write(&config, toml.replace("max_attachment_bytes = 100000", "")).unwrap();
     hub.start();
     assert_eq!(inbox_of(&bob, 1)[0]["id"], id.as_str());
-    let saved = bob.dir.path().join("saved");
-    bob.json(&[
-        "read",
-        &id[..8],
-        "--save-attachments",
-        saved.to_str().unwrap(),
-    ]);
-    assert!(std::fs::read(saved.join("annex.bin")).unwrap() == data);
+    assert!(save_attached(&bob, &id, "annex.bin") == data);
 }

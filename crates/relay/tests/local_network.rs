@@ -89,41 +89,13 @@ async fn a_cable_from_one_post_is_delivered_once_at_the_other_through_the_hub() 
     }
 
     // Alice, at Paris, seals a cable for Bob, at Nairobi, and hands it to her node.
-    let header = RoutingHeader {
-        cable_id: new_cable_id().unwrap().to_vec(),
-        from: alice.address.clone(),
-        action_addressees: vec![bob.address.clone()],
-        classification: Classification::Secret as i32,
-        precedence: Precedence::Immediate as i32,
-        created_at_ms: 1,
-        ..Default::default()
-    };
-    let cable_id = header.cable_id.clone();
     let body = CableBody {
         subject: "Across the network".into(),
         text: "From Paris to Nairobi, through headquarters.".into(),
         ..Default::default()
     };
-    let envelope = seal(
-        &alice.identity,
-        header,
-        &body,
-        std::slice::from_ref(&bob.published),
-    )
-    .unwrap()
-    .encode_to_vec();
-    let conn = alice.connect().await.unwrap();
-    let (mut send, mut recv) = conn.open_bi().await.unwrap();
-    send.write_all(&frame(client_frame::Frame::Submit(Submit {
-        envelope: envelope.clone(),
-        attachments: vec![],
-    })))
-    .await
-    .unwrap();
-    send.finish().unwrap();
-    let mut decoder = FrameDecoder::new(1 << 20);
-    let reply = next_node_frame(&mut recv, &mut decoder).await.unwrap();
-    let Some(node_frame::Frame::CustodyReceipt(receipt)) = reply.frame else {
+    let (cable_id, envelope, reply) = submit(&alice, &bob, &body, &[]).await;
+    let node_frame::Frame::CustodyReceipt(receipt) = reply else {
         panic!("Paris did not take custody: {reply:?}")
     };
     let paris = net.post("paris").unwrap();
@@ -144,30 +116,28 @@ async fn a_cable_from_one_post_is_delivered_once_at_the_other_through_the_hub() 
     net.shutdown().await.unwrap();
 }
 
-/// Seals a cable from `from` to `to`, and submits it naming `attachments`: the node's answer.
+/// Seals a cable with `body` from `from` to `to`, and submits it naming `attachments`: its id,
+/// its envelope, and the node's answer.
 async fn submit(
     from: &LocalDevice,
     to: &LocalDevice,
-    subject: &str,
+    body: &CableBody,
     attachments: &[[u8; 32]],
-) -> (Vec<u8>, node_frame::Frame) {
+) -> (Vec<u8>, Vec<u8>, node_frame::Frame) {
     let header = RoutingHeader {
         cable_id: new_cable_id().unwrap().to_vec(),
         from: from.address.clone(),
         action_addressees: vec![to.address.clone()],
         classification: Classification::Secret as i32,
-        precedence: Precedence::Priority as i32,
+        precedence: Precedence::Immediate as i32,
         created_at_ms: 1,
         ..Default::default()
     };
-    let body = CableBody {
-        subject: subject.into(),
-        ..Default::default()
-    };
+    let cable_id = header.cable_id.clone();
     let envelope = seal(
         &from.identity,
         header,
-        &body,
+        body,
         std::slice::from_ref(&to.published),
     )
     .unwrap()
@@ -183,7 +153,15 @@ async fn submit(
     send.finish().unwrap();
     let mut decoder = FrameDecoder::new(1 << 20);
     let reply = next_node_frame(&mut recv, &mut decoder).await.unwrap();
-    (envelope, reply.frame.unwrap())
+    (cable_id, envelope, reply.frame.unwrap())
+}
+
+/// A cable body with only a subject.
+fn subject(subject: &str) -> CableBody {
+    CableBody {
+        subject: subject.into(),
+        ..Default::default()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,7 +184,7 @@ async fn an_attachment_travels_with_its_cable_and_is_fetched_at_the_recipients_p
 
     // A cable naming an attachment its sender never uploaded is refused, before custody.
     let never = valise_crypto::sha256(b"never uploaded");
-    let (_, refused) = submit(&alice, &bob, "Missing annex", &[never]).await;
+    let (_, _, refused) = submit(&alice, &bob, &subject("Missing annex"), &[never]).await;
     let refused = node_frame_refusal(refused);
     assert_eq!(refused.0, ErrorCode::NotFound);
     assert!(
@@ -226,7 +204,7 @@ async fn an_attachment_travels_with_its_cable_and_is_fetched_at_the_recipients_p
     );
 
     // The cable naming it crosses the hub; the attachment goes with it, hop by hop.
-    let (_, taken) = submit(&alice, &bob, "With annex", &[hash]).await;
+    let (_, _, taken) = submit(&alice, &bob, &subject("With annex"), &[hash]).await;
     assert!(
         matches!(taken, node_frame::Frame::CustodyReceipt(_)),
         "{taken:?}"
@@ -245,7 +223,7 @@ async fn an_attachment_travels_with_its_cable_and_is_fetched_at_the_recipients_p
     }
 
     // A second cable naming it crosses too; Nairobi already holds the attachment.
-    let (_, again) = submit(&alice, &bob, "Same annex", &[hash]).await;
+    let (_, _, again) = submit(&alice, &bob, &subject("Same annex"), &[hash]).await;
     assert!(
         matches!(again, node_frame::Frame::CustodyReceipt(_)),
         "{again:?}"
