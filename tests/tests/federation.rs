@@ -253,18 +253,26 @@ fn a_hub_killed_mid_traffic_loses_nothing_and_flash_overtakes_the_queued_routine
         three_nodes_configured("", "[links]\nforward_window = 2\n");
     let (alice, bob) = alice_and_bob(&paris, &nairobi);
 
-    let mut routine = Vec::new();
-    for i in 0..3 {
-        routine.push(send(
-            &alice,
-            "bob@nairobi",
-            "ROUTINE",
-            &format!("Before {i}"),
-        ));
-    }
-    // SIGKILL in the middle of traffic: whatever the hub had not made durable, Paris still
-    // holds, because Paris drops a cable only on a verified custody receipt.
-    hub.kill();
+    // Alice keeps sending while the hub is SIGKILLed under her traffic: whatever the hub had
+    // not made durable, Paris still holds, because Paris drops a cable only on a verified
+    // custody receipt. Some of these cross before the kill, some are on the link when it
+    // comes, and the rest wait at Paris.
+    let (sent, sending) = std::sync::mpsc::channel();
+    let mut routine = std::thread::scope(|scope| {
+        let sender = scope.spawn(|| {
+            (0..6)
+                .map(|i| {
+                    let id = send(&alice, "bob@nairobi", "ROUTINE", &format!("Before {i}"));
+                    let _ = sent.send(i);
+                    id
+                })
+                .collect::<Vec<_>>()
+        });
+        // The kill lands once two have been submitted, while the others are still going.
+        while sending.recv().unwrap() < 1 {}
+        hub.kill();
+        sender.join().unwrap()
+    });
     for i in 0..8 {
         routine.push(send(
             &alice,
@@ -282,11 +290,12 @@ fn a_hub_killed_mid_traffic_loses_nothing_and_flash_overtakes_the_queued_routine
     assert!(link["queued"]["ROUTINE"].as_u64().unwrap() >= 8, "{during}");
     hub.start();
 
-    let inbox = inbox_of(&bob, 12);
+    let inbox = inbox_of(&bob, 15);
     let mut ids: Vec<&str> = inbox.iter().map(|c| c["id"].as_str().unwrap()).collect();
     ids.sort_unstable();
     ids.dedup();
-    assert_eq!(ids.len(), 12, "each cable exactly once: {inbox:?}");
+    assert_eq!(inbox.len(), 15, "each cable exactly once: {inbox:?}");
+    assert_eq!(ids.len(), 15, "each cable exactly once: {inbox:?}");
     for id in routine.iter().chain([&flash]) {
         assert!(ids.contains(&id.as_str()), "{id} was lost");
     }
@@ -305,7 +314,7 @@ fn a_hub_killed_mid_traffic_loses_nothing_and_flash_overtakes_the_queued_routine
     // cables queued ahead of it at Paris: with two in flight at a time, at most one
     // ROUTINE cable may precede it.
     let order = custody_order(&hub);
-    let queued_during: Vec<&String> = routine[3..].iter().collect();
+    let queued_during: Vec<&String> = routine[6..].iter().collect();
     let flash_at = order
         .iter()
         .position(|id| *id == flash)
@@ -317,6 +326,61 @@ fn a_hub_killed_mid_traffic_loses_nothing_and_flash_overtakes_the_queued_routine
     assert!(
         routine_before <= 1,
         "{routine_before} ROUTINE cables queued before the FLASH went first: {order:?}"
+    );
+}
+
+#[test]
+fn posts_linked_as_peers_reach_each_other_directly_while_the_hub_is_down() {
+    let network = Network::new();
+    let mut hub = network.hub("hq");
+    let mut paris = network.post("paris", Some(&hub));
+    let mut brussels = network.post("brussels", Some(&hub));
+    // Each lists the other; brussels, whose name sorts first, dials.
+    paris.configure(&format!(
+        "[[peers]]\nname = \"brussels\"\naddr = \"{}\"\n",
+        brussels.addr
+    ));
+    brussels.configure(&format!(
+        "[[peers]]\nname = \"paris\"\naddr = \"{}\"\n",
+        paris.addr
+    ));
+    hub.start();
+    paris.start();
+    brussels.start();
+    let alice = paris.enrol("alice", "SECRET", &[]);
+    let carol = brussels.enrol("carol", "SECRET", &[]);
+    knows(&alice, "carol@brussels");
+    knows(&carol, "alice@paris");
+    let peer_up = |node: &Node, peer: &str| {
+        eventually(&format!("{} to link with {peer}", node.name), || {
+            let now = status(node);
+            let up = now["links"]
+                .as_array()?
+                .iter()
+                .any(|l| l["hop"] == format!("post:{peer}") && l["connected"] == true);
+            up.then_some(())
+        })
+    };
+    peer_up(&paris, "brussels");
+    peer_up(&brussels, "paris");
+
+    // Headquarters goes dark; the two posts still reach each other, both ways.
+    hub.stop();
+    let to_carol = send(&alice, "carol@brussels", "IMMEDIATE", "Direct line");
+    let to_alice = send(&carol, "alice@paris", "IMMEDIATE", "Received direct");
+    assert_eq!(inbox_of(&carol, 1)[0]["id"], to_carol.as_str());
+    assert_eq!(inbox_of(&alice, 1)[0]["id"], to_alice.as_str());
+
+    // Each post handed its cable straight to the other, and the hub never held either.
+    let forwarded = audit_lines(&paris, &["CableForwarded", "Success", &to_carol]);
+    assert_eq!(forwarded.len(), 1, "{forwarded:?}");
+    assert!(forwarded[0].contains("via brussels"), "{forwarded:?}");
+    let taken = audit_lines(&brussels, &["CustodyTaken", "Success", &to_carol]);
+    assert_eq!(taken.len(), 1, "{taken:?}");
+    let at_hub = custody_order(&hub);
+    assert!(
+        !at_hub.contains(&to_carol) && !at_hub.contains(&to_alice),
+        "a cable between peers went through the hub: {at_hub:?}"
     );
 }
 

@@ -1069,7 +1069,7 @@ fn audit_show(config_path: &Path, last: usize) -> Result<()> {
     for (index, event) in tail {
         match event {
             Some(e) => println!(
-                "{index:>8}  {}  {:?}  {:?}  {} {}  {}  {}",
+                "{index:>8}  {}  {:?}  {:?}  {} {}{}  {}  {}",
                 e.time_ms,
                 AuditEventKind::try_from(e.kind).unwrap_or(AuditEventKind::Unspecified),
                 valise_proto::v1::Outcome::try_from(e.outcome)
@@ -1077,6 +1077,12 @@ fn audit_show(config_path: &Path, last: usize) -> Result<()> {
                 valise_proto::v1::ActorKind::try_from(e.actor_kind)
                     .map_or("?", |k| k.as_str_name()),
                 e.actor_id,
+                // The address or neighbour the request came from, or the cable went to.
+                if e.source.is_empty() {
+                    String::new()
+                } else {
+                    format!(" via {}", e.source)
+                },
                 e.reason,
                 e.objects
                     .iter()
