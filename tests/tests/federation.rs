@@ -610,6 +610,53 @@ fn an_attachment_crosses_with_its_cable_and_opens_at_nairobi_while_paris_is_down
 }
 
 #[test]
+fn an_attachment_expired_at_paris_before_forwarding_lets_its_cable_go_on_and_says_so() {
+    let (_network, mut hub, paris, nairobi) = three_nodes();
+    let (alice, bob) = alice_and_bob(&paris, &nairobi);
+    // The hub is down for longer than Paris keeps attachments (`retention_days`, 30 by
+    // default): the attachment files at Paris are aged past it while the cable waits.
+    hub.stop();
+    let (id, _) = send_attached(&alice, "PRIORITY", "old-brief.bin", 50_000);
+    let month_ago = std::time::SystemTime::now() - Duration::from_secs(31 * 86_400);
+    let held = paris.dir.path().join("paris/data/attachments");
+    let mut aged = 0;
+    for entry in std::fs::read_dir(&held).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            file.set_modified(month_ago).unwrap();
+            aged += 1;
+        }
+    }
+    assert_eq!(
+        aged,
+        1,
+        "Paris held the one attachment in {}",
+        held.display()
+    );
+    hub.start();
+
+    // The cable still reaches Bob and reads; the attachment is gone, and Bob is told so.
+    assert_eq!(inbox_of(&bob, 1)[0]["id"], id.as_str());
+    let opened = bob.json(&["read", &id[..8]]);
+    assert_eq!(opened["attachments"][0]["name"], "old-brief.bin", "{opened}");
+    let saved = bob.dir.path().join("saved");
+    let read = bob.valise(&[
+        "read",
+        &id[..8],
+        "--save-attachments",
+        saved.to_str().unwrap(),
+    ]);
+    let said = text(&read);
+    assert!(!read.status.success(), "{said}");
+    assert!(said.contains("old-brief.bin"), "{said}");
+    assert!(!saved.join("old-brief.bin").exists());
+    // Paris's audit log records which attachment the cable left without.
+    let lost = audit_lines(&paris, &["CableForwarded", "Failure", "attachment_expired"]);
+    assert_eq!(lost.len(), 1, "audited once, not on every retry: {lost:?}");
+}
+
+#[test]
 fn an_attachment_larger_than_the_hub_accepts_holds_its_cable_at_paris_until_aligned() {
     let (network, mut hub, paris, nairobi) =
         three_nodes_configured("[limits]\nmax_attachment_bytes = 100000\n", "");
