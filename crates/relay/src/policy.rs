@@ -61,7 +61,7 @@ pub enum Refusal {
     UnknownSender,
     /// The sending device is revoked.
     RevokedSender,
-    /// An addressee is not in the directory.
+    /// An addressee is not in the directory, or all its devices are revoked.
     UnknownAddressee(String),
     /// A key wrap is for a device that is not enrolled or is revoked.
     UnknownRecipient(DeviceId),
@@ -155,7 +155,8 @@ impl fmt::Display for Refusal {
             }
             Refusal::UnknownAddressee(a) => write!(
                 f,
-                "addressee {a} is not in the directory; check the address"
+                "addressee {a} has no active device in this node's directory: the address is \
+                 wrong, or all its devices were revoked; sync the directory and check the address"
             ),
             Refusal::UnknownRecipient(d) => {
                 write!(

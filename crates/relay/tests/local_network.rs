@@ -237,3 +237,64 @@ fn node_frame_refusal(frame: node_frame::Frame) -> (ErrorCode, String) {
     let frame = valise_proto::v1::NodeFrame { frame: Some(frame) };
     refusal(&frame).unwrap_or_else(|| panic!("expected a refusal, got {frame:?}"))
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_revoked_at_nairobi_is_refused_by_the_paris_node_once_replicated() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = start_network(
+        dir.path(),
+        "mfa.example",
+        "hq",
+        &["paris", "nairobi"],
+        Limits::default(),
+    )
+    .unwrap();
+    let alice = net.enrol("paris", "alice", Classification::Secret).unwrap();
+    let bob = net.enrol("nairobi", "bob", Classification::Secret).unwrap();
+    let carol = net
+        .enrol("nairobi", "carol", Classification::Secret)
+        .unwrap();
+    net.wait_linked(WAIT).await.unwrap();
+    net.wait_replicated(WAIT).await.unwrap();
+    let (_, _, before) = submit(&alice, &bob, &subject("Before"), &[]).await;
+    assert!(
+        matches!(before, node_frame::Frame::CustodyReceipt(_)),
+        "{before:?}"
+    );
+
+    // Nairobi revokes Bob's device; the revocation replicates through the hub to Paris.
+    let nairobi = net.post("nairobi").unwrap();
+    let revoked = nairobi.node.revoke(None, "bob", "device lost").unwrap();
+    assert_eq!(revoked, vec![bob.id()]);
+    net.wait_replicated(WAIT).await.unwrap();
+    let paris = net.post("paris").unwrap();
+    paris
+        .node
+        .update_directory(|d| assert!(!d.view().is_active(&bob.id()), "Paris knows"));
+
+    // Alice's client has not synced since and still seals for Bob's device: her own node
+    // refuses the cable before taking custody, and says what to do.
+    let depth = paris.node.queue_depth().unwrap();
+    let (_, _, after) = submit(&alice, &bob, &subject("After"), &[]).await;
+    let (code, message) = node_frame_refusal(after);
+    assert_eq!(code, ErrorCode::Malformed, "{message}");
+    assert!(
+        message.contains("bob@nairobi") && message.contains("revoked"),
+        "{message}"
+    );
+    assert!(message.contains("sync the directory"), "{message}");
+    assert_eq!(
+        paris.node.queue_depth().unwrap(),
+        depth,
+        "nothing was taken"
+    );
+
+    // Carol, at the same post, is still reached.
+    let (_, _, to_carol) = submit(&alice, &carol, &subject("Still here"), &[]).await;
+    assert!(
+        matches!(to_carol, node_frame::Frame::CustodyReceipt(_)),
+        "{to_carol:?}"
+    );
+    assert_eq!(collect(&carol, 1).await.len(), 1);
+    net.shutdown().await.unwrap();
+}

@@ -556,7 +556,7 @@ async fn bad_requests_are_refused_and_the_node_keeps_serving() {
     let (code, message) = refusal(&exchange(&alice, submit(stray)).await.unwrap()).unwrap();
     assert_eq!(code, ErrorCode::Malformed);
     assert!(
-        message.contains("nobody@paris is not in the directory"),
+        message.contains("nobody@paris has no active device"),
         "{message}"
     );
 
