@@ -48,8 +48,6 @@ use carry::CarryError;
 
 /// Longest a directory long-poll is held before an empty page answers it.
 const DIRECTORY_WAIT: Duration = Duration::from_secs(20);
-/// How often a held long-poll looks for a new directory version.
-const DIRECTORY_POLL: Duration = Duration::from_millis(100);
 /// How often each end offers its newest audit checkpoint for witnessing.
 const WITNESS_EVERY: Duration = Duration::from_secs(1);
 /// Longest one request may take before the link is taken to be failing.
@@ -717,10 +715,7 @@ async fn take_forward(shared: &Arc<Shared>, from: &Neighbour, forward: Forward) 
         Err(e) => return link_error(ErrorCode::Malformed, &e.to_string()),
     };
     let checked = {
-        let directory = shared
-            .directory
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
+        let directory = shared.directory.read();
         check_forward(
             &shared.limits,
             directory.view(),
@@ -848,18 +843,16 @@ async fn take_forward(shared: &Arc<Shared>, from: &Neighbour, forward: Forward) 
 /// Answers a directory pull, holding it up to the wait asked for while nothing is newer.
 async fn directory_page(shared: &Arc<Shared>, sync: DirectorySync) -> LinkReply {
     let wait = Duration::from_millis(sync.wait_ms).min(DIRECTORY_WAIT);
-    let deadline = Instant::now() + wait;
+    let deadline = tokio::time::Instant::now() + wait;
     loop {
-        let version = shared
-            .directory
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .view()
-            .version();
-        if version != sync.after_version || Instant::now() >= deadline {
+        // Made before the version is read, so a write in between still wakes it.
+        let changed = shared.directory.changed();
+        let version = shared.directory.read().view().version();
+        if version != sync.after_version
+            || tokio::time::timeout_at(deadline, changed).await.is_err()
+        {
             break;
         }
-        tokio::time::sleep(DIRECTORY_POLL).await;
     }
     match super::directory_page(shared, sync.after_version).frame {
         Some(node_frame::Frame::DirectoryPage(page)) => LinkReply {
@@ -963,10 +956,7 @@ fn apply_page(
     mut after: u64,
     updates: Vec<valise_proto::v1::DirectoryUpdate>,
 ) -> Result<u64, String> {
-    let mut directory = shared
-        .directory
-        .write()
-        .unwrap_or_else(PoisonError::into_inner);
+    let mut directory = shared.directory.write();
     for update in updates {
         if update.version != after + 1 {
             return Err(format!(

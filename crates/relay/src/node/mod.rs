@@ -21,7 +21,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use quinn::crypto::rustls::{HandshakeData, QuicServerConfig};
@@ -58,8 +58,10 @@ use crate::store::{Custody, Enqueued, RelayStore};
 
 mod attachments;
 mod link;
+mod shared_directory;
 use attachments::{receive_attachment, send_attachment, sweep_attachments};
 pub use link::{Federation, FederationError, LinkStatus, WITNESS_KEYS};
+use shared_directory::SharedDirectory;
 
 /// How long a delivery may go unacknowledged before it is sent again.
 const REDELIVER_AFTER: Duration = Duration::from_secs(30);
@@ -172,7 +174,7 @@ pub enum IssueError {
 struct Shared {
     name: String,
     node_key: IdentityKeyPair,
-    directory: RwLock<DurableDirectory>,
+    directory: SharedDirectory,
     store: RelayStore,
     limits: Limits,
     audit: Arc<AuditLog>,
@@ -244,7 +246,7 @@ pub fn start(params: NodeParams) -> Result<RunningNode, NodeError> {
         links,
         name: params.name,
         node_key: params.node_key,
-        directory: RwLock::new(params.directory),
+        directory: SharedDirectory::new(params.directory),
         store: params.store,
         limits: params.limits,
         audit: params.audit,
@@ -292,13 +294,7 @@ impl RunningNode {
 
     /// Applies a change to the directory, e.g. a revocation; it takes effect at once.
     pub fn update_directory<T>(&self, change: impl FnOnce(&mut DurableDirectory) -> T) -> T {
-        change(
-            &mut self
-                .shared
-                .directory
-                .write()
-                .unwrap_or_else(PoisonError::into_inner),
-        )
+        change(&mut self.shared.directory.write())
     }
 
     /// Issues a one-time enrolment code for `invitation` (the `enroll` admin command).
@@ -460,14 +456,7 @@ async fn serve_connection(connection: quinn::Connection, shared: Arc<Shared>) {
         return link::accept(connection, shared).await;
     }
     let device = peer_device(&connection);
-    let active = device.is_some_and(|d| {
-        shared
-            .directory
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .view()
-            .is_active(&d)
-    });
+    let active = device.is_some_and(|d| shared.directory.read().view().is_active(&d));
     let (Some(device), true, Some(ALPN)) = (device, active, alpn.as_deref()) else {
         // Enrolment has its own path; anything else without an active device is refused.
         connection.close(CLOSE_UNAUTHORISED.into(), b"not an active enrolled device");
@@ -652,10 +641,7 @@ const SYNC_PAGE_UPDATES: usize = 64;
 const SYNC_PAGE_BYTES: usize = 256 * 1024;
 
 fn directory_page(shared: &Shared, after_version: u64) -> NodeFrame {
-    let directory = shared
-        .directory
-        .read()
-        .unwrap_or_else(PoisonError::into_inner);
+    let directory = shared.directory.read();
     let version = directory.view().version();
     if after_version > version {
         return error(
@@ -725,10 +711,7 @@ async fn submit_cable(shared: &Arc<Shared>, device: &DeviceId, submit: Submit) -
         }
     };
     let checked = {
-        let directory = shared
-            .directory
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
+        let directory = shared.directory.read();
         check_submission(
             &shared.limits,
             directory.view(),
@@ -1366,10 +1349,7 @@ fn enrol(shared: &Shared, request: EnrolRequest, source: &str) -> NodeFrame {
         return refuse("malformed", format!("the request cannot be recorded: {e}"));
     }
     let version = {
-        let mut directory = shared
-            .directory
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut directory = shared.directory.write();
         match directory.apply(Update::Device(record.clone())) {
             Ok(v) => v,
             Err(e) => return refuse("record", format!("the device cannot be enrolled: {e}")),
@@ -1423,10 +1403,7 @@ fn revoke_in_directory(
     by: Option<&DeviceId>,
 ) -> Result<(Vec<DeviceId>, u64), RevokeError> {
     let desk = shared.desk.as_ref().ok_or(RevokeError::NoDesk)?;
-    let mut directory = shared
-        .directory
-        .write()
-        .unwrap_or_else(PoisonError::into_inner);
+    let mut directory = shared.directory.write();
     let targets: Vec<DeviceId> = match device {
         Some(d) => vec![d]
             .into_iter()
@@ -1544,7 +1521,6 @@ fn wipe_device(shared: &Shared, device: &DeviceId, reason: &str) -> NodeFrame {
     let post = shared
         .directory
         .read()
-        .unwrap_or_else(PoisonError::into_inner)
         .view()
         .lookup(device)
         .map(|entry| entry.device.post.clone());
@@ -1598,10 +1574,7 @@ fn publish_receive_keys(shared: &Shared, device: &DeviceId, keys: Vec<ReceiveKey
         );
     };
     let published = {
-        let mut directory = shared
-            .directory
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut directory = shared.directory.write();
         match directory.view().lookup(device) {
             None => Err((
                 "unknown",
