@@ -16,6 +16,10 @@ const TLS_CHAIN: &[u8] = b"tls/chain";
 /// How long a receive key is published for: 30 days. Rotation on schedule replaces it before.
 pub const RECEIVE_KEY_VALIDITY_MS: u64 = 30 * 24 * 3_600_000;
 
+/// How long a replaced receive key is kept after its successor was made: 30 days, long enough
+/// for cables sealed to it by a sender with an older directory to cross slow or cut links.
+pub const RECEIVE_KEY_RETENTION_MS: u64 = 30 * 24 * 3_600_000;
+
 /// Errors of the keystore.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -86,12 +90,23 @@ impl DeviceKeys {
         })
     }
 
-    /// Erases receive keys whose validity ended before `now_ms`: cables sealed to them can no
-    /// longer be opened by anyone who later seizes this device. Returns how many were erased.
+    /// Erases the receive keys past their retention at `now_ms`: replaced by a newer key more
+    /// than [`RECEIVE_KEY_RETENTION_MS`] ago, and no longer valid. Cables sealed to them can no
+    /// longer be opened by anyone who later seizes this device. The newest key is kept even
+    /// past its validity: the next sync replaces it. Returns how many were erased.
     pub fn erase_expired(&mut self, store: &LocalStore, now_ms: u64) -> Result<usize, KeyError> {
+        let made: Vec<u64> = self.receive.iter().map(|k| k.valid_from_ms()).collect();
         let (expired, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.receive)
             .into_iter()
-            .partition(|k| k.valid_until_ms() < now_ms);
+            .partition(|k| {
+                let replaced_at = made.iter().filter(|&&at| at > k.valid_from_ms()).min();
+                replaced_at.is_some_and(|at| {
+                    let kept_until = at
+                        .saturating_add(RECEIVE_KEY_RETENTION_MS)
+                        .max(k.valid_until_ms());
+                    kept_until < now_ms
+                })
+            });
         for key in &expired {
             store.delete(Table::Keys, &receive_key_name(key))?;
         }

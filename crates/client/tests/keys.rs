@@ -11,6 +11,8 @@ use valise_crypto::receive_key::ReceiveKeyPair;
 use valise_crypto::tls::CertifiedKey;
 use zeroize::Zeroizing;
 
+const DAY: u64 = 24 * 3_600_000;
+
 const FAST: KdfParams = KdfParams {
     memory_kib: 256,
     iterations: 1,
@@ -21,8 +23,9 @@ const FAST: KdfParams = KdfParams {
 fn keys_survive_a_restart_and_expired_receive_keys_are_erased() {
     let dir = tempfile::tempdir().unwrap();
     let identity = IdentityKeyPair::generate().unwrap();
-    let old = ReceiveKeyPair::generate(0, 1_000).unwrap();
-    let current = ReceiveKeyPair::generate(900, 10_000).unwrap();
+    // Weekly rotation: the old key was replaced after 7 of its 30 days.
+    let old = ReceiveKeyPair::generate(0, 30 * DAY).unwrap();
+    let current = ReceiveKeyPair::generate(7 * DAY, 37 * DAY).unwrap();
     let (old_id, current_id) = (old.id(), current.id());
     {
         let store = LocalStore::create(dir.path(), b"p", FAST).unwrap();
@@ -51,8 +54,14 @@ fn keys_survive_a_restart_and_expired_receive_keys_are_erased() {
     assert_eq!(keys.tls.chain_pem, "CHAIN");
     assert_eq!(keys.tls.key_pem.as_str(), "KEY");
 
-    assert_eq!(keys.erase_expired(&store, 5_000).unwrap(), 1);
+    // Past its validity, the replaced key is still kept for cables on slow links: 30 days
+    // after it was replaced, not after it was made.
+    assert_eq!(keys.erase_expired(&store, 30 * DAY + 1).unwrap(), 0);
+    assert_eq!(keys.erase_expired(&store, 37 * DAY).unwrap(), 0);
+    assert_eq!(keys.erase_expired(&store, 37 * DAY + 1).unwrap(), 1);
     assert_eq!(keys.receive.len(), 1);
+    // The newest key stays even past its validity, until a sync replaces it.
+    assert_eq!(keys.erase_expired(&store, 400 * DAY).unwrap(), 0);
     drop(store);
     let store = LocalStore::unlock(dir.path(), b"p").unwrap();
     let keys = DeviceKeys::load(&store).unwrap();
