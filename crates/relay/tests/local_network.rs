@@ -17,7 +17,7 @@ use valise_proto::v1::{
     Submit, Subscribe, client_frame, node_frame,
 };
 use valise_relay::limits::Limits;
-use valise_relay::local::{LocalDevice, start_network};
+use valise_relay::local::{LocalDevice, LocalFederation, start_network};
 
 use common::{fetch, next_node_frame, noise, refusal, upload};
 
@@ -65,14 +65,7 @@ async fn collect(device: &LocalDevice, wanted: usize) -> Vec<Vec<u8>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cable_from_one_post_is_delivered_once_at_the_other_through_the_hub() {
     let dir = tempfile::tempdir().unwrap();
-    let net = start_network(
-        dir.path(),
-        "mfa.example",
-        "hq",
-        &["paris", "nairobi"],
-        Limits::default(),
-    )
-    .unwrap();
+    let net = hq_paris_nairobi(dir.path());
     // One root for every node; only posts enrol.
     assert!(net.nodes().all(|n| n.fingerprint == net.fingerprint));
     let alice = net.enrol("paris", "alice", Classification::Secret).unwrap();
@@ -156,6 +149,18 @@ async fn submit(
     (cable_id, envelope, reply.frame.unwrap())
 }
 
+/// The hub `hq` with the posts `paris` and `nairobi`, in this process, under `dir`.
+fn hq_paris_nairobi(dir: &std::path::Path) -> LocalFederation {
+    start_network(
+        dir,
+        "mfa.example",
+        "hq",
+        &["paris", "nairobi"],
+        Limits::default(),
+    )
+    .unwrap()
+}
+
 /// A cable body with only a subject.
 fn subject(subject: &str) -> CableBody {
     CableBody {
@@ -167,14 +172,7 @@ fn subject(subject: &str) -> CableBody {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_attachment_travels_with_its_cable_and_is_fetched_at_the_recipients_post() {
     let dir = tempfile::tempdir().unwrap();
-    let net = start_network(
-        dir.path(),
-        "mfa.example",
-        "hq",
-        &["paris", "nairobi"],
-        Limits::default(),
-    )
-    .unwrap();
+    let net = hq_paris_nairobi(dir.path());
     let alice = net.enrol("paris", "alice", Classification::Secret).unwrap();
     let bob = net.enrol("nairobi", "bob", Classification::Secret).unwrap();
     net.wait_linked(WAIT).await.unwrap();
@@ -241,14 +239,7 @@ fn node_frame_refusal(frame: node_frame::Frame) -> (ErrorCode, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_revoked_at_nairobi_is_refused_by_the_paris_node_once_replicated() {
     let dir = tempfile::tempdir().unwrap();
-    let net = start_network(
-        dir.path(),
-        "mfa.example",
-        "hq",
-        &["paris", "nairobi"],
-        Limits::default(),
-    )
-    .unwrap();
+    let net = hq_paris_nairobi(dir.path());
     let alice = net.enrol("paris", "alice", Classification::Secret).unwrap();
     let bob = net.enrol("nairobi", "bob", Classification::Secret).unwrap();
     let carol = net
