@@ -200,7 +200,7 @@ pub enum Command {
 /// Key operations.
 #[derive(Debug, Subcommand)]
 pub enum KeysAction {
-    /// Make a new receive key now and publish it. Older ones are kept until they expire.
+    /// Make a new receive key now and publish it. Older ones are kept 30 days more.
     Rotate,
     /// List the receive keys this device holds.
     List,

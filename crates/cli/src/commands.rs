@@ -322,7 +322,7 @@ async fn with_client(
             } else {
                 if let KeysAction::Rotate = action {
                     println!(
-                        "A new receive key is published; older ones are kept until they expire."
+                        "A new receive key is published; older ones are kept 30 days more for cables on their way."
                     );
                 }
                 for (id, from, until) in &keys {

@@ -6,7 +6,7 @@
 //! | module | concept |
 //! |---|---|
 //! | [`store`] | the local store: sled, every record sealed under a passphrase-wrapped key |
-//! | [`keys`] | the device's identity, receive and TLS keys; expired receive keys erased |
+//! | [`keys`] | the device's identity, receive and TLS keys; receive keys erased 30 days after they were replaced |
 //! | [`profile`] | who this device is and which node serves it |
 //! | [`outbox`] | cables waiting for the node, and when to try each again |
 //! | [`receipt`] | signed delivered, read and acknowledged receipts back to the sender |

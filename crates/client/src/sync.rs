@@ -26,11 +26,12 @@ use crate::outbox::{self, OutboxEntry};
 use crate::receipt;
 use crate::store::{StoreError, Table};
 
-/// Receive keys are replaced once the newest is this old; older ones stay until they expire,
-/// so cables already sealed to them still open.
+/// Receive keys are replaced once the newest is this old; older ones stay for
+/// [`crate::keys::RECEIVE_KEY_RETENTION_MS`] after that, so cables already sealed to them open.
 pub const ROTATE_AFTER_MS: u64 = 7 * 24 * 3_600_000;
-/// Most receive keys a device publishes at once (a node accepts up to 8). Older keys not
-/// published stay on the device until they expire, so cables already sealed to them open.
+/// Most receive keys a device publishes at once (a node accepts up to 8). Only keys still
+/// valid are published; older ones stay on the device for their retention, so cables already
+/// sealed to them open.
 pub const MAX_PUBLISHED_KEYS: usize = 8;
 /// How often a connected client looks for new cables when it keeps running.
 pub const POLL_EVERY: Duration = Duration::from_secs(15);
@@ -553,12 +554,17 @@ impl Client {
         save_receive_key(&self.store, &fresh)?;
         self.keys.receive.push(fresh);
         self.keys.erase_expired(&self.store, now)?;
-        // The newest ones, oldest first ("newest last" on the wire).
-        let skip = self.keys.receive.len().saturating_sub(MAX_PUBLISHED_KEYS);
-        let receive_keys = self
+        // The newest still valid, oldest first ("newest last" on the wire). Keys kept only for
+        // their retention are not offered to senders.
+        let valid: Vec<&ReceiveKeyPair> = self
             .keys
             .receive
             .iter()
+            .filter(|k| k.valid_until_ms() >= now)
+            .collect();
+        let skip = valid.len().saturating_sub(MAX_PUBLISHED_KEYS);
+        let receive_keys = valid
+            .into_iter()
             .skip(skip)
             .map(|k| k.to_signed_record(&self.keys.identity))
             .collect::<Result<Vec<_>, _>>()

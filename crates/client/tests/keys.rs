@@ -76,6 +76,29 @@ fn keys_survive_a_restart_and_expired_receive_keys_are_erased() {
 }
 
 #[test]
+fn a_long_lived_key_replaced_early_is_kept_until_its_own_validity_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::create(dir.path(), b"p", FAST).unwrap();
+    // Valid for 60 days, replaced a day after it was made: 30 days of retention would end on
+    // day 41, but senders may seal to it until day 70.
+    let early = ReceiveKeyPair::generate(10 * DAY, 70 * DAY).unwrap();
+    let newer = ReceiveKeyPair::generate(11 * DAY, 41 * DAY).unwrap();
+    let mut keys = DeviceKeys {
+        identity: IdentityKeyPair::generate().unwrap(),
+        receive: vec![early, newer],
+        tls: CertifiedKey {
+            chain_pem: "CHAIN".into(),
+            key_pem: Zeroizing::new("KEY".into()),
+        },
+    };
+    keys.save(&store).unwrap();
+    assert_eq!(keys.erase_expired(&store, 41 * DAY + 1).unwrap(), 0);
+    assert_eq!(keys.erase_expired(&store, 70 * DAY).unwrap(), 0);
+    assert_eq!(keys.erase_expired(&store, 70 * DAY + 1).unwrap(), 1);
+    assert_eq!(keys.receive.len(), 1);
+}
+
+#[test]
 fn a_store_without_a_profile_says_to_enrol() {
     let dir = tempfile::tempdir().unwrap();
     let store = LocalStore::create(dir.path(), b"p", FAST).unwrap();
