@@ -1086,7 +1086,11 @@ fn audit_show(config_path: &Path, last: usize) -> Result<()> {
                 e.reason,
                 e.objects
                     .iter()
-                    .map(|o| format!("{}:{}", o.kind, hex::encode(&o.id)))
+                    // An attachment is known by its hash alone.
+                    .map(|o| match o.id.is_empty() {
+                        false => format!("{}:{}", o.kind, hex::encode(&o.id)),
+                        true => format!("{}:sha256:{}", o.kind, hex::encode(&o.sha256)),
+                    })
                     .collect::<Vec<_>>()
                     .join(" ")
             ),

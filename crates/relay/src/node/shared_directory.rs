@@ -64,7 +64,8 @@ impl DerefMut for DirectoryWrite<'_> {
 
 impl Drop for DirectoryWrite<'_> {
     fn drop(&mut self) {
-        // Woken waiters read the directory once the guard, dropped right after, releases it.
+        // Runs before the guard field drops: a woken waiter may block for an instant on its
+        // read lock until the write lock is released right after.
         self.changed.notify_waiters();
     }
 }
