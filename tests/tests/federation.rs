@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use valise_tests::{Diplomat, Network, Node, text, write_attachment};
@@ -522,24 +523,43 @@ fn a_post_whose_audit_store_was_rolled_back_is_refused_by_the_hub() {
     assert!(report.contains("hq cosigned"), "{report}");
 }
 
+/// The hub link in Paris's status, once it reports the hub refusing a cable Paris holds.
+fn held_by_hub_refusal(paris: &Node) -> serde_json::Value {
+    eventually("Paris to report the refusal", || {
+        let now = status(paris);
+        let link = hub_link(&now).clone();
+        link["last_error"]
+            .as_str()?
+            .contains("refuses cable")
+            .then_some(link)
+    })
+}
+
+/// Stops `node`, removes `setting` from its configuration, and starts it again.
+fn restart_without(node: &mut Node, setting: &str) {
+    node.stop();
+    let config = node.dir.path().join(node.config());
+    let toml = std::fs::read_to_string(&config).unwrap();
+    assert!(
+        toml.contains(setting),
+        "{setting} is not in {}",
+        config.display()
+    );
+    std::fs::write(&config, toml.replace(setting, "")).unwrap();
+    node.start();
+}
+
 #[test]
 fn a_cable_the_hub_refuses_as_too_large_is_held_at_paris_not_lost() {
     // The hub takes smaller envelopes than Paris does: a misconfiguration Paris must survive.
-    let (network, mut hub, paris, nairobi) =
+    let (_network, mut hub, paris, nairobi) =
         three_nodes_configured("[limits]\nmax_envelope_bytes = 32768\n", "");
     let (alice, bob) = alice_and_bob(&paris, &nairobi);
 
     let long = "Paragraph. ".repeat(6_000);
     let id = send_body(&alice, "bob@nairobi", "PRIORITY", "Long report", &long);
     // Paris acknowledged it, the hub refuses it: Paris keeps it and says why.
-    let held = eventually("Paris to report the refusal", || {
-        let now = status(&paris);
-        let link = hub_link(&now).clone();
-        link["last_error"]
-            .as_str()?
-            .contains("refuses cable")
-            .then_some(link)
-    });
+    let held = held_by_hub_refusal(&paris);
     assert_eq!(held["queued"]["PRIORITY"], 1, "{held}");
     assert!(
         held["last_error"].as_str().unwrap().contains("[limits]"),
@@ -548,11 +568,7 @@ fn a_cable_the_hub_refuses_as_too_large_is_held_at_paris_not_lost() {
 
     // Once the hub's limits are aligned, the held cable crosses on its next offer, which a
     // restarted link brings forward at once.
-    hub.stop();
-    let config = network.dir.path().join("hq/node.toml");
-    let toml = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, toml.replace("max_envelope_bytes = 32768", "")).unwrap();
-    hub.start();
+    restart_without(&mut hub, "max_envelope_bytes = 32768");
     let inbox = inbox_of(&bob, 1);
     assert_eq!(inbox[0]["id"], id.as_str());
 }
@@ -581,15 +597,27 @@ fn send_attached(alice: &Diplomat, precedence: &str, name: &str, len: u32) -> (S
     (id, data)
 }
 
-/// Bob reads cable `id` and saves its attachments: the bytes saved as `name`.
-fn save_attached(bob: &Diplomat, id: &str, name: &str) -> Vec<u8> {
+/// `valise read <id> --save-attachments <folder>` as Bob, with `--json` if `json`: the
+/// command's output and the folder.
+fn read_saving(bob: &Diplomat, id: &str, json: bool) -> (std::process::Output, PathBuf) {
     let saved = bob.dir.path().join("saved");
-    let read = bob.json(&[
+    let mut args = vec![
         "read",
         &id[..8],
         "--save-attachments",
         saved.to_str().unwrap(),
-    ]);
+    ];
+    if json {
+        args.insert(0, "--json");
+    }
+    (bob.valise(&args), saved)
+}
+
+/// Bob reads cable `id` and saves its attachments: the bytes saved as `name`.
+fn save_attached(bob: &Diplomat, id: &str, name: &str) -> Vec<u8> {
+    let (out, saved) = read_saving(bob, id, true);
+    assert!(out.status.success(), "{}", text(&out));
+    let read: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(read["attachments"][0]["name"], name, "{read}");
     std::fs::read(saved.join(name)).unwrap()
 }
@@ -643,13 +671,7 @@ fn an_attachment_expired_at_paris_before_forwarding_lets_its_cable_go_on_and_say
         opened["attachments"][0]["name"], "old-brief.bin",
         "{opened}"
     );
-    let saved = bob.dir.path().join("saved");
-    let read = bob.valise(&[
-        "read",
-        &id[..8],
-        "--save-attachments",
-        saved.to_str().unwrap(),
-    ]);
+    let (read, saved) = read_saving(&bob, &id, false);
     let said = text(&read);
     assert!(!read.status.success(), "{said}");
     assert!(said.contains("old-brief.bin"), "{said}");
@@ -662,20 +684,13 @@ fn an_attachment_expired_at_paris_before_forwarding_lets_its_cable_go_on_and_say
 
 #[test]
 fn an_attachment_larger_than_the_hub_accepts_holds_its_cable_at_paris_until_aligned() {
-    let (network, mut hub, paris, nairobi) =
+    let (_network, mut hub, paris, nairobi) =
         three_nodes_configured("[limits]\nmax_attachment_bytes = 100000\n", "");
     let (alice, bob) = alice_and_bob(&paris, &nairobi);
     let (id, data) = send_attached(&alice, "PRIORITY", "annex.bin", 3_000_000);
     // Paris took custody; the hub refuses the attachment as too large, so Paris holds the
     // cable and says why, rather than sending it again and again.
-    let held = eventually("Paris to report the refusal", || {
-        let now = status(&paris);
-        let link = hub_link(&now).clone();
-        link["last_error"]
-            .as_str()?
-            .contains("refuses cable")
-            .then_some(link)
-    });
+    let held = held_by_hub_refusal(&paris);
     assert_eq!(held["queued"]["PRIORITY"], 1, "{held}");
     let why = held["last_error"].as_str().unwrap();
     assert!(
@@ -684,11 +699,7 @@ fn an_attachment_larger_than_the_hub_accepts_holds_its_cable_at_paris_until_alig
     );
 
     // Aligned, the cable crosses with its attachment, which Bob opens.
-    hub.stop();
-    let config = network.dir.path().join("hq/node.toml");
-    let toml = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, toml.replace("max_attachment_bytes = 100000", "")).unwrap();
-    hub.start();
+    restart_without(&mut hub, "max_attachment_bytes = 100000");
     assert_eq!(inbox_of(&bob, 1)[0]["id"], id.as_str());
     assert!(save_attached(&bob, &id, "annex.bin") == data);
 }
