@@ -703,3 +703,45 @@ fn an_attachment_larger_than_the_hub_accepts_holds_its_cable_at_paris_until_alig
     assert_eq!(inbox_of(&bob, 1)[0]["id"], id.as_str());
     assert!(save_attached(&bob, &id, "annex.bin") == data);
 }
+
+/// Rome, issued by the root as a post, is configured to say it is the hub, and Paris is pointed
+/// at it. Paris refuses it: the hub is the node the root certified as the hub, not whoever
+/// says so. Paris's status names the reason, and nothing is forwarded to Rome.
+#[test]
+fn a_post_claiming_to_be_the_hub_is_refused() {
+    let network = Network::new();
+    let hub = network.hub("hq");
+    let mut rome = network.post("rome", Some(&hub));
+    let config = network.dir.path().join(rome.config());
+    let toml = std::fs::read_to_string(&config).unwrap();
+    let toml: String = toml
+        .lines()
+        .filter(|l| !l.starts_with("hub = "))
+        .map(|l| {
+            if l == "kind = \"post\"" {
+                "kind = \"hub\""
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&config, toml).unwrap();
+    rome.start();
+    let mut paris = network.post("paris", Some(&rome));
+    paris.start();
+    let refusal = eventually("Paris to refuse the impostor hub", || {
+        let status = status(&paris);
+        let link = hub_link(&status).clone();
+        let error = link["last_error"].as_str()?.to_owned();
+        (!error.is_empty()).then_some((link, error))
+    });
+    assert_eq!(refusal.0["connected"], false, "{}", refusal.0);
+    assert!(
+        refusal
+            .1
+            .contains("whose certificate the root did not issue for the hub"),
+        "{}",
+        refusal.1
+    );
+}

@@ -26,7 +26,10 @@ const MAX_GROUP: usize = 4096;
 #[non_exhaustive]
 pub enum LogError {
     /// Storage failed; the append was not made durable and was not acknowledged.
-    #[error("audit storage failed: {0}; check the disk, then restart the node")]
+    #[error(
+        "audit storage failed: {0}; check the disk (free space): the node retries each append \
+         and recovers by itself once it can write"
+    )]
     Store(String),
     /// A note or key is malformed.
     #[error(transparent)]
@@ -565,6 +568,18 @@ impl Committer {
         }
     }
 
+    /// A storage failure is over once a write succeeds again; other failures stay reported.
+    fn clear_store_error(&self) {
+        let mut last = self
+            .shared
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if matches!(*last, Some(LogError::Store(_))) {
+            *last = None;
+        }
+    }
+
     fn process(&mut self, batch: Vec<Request>) {
         let mut appends = Vec::new();
         let mut checkpoints = Vec::new();
@@ -617,6 +632,7 @@ impl Committer {
             .and_then(|()| self.shared.store.sync());
         match durable {
             Ok(()) => {
+                self.clear_store_error();
                 self.shared.size.store(self.range.size(), Ordering::Release);
                 self.unsigned_since.get_or_insert_with(Instant::now);
                 for (index, reply) in replies {
@@ -627,6 +643,7 @@ impl Committer {
                 // Nothing was acknowledged: forget the group, the next one reuses its indices.
                 self.range = before;
                 let e = LogError::from(e);
+                self.record::<()>(Err(e.clone()));
                 for (_, reply) in replies {
                     let _ = reply.send(Err(e.clone()));
                 }

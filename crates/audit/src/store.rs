@@ -34,6 +34,13 @@ pub enum StoreError {
     /// A read or write failed.
     #[error("audit store I/O failed: {0}")]
     Io(String),
+    /// The store cannot make writes durable right now (a full or failing disk): nothing was
+    /// accepted, and nothing will be until a sync succeeds again, which is retried by itself.
+    #[error(
+        "the store cannot make writes durable ({0}); nothing was accepted. Free disk space or \
+         fix the disk: the node retries every second and resumes by itself"
+    )]
+    Unavailable(String),
 }
 
 impl From<sled::Error> for StoreError {
@@ -83,7 +90,7 @@ pub trait Store: Send + Sync + 'static {
 
 /// A shared store is a store: one sled database can back several users (e.g. a witness and
 /// the state beside it).
-impl<S: Store> Store for std::sync::Arc<S> {
+impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         (**self).get(key)
     }
@@ -231,44 +238,40 @@ pub(crate) fn be_u64(bytes: &[u8]) -> Option<u64> {
 }
 
 /// One caller's writes and where to send the outcome.
-type CommitRequest = (Vec<Write>, std::sync::mpsc::Sender<Result<(), String>>);
+type CommitRequest = (Vec<Write>, std::sync::mpsc::Sender<Result<(), StoreError>>);
+
+/// How often a degraded store tries to sync again on its own.
+const RECOVERY_EVERY: Duration = Duration::from_secs(1);
 
 /// Group commit over any [`Store`]: each caller's writes are applied atomically and made
 /// durable before `commit` returns, and every caller waiting when a sync starts shares it.
+///
+/// A failed apply or sync leaves the store *degraded*: writes of the failed group may be
+/// visible to readers without being durable. Until a sync succeeds again, every commit fails
+/// at once with [`StoreError::Unavailable`] and applies nothing; the committer retries the sync
+/// every second by itself, so the store recovers when the disk does. An empty commit is
+/// therefore a durability barrier: it returns `Ok` only once everything visible before it is
+/// durable.
 pub struct GroupCommit {
     requests: Option<std::sync::mpsc::Sender<CommitRequest>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    degraded: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl GroupCommit {
     /// Starts the committer thread for `store`.
-    pub fn start<S: Store>(store: std::sync::Arc<S>) -> Result<Self, StoreError> {
+    pub fn start<S: Store + ?Sized>(store: std::sync::Arc<S>) -> Result<Self, StoreError> {
         let (tx, rx) = std::sync::mpsc::channel::<CommitRequest>();
+        let degraded = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+        let state = std::sync::Arc::clone(&degraded);
         let thread = std::thread::Builder::new()
             .name("group-commit".into())
-            .spawn(move || {
-                while let Ok(first) = rx.recv() {
-                    let mut group = vec![first];
-                    while let Ok(more) = rx.try_recv() {
-                        group.push(more);
-                    }
-                    let writes: Vec<Write> = group
-                        .iter_mut()
-                        .flat_map(|(w, _)| std::mem::take(w))
-                        .collect();
-                    let result = store
-                        .apply(writes)
-                        .and_then(|()| store.sync())
-                        .map_err(|e| e.to_string());
-                    for (_, reply) in group {
-                        let _ = reply.send(result.clone());
-                    }
-                }
-            })
+            .spawn(move || commit_loop(&*store, &rx, &state))
             .map_err(|e| StoreError::Io(format!("cannot start the group-commit thread: {e}")))?;
         Ok(GroupCommit {
             requests: Some(tx),
             thread: Some(thread),
+            degraded,
         })
     }
 
@@ -281,7 +284,88 @@ impl GroupCommit {
             .ok_or_else(closed)?
             .send((writes, tx))
             .map_err(|_| closed())?;
-        rx.recv().map_err(|_| closed())?.map_err(StoreError::Io)
+        rx.recv().map_err(|_| closed())?
+    }
+
+    /// Why the store is degraded (it cannot make writes durable), or `None` when it is well.
+    pub fn degraded(&self) -> Option<String> {
+        self.degraded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+fn commit_loop<S: Store + ?Sized>(
+    store: &S,
+    rx: &std::sync::mpsc::Receiver<CommitRequest>,
+    state: &std::sync::Mutex<Option<String>>,
+) {
+    let set = |value: Option<String>| {
+        *state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = value;
+    };
+    let mut degraded: Option<String> = None;
+    loop {
+        let first = if degraded.is_some() {
+            match rx.recv_timeout(RECOVERY_EVERY) {
+                Ok(request) => Some(request),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        } else {
+            match rx.recv() {
+                Ok(request) => Some(request),
+                Err(_) => return,
+            }
+        };
+        if degraded.is_some() {
+            // Whatever a failed group left visible becomes durable with this sync, or not.
+            match store.sync() {
+                Ok(()) => {
+                    degraded = None;
+                    set(None);
+                }
+                Err(e) => {
+                    degraded = Some(e.to_string());
+                    set(degraded.clone());
+                }
+            }
+        }
+        let Some(first) = first else { continue };
+        let mut group = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            group.push(more);
+        }
+        if let Some(why) = &degraded {
+            for (_, reply) in group {
+                let _ = reply.send(Err(StoreError::Unavailable(why.clone())));
+            }
+            continue;
+        }
+        let writes: Vec<Write> = group
+            .iter_mut()
+            .flat_map(|(w, _)| std::mem::take(w))
+            .collect();
+        let result = if writes.is_empty() {
+            store.sync()
+        } else {
+            store.apply(writes).and_then(|()| store.sync())
+        };
+        let result = result.map_err(|e| {
+            let why = e.to_string();
+            degraded = Some(why.clone());
+            set(Some(why.clone()));
+            StoreError::Unavailable(why)
+        });
+        for (_, reply) in group {
+            let _ = reply.send(match &result {
+                Ok(()) => Ok(()),
+                Err(StoreError::Unavailable(why)) => Err(StoreError::Unavailable(why.clone())),
+                Err(e) => Err(StoreError::Io(e.to_string())),
+            });
+        }
     }
 }
 

@@ -66,3 +66,76 @@ fn a_store_held_by_another_owner_is_refused_clearly() {
     };
     assert!(message.contains("no other process holds it"), "{message}");
 }
+
+/// A sled store whose syncs fail while `full` is set, as on a full disk.
+struct FullDisk {
+    inner: SledStore,
+    full: std::sync::atomic::AtomicBool,
+}
+
+impl Store for FullDisk {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, valise_audit::store::StoreError> {
+        self.inner.get(key)
+    }
+    fn apply(&self, writes: Vec<Write>) -> Result<(), valise_audit::store::StoreError> {
+        self.inner.apply(writes)
+    }
+    fn sync(&self) -> Result<(), valise_audit::store::StoreError> {
+        if self.full.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(valise_audit::store::StoreError::Io(
+                "No space left on device (os error 28)".into(),
+            ));
+        }
+        self.inner.sync()
+    }
+    fn scan(&self, prefix: &[u8]) -> valise_audit::store::Scan<'_> {
+        self.inner.scan(prefix)
+    }
+}
+
+#[test]
+fn a_failed_sync_refuses_every_commit_until_the_disk_recovers_by_itself() {
+    use valise_audit::store::StoreError;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(FullDisk {
+        inner: SledStore::open(dir.path()).unwrap(),
+        full: false.into(),
+    });
+    let commit = GroupCommit::start(Arc::clone(&store)).unwrap();
+    commit
+        .commit(vec![Write::Put(b"a".to_vec(), b"1".to_vec())])
+        .unwrap();
+    assert_eq!(commit.degraded(), None);
+
+    store.full.store(true, std::sync::atomic::Ordering::SeqCst);
+    let failed = commit.commit(vec![Write::Put(b"b".to_vec(), b"2".to_vec())]);
+    assert!(
+        matches!(failed, Err(StoreError::Unavailable(_))),
+        "{failed:?}"
+    );
+    let why = commit.degraded().expect("degraded after a failed sync");
+    assert!(why.contains("No space left"), "{why}");
+    // While degraded nothing is applied, and a barrier (an empty commit) fails too: nothing
+    // visible may be taken for durable.
+    let refused = commit.commit(vec![Write::Put(b"c".to_vec(), b"3".to_vec())]);
+    assert!(matches!(refused, Err(StoreError::Unavailable(_))));
+    assert_eq!(
+        store.get(b"c").unwrap(),
+        None,
+        "nothing applied while degraded"
+    );
+    assert!(commit.commit(Vec::new()).is_err());
+
+    // Space is freed: within the retry period the store is well again, with no call.
+    store.full.store(false, std::sync::atomic::Ordering::SeqCst);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while commit.degraded().is_some() {
+        assert!(std::time::Instant::now() < deadline, "never recovered");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    commit.commit(Vec::new()).unwrap();
+    commit
+        .commit(vec![Write::Put(b"c".to_vec(), b"3".to_vec())])
+        .unwrap();
+    assert_eq!(store.get(b"c").unwrap(), Some(b"3".to_vec()));
+}

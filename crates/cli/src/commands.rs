@@ -10,6 +10,7 @@ use valise_client::enrol::{Invitation, enrol};
 use valise_client::inbox::InboxEntry;
 use valise_client::status::{DeliveryState, SentCable};
 use valise_client::sync::{SyncReport, wipe_files};
+use valise_client::text;
 use valise_crypto::at_rest::KdfParams;
 use valise_proto::v1::{Caveat, Classification, Precedence};
 
@@ -115,7 +116,7 @@ async fn with_client(
                 SyncReport::default()
             };
             if let Some((_, reason)) = report.refused.iter().find(|(r, _)| *r == id) {
-                bail!("the node refused cable {id}: {reason}");
+                bail!("the node refused cable {id}: {}", safe(reason));
             }
             let sent = report.sent.contains(&id);
             if json {
@@ -136,7 +137,10 @@ async fn with_client(
                 .filter(|(_, e)| !unread || !e.read)
                 .collect();
             if json {
-                let list: Vec<Value> = entries.iter().map(|(id, e)| inbox_json(id, e)).collect();
+                let list: Vec<Value> = entries
+                    .iter()
+                    .map(|(id, e)| inbox_json(client, id, e))
+                    .collect();
                 print_json(&Value::Array(list));
             } else if entries.is_empty() {
                 println!("No cables.");
@@ -147,7 +151,7 @@ async fn with_client(
                 );
                 for (id, e) in &entries {
                     let header = e.header.clone().unwrap_or_default();
-                    let subject = e.body.as_ref().map(|b| b.subject.as_str()).unwrap_or("");
+                    let subject = safe(e.body.as_ref().map_or("", |b| b.subject.as_str()));
                     let flag = if e.needs_ack() && !e.acknowledged {
                         "  ACK REQUIRED"
                     } else {
@@ -159,8 +163,8 @@ async fn with_client(
                         &id[..10.min(id.len())],
                         render::precedence(&header),
                         render::fit(&render::marking(&header), 14),
-                        render::fit(&header.from, 18),
-                        render::fit(subject, 32),
+                        render::fit(&safe(&client.sender_address(e)), 18),
+                        render::fit(&subject, 32),
                         render::dtg(e.received_at_ms),
                     );
                 }
@@ -208,7 +212,7 @@ async fn with_client(
             } else {
                 SyncReport::default()
             };
-            let from = entry.header.map(|h| h.from).unwrap_or_default();
+            let from = safe(&client.sender_address(&entry));
             let state = if online && report.offline.is_none() {
                 "sent"
             } else {
@@ -421,10 +425,10 @@ fn warn_report(report: &SyncReport) {
         eprintln!("warning: {reason}; showing what is stored on this device");
     }
     for (id, reason) in &report.refused {
-        eprintln!("warning: the node refused cable {id}: {reason}");
+        eprintln!("warning: the node refused cable {id}: {}", safe(reason));
     }
     for rejected in &report.rejected {
-        eprintln!("warning: refused a delivery: {rejected}");
+        eprintln!("warning: refused a delivery: {}", safe(rejected));
     }
 }
 
@@ -458,11 +462,16 @@ fn caveat_of(c: CaveatArg) -> Caveat {
     }
 }
 
-fn inbox_json(id: &str, e: &InboxEntry) -> Value {
+/// Untrusted text on one line, with any escape sequence shown instead of obeyed.
+fn safe(text: &str) -> String {
+    text::single_line(text)
+}
+
+fn inbox_json(client: &Client, id: &str, e: &InboxEntry) -> Value {
     let header = e.header.clone().unwrap_or_default();
     json!({
         "id": id,
-        "from": header.from,
+        "from": client.sender_address(e),
         "subject": e.body.as_ref().map(|b| b.subject.clone()).unwrap_or_default(),
         "precedence": render::precedence_word(&header),
         "niact": header.niact,
@@ -481,7 +490,7 @@ fn read_json(client: &Client, id: &str, e: &InboxEntry) -> Value {
     let sender = client.sender_of(e);
     json!({
         "id": id,
-        "from": header.from,
+        "from": client.sender_address(e),
         "to": header.action_addressees,
         "info": header.info_addressees,
         "subject": body.subject,
@@ -519,18 +528,18 @@ fn print_cable(client: &Client, id: &str, e: &InboxEntry, saved: &[PathBuf]) {
         ),
         None => "sender not in the directory".into(),
     };
-    println!("FROM:    {}  ({verified})", header.from);
-    println!("TO:      {}", header.action_addressees.join(", "));
+    println!("FROM:    {}  ({verified})", safe(&client.sender_address(e)));
+    println!("TO:      {}", safe(&header.action_addressees.join(", ")));
     if !header.info_addressees.is_empty() {
-        println!("INFO:    {}", header.info_addressees.join(", "));
+        println!("INFO:    {}", safe(&header.info_addressees.join(", ")));
     }
     if !body.tags.is_empty() {
-        println!("TAGS:    {}", body.tags.join(", "));
+        println!("TAGS:    {}", safe(&body.tags.join(", ")));
     }
-    println!("SUBJECT: {}", body.subject);
+    println!("SUBJECT: {}", safe(&body.subject));
     println!("ID:      {id}");
     println!();
-    println!("{}", body.text.trim_end());
+    println!("{}", text::multi_line(body.text.trim_end()));
     if !body.attachments.is_empty() {
         println!();
         println!("ATTACHMENTS:");
@@ -538,8 +547,8 @@ fn print_cable(client: &Client, id: &str, e: &InboxEntry, saved: &[PathBuf]) {
             println!(
                 "  {}. {} ({}, {})",
                 i + 1,
-                a.name,
-                a.media_type,
+                safe(&a.name),
+                safe(&a.media_type),
                 render::size(a.size)
             );
         }
@@ -593,10 +602,10 @@ fn print_status(cable: &SentCable) {
         hex::encode(&cable.cable_id),
         render::precedence(&header),
         render::marking(&header),
-        subject
+        safe(subject)
     );
     if !cable.refused.is_empty() {
-        println!("  REFUSED by the node: {}", cable.refused);
+        println!("  REFUSED by the node: {}", safe(&cable.refused));
     }
     for r in &cable.recipients {
         let state = r.state();
@@ -611,7 +620,7 @@ fn print_status(cable: &SentCable) {
         .collect();
         println!(
             "  {:20} device {}  {:13} [{}]  {}",
-            r.address,
+            safe(&r.address),
             &hex::encode(&r.device_id)[..8],
             state.as_str().to_uppercase(),
             marks.join(" > "),

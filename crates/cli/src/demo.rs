@@ -17,6 +17,7 @@ use valise_client::compose::CableDraft;
 use valise_client::enrol::{Invitation, enrol};
 use valise_client::status::{DeliveryState, SentCable};
 use valise_client::sync::NoProgress;
+use valise_client::text;
 use valise_crypto::at_rest::KdfParams;
 use valise_proto::v1::{Caveat, Classification, Precedence};
 use valise_relay::enrolment::Invitation as Code;
@@ -310,15 +311,16 @@ pub async fn run(keep: Option<&Path>) -> Result<()> {
         );
     }
     println!("   ambassador@nairobi's inbox, most urgent first:");
-    for (id, entry) in staff.find("ambassador@nairobi")?.inbox()? {
+    let ambassador = staff.find("ambassador@nairobi")?;
+    for (id, entry) in ambassador.inbox()? {
         let header = entry.header.clone().unwrap_or_default();
         println!(
             "     {}  {:12} {:17} from {:18} {}",
             &id[..8],
             render::precedence(&header),
             render::marking(&header),
-            header.from,
-            entry.body.map(|b| b.subject).unwrap_or_default()
+            ambassador.sender_address(&entry),
+            text::single_line(&entry.body.map(|b| b.subject).unwrap_or_default())
         );
     }
 

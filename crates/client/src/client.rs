@@ -500,6 +500,19 @@ impl Client {
             .collect())
     }
 
+    /// Who sent a received cable, as a front end shows it: the address in the verified
+    /// directory record of the device that signed it (kept with the cable when it was
+    /// checked), never the header's `from` alone.
+    pub fn sender_address(&self, entry: &InboxEntry) -> String {
+        if !entry.sender_address.is_empty() {
+            return entry.sender_address.clone();
+        }
+        // Stored before the address was kept: the device's record says who it is.
+        self.sender_of(entry)
+            .map(|(device, _)| device.address())
+            .unwrap_or_else(|| "(sender not in the directory)".into())
+    }
+
     /// The identity key of the device that sent a received cable, as the directory lists it,
     /// and whether that device has since been revoked.
     pub fn sender_of(&self, entry: &InboxEntry) -> Option<(VerifiedDevice, bool)> {

@@ -24,6 +24,10 @@ pub struct InboxEntry {
     /// The sender's identity key, as the directory gave it when the signature was verified.
     #[prost(bytes = "vec", tag = "6")]
     pub sender_identity: Vec<u8>,
+    /// The sender's address from the verified directory record of the signing device (never
+    /// from the header alone; the two were checked to agree before the cable was stored).
+    #[prost(string, tag = "7")]
+    pub sender_address: String,
 }
 
 impl InboxEntry {

@@ -15,6 +15,7 @@
 //! | [`compose`] | the cable draft, and the checks before sealing: addressees, clearance, NODIS |
 //! | [`directory`] | the device's verified copy of the directory, kept in the store |
 //! | [`attachments`] | attachment files encrypted for upload, checked and decrypted on fetch |
+//! | [`text`] | untrusted text (subjects, bodies, names) made safe to show: no escape sequences |
 //!
 //! The shell: [`connection`] (QUIC to the node), [`client`] (the unlocked [`Client`]),
 //! [`sync`] (directory, outbox, queue and receipts), [`enrol`] (a new device).
@@ -36,6 +37,7 @@ pub mod receipt;
 pub mod status;
 pub mod store;
 pub mod sync;
+pub mod text;
 
 pub use client::{Client, Event};
 pub use compose::CableDraft;

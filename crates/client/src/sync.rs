@@ -414,6 +414,12 @@ impl Client {
             // Maybe enrolled after this device's last directory sync: try again next time.
             return Ok(false);
         };
+        // The node checked these too, but a node can be compromised: the cable must name its
+        // signing device's own address, and stay within the sender's clearance.
+        if let Err(why) = check_sender(&header, &sender) {
+            arrivals.rejected.push(format!("cable {id}: {why}"));
+            return Ok(true);
+        }
         let opened = match open(
             &envelope,
             &sender.identity,
@@ -459,6 +465,7 @@ impl Client {
             read: false,
             acknowledged: false,
             sender_identity: sender.identity.as_bytes().to_vec(),
+            sender_address: sender.address(),
         };
         self.save_received(&header.cable_id, &entry)?;
         arrivals.received += 1;
@@ -621,6 +628,31 @@ impl Client {
     }
 }
 
+/// What a recipient checks of a sender beyond the signature: the header's `from` is the
+/// signing device's own address, and the classification is within the sender's clearance.
+fn check_sender(
+    header: &valise_proto::v1::RoutingHeader,
+    sender: &valise_crypto::directory::VerifiedDevice,
+) -> Result<(), String> {
+    let address = sender.address();
+    if header.from != address {
+        return Err(format!(
+            "it says it is from {}, but it is signed by a device of {address}: refused as forged",
+            crate::text::single_line(&header.from)
+        ));
+    }
+    let classification = valise_proto::v1::Classification::try_from(header.classification)
+        .unwrap_or(valise_proto::v1::Classification::Unspecified);
+    if sender.clearance < classification {
+        return Err(format!(
+            "{address} is cleared for {} only and may not send a {} cable: refused",
+            sender.clearance.cable_name(),
+            classification.cable_name()
+        ));
+    }
+    Ok(())
+}
+
 /// Erases a data directory without unlocking it: the storage key first, then the store, then
 /// the attachment folders. Returns whether there was a store.
 pub fn wipe_files(dir: &Path) -> Result<bool, ClientError> {
@@ -636,7 +668,70 @@ pub fn wipe_files(dir: &Path) -> Result<bool, ClientError> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+
+    fn mallory() -> valise_crypto::directory::VerifiedDevice {
+        let key = valise_crypto::identity::IdentityKeyPair::from_seed(&[3; 32]).unwrap();
+        valise_crypto::directory::VerifiedDevice {
+            id: key.device_id(),
+            user: "mallory".into(),
+            post: "paris".into(),
+            display_name: "Mallory".into(),
+            offices: vec![],
+            clearance: valise_proto::v1::Classification::Secret,
+            identity: *key.public(),
+            receive_keys: vec![],
+            enrolled_at_ms: 1,
+        }
+    }
+
+    fn header(
+        from: &str,
+        classification: valise_proto::v1::Classification,
+    ) -> valise_proto::v1::RoutingHeader {
+        valise_proto::v1::RoutingHeader {
+            from: from.into(),
+            classification: classification as i32,
+            ..Default::default()
+        }
+    }
+
+    /// A compromised node may pass on a cable whose signature is mallory's but whose `from`
+    /// says alice; the recipient refuses it on its own, naming both.
+    #[test]
+    fn a_recipient_refuses_a_cable_naming_another_sender_than_its_signer() {
+        use valise_proto::v1::Classification;
+        let why =
+            check_sender(&header("alice@paris", Classification::Secret), &mallory()).unwrap_err();
+        assert!(
+            why.contains(
+                "says it is from alice@paris, but it is signed by a device of mallory@paris"
+            ),
+            "{why}"
+        );
+        let why = check_sender(
+            &header("alice@paris\u{1b}[2J", Classification::Secret),
+            &mallory(),
+        )
+        .unwrap_err();
+        assert!(
+            !why.contains('\u{1b}'),
+            "the claim is shown, not obeyed: {why}"
+        );
+        let why = check_sender(
+            &header("mallory@paris", Classification::TopSecret),
+            &mallory(),
+        )
+        .unwrap_err();
+        assert!(
+            why.contains(
+                "mallory@paris is cleared for SECRET only and may not send a TOP SECRET cable"
+            ),
+            "{why}"
+        );
+        assert!(check_sender(&header("mallory@paris", Classification::Secret), &mallory()).is_ok());
+    }
 
     #[test]
     fn a_running_client_polls_while_online_and_backs_off_while_offline() {

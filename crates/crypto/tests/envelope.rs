@@ -561,6 +561,30 @@ fn a_flipped_bit_in_every_part_is_refused_by_every_recipient() {
     }
 }
 
+/// What a relay checks before custody, with no recipient's key: the sender's signature over
+/// the envelope as it stands. Every part but the signature-free HPKE internals changes what
+/// was signed, so a flipped bit anywhere fails, and another sender's key fails.
+#[test]
+fn a_relay_sees_the_signature_fail_for_any_flipped_bit() {
+    let d = devices();
+    let env = sealed_to(3, Classification::Secret, Precedence::Flash, "text");
+    envelope::verify_signature(&env, d[0].identity.public()).unwrap();
+    assert!(matches!(
+        envelope::verify_signature(&env, d[1].identity.public()),
+        Err(OpenError::SenderMismatch { .. })
+    ));
+    for part in parts(&env) {
+        for bit in [0, bit_count(&env, part) - 1] {
+            let mut bad = env.clone();
+            flip(&mut bad, part, bit);
+            assert!(
+                envelope::verify_signature(&bad, d[0].identity.public()).is_err(),
+                "bit {bit} of {part:?} flipped, yet the signature verified"
+            );
+        }
+    }
+}
+
 fn classification() -> impl Strategy<Value = Classification> {
     prop_oneof![
         Just(Classification::Unclassified),

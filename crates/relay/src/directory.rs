@@ -43,6 +43,8 @@ impl DirectoryView for Directory {
         self.lookup(id).map(|entry| DeviceView {
             id: entry.device.id,
             user: entry.device.address(),
+            post: entry.device.post.clone(),
+            identity: entry.device.identity,
             clearance: entry.device.clearance,
             revoked: entry.revoked,
         })

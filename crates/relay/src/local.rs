@@ -200,7 +200,16 @@ fn start_node(
 ) -> Result<LocalNode, LocalError> {
     let (ca, ministry, validity) = (&root.ca, root.ministry.as_str(), root.validity);
     let node_cert = ca
-        .issue_node(name, &["127.0.0.1".into(), "localhost".into()], validity)
+        .issue_node(
+            name,
+            if matches!(role, Role::Hub) {
+                NodeKind::Hub
+            } else {
+                NodeKind::Post
+            },
+            &["127.0.0.1".into(), "localhost".into()],
+            validity,
+        )
         .map_err(fail)?;
     let mut directory = DurableDirectory::open(
         &dir.join("directory"),

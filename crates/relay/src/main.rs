@@ -26,7 +26,7 @@ use valise_proto::v1::{
 };
 use valise_relay::admin;
 use valise_relay::attachments::AttachmentStore;
-use valise_relay::config::Config;
+use valise_relay::config::{Config, NodeKind};
 use valise_relay::directory::DurableDirectory;
 use valise_relay::enrolment::{Codes, DurableCodes, Invitation};
 use valise_relay::files::{
@@ -416,7 +416,15 @@ fn issue_node(
         .to_owned();
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let node = ca
-        .issue_node(name, &[host.to_owned()], validity(2))
+        .issue_node(
+            name,
+            match kind {
+                Kind::Hub => NodeKind::Hub,
+                Kind::Post => NodeKind::Post,
+            },
+            &[host.to_owned()],
+            validity(2),
+        )
         .context("cannot issue the node certificate")?;
     files::write_public(&out.join("ca.pem"), ca.cert_pem().as_bytes())?;
     files::write_public(&out.join("node.pem"), node.chain_pem.as_bytes())?;

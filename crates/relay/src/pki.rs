@@ -5,17 +5,19 @@
 //!
 //! ```text
 //! ministry root (offline, Ed25519, path length 1)
-//!   ├─ node certificate         paris.mfa.example, server + client auth
+//!   ├─ node certificate         paris.mfa.example, OU=post (or OU=hub), server + client auth
 //!   └─ post CA for paris        path length 0, DNS names only under devices.paris.mfa.example
 //!        └─ device certificate  <device id>.devices.paris.mfa.example, client auth
 //! ```
 //!
 //! The post CA lives on the post's node, so it can enrol devices while the root stays offline.
 //! Its name constraint means a compromised post can mint certificates for its own devices
-//! only.
+//! only. A node's role (hub or post) is in its certificate's organisational unit, set by the
+//! root at issue: a post cannot pass itself off as the hub by saying so.
 
 use std::sync::Arc;
 
+use crate::config::NodeKind;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, GeneralSubtree, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, NameConstraints, PKCS_ED25519, SanType,
@@ -194,10 +196,12 @@ impl MinistryCa {
 
     /// Issues a node's TLS certificate. Nodes both accept and open connections, so it is valid
     /// for server and client authentication. `hosts` are the DNS names or IP addresses the node
-    /// is reached at; the node's own name, `<node>.<ministry>`, is always included.
+    /// is reached at; the node's own name, `<node>.<ministry>`, is always included. The role
+    /// goes in the subject's organisational unit ([`node_role_unit`]).
     pub fn issue_node(
         &self,
         node: &str,
+        role: NodeKind,
         hosts: &[String],
         validity: Validity,
     ) -> Result<CertifiedKey, PkiError> {
@@ -210,6 +214,9 @@ impl MinistryCa {
         params
             .distinguished_name
             .push(DnType::OrganizationName, &self.ministry);
+        params
+            .distinguished_name
+            .push(DnType::OrganizationalUnitName, node_role_unit(role));
         params.extended_key_usages = vec![
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,
@@ -270,6 +277,30 @@ impl MinistryCa {
         validity: Validity,
     ) -> Result<CertifiedKey, PkiError> {
         issue_with(&self.issuer, &self.cert_pem, params, validity)
+    }
+}
+
+/// The organisational unit a node certificate carries for its role.
+pub fn node_role_unit(role: NodeKind) -> &'static str {
+    match role {
+        NodeKind::Hub => "valise hub",
+        NodeKind::Post => "valise post",
+    }
+}
+
+/// The role a node certificate (DER) was issued for, or `None` if it names none: only the
+/// root issues node certificates, so this is the root's word, not the node's.
+pub fn certified_role(cert_der: &[u8]) -> Option<NodeKind> {
+    let (_, cert) = x509_parser::parse_x509_certificate(cert_der).ok()?;
+    let units: Vec<&str> = cert
+        .subject()
+        .iter_organizational_unit()
+        .filter_map(|u| u.as_str().ok())
+        .collect();
+    match units.as_slice() {
+        [unit] if *unit == node_role_unit(NodeKind::Hub) => Some(NodeKind::Hub),
+        [unit] if *unit == node_role_unit(NodeKind::Post) => Some(NodeKind::Post),
+        _ => None,
     }
 }
 

@@ -4,7 +4,8 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use valise_crypto::identity::DeviceId;
+use valise_crypto::envelope::verify_signature;
+use valise_crypto::identity::{DeviceId, IdentityPublicKey};
 use valise_proto::ENVELOPE_VERSION;
 use valise_proto::v1::{Caveat, Classification, Envelope, ErrorCode, Precedence, RoutingHeader};
 
@@ -17,6 +18,10 @@ pub struct DeviceView {
     pub id: DeviceId,
     /// Its user's address, e.g. `alice@paris`.
     pub user: String,
+    /// The post that enrolled it, e.g. `paris`.
+    pub post: String,
+    /// Its identity key, which signs its cables.
+    pub identity: IdentityPublicKey,
     /// The user's clearance.
     pub clearance: Classification,
     /// Whether the device is revoked.
@@ -61,6 +66,24 @@ pub enum Refusal {
     UnknownSender,
     /// The sending device is revoked.
     RevokedSender,
+    /// The header's `from` is not the address of the device that signed the cable.
+    ForgedSender {
+        /// The address the header claims.
+        claimed: String,
+        /// The signing device's address, from its directory record.
+        actual: String,
+    },
+    /// The sender's signature does not verify over the envelope as received.
+    BadSignature(String),
+    /// The sender is cleared below the classification they marked the cable with.
+    SenderClearance {
+        /// The sender's address.
+        user: String,
+        /// Their clearance.
+        clearance: Classification,
+        /// The cable's classification.
+        classification: Classification,
+    },
     /// An addressee is not in the directory, or all its devices are revoked.
     UnknownAddressee(String),
     /// A key wrap is for a device that is not enrolled or is revoked.
@@ -93,6 +116,8 @@ impl Refusal {
             Refusal::UnsupportedVersion(_) => ErrorCode::UnsupportedVersion,
             Refusal::UnknownSender => ErrorCode::UnknownSender,
             Refusal::RevokedSender => ErrorCode::Revoked,
+            Refusal::ForgedSender { .. } | Refusal::BadSignature(_) => ErrorCode::BadSignature,
+            Refusal::SenderClearance { .. } => ErrorCode::Clearance,
             Refusal::UnknownAddressee(_)
             | Refusal::UnknownRecipient(_)
             | Refusal::UnaddressedRecipient(_) => ErrorCode::Malformed,
@@ -112,6 +137,9 @@ impl Refusal {
             Refusal::SenderMismatch => "sender_mismatch",
             Refusal::UnknownSender => "unknown_sender",
             Refusal::RevokedSender => "revoked_sender",
+            Refusal::ForgedSender { .. } => "forged_sender",
+            Refusal::BadSignature(_) => "bad_signature",
+            Refusal::SenderClearance { .. } => "sender_clearance",
             Refusal::UnknownAddressee(_) => "unknown_addressee",
             Refusal::UnknownRecipient(_) => "unknown_recipient",
             Refusal::UnaddressedRecipient(_) => "unaddressed_recipient",
@@ -153,6 +181,25 @@ impl fmt::Display for Refusal {
             Refusal::RevokedSender => {
                 f.write_str("this device has been revoked; contact ministry IT")
             }
+            Refusal::ForgedSender { claimed, actual } => write!(
+                f,
+                "the cable says it is from {claimed}, but it is signed by a device of {actual}; \
+                 a cable may only name its own sender"
+            ),
+            Refusal::BadSignature(why) => write!(
+                f,
+                "the sender's signature does not verify ({why}); the cable was altered or forged \
+                 and was not accepted"
+            ),
+            Refusal::SenderClearance {
+                user,
+                clearance,
+                classification,
+            } => write!(
+                f,
+                "{user} is cleared for {clearance} and may not send a {classification} cable; \
+                 lower the classification or ask ministry IT about the clearance"
+            ),
             Refusal::UnknownAddressee(a) => write!(
                 f,
                 "addressee {a} has no active device in this node's directory: the address is \
@@ -220,6 +267,7 @@ pub fn check_submission(
     if sender.revoked {
         return Err(Refusal::RevokedSender);
     }
+    check_from(header, &sender)?;
     if envelope.key_wraps.len() > limits.max_recipients {
         return Err(Refusal::TooManyRecipients {
             count: envelope.key_wraps.len(),
@@ -234,6 +282,13 @@ pub fn check_submission(
         Classification::Unspecified,
     )
     .ok_or(Refusal::Malformed("classification"))?;
+    if sender.clearance < classification {
+        return Err(Refusal::SenderClearance {
+            user: sender.user,
+            clearance: sender.clearance,
+            classification,
+        });
+    }
     let precedence = known(
         Precedence::try_from(header.precedence),
         Precedence::Unspecified,
@@ -284,6 +339,8 @@ pub fn check_submission(
         }
         recipients.push(id);
     }
+    // Last, as the costliest check: the node takes custody only of what the sender signed.
+    check_signature(envelope, &sender)?;
     Ok(Accepted {
         cable_id,
         precedence,
@@ -332,11 +389,13 @@ pub fn check_forward(
         Precedence::Unspecified,
     )
     .ok_or(Refusal::Malformed("precedence"))?;
-    let sender = DeviceId::from_slice(&header.sender_device)
+    let sender_id = DeviceId::from_slice(&header.sender_device)
         .map_err(|_| Refusal::Malformed("sender device id"))?;
-    if directory.device(&sender).is_none() {
-        return Err(Refusal::DirectoryBehind(sender));
-    }
+    let sender = directory
+        .device(&sender_id)
+        .ok_or(Refusal::DirectoryBehind(sender_id))?;
+    // Authenticity is checked at every hop: a neighbour may be compromised.
+    check_from(header, &sender)?;
     let wrapped: HashSet<&[u8]> = envelope
         .key_wraps
         .iter()
@@ -359,12 +418,28 @@ pub fn check_forward(
             Some(_) => devices.push(id),
         }
     }
+    check_signature(envelope, &sender)?;
     Ok(ForwardAccepted {
         cable_id,
         precedence,
         devices,
         revoked,
     })
+}
+
+/// The header's `from` must be the signing device's own address, as its record gives it.
+fn check_from(header: &RoutingHeader, sender: &DeviceView) -> Result<(), Refusal> {
+    if header.from != sender.user {
+        return Err(Refusal::ForgedSender {
+            claimed: header.from.clone(),
+            actual: sender.user.clone(),
+        });
+    }
+    Ok(())
+}
+
+fn check_signature(envelope: &Envelope, sender: &DeviceView) -> Result<(), Refusal> {
+    verify_signature(envelope, &sender.identity).map_err(|e| Refusal::BadSignature(e.to_string()))
 }
 
 /// The checks every cable gets, from a device or a node: size within the limit, a routing

@@ -10,11 +10,15 @@
 //! | `q` ‖ device id ‖ rank ‖ seq | cable id: one queue entry, in delivery order |
 //! | `f` ‖ hop label ‖ 0 ‖ rank ‖ seq | cable id ‖ custody time ‖ device ids: one cable to forward to a next hop, in forwarding order |
 //! | `a` ‖ cable id | the SHA-256 of each attachment the cable carries, 32 bytes each (absent for none) |
-//! | `d` ‖ cable id | when the cable was first seen (Unix ms): the dedup set |
+//! | `d` ‖ cable id | when the cable was first seen (Unix ms) ‖ SHA-256 of its envelope: the dedup set |
 //! | `m` `seq` | the last arrival sequence number |
 //!
 //! [`RelayStore::enqueue`] writes all of a cable's keys in one atomic batch and returns only
 //! once it is durable (group commit, flush and fsync): only then may the node sign custody.
+//! A resend is answered as a duplicate only if its envelope is the one held (same SHA-256),
+//! and only after a durability barrier: writes a failed sync left visible are never taken for
+//! custody. A failed sync leaves the store degraded, refusing custody, until a sync succeeds
+//! again ([`GroupCommit`]).
 //! An acknowledgement is applied at once but made durable by the next sync; if a crash loses
 //! it, the cable is delivered again and the device drops the duplicate by cable id.
 //!
@@ -77,16 +81,19 @@ pub enum Enqueued {
         /// The arrival sequence number.
         seq: u64,
     },
-    /// Already held (a resend after a lost receipt, or a replay): not queued again. Custody
-    /// was already taken, so the node may sign a receipt again.
+    /// Already held, byte for byte (a resend after a lost receipt, or a replay), and durable:
+    /// not queued again. Custody was already taken, so the node may sign a receipt again.
     Duplicate,
+    /// Another envelope with this cable id is held: the id was reused. Nothing was stored and
+    /// no receipt may be signed.
+    Conflict,
     /// The same cable is being stored right now by another submission: retry shortly.
     InProgress,
 }
 
 /// The node's store of cables in transit.
 pub struct RelayStore {
-    kv: Arc<SledStore>,
+    kv: Arc<dyn Store>,
     sealer: RecordSealer,
     commit: GroupCommit,
     /// Serialises the dedup check and sequence allocation; the durable sync happens outside.
@@ -126,10 +133,14 @@ impl RelayStore {
     /// Opens (or creates) the store in `dir`, sealed under `storage_key`, and resumes its
     /// queues.
     pub fn open(dir: &Path, storage_key: &StorageKey) -> Result<Self, StoreError> {
+        Self::open_on(Arc::new(SledStore::open(dir)?), storage_key)
+    }
+
+    /// Opens the store on any engine (a test may inject faults), sealed under `storage_key`.
+    pub fn open_on(kv: Arc<dyn Store>, storage_key: &StorageKey) -> Result<Self, StoreError> {
         let sealer = storage_key
             .record_sealer()
             .map_err(|e| StoreError::Io(format!("cannot derive the queue sealing key: {e}")))?;
-        let kv = Arc::new(SledStore::open(dir)?);
         let last = kv
             .get(b"mseq")?
             .and_then(|v| v.try_into().ok())
@@ -176,6 +187,7 @@ impl RelayStore {
     /// [`Enqueued::Stored`].
     pub fn take_custody(&self, custody: Custody<'_>, now_ms: u64) -> Result<Enqueued, StoreError> {
         let cable = custody.cable;
+        let digest = valise_crypto::sha256(custody.envelope);
         let seq = {
             let mut admission = self
                 .admission
@@ -184,8 +196,9 @@ impl RelayStore {
             if admission.storing.contains(&cable) {
                 return Ok(Enqueued::InProgress);
             }
-            if self.kv.get(&key(b'd', &[&cable]))?.is_some() {
-                return Ok(Enqueued::Duplicate);
+            if let Some(seen) = self.kv.get(&key(b'd', &[&cable]))? {
+                drop(admission);
+                return self.resent(&cable, &seen, &digest, custody.envelope);
             }
             admission.storing.insert(cable);
             let seq = admission.next_seq;
@@ -198,7 +211,7 @@ impl RelayStore {
             // Nobody left to deliver to (every recipient revoked since sealing): remembered as
             // seen, so a resend is a duplicate, but no envelope is kept that nothing would free.
             let result = self.commit.commit(vec![
-                Write::Put(key(b'd', &[&cable]), now_ms.to_be_bytes().to_vec()),
+                Write::Put(key(b'd', &[&cable]), seen_value(now_ms, &digest)),
                 Write::Put(b"mseq".to_vec(), seq.to_be_bytes().to_vec()),
             ]);
             self.done_storing(&cable);
@@ -219,7 +232,7 @@ impl RelayStore {
         let mut writes = vec![
             Write::Put(key(b'v', &[&cable]), sealed),
             Write::Put(key(b'r', &[&cable]), count.to_be_bytes().to_vec()),
-            Write::Put(key(b'd', &[&cable]), now_ms.to_be_bytes().to_vec()),
+            Write::Put(key(b'd', &[&cable]), seen_value(now_ms, &digest)),
             Write::Put(b"mseq".to_vec(), seq.to_be_bytes().to_vec()),
         ];
         if !custody.attachments.is_empty() && !custody.onward.is_empty() {
@@ -247,6 +260,59 @@ impl RelayStore {
         let result = self.commit.commit(writes);
         self.done_storing(&cable);
         result.map(|()| Enqueued::Stored { seq })
+    }
+
+    /// A cable id already in the dedup set arrived again: a duplicate only if it is the same
+    /// envelope, and only once what is held is durable (an empty commit is the barrier).
+    fn resent(
+        &self,
+        cable: &CableId,
+        seen: &[u8],
+        digest: &[u8; 32],
+        envelope: &[u8],
+    ) -> Result<Enqueued, StoreError> {
+        let same = match seen.get(8..) {
+            Some(held) if held.len() == 32 => held == digest,
+            // Written before digests were kept: compare with the envelope, if still held.
+            _ => self.envelope(cable)?.is_some_and(|held| held == envelope),
+        };
+        if !same {
+            return Ok(Enqueued::Conflict);
+        }
+        self.commit.commit(Vec::new())?;
+        Ok(Enqueued::Duplicate)
+    }
+
+    /// Removes a cable whose custody could not be completed (its audit record failed), so a
+    /// resend is stored afresh rather than taken for a duplicate. `seq` is what
+    /// [`Self::take_custody`] returned.
+    pub fn abandon(&self, custody: Custody<'_>, seq: u64) -> Result<(), StoreError> {
+        let cable = custody.cable;
+        let at = QueueKey::new(custody.precedence, seq);
+        let mut writes = vec![
+            Write::Delete(key(b'v', &[&cable])),
+            Write::Delete(key(b'r', &[&cable])),
+            Write::Delete(key(b'd', &[&cable])),
+            Write::Delete(key(b'a', &[&cable])),
+        ];
+        writes.extend(
+            custody
+                .local
+                .iter()
+                .map(|d| Write::Delete(queue_key(d, at))),
+        );
+        writes.extend(
+            custody
+                .onward
+                .iter()
+                .map(|(hop, _)| Write::Delete(hop_key(hop, at))),
+        );
+        self.commit.commit(writes)
+    }
+
+    /// Why the store cannot take custody now (its last sync failed), or `None`.
+    pub fn degraded(&self) -> Option<String> {
+        self.commit.degraded()
     }
 
     fn done_storing(&self, cable: &CableId) {
@@ -431,9 +497,10 @@ impl RelayStore {
         for item in self.kv.scan(b"d") {
             let (k, v) = item?;
             let seen = v
-                .try_into()
+                .get(..8)
+                .and_then(|b| b.try_into().ok())
                 .map(u64::from_be_bytes)
-                .map_err(|_| damaged("dedup entry"))?;
+                .ok_or_else(|| damaged("dedup entry"))?;
             let delivered = self.kv.get(&key(b'v', &[&k[1..]]))?.is_none();
             if seen < cutoff_ms && delivered {
                 writes.push(Write::Delete(k));
@@ -450,6 +517,11 @@ impl RelayStore {
     pub fn sync(&self) -> Result<(), StoreError> {
         self.kv.sync()
     }
+}
+
+/// A dedup entry: when the cable was first seen, and its envelope's SHA-256.
+fn seen_value(now_ms: u64, digest: &[u8; 32]) -> Vec<u8> {
+    [&now_ms.to_be_bytes()[..], digest].concat()
 }
 
 /// The sealing table name of envelopes: binds each sealed record to its place.

@@ -56,6 +56,18 @@ fn record(
     clearance: Classification,
     signer: &IdentityKeyPair,
 ) -> (DeviceId, DeviceRecord) {
+    let (device, record) = keyed_record(user, post, offices, clearance, signer);
+    (device.device_id(), record)
+}
+
+/// A device record, and the device's identity key pair (to sign cables with).
+fn keyed_record(
+    user: &str,
+    post: &str,
+    offices: &[&str],
+    clearance: Classification,
+    signer: &IdentityKeyPair,
+) -> (IdentityKeyPair, DeviceRecord) {
     let device = IdentityKeyPair::generate().unwrap();
     let mut r = DeviceRecord {
         device_id: device.device_id().as_bytes().to_vec(),
@@ -68,7 +80,7 @@ fn record(
         ..Default::default()
     };
     sign_device_record(&mut r, signer).unwrap();
-    (device.device_id(), r)
+    (device, r)
 }
 
 #[test]
@@ -112,15 +124,17 @@ fn addresses_resolve_to_unrevoked_devices_of_people_and_offices() {
 fn a_revocation_takes_effect_at_once_for_the_policy() {
     let m = Ministry::new();
     let mut d = m.directory();
-    let (alice, r) = record("alice", "paris", &[], Classification::Secret, &m.paris);
+    let (alice_key, r) = keyed_record("alice", "paris", &[], Classification::Secret, &m.paris);
+    let alice = alice_key.device_id();
     d.apply(Update::Device(r)).unwrap();
     let (bob, r) = record("bob", "paris", &[], Classification::Secret, &m.paris);
     d.apply(Update::Device(r)).unwrap();
-    let cable = Envelope {
+    let mut cable = Envelope {
         header: Some(RoutingHeader {
             version: 1,
             cable_id: vec![1; 16],
             sender_device: alice.as_bytes().to_vec(),
+            from: "alice@paris".into(),
             action_addressees: vec!["bob@paris".into()],
             classification: Classification::Secret as i32,
             precedence: Precedence::Flash as i32,
@@ -132,6 +146,9 @@ fn a_revocation_takes_effect_at_once_for_the_policy() {
         }],
         ..Default::default()
     };
+    cable.signature = alice_key
+        .sign(&valise_crypto::envelope::signed_bytes(&cable).unwrap())
+        .to_vec();
     assert!(check_submission(&Limits::default(), &d, &alice, 100, &cable).is_ok());
 
     let mut revocation = Revocation {

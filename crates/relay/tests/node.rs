@@ -29,6 +29,7 @@ use valise_proto::v1::{
     Revocation, RoutingHeader, Submit, Subscribe, client_frame, node_frame,
 };
 use valise_relay::attachments::AttachmentStore;
+use valise_relay::config::NodeKind;
 use valise_relay::directory::{Directory, DurableDirectory};
 use valise_relay::enrolment::{Codes, DurableCodes, Invitation};
 use valise_relay::limits::Limits;
@@ -115,7 +116,7 @@ fn enrolling_network(code_ttl_ms: u64) -> Net {
 fn build(limits: Limits, code_ttl_ms: Option<u64>) -> Net {
     let ca = MinistryCa::generate("mfa.example", year()).unwrap();
     let node_cert = ca
-        .issue_node("paris", &["localhost".into()], year())
+        .issue_node("paris", NodeKind::Post, &["localhost".into()], year())
         .unwrap();
     let post_ca = PostCa::from_pem(
         "paris",
@@ -1593,5 +1594,176 @@ async fn a_wiped_device_is_revoked_and_turned_away() {
     assert!(
         !refused(&net, Some(&net.bob.tls)).await,
         "other devices are unaffected"
+    );
+}
+
+/// The events the node's audit log holds once it has stopped.
+async fn audited_events(net: Net) -> Vec<valise_proto::v1::AuditEvent> {
+    let Net { node, audit, .. } = net;
+    node.shutdown().await.unwrap();
+    let log = wait_for_sole_owner(audit).await;
+    let events = (0..log.size()).map(|i| log.event(i).unwrap()).collect();
+    log.close().unwrap();
+    events
+}
+
+fn refused_for(events: &[valise_proto::v1::AuditEvent], reason: &str) -> bool {
+    events.iter().any(|e| {
+        e.kind == AuditEventKind::CableSubmitted as i32
+            && e.outcome == Outcome::Refused as i32
+            && e.reason == reason
+    })
+}
+
+/// An enrolled device that signs a cable in another person's name, an envelope altered after
+/// signing, a cable marked above the sender's clearance, and a new envelope under a held cable
+/// id: each is refused before custody with words that say why, and audited; nothing is queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_altered_overclassified_and_id_reusing_cables_get_no_custody() {
+    let net = network(Limits::default());
+    // Carol's own device, cleared CONFIDENTIAL, signs a cable that says it is from alice.
+    let carol = connect(&net, Some(&net.carol.tls)).await.unwrap();
+    let forged = cable_with(
+        &net.carol,
+        &net.bob,
+        Classification::Confidential,
+        Precedence::Flash,
+        "from the ambassador",
+        |h| h.from = "alice@paris".into(),
+    );
+    let reply = exchange(&carol, submit(forged)).await.unwrap();
+    let (code, message) = refusal(&reply).expect("a forged sender is refused");
+    assert_eq!(code, ErrorCode::BadSignature);
+    assert!(
+        message
+            .contains("says it is from alice@paris, but it is signed by a device of carol@paris"),
+        "{message}"
+    );
+
+    // Alice's envelope with its body changed after she signed it.
+    let alice = connect(&net, Some(&net.alice.tls)).await.unwrap();
+    let mut altered = decode_envelope(&cable(
+        &net.alice,
+        &net.bob,
+        Classification::Secret,
+        Precedence::Routine,
+        "the text",
+    ))
+    .unwrap();
+    altered.body_ciphertext[0] ^= 1;
+    let reply = exchange(&alice, submit(altered.encode_to_vec()))
+        .await
+        .unwrap();
+    let (code, message) = refusal(&reply).expect("an altered envelope is refused");
+    assert_eq!(code, ErrorCode::BadSignature);
+    assert!(message.contains("signature does not verify"), "{message}");
+
+    // Alice is cleared SECRET; bob, TOP SECRET, could read it, but she may not write it.
+    let reply = send_cable(
+        &alice,
+        &net.alice,
+        &net.bob,
+        Classification::TopSecret,
+        Precedence::Routine,
+        "above her clearance",
+    )
+    .await;
+    let (code, message) = refusal(&reply).expect("over the sender's clearance");
+    assert_eq!(code, ErrorCode::Clearance);
+    assert!(
+        message.contains("alice@paris is cleared for SECRET and may not send a TOP SECRET cable"),
+        "{message}"
+    );
+
+    // A cable taken into custody, then another envelope under its id.
+    let original = cable(
+        &net.alice,
+        &net.bob,
+        Classification::Secret,
+        Precedence::Routine,
+        "original",
+    );
+    let id = decode_envelope(&original).unwrap().header.unwrap().cable_id;
+    let reply = exchange(&alice, submit(original)).await.unwrap();
+    assert!(matches!(
+        reply.frame,
+        Some(node_frame::Frame::CustodyReceipt(_))
+    ));
+    let impostor = cable_with(
+        &net.alice,
+        &net.bob,
+        Classification::Secret,
+        Precedence::Flash,
+        "replacement",
+        |h| h.cable_id = id.clone(),
+    );
+    let reply = exchange(&alice, submit(impostor)).await.unwrap();
+    let (code, message) = refusal(&reply).expect("a reused id gets no receipt");
+    assert_eq!(code, ErrorCode::Conflict);
+    assert!(
+        message.contains("already holds a different cable with this id"),
+        "{message}"
+    );
+    assert_eq!(
+        net.node.queue_depth().unwrap(),
+        [0, 0, 0, 1],
+        "only the original is queued"
+    );
+    assert_eq!(
+        receive(&net, &net.bob, 1).await,
+        vec!["original".to_owned()]
+    );
+
+    let events = audited_events(net).await;
+    for reason in [
+        "forged_sender",
+        "bad_signature",
+        "sender_clearance",
+        "id_conflict",
+    ] {
+        assert!(refused_for(&events, reason), "no {reason} refusal audited");
+    }
+}
+
+/// A compromised post (Rome) mints a certificate naming a device of Paris. Under Rome's own
+/// name the Paris node refuses it, since the directory says the device is Paris's; under
+/// Paris's name the TLS handshake fails, since the root constrained Rome's CA to its devices.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_certificate_from_another_posts_ca_is_refused() {
+    let net = network(Limits::default());
+    let rome = net.ca.issue_post_ca("rome", year()).unwrap();
+    let alice_id = net.alice.identity.device_id().to_string();
+    let as_rome = PostCa::from_pem("rome", "mfa.example", &rome)
+        .unwrap()
+        .issue_device(&alice_id, year())
+        .unwrap();
+    let conn = connect(&net, Some(&as_rome)).await.unwrap();
+    let answer = exchange(&conn, hello()).await;
+    let error = answer.expect_err("a Rome certificate for a Paris device is refused");
+    assert!(
+        error.contains("issued by another post than the device's own"),
+        "{error}"
+    );
+    let outside_constraint = PostCa::from_pem("paris", "mfa.example", &rome)
+        .unwrap()
+        .issue_device(&alice_id, year())
+        .unwrap();
+    assert!(
+        refused(&net, Some(&outside_constraint)).await,
+        "a name outside Rome's constraint"
+    );
+    // Alice's own certificate still works, and nothing reached her queue from the impostor.
+    let alice = connect(&net, Some(&net.alice.tls)).await.unwrap();
+    assert!(matches!(
+        exchange(&alice, hello()).await.unwrap().frame,
+        Some(node_frame::Frame::Welcome(_))
+    ));
+    let events = audited_events(net).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == AuditEventKind::RequestRefused as i32
+                && e.reason == "device_of_another_post"
+                && e.actor_id == alice_id)
     );
 }

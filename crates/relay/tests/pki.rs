@@ -9,6 +9,7 @@ use rustls::pki_types::ServerName;
 use rustls::{ClientConnection, ServerConnection};
 use time::{Duration, OffsetDateTime};
 use valise_crypto::at_rest::KdfParams;
+use valise_relay::config::NodeKind;
 use valise_relay::pki::{
     ALPN, ALPN_ENROLL, CertifiedKey, MinistryCa, PostCa, Validity, client_config, server_config,
 };
@@ -90,7 +91,7 @@ fn flight<A, B>(
 fn an_enrolled_device_and_its_node_authenticate_each_other() {
     let ca = ca("mfa.example");
     let node = ca
-        .issue_node("paris", &["localhost".into()], year())
+        .issue_node("paris", NodeKind::Post, &["localhost".into()], year())
         .unwrap();
     let device = device(&ca, year());
     let alpn = handshake(
@@ -105,7 +106,7 @@ fn an_enrolled_device_and_its_node_authenticate_each_other() {
 #[test]
 fn a_client_without_a_certificate_is_refused() {
     let ca = ca("mfa.example");
-    let node = ca.issue_node("paris", &[], year()).unwrap();
+    let node = ca.issue_node("paris", NodeKind::Post, &[], year()).unwrap();
     let err = handshake(
         client_config(ca.cert_pem(), None).unwrap(),
         server_config(ca.cert_pem(), &node, false).unwrap(),
@@ -124,7 +125,7 @@ fn a_client_without_a_certificate_is_refused() {
 #[test]
 fn without_a_certificate_only_enrolment_is_possible() {
     let ca = ca("mfa.example");
-    let node = ca.issue_node("paris", &[], year()).unwrap();
+    let node = ca.issue_node("paris", NodeKind::Post, &[], year()).unwrap();
     let alpn = handshake(
         client_config(ca.cert_pem(), None).unwrap(),
         server_config(ca.cert_pem(), &node, true).unwrap(),
@@ -141,7 +142,9 @@ fn without_a_certificate_only_enrolment_is_possible() {
 fn a_certificate_from_another_ca_is_refused() {
     let ours = ca("mfa.example");
     let theirs = ca("mfa.example");
-    let node = ours.issue_node("paris", &[], year()).unwrap();
+    let node = ours
+        .issue_node("paris", NodeKind::Post, &[], year())
+        .unwrap();
     let impostor = device(&theirs, year());
     let err = handshake(
         client_config(ours.cert_pem(), Some(&impostor)).unwrap(),
@@ -151,7 +154,9 @@ fn a_certificate_from_another_ca_is_refused() {
     .unwrap_err();
     assert_invalid_certificate(&err);
     // And a device refuses a node certified by another CA.
-    let fake_node = theirs.issue_node("paris", &[], year()).unwrap();
+    let fake_node = theirs
+        .issue_node("paris", NodeKind::Post, &[], year())
+        .unwrap();
     let device = device(&ours, year());
     let err = handshake(
         client_config(ours.cert_pem(), Some(&device)).unwrap(),
@@ -165,7 +170,7 @@ fn a_certificate_from_another_ca_is_refused() {
 #[test]
 fn an_expired_certificate_is_refused() {
     let ca = ca("mfa.example");
-    let node = ca.issue_node("paris", &[], year()).unwrap();
+    let node = ca.issue_node("paris", NodeKind::Post, &[], year()).unwrap();
     let now = OffsetDateTime::now_utc();
     let expired = Validity {
         not_before: now - Duration::days(30),
@@ -192,7 +197,7 @@ fn an_expired_certificate_is_refused() {
 #[test]
 fn a_node_is_only_trusted_under_its_own_name() {
     let ca = ca("mfa.example");
-    let node = ca.issue_node("paris", &[], year()).unwrap();
+    let node = ca.issue_node("paris", NodeKind::Post, &[], year()).unwrap();
     let device = device(&ca, year());
     let err = handshake(
         client_config(ca.cert_pem(), Some(&device)).unwrap(),
@@ -220,7 +225,9 @@ fn the_ca_key_is_sealed_under_its_passphrase() {
         MinistryCa::open_sealed("mfa.example", ca.cert_pem(), &sealed, b"correct horse").unwrap();
     assert_eq!(reopened.fingerprint(), ca.fingerprint());
     // The reopened CA still issues certificates the node accepts.
-    let node = reopened.issue_node("paris", &[], year()).unwrap();
+    let node = reopened
+        .issue_node("paris", NodeKind::Post, &[], year())
+        .unwrap();
     let device = device(&reopened, year());
     assert!(
         handshake(
@@ -250,7 +257,7 @@ fn fingerprints_are_grouped_hex() {
 #[test]
 fn a_device_certificate_is_issued_from_its_own_request() {
     let ca = ca("mfa.example");
-    let node = ca.issue_node("paris", &[], year()).unwrap();
+    let node = ca.issue_node("paris", NodeKind::Post, &[], year()).unwrap();
     // The device keeps its key and asks, cheekily, to be named as the hub.
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
     let csr = rcgen::CertificateParams::new(vec!["hq.mfa.example".to_owned()])
@@ -302,7 +309,9 @@ fn signed_by_paris(ca: &MinistryCa, name: &str) -> CertifiedKey {
 #[test]
 fn a_post_ca_cannot_certify_another_posts_devices() {
     let ca = ca("mfa.example");
-    let node = ca.issue_node("nairobi", &[], year()).unwrap();
+    let node = ca
+        .issue_node("nairobi", NodeKind::Post, &[], year())
+        .unwrap();
     let connect = |device: &CertifiedKey| {
         handshake(
             client_config(ca.cert_pem(), Some(device)).unwrap(),
@@ -337,4 +346,33 @@ fn the_ministry_root_anchors_the_directory_too() {
     let rogue = valise_relay::pki::directory_root(self::ca("mfa.example").cert_pem()).unwrap();
     assert!(valise_crypto::directory::Enroller::verify(&cert, &rogue, "mfa.example").is_err());
     assert!(valise_relay::pki::directory_root("not a certificate").is_err());
+}
+
+/// A node's role is the root's word in its certificate: a post's certificate says post, the
+/// hub's says hub, and a device certificate names no role at all.
+#[test]
+fn a_node_certificate_carries_the_role_the_root_gave_it() {
+    use rustls_pki_types::pem::PemObject;
+    let ca = ca("mfa.example");
+    let first = |pem: &str| {
+        rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
+            .next()
+            .unwrap()
+            .unwrap()
+    };
+    let hub = ca.issue_node("hq", NodeKind::Hub, &[], year()).unwrap();
+    let post = ca.issue_node("rome", NodeKind::Post, &[], year()).unwrap();
+    assert_eq!(
+        valise_relay::pki::certified_role(&first(&hub.chain_pem)),
+        Some(NodeKind::Hub)
+    );
+    assert_eq!(
+        valise_relay::pki::certified_role(&first(&post.chain_pem)),
+        Some(NodeKind::Post)
+    );
+    let device = device(&ca, year());
+    assert_eq!(
+        valise_relay::pki::certified_role(&first(&device.chain_pem)),
+        None
+    );
 }

@@ -18,8 +18,24 @@ struct Paris {
     addresses: HashMap<String, Vec<DeviceId>>,
 }
 
+fn key(seed: u8) -> IdentityKeyPair {
+    IdentityKeyPair::from_seed(&[seed; 32]).unwrap()
+}
+
 fn id(seed: u8) -> DeviceId {
-    IdentityKeyPair::from_seed(&[seed; 32]).unwrap().device_id()
+    key(seed).device_id()
+}
+
+/// Signs `env` as the device of `seed` would (after any change a test made to it).
+fn signed_by(seed: u8, mut env: Envelope) -> Envelope {
+    env.signature = key(seed)
+        .sign(&valise_crypto::envelope::signed_bytes(&env).unwrap())
+        .to_vec();
+    env
+}
+
+fn resigned(env: Envelope) -> Envelope {
+    signed_by(1, env)
 }
 
 impl Paris {
@@ -40,6 +56,8 @@ impl Paris {
                 DeviceView {
                     id: id(seed),
                     user: user.into(),
+                    post: "paris".into(),
+                    identity: *key(seed).public(),
                     clearance,
                     revoked,
                 },
@@ -64,8 +82,13 @@ impl DirectoryView for Paris {
     }
 }
 
-/// A SECRET IMMEDIATE cable from alice's first device to bob, with wraps for `devices`.
+/// A SECRET IMMEDIATE cable from alice's first device to bob, with wraps for `devices`,
+/// signed by that device.
 fn cable(to: &[&str], devices: &[DeviceId]) -> Envelope {
+    resigned(unsigned_cable(to, devices))
+}
+
+fn unsigned_cable(to: &[&str], devices: &[DeviceId]) -> Envelope {
     Envelope {
         header: Some(RoutingHeader {
             version: 1,
@@ -228,6 +251,86 @@ fn malformed_envelopes_are_refused_without_panicking() {
     let mut env = cable(&["bob@paris"], &[id(3)]);
     env.key_wraps[0].device_id.truncate(3);
     assert_eq!(check(&env), Err(Refusal::Malformed("key wrap device id")));
+}
+
+#[test]
+fn a_cable_naming_another_sender_than_its_signing_device_is_refused() {
+    // Carol's own device signs a cable that says it is from alice.
+    let mut env = unsigned_cable(&["bob@paris"], &[id(3)]);
+    env.header.as_mut().unwrap().sender_device = id(4).as_bytes().to_vec();
+    env.header.as_mut().unwrap().classification = Classification::Confidential as i32;
+    let env = signed_by(4, env);
+    let err = check_submission(&Limits::default(), &Paris::new(), &id(4), 1000, &env).unwrap_err();
+    assert_eq!(
+        err,
+        Refusal::ForgedSender {
+            claimed: "alice@paris".into(),
+            actual: "carol@paris".into()
+        }
+    );
+    assert_eq!(err.code(), ErrorCode::BadSignature);
+    assert_eq!(err.audit_reason(), "forged_sender");
+    assert!(
+        err.to_string()
+            .contains("says it is from alice@paris, but it is signed by a device of carol@paris"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_cable_whose_signature_does_not_verify_is_refused_before_custody() {
+    let mut env = cable(&["bob@paris"], &[id(3)]);
+    env.body_ciphertext = b"altered after signing".to_vec();
+    let err = check(&env).unwrap_err();
+    assert!(matches!(err, Refusal::BadSignature(_)), "{err:?}");
+    assert_eq!(err.code(), ErrorCode::BadSignature);
+    assert_eq!(err.audit_reason(), "bad_signature");
+    // Signed by another key than the sending device's.
+    let env = signed_by(3, unsigned_cable(&["bob@paris"], &[id(3)]));
+    assert!(matches!(check(&env), Err(Refusal::BadSignature(_))));
+    // The same cable, signed properly, goes through.
+    assert!(check(&cable(&["bob@paris"], &[id(3)])).is_ok());
+}
+
+#[test]
+fn a_sender_may_not_mark_a_cable_above_their_own_clearance() {
+    // alice is cleared SECRET; bob, the addressee, TOP SECRET.
+    let mut env = unsigned_cable(&["bob@paris"], &[id(3)]);
+    env.header.as_mut().unwrap().classification = Classification::TopSecret as i32;
+    let err = check(&resigned(env)).unwrap_err();
+    assert_eq!(
+        err,
+        Refusal::SenderClearance {
+            user: "alice@paris".into(),
+            clearance: Classification::Secret,
+            classification: Classification::TopSecret,
+        }
+    );
+    assert_eq!(err.code(), ErrorCode::Clearance);
+    assert_eq!(err.audit_reason(), "sender_clearance");
+    assert!(
+        err.to_string()
+            .contains("alice@paris is cleared for SECRET and may not send a TOP SECRET cable"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_neighbour_forwarding_a_forged_or_altered_cable_is_refused() {
+    let limits = Limits::default();
+    let mut forged = unsigned_cable(&["bob@paris"], &[id(3)]);
+    forged.header.as_mut().unwrap().from = "bob@paris".into();
+    let forged = resigned(forged);
+    assert!(matches!(
+        check_forward(&limits, &Paris::new(), 1000, &forged, &claim(&[id(3)])),
+        Err(Refusal::ForgedSender { .. })
+    ));
+    let mut altered = cable(&["bob@paris"], &[id(3)]);
+    altered.key_commitment = vec![7; 32];
+    assert!(matches!(
+        check_forward(&limits, &Paris::new(), 1000, &altered, &claim(&[id(3)])),
+        Err(Refusal::BadSignature(_))
+    ));
 }
 
 fn claim(devices: &[DeviceId]) -> Vec<Vec<u8>> {

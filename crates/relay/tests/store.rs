@@ -412,3 +412,137 @@ fn a_cable_with_nobody_left_to_deliver_to_keeps_no_envelope_but_is_remembered() 
         "a resend is recognised"
     );
 }
+
+#[test]
+fn a_reused_cable_id_with_other_content_is_a_conflict_not_a_duplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RelayStore::open(dir.path(), &storage_key()).unwrap();
+    let bob = [device(2)];
+    store
+        .enqueue(cable(5), Precedence::Routine, b"the original", &bob, 1)
+        .unwrap();
+    assert_eq!(
+        store
+            .enqueue(cable(5), Precedence::Routine, b"the original", &bob, 2)
+            .unwrap(),
+        Enqueued::Duplicate,
+        "the same bytes again: a resend, answered again"
+    );
+    assert_eq!(
+        store
+            .enqueue(cable(5), Precedence::Flash, b"a forgery", &bob, 3)
+            .unwrap(),
+        Enqueued::Conflict,
+        "other bytes under a held id are never answered with custody"
+    );
+    assert_eq!(
+        store.envelope(&cable(5)).unwrap().as_deref(),
+        Some(&b"the original"[..]),
+        "and change nothing held"
+    );
+    assert_eq!(store.queued(&bob[0], 10).unwrap().len(), 1);
+    // Once delivered and its envelope gone, the dedup entry still knows the digest.
+    let (key, _) = store.queued(&bob[0], 1).unwrap()[0];
+    store.ack(&bob[0], key).unwrap();
+    assert_eq!(
+        store
+            .enqueue(cable(5), Precedence::Routine, b"a forgery", &bob, 4)
+            .unwrap(),
+        Enqueued::Conflict
+    );
+    assert_eq!(
+        store
+            .enqueue(cable(5), Precedence::Routine, b"the original", &bob, 5)
+            .unwrap(),
+        Enqueued::Duplicate
+    );
+}
+
+/// sled, with syncs failing while `full` is set: a disk with no space left.
+struct FullDisk {
+    inner: valise_audit::store::SledStore,
+    full: std::sync::atomic::AtomicBool,
+}
+
+impl valise_audit::store::Store for FullDisk {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, valise_audit::store::StoreError> {
+        self.inner.get(key)
+    }
+    fn apply(
+        &self,
+        writes: Vec<valise_audit::store::Write>,
+    ) -> Result<(), valise_audit::store::StoreError> {
+        self.inner.apply(writes)
+    }
+    fn sync(&self) -> Result<(), valise_audit::store::StoreError> {
+        if self.full.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(valise_audit::store::StoreError::Io(
+                "No space left on device (os error 28)".into(),
+            ));
+        }
+        self.inner.sync()
+    }
+    fn scan(&self, prefix: &[u8]) -> valise_audit::store::Scan<'_> {
+        self.inner.scan(prefix)
+    }
+}
+
+/// The full-disk loss seen before: a failed sync left the cable's keys visible, the sender's
+/// retry hit the dedup key and got a receipt for a cable that was never durable. Now the
+/// retry is refused while the disk is full, the store says why, recovers by itself once space
+/// is freed, and only then answers the retry, truthfully, as held.
+#[test]
+fn on_a_full_disk_nothing_is_acknowledged_that_is_not_durable() {
+    use valise_audit::store::StoreError;
+    let dir = tempfile::tempdir().unwrap();
+    let disk = Arc::new(FullDisk {
+        inner: valise_audit::store::SledStore::open(dir.path()).unwrap(),
+        full: false.into(),
+    });
+    let store = RelayStore::open_on(disk.clone(), &storage_key()).unwrap();
+    let bob = [device(2)];
+    disk.full.store(true, std::sync::atomic::Ordering::SeqCst);
+    for attempt in 0..3 {
+        let result = store.enqueue(cable(1), Precedence::Flash, b"urgent", &bob, attempt);
+        assert!(
+            matches!(result, Err(StoreError::Unavailable(_))),
+            "attempt {attempt}: {result:?}"
+        );
+    }
+    assert!(store.degraded().unwrap().contains("No space left"));
+    // Another cable is refused too, without being applied.
+    assert!(
+        store
+            .enqueue(cable(2), Precedence::Routine, b"bulk", &bob, 9)
+            .is_err()
+    );
+    assert!(!store.seen(&cable(2)).unwrap());
+
+    disk.full.store(false, std::sync::atomic::Ordering::SeqCst);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while store.degraded().is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the store never recovered"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        store
+            .enqueue(cable(1), Precedence::Flash, b"urgent", &bob, 10)
+            .unwrap(),
+        Enqueued::Duplicate,
+        "what the failed group left visible is durable now, so the resend is held"
+    );
+    assert!(matches!(
+        store
+            .enqueue(cable(2), Precedence::Routine, b"bulk", &bob, 11)
+            .unwrap(),
+        Enqueued::Stored { .. }
+    ));
+    drop(store);
+    drop(disk);
+    // Reopened from disk: both cables are there.
+    let store = RelayStore::open(dir.path(), &storage_key()).unwrap();
+    assert_eq!(store.queued(&bob[0], 10).unwrap().len(), 2);
+}

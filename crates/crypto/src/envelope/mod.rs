@@ -19,6 +19,7 @@ pub mod body;
 mod header;
 mod open;
 mod seal;
+mod signature;
 
 use prost::Message;
 use valise_proto::v1;
@@ -26,6 +27,7 @@ use valise_proto::v1;
 pub use header::HeaderError;
 pub use open::{OpenError, OpenedCable, open};
 pub use seal::{SealError, seal};
+pub use signature::{signed_bytes, verify_signature};
 
 use crate::identity::DeviceId;
 use crate::random::{self, RandomError};

@@ -383,6 +383,24 @@ async fn dial(
         .map_err(|e| format!("the TLS handshake with {addr} failed: {e}"))?;
     let certified = peer_node(&connection, &shared.links.ministry)
         .ok_or_else(|| format!("{addr} did not present a node certificate"))?;
+    // The hub is the node the root certified as the hub, whatever a peer says of itself.
+    let role = peer_role(&connection);
+    match (hop, role) {
+        (NextHop::Hub, Some(NodeKind::Hub)) | (NextHop::Post(_), Some(NodeKind::Post)) => {}
+        (NextHop::Hub, _) => {
+            return Err(format!(
+                "{addr} is node {certified}, whose certificate the root did not issue for the \
+                 hub; check [node] hub, or re-issue the hub with `valise-relay ca issue-node \
+                 --kind hub`"
+            ));
+        }
+        (_, _) => {
+            return Err(format!(
+                "{addr} is node {certified}, whose certificate the root did not issue for a \
+                 post; check [[peers]]"
+            ));
+        }
+    }
     let hello = LinkRequest {
         request: Some(link_request::Request::Hello(own_hello(shared))),
     };
@@ -411,6 +429,13 @@ pub(super) async fn accept(connection: quinn::Connection, shared: Arc<Shared>) {
     let Some(certified) = peer_node(&connection, &shared.links.ministry) else {
         return refuse(&connection, "not a node certificate of this ministry");
     };
+    // Only posts dial: a node the root did not certify as a post is not taken for one.
+    if peer_role(&connection) != Some(NodeKind::Post) {
+        return refuse(
+            &connection,
+            &format!("node {certified} is not certified by the root as a post"),
+        );
+    }
     let Ok(Ok((mut send, mut recv))) =
         tokio::time::timeout(REQUEST_TIMEOUT, connection.accept_bi()).await
     else {
@@ -547,6 +572,15 @@ fn record_witness_key(shared: &Shared, node: &str, key: IdentityPublicKey) {
     if let Err(e) = appended {
         tracing::warn!(file = %path.display(), error = %e, "cannot record a witness key");
     }
+}
+
+/// The role the root certified the peer for, from its certificate.
+fn peer_role(connection: &quinn::Connection) -> Option<NodeKind> {
+    let certs = connection.peer_identity().and_then(|i| {
+        i.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
+            .ok()
+    })?;
+    crate::pki::certified_role(certs.first()?)
 }
 
 /// The node named by a peer's certificate: a DNS name `<node>.<ministry>` with a single label
@@ -830,11 +864,24 @@ async fn take_forward(shared: &Arc<Shared>, from: &Neighbour, forward: Forward) 
             "this cable is being stored; retry",
             Duration::from_millis(200),
         ),
+        Ok(Enqueued::Conflict) => {
+            let refused = Record::new(AuditEventKind::CustodyTaken, Outcome::Refused)
+                .by_node(&from.name)
+                .reason("id_conflict")
+                .object("envelope", &accepted.cable_id, &digest);
+            record_async(shared, refused).await;
+            link_error(ErrorCode::Conflict, super::CONFLICT_MESSAGE)
+        }
         Err(e) => {
             tracing::error!(error = %e, "a forwarded cable could not be stored; the neighbour keeps it");
-            link_error(
-                ErrorCode::Internal,
+            let retry = match e {
+                StoreError::Unavailable(_) => Duration::from_secs(5),
+                _ => Duration::from_secs(1),
+            };
+            link_error_retry(
+                ErrorCode::Unavailable,
                 &format!("the cable could not be stored ({e}); it was not accepted, retry later"),
+                retry,
             )
         }
     }
@@ -1209,6 +1256,8 @@ async fn send_forward(
                     | ErrorCode::TooLarge
                     | ErrorCode::TooManyRecipients
                     | ErrorCode::UnsupportedVersion
+                    | ErrorCode::BadSignature
+                    | ErrorCode::Conflict
             );
             if lasting {
                 // This node acknowledged the cable, so it never drops it: a neighbour with

@@ -433,15 +433,35 @@ fn certificate_names(connection: &quinn::Connection) -> Vec<String> {
         .collect()
 }
 
-/// The device on the other end, from its certificate's name `<device id>.devices.<post>…`.
-fn peer_device(connection: &quinn::Connection) -> Option<DeviceId> {
+/// The device on the other end and the post whose CA certified it, from its certificate's
+/// name `<device id>.devices.<post>.<ministry>`. The root constrains each post CA to its own
+/// `devices.<post>` names, so the post here is the one that issued the certificate.
+fn peer_device(connection: &quinn::Connection) -> Option<(DeviceId, String)> {
     certificate_names(connection).iter().find_map(|dns| {
         let (label, rest) = dns.split_once('.')?;
-        if !rest.starts_with("devices.") {
-            return None;
-        }
-        DeviceId::from_slice(&hex::decode(label).ok()?).ok()
+        let (post, _) = rest.strip_prefix("devices.")?.split_once('.')?;
+        let device = DeviceId::from_slice(&hex::decode(label).ok()?).ok()?;
+        Some((device, post.to_owned()))
     })
+}
+
+/// Whether a device may use this node: enrolled, unrevoked, and certified by its own post. A
+/// compromised post can mint certificates for any device id, but only under its own name.
+fn device_admission(
+    directory: &crate::directory::Directory,
+    device: &DeviceId,
+    certified_by: &str,
+) -> Result<(), &'static str> {
+    let Some(entry) = directory.lookup(device) else {
+        return Err("unknown_device");
+    };
+    if entry.device.post != certified_by {
+        return Err("device_of_another_post");
+    }
+    if entry.revoked {
+        return Err("revoked_device");
+    }
+    Ok(())
 }
 
 async fn serve_connection(connection: quinn::Connection, shared: Arc<Shared>) {
@@ -455,17 +475,28 @@ async fn serve_connection(connection: quinn::Connection, shared: Arc<Shared>) {
     if alpn.as_deref() == Some(crate::pki::ALPN_LINK) {
         return link::accept(connection, shared).await;
     }
-    let device = peer_device(&connection);
-    let active = device.is_some_and(|d| shared.directory.read().view().is_active(&d));
-    let (Some(device), true, Some(ALPN)) = (device, active, alpn.as_deref()) else {
+    let certified = peer_device(&connection);
+    let admitted = match &certified {
+        Some((device, post)) => device_admission(shared.directory.read().view(), device, post),
+        None => Err("no_device_certificate"),
+    };
+    let device = certified.as_ref().map(|(d, _)| *d);
+    let (Some(device), Ok(()), Some(ALPN)) = (device, admitted, alpn.as_deref()) else {
         // Enrolment has its own path; anything else without an active device is refused.
-        connection.close(CLOSE_UNAUTHORISED.into(), b"not an active enrolled device");
-        let source = connection.remote_address().to_string();
-        let reason = if device.is_some() {
-            "inactive_device"
-        } else {
-            "no_device_certificate"
+        let reason = match admitted {
+            Err(reason) => reason,
+            Ok(()) => "wrong_alpn",
         };
+        let message: &[u8] = match reason {
+            "revoked_device" => b"this device has been revoked: contact ministry IT",
+            "device_of_another_post" => {
+                b"this device certificate was issued by another post than the device's own"
+            }
+            "unknown_device" => b"this device is not enrolled at any post this node knows",
+            _ => b"not an active enrolled device",
+        };
+        connection.close(CLOSE_UNAUTHORISED.into(), message);
+        let source = connection.remote_address().to_string();
         let audit = Arc::clone(&shared);
         let _ = tokio::task::spawn_blocking(move || {
             let mut record = Record::new(AuditEventKind::RequestRefused, Outcome::Refused)
@@ -803,16 +834,41 @@ async fn submit_cable(shared: &Arc<Shared>, device: &DeviceId, submit: Submit) -
                 retry_after_ms: 200,
             })),
         },
-        // Nothing was acknowledged: the sender keeps the cable and retries.
-        Err(e) => {
-            tracing::error!(error = %e, "a submitted cable could not be stored; the sender will retry");
-            error(
-                ErrorCode::Internal,
-                format!(
-                    "the node could not store the cable ({e}); it was not accepted, retry later"
-                ),
+        Ok(Enqueued::Conflict) => {
+            shared.metrics.refused("id_conflict");
+            record_async(
+                shared,
+                submitted(Outcome::Refused, "id_conflict", &accepted.cable_id),
             )
+            .await;
+            error(ErrorCode::Conflict, CONFLICT_MESSAGE)
         }
+        // Nothing was acknowledged: the sender keeps the cable and retries.
+        Err(e) => custody_failed(shared, &e),
+    }
+}
+
+/// A cable id held with other content: never answered with a receipt.
+const CONFLICT_MESSAGE: &str = "this node already holds a different cable with this id; the \
+     envelope was not accepted. Seal the cable again (it gets a new id) and send that";
+
+/// The answer when custody could not be made durable: the sender keeps the cable and retries.
+fn custody_failed(shared: &Shared, e: &StoreError) -> NodeFrame {
+    shared.metrics.refused("unavailable");
+    tracing::error!(error = %e, "a cable could not be made durable; it was not accepted, the sender keeps it");
+    let (code, retry_after_ms) = match e {
+        StoreError::Unavailable(_) => (ErrorCode::Unavailable, 5_000),
+        _ => (ErrorCode::Internal, 1_000),
+    };
+    NodeFrame {
+        frame: Some(node_frame::Frame::Error(ErrorFrame {
+            code: code as i32,
+            message: format!(
+                "the node could not store the cable ({e}); it was not accepted: keep it and \
+                 retry later"
+            ),
+            retry_after_ms,
+        })),
     }
 }
 
@@ -893,26 +949,31 @@ async fn take_custody(
 ) -> Result<Enqueued, StoreError> {
     let store = Arc::clone(shared);
     let (stored, arrival) = tokio::task::spawn_blocking(move || {
+        let custody = Custody {
+            cable: arrival.cable,
+            precedence: arrival.precedence,
+            envelope: &arrival.envelope,
+            local: &arrival.routed.local,
+            onward: &arrival.routed.onward,
+            accepted_at_ms: arrival.accepted_at_ms,
+            attachments: &arrival.attachments,
+        };
         let stored = store
             .store
-            .take_custody(
-                Custody {
-                    cable: arrival.cable,
-                    precedence: arrival.precedence,
-                    envelope: &arrival.envelope,
-                    local: &arrival.routed.local,
-                    onward: &arrival.routed.onward,
-                    accepted_at_ms: arrival.accepted_at_ms,
-                    attachments: &arrival.attachments,
-                },
-                arrival.now_ms,
-            )
+            .take_custody(custody, arrival.now_ms)
             .and_then(|stored| {
-                if matches!(stored, Enqueued::Stored { .. }) {
-                    store
-                        .audit
-                        .append(record.event(&store.name))
-                        .map_err(|e| StoreError::Io(e.to_string()))?;
+                let Enqueued::Stored { seq } = stored else {
+                    return Ok(stored);
+                };
+                let event = record.event(&store.name);
+                log_event(&event);
+                if let Err(e) = store.audit.append(event) {
+                    // No custody without its record: undo it, so the sender's resend is
+                    // stored afresh once the audit log can write again.
+                    if let Err(undo) = store.store.abandon(custody, seq) {
+                        tracing::error!(error = %undo, "a cable whose custody record failed could not be removed");
+                    }
+                    return Err(StoreError::Unavailable(format!("the audit log: {e}")));
                 }
                 Ok(stored)
             });
@@ -1719,6 +1780,12 @@ impl crate::metrics::Observed for Shared {
     }
 
     fn health(&self) -> Result<(), String> {
+        if let Some(e) = self.store.degraded() {
+            return Err(format!(
+                "the queue store cannot write durably ({e}): custody is refused until it can; \
+                 free disk space, the node resumes by itself"
+            ));
+        }
         match self.audit.last_error() {
             Some(e) => Err(format!("audit log: {e}")),
             None => Ok(()),
