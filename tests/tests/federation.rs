@@ -650,7 +650,9 @@ fn an_attachment_expired_at_paris_before_forwarding_lets_its_cable_go_on_and_say
     let mut aged = 0;
     for entry in std::fs::read_dir(&held).unwrap() {
         let path = entry.unwrap().path();
-        if path.is_file() {
+        // Attachments are named by their SHA-256 (the store's id file sits beside them).
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if path.is_file() && name.len() == 64 {
             let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
             file.set_modified(month_ago).unwrap();
             aged += 1;
@@ -704,33 +706,33 @@ fn an_attachment_larger_than_the_hub_accepts_holds_its_cable_at_paris_until_alig
     assert!(save_attached(&bob, &id, "annex.bin") == data);
 }
 
-/// Rome, issued by the root as a post, is configured to say it is the hub, and Paris is pointed
-/// at it. Paris refuses it: the hub is the node the root certified as the hub, not whoever
-/// says so. Paris's status names the reason, and nothing is forwarded to Rome.
+/// Rome, issued by the root as a post, is where Paris's configuration says the hub is. Paris
+/// refuses it: the hub is the node the root certified as the hub, not whoever answers at that
+/// address (a compromised Rome could say anything in its hello). Paris's status names the
+/// reason. An honest Rome configured to call itself the hub does not even start.
 #[test]
-fn a_post_claiming_to_be_the_hub_is_refused() {
+fn a_post_in_place_of_the_hub_is_refused() {
     let network = Network::new();
-    let hub = network.hub("hq");
-    let mut rome = network.post("rome", Some(&hub));
+    let mut rome = network.post("rome", None);
     let config = network.dir.path().join(rome.config());
-    let toml = std::fs::read_to_string(&config).unwrap();
-    let toml: String = toml
-        .lines()
-        .filter(|l| !l.starts_with("hub = "))
-        .map(|l| {
-            if l == "kind = \"post\"" {
-                "kind = \"hub\""
-            } else {
-                l
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(&config, toml).unwrap();
+    let post_toml = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        post_toml.replace("kind = \"post\"", "kind = \"hub\""),
+    )
+    .unwrap();
+    let out = rome.relay(&["run", "--config", &rome.config()]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("the root issued it for a post, but node.kind is hub"),
+        "{}",
+        text(&out)
+    );
+    std::fs::write(&config, post_toml).unwrap();
     rome.start();
     let mut paris = network.post("paris", Some(&rome));
     paris.start();
-    let refusal = eventually("Paris to refuse the impostor hub", || {
+    let refusal = eventually("Paris to refuse Rome as its hub", || {
         let status = status(&paris);
         let link = hub_link(&status).clone();
         let error = link["last_error"].as_str()?.to_owned();
@@ -740,7 +742,7 @@ fn a_post_claiming_to_be_the_hub_is_refused() {
     assert!(
         refusal
             .1
-            .contains("whose certificate the root did not issue for the hub"),
+            .contains("is node rome, whose certificate the root did not issue for the hub"),
         "{}",
         refusal.1
     );

@@ -79,6 +79,19 @@ pub enum LogError {
     /// The log is closed.
     #[error("the audit log is closed")]
     Closed,
+    /// The anchor file is gone, though the store holds checkpoints this node signed: without
+    /// it, a store restored from an older copy could no longer be told from the real one.
+    #[error(
+        "the anchor {path} is missing, but the audit store holds a checkpoint of size {size} \
+         signed by this node. Restore the anchor from backup; if it is lost for good, \
+         recreate it deliberately with `valise-relay recover --recreate-anchor` (audited)"
+    )]
+    AnchorMissing {
+        /// Where the anchor should be.
+        path: PathBuf,
+        /// The size of the latest checkpoint in the store.
+        size: u64,
+    },
 }
 
 impl From<StoreError> for LogError {
@@ -99,6 +112,9 @@ pub struct LogConfig {
     /// A file outside `dir` that holds the latest signed checkpoint. If the directory is
     /// replaced with an older copy, the anchor still remembers, and the log refuses to open.
     pub anchor: Option<PathBuf>,
+    /// Write a new anchor from the store when the anchor file is missing, instead of refusing
+    /// to open: the operator's deliberate choice after losing it.
+    pub recreate_anchor: bool,
 }
 
 impl LogConfig {
@@ -109,6 +125,7 @@ impl LogConfig {
             origin: origin.into(),
             policy: CheckpointPolicy::default(),
             anchor: None,
+            recreate_anchor: false,
         }
     }
 }
@@ -205,6 +222,10 @@ impl AuditLog {
             cosigning: Mutex::new(()),
         };
         let range = shared.compact_range(size)?;
+        // Every entry against its recorded hashes, and every recorded hash against the tree
+        // rebuilt from the entries: an entry edited in place is caught here, before anything
+        // is appended after it.
+        shared.check_records(&range)?;
 
         // The tree must extend both the latest checkpoint in the store and the anchor, each
         // checked on its own: a store whose own later checkpoint is larger than the anchor's
@@ -216,6 +237,15 @@ impl AuditLog {
             .map(|p| read_anchor(p, &shared.verifier))
             .transpose()?
             .flatten();
+        if let (Some(path), None, Some(stored)) = (&config.anchor, &anchor, &stored) {
+            if !config.recreate_anchor {
+                return Err(LogError::AnchorMissing {
+                    path: path.clone(),
+                    size: stored.checkpoint.size,
+                });
+            }
+            write_anchor(path, &stored.note.to_text())?;
+        }
         for signed in [&anchor, &stored].into_iter().flatten() {
             shared.check_extends(&signed.checkpoint)?;
         }
@@ -449,6 +479,49 @@ impl Shared {
         CompactRange::from_parts(size, hashes).ok_or_else(|| LogError::Corrupt("tree shape".into()))
     }
 
+    /// Rebuilds the tree from the stored entries and checks each record: its entry hashes to
+    /// its leaf hash, and its other hashes are the subtrees the rebuilt tree completes there.
+    /// The rebuilt tree must end where the stored hashes say (`range`).
+    fn check_records(&self, range: &CompactRange) -> Result<(), LogError> {
+        let mut rebuilt = CompactRange::new();
+        for item in self.store.scan(b"e") {
+            let (key, record) = item?;
+            let index = store::be_u64(&key[1..])
+                .ok_or_else(|| LogError::Corrupt("an entry key is malformed".into()))?;
+            if index != rebuilt.size() {
+                return Err(LogError::Corrupt(format!(
+                    "entry {} is missing from the audit store",
+                    rebuilt.size()
+                )));
+            }
+            let edited = || {
+                LogError::Corrupt(format!(
+                    "entry {index} does not match the hashes recorded for it: the audit store \
+                     was edited in place. Do not run the node on it; keep it as evidence and \
+                     restore the store from backup"
+                ))
+            };
+            let (hashes, entry) = store::decode_record(&record).ok_or_else(edited)?;
+            let completed: Vec<Hash> = rebuilt
+                .push(merkle::leaf_hash(entry))
+                .into_iter()
+                .map(|(_, _, h)| h)
+                .collect();
+            if completed != hashes {
+                return Err(edited());
+            }
+        }
+        if rebuilt.size() != range.size() || rebuilt.root() != range.root() {
+            return Err(LogError::Corrupt(format!(
+                "the audit store holds {} entries, but records a log of {}: it was altered; \
+                 restore it from backup",
+                rebuilt.size(),
+                range.size()
+            )));
+        }
+        Ok(())
+    }
+
     fn checkpoint_notes(&self) -> Result<Vec<(u64, String)>, LogError> {
         self.store
             .scan(b"c")
@@ -469,7 +542,9 @@ impl Shared {
         };
         let signed = SignedCheckpoint::verify(&note, &self.verifier).map_err(|e| {
             LogError::Corrupt(format!(
-                "the stored checkpoint of size {size} does not verify: {e}"
+                "the stored checkpoint of size {size} does not verify under this node's \
+                 signing key ({e}): node-signing.key may be another node's, or the store was \
+                 altered"
             ))
         })?;
         Ok(Some(signed))
@@ -718,7 +793,8 @@ fn read_anchor(path: &Path, verifier: &NoteVerifier) -> Result<Option<SignedChec
         .map(Some)
         .map_err(|e| {
             LogError::Corrupt(format!(
-                "the anchor {} does not verify: {e}",
+                "the anchor {} does not verify under this node's signing key ({e}): \
+                 node-signing.key may be another node's, or the anchor was altered",
                 path.display()
             ))
         })

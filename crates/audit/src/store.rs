@@ -34,6 +34,10 @@ pub enum StoreError {
     /// A read or write failed.
     #[error("audit store I/O failed: {0}")]
     Io(String),
+    /// The store's records are sealed under another key than the one given: the wrong key
+    /// file, or another node's store.
+    #[error("{0}")]
+    Sealed(String),
     /// The store cannot make writes durable right now (a full or failing disk): nothing was
     /// accepted, and nothing will be until a sync succeeds again, which is retried by itself.
     #[error(

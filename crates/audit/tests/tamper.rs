@@ -288,3 +288,76 @@ fn a_directory_that_is_not_a_store_gets_a_clear_error() {
     let err = verify_dir(dir.path(), &keys(), None).unwrap_err();
     assert!(err.to_string().contains("is not an audit store"), "{err}");
 }
+
+/// The node itself refuses to open, and so to append after, an entry edited in place: sled's
+/// checksums are valid, so only the recorded hashes can tell.
+#[test]
+fn the_node_refuses_to_open_a_store_with_an_entry_edited_in_place() {
+    for forge_leaf in [false, true] {
+        let (_d, path, _) = fresh();
+        with_raw_store(&path, |db| {
+            let mut record = db.get(entry_key(23)).unwrap().unwrap().to_vec();
+            let start = 1 + 32 * usize::from(record[0]);
+            let at = start
+                + record[start..]
+                    .windows(6)
+                    .position(|w| w == b"reason")
+                    .unwrap()
+                + 7;
+            record[at] ^= 0x01;
+            if forge_leaf {
+                let leaf = valise_audit::merkle::leaf_hash(&record[start..]);
+                record[1..33].copy_from_slice(&leaf);
+            }
+            db.insert(entry_key(23), record).unwrap();
+        });
+        let refused = AuditLog::open(config(&path, 8), node_key())
+            .err()
+            .expect("an edited store is refused");
+        let message = refused.to_string();
+        assert!(
+            message.contains("entry 23 does not match the hashes recorded for it")
+                && message.contains("edited in place"),
+            "{message}"
+        );
+    }
+}
+
+/// A deleted anchor is not quietly written anew: the node refuses until the operator restores
+/// it or chooses to recreate it.
+#[test]
+fn a_missing_anchor_is_refused_unless_recreated_deliberately() {
+    let dir = tempfile::tempdir().unwrap();
+    let anchor = dir.path().join("anchor.note");
+    let mut cfg = config(&dir.path().join("audit"), 4);
+    cfg.anchor = Some(anchor.clone());
+    let log = AuditLog::open(cfg.clone(), node_key()).unwrap();
+    for n in 0..8 {
+        log.append(event(n)).unwrap();
+    }
+    log.close().unwrap();
+    assert!(anchor.exists());
+    std::fs::remove_file(&anchor).unwrap();
+    let message = AuditLog::open(cfg.clone(), node_key())
+        .err()
+        .expect("refused without the anchor")
+        .to_string();
+    assert!(
+        message.contains("anchor")
+            && message.contains("is missing")
+            && message.contains("recover --recreate-anchor"),
+        "{message}"
+    );
+    assert!(!anchor.exists(), "nothing was written");
+    cfg.recreate_anchor = true;
+    AuditLog::open(cfg.clone(), node_key())
+        .unwrap()
+        .close()
+        .unwrap();
+    assert!(
+        anchor.exists(),
+        "recreated from the store's latest checkpoint"
+    );
+    cfg.recreate_anchor = false;
+    AuditLog::open(cfg, node_key()).unwrap().close().unwrap();
+}

@@ -78,6 +78,24 @@ pub struct Config {
     pub peers: Vec<PeerSection>,
     /// Links to other nodes.
     pub links: LinksSection,
+    /// Cables in transit.
+    pub queue: QueueSection,
+}
+
+/// `[queue]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueSection {
+    /// Days a delivered cable's id is remembered, so a late resend is recognised and not
+    /// delivered twice. Default 30; keep it longer than any device may stay offline with the
+    /// cable in its outbox.
+    pub dedup_days: u64,
+}
+
+impl Default for QueueSection {
+    fn default() -> Self {
+        QueueSection { dedup_days: 30 }
+    }
 }
 
 /// `[links]`.
@@ -228,6 +246,8 @@ struct File {
     peers: Vec<PeerSection>,
     #[serde(default)]
     links: LinksSection,
+    #[serde(default)]
+    queue: QueueSection,
 }
 
 fn default_listen() -> SocketAddr {
@@ -339,6 +359,7 @@ impl Config {
             attachments: file.attachments,
             peers: file.peers,
             links: file.links,
+            queue: file.queue,
         };
         config.validate()?;
         Ok(config)
@@ -416,45 +437,94 @@ impl Config {
             }
         }
         let l = &self.limits;
-        for (setting, value) in [
-            ("limits.max_envelope_bytes", l.max_envelope_bytes as u64),
-            ("limits.max_recipients", l.max_recipients as u64),
+        // Every number has a floor and a ceiling: a value past the ceiling would exhaust
+        // memory or overflow a computation made from it (a frame limit, a timer).
+        for (setting, value, max) in [
+            (
+                "limits.max_envelope_bytes",
+                l.max_envelope_bytes as u64,
+                64 << 20,
+            ),
+            ("limits.max_recipients", l.max_recipients as u64, 10_000),
             (
                 "limits.max_frames_per_stream",
                 u64::from(l.max_frames_per_stream),
+                65_536,
             ),
             (
                 "limits.max_streams_per_connection",
                 u64::from(l.max_streams_per_connection),
+                10_000,
             ),
             (
                 "limits.max_pending_enrolments",
                 u64::from(l.max_pending_enrolments),
+                100_000,
             ),
-            ("limits.max_connections", u64::from(l.max_connections)),
+            (
+                "limits.max_connections",
+                u64::from(l.max_connections),
+                100_000,
+            ),
+            (
+                "limits.max_unauthenticated_connections",
+                u64::from(l.max_unauthenticated_connections),
+                100_000,
+            ),
+            (
+                "limits.max_connections_per_source",
+                u64::from(l.max_connections_per_source),
+                100_000,
+            ),
             (
                 "limits.max_concurrent_submissions",
                 u64::from(l.max_concurrent_submissions),
+                65_536,
             ),
-            ("limits.max_attachment_bytes", l.max_attachment_bytes),
-            ("links.forward_window", u64::from(self.links.forward_window)),
-            ("enrolment.code_ttl_hours", self.enrolment.code_ttl_hours),
+            (
+                "limits.max_attachment_bytes",
+                l.max_attachment_bytes,
+                64 << 30,
+            ),
+            (
+                "links.forward_window",
+                u64::from(self.links.forward_window),
+                4096,
+            ),
+            (
+                "enrolment.code_ttl_hours",
+                self.enrolment.code_ttl_hours,
+                720,
+            ),
             (
                 "enrolment.attempts_per_minute",
                 u64::from(self.enrolment.attempts_per_minute),
+                1000,
             ),
             (
                 "audit.checkpoint_every_entries",
                 self.audit.checkpoint_every_entries,
+                1_000_000,
             ),
             (
                 "audit.checkpoint_interval_ms",
                 self.audit.checkpoint_interval_ms,
+                3_600_000,
             ),
+            ("queue.dedup_days", self.queue.dedup_days, 3650),
         ] {
-            if value == 0 {
-                return invalid(setting, "must be at least 1");
+            if value == 0 || value > max {
+                return invalid(
+                    setting,
+                    &format!("must be between 1 and {max}; {value} is outside that"),
+                );
             }
+        }
+        if l.max_unauthenticated_connections >= l.max_connections {
+            return invalid(
+                "limits.max_unauthenticated_connections",
+                "must be below limits.max_connections, so enrolled devices always have room",
+            );
         }
         let days = self.attachments.retention_days;
         if days == 0 || days > MAX_RETENTION_DAYS {
@@ -483,6 +553,11 @@ impl Config {
     /// The checkpoint interval.
     pub fn checkpoint_interval(&self) -> Duration {
         Duration::from_millis(self.audit.checkpoint_interval_ms)
+    }
+
+    /// How long a delivered cable's id is remembered.
+    pub fn dedup_retention(&self) -> Duration {
+        Duration::from_secs(self.queue.dedup_days.saturating_mul(86_400))
     }
 
     /// How long attachments are kept after their latest upload.

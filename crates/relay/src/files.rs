@@ -68,6 +68,17 @@ pub enum FileError {
         /// The queue it sealed.
         queue: PathBuf,
     },
+    /// The file is another node's: another name, post or role than this node's configuration.
+    #[error(
+        "{path} belongs to another node: {reason}. Put back this node's own file, as \
+         `valise-relay ca issue-node` wrote it for this node"
+    )]
+    OtherNode {
+        /// The file.
+        path: PathBuf,
+        /// What it names instead.
+        reason: String,
+    },
     /// The system's random number generator failed.
     #[error("cannot generate {0}: the random number generator failed")]
     Random(&'static str),
@@ -156,6 +167,44 @@ pub const ATTACHMENTS_DIR: &str = "attachments";
 /// The link state (pinned node keys, directory cursors, witness state) inside the data
 /// directory.
 pub const LINKS_DIR: &str = "links";
+/// The durable directory inside the data directory.
+pub const DIRECTORY_DIR: &str = "directory";
+/// Outstanding enrolment codes inside the data directory (posts).
+pub const ENROLMENT_DIR: &str = "enrolment";
+/// The audit log inside the data directory.
+pub const AUDIT_DIR: &str = "audit";
+
+/// The stores a node keeps in its data folder, each of which must not vanish unnoticed
+/// ([`crate::manifest`]); `desk`: the node enrols devices. The audit log is not among them: its
+/// anchor, outside the data folder, already refuses a missing or older audit store.
+pub fn kept_stores(desk: bool) -> Vec<crate::manifest::Kept> {
+    use crate::manifest::Kept;
+    let mut kept = vec![
+        Kept {
+            dir: QUEUE_DIR,
+            holds: "the cables this node took custody of",
+        },
+        Kept {
+            dir: DIRECTORY_DIR,
+            holds: "the directory (enrolments and revocations)",
+        },
+        Kept {
+            dir: LINKS_DIR,
+            holds: "the pinned keys of neighbouring nodes and what they witnessed",
+        },
+        Kept {
+            dir: ATTACHMENTS_DIR,
+            holds: "the attachments of cables in transit",
+        },
+    ];
+    if desk {
+        kept.push(Kept {
+            dir: ENROLMENT_DIR,
+            holds: "the outstanding enrolment codes",
+        });
+    }
+    kept
+}
 
 /// What a post needs to enrol devices.
 pub struct EnrolmentFiles {
@@ -207,12 +256,100 @@ impl NodeFiles {
             } else {
                 None
             };
-        Ok(NodeFiles {
+        let files = NodeFiles {
             ca_pem: read_text(&config.tls.ca_cert)?,
             tls,
             signing_key: read_key(&config.key_file(NODE_SIGNING_KEY))?,
             storage_key: load_storage_key(config)?,
             enrolment,
-        })
+        };
+        files.check_belongs(config)?;
+        Ok(files)
+    }
+
+    /// Checks that the certificates and keys are this node's: its name and role in the node
+    /// certificate, its post in the enrolment certificate (with the enrolment key it
+    /// certifies) and in the post CA's name constraint. A file copied from another node is
+    /// refused here, before it could serve under the wrong name.
+    fn check_belongs(&self, config: &Config) -> Result<(), FileError> {
+        let (name, ministry) = (&config.node.name, &config.node.ministry);
+        let other = |path: &Path, reason: String| FileError::OtherNode {
+            path: path.to_owned(),
+            reason,
+        };
+        let node_cert = &config.tls.node_cert;
+        let cert = crate::pki::first_certificate(&self.tls.chain_pem)
+            .ok_or_else(|| other(node_cert, "it holds no certificate".into()))?;
+        let expected = format!("{name}.{ministry}");
+        let names = crate::pki::dns_names(&cert);
+        if !names.contains(&expected) {
+            return Err(other(
+                node_cert,
+                format!("it names {}, not {expected}", names.join(", ")),
+            ));
+        }
+        match crate::pki::certified_role(&cert) {
+            Some(role) if role == config.node.kind => {}
+            Some(role) => {
+                return Err(other(
+                    node_cert,
+                    format!(
+                        "the root issued it for a {}, but node.kind is {}",
+                        kind_word(role),
+                        kind_word(config.node.kind)
+                    ),
+                ));
+            }
+            None => {
+                return Err(other(
+                    node_cert,
+                    "it names no role (hub or post): it was issued by an older version; \
+                     re-issue the node with `valise-relay ca issue-node`"
+                        .into(),
+                ));
+            }
+        }
+        let Some(enrolment) = &self.enrolment else {
+            return Ok(());
+        };
+        let cert_path = config.key_file(ENROLMENT_CERT);
+        let certificate = &enrolment.certificate;
+        if certificate.post != *name || certificate.ministry != *ministry {
+            return Err(other(
+                &cert_path,
+                format!(
+                    "it certifies the enrolment key of {} at {}, not {name} at {ministry}",
+                    certificate.post, certificate.ministry
+                ),
+            ));
+        }
+        if certificate.public_key != enrolment.key.public().as_bytes() {
+            return Err(other(
+                &config.key_file(ENROLMENT_KEY),
+                "it is not the key enrolment.cert certifies".into(),
+            ));
+        }
+        let ca_path = config.key_file(POST_CA_PEM);
+        let post_ca = crate::pki::first_certificate(&enrolment.post_ca.chain_pem)
+            .ok_or_else(|| other(&ca_path, "it holds no certificate".into()))?;
+        let domain = crate::pki::device_domain(name, ministry);
+        let permitted = crate::pki::permitted_dns(&post_ca);
+        if permitted != [domain.clone()] {
+            return Err(other(
+                &ca_path,
+                format!(
+                    "it may certify devices under {}, not {domain}",
+                    permitted.join(", ")
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn kind_word(kind: crate::config::NodeKind) -> &'static str {
+    match kind {
+        crate::config::NodeKind::Hub => "hub",
+        crate::config::NodeKind::Post => "post",
     }
 }

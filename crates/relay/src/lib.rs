@@ -12,6 +12,7 @@
 //! | [`enrolment`] | one-time enrolment codes: single use, expiry, rate limit |
 //! | [`limits`] | every configurable bound on what the network may send |
 //! | [`logging`] | operator logs as text or JSON lines, ids and reasons only |
+//! | [`manifest`] | which stores the data folder must hold: a missing or swapped store refuses the start |
 //! | [`outbound`] | which queued cables a link forwards next; retry and redial delays |
 //! | [`policy`] | whether a submitted cable is accepted, and for which devices |
 //! | [`routing`] | the next hop for each recipient device: here, a peer post, or the hub (federation) |
@@ -34,6 +35,7 @@ pub mod files;
 pub mod limits;
 pub mod local;
 pub mod logging;
+pub mod manifest;
 pub mod metrics;
 pub mod node;
 pub mod outbound;

@@ -18,6 +18,12 @@ pub struct Limits {
     pub max_pending_enrolments: u32,
     /// Most connections served at once; more are turned away as busy.
     pub max_connections: u32,
+    /// Of those, most without an enrolled device's certificate (enrolling devices, and
+    /// whatever else knocks): the rest of `max_connections` is kept for enrolled devices.
+    pub max_unauthenticated_connections: u32,
+    /// Most connections at once from one source address (IP), before its certificate is
+    /// known; a node behind one address, such as a post's NAT, counts once.
+    pub max_connections_per_source: u32,
     /// Most submissions being made durable at once; more are answered "busy, retry after".
     pub max_concurrent_submissions: u32,
     /// Largest attachment ciphertext accepted, in bytes. Attachments stream to disk, so this
@@ -35,6 +41,8 @@ impl Default for Limits {
             max_streams_per_connection: 256,
             max_pending_enrolments: 1000,
             max_connections: 10_000,
+            max_unauthenticated_connections: 256,
+            max_connections_per_source: 64,
             max_concurrent_submissions: 1024,
             max_attachment_bytes: 1 << 30,
         }

@@ -286,6 +286,7 @@ fn start_node(
         attachments: AttachmentStore::open(&dir.join("attachments"), Duration::from_secs(86_400))
             .map_err(fail)?,
         federation,
+        dedup_retention: Duration::from_secs(30 * 86_400),
     })
     .map_err(fail)?;
     Ok(LocalNode {

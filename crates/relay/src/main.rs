@@ -33,6 +33,7 @@ use valise_relay::files::{
     self, ATTACHMENTS_DIR, ENROLMENT_CERT, ENROLMENT_KEY, LINKS_DIR, NODE_SIGNING_KEY,
     NODE_STORAGE_KEY, NodeFiles, POST_CA_KEY, POST_CA_PEM, QUEUE_DIR,
 };
+use valise_relay::manifest::Manifest;
 use valise_relay::node::{EnrolmentDesk, Federation, NodeParams, start};
 use valise_relay::pki::{
     MinistryCa, PostCa, Validity, directory_root, root_fingerprint, server_config,
@@ -129,6 +130,24 @@ enum Command {
         /// The node's name, repeated, to confirm.
         #[arg(long)]
         confirm: String,
+    },
+    /// After a fault, accepts a loss deliberately so a stopped node can start again: a store
+    /// lost for good starts empty, or a lost anchor is written anew from the audit store.
+    /// Each choice is recorded in the audit log. Use it only once restoring from backup has
+    /// proved impossible.
+    ///
+    /// Example: valise-relay recover --config paris/node.toml --start-empty queue
+    Recover {
+        /// The node's configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// A store lost for good, to start empty: queue, directory, links, attachments or
+        /// enrolment (repeatable).
+        #[arg(long = "start-empty")]
+        start_empty: Vec<String>,
+        /// Write a new anchor from the audit store's latest checkpoint.
+        #[arg(long)]
+        recreate_anchor: bool,
     },
     /// Runs a node until SIGTERM or Ctrl-C, then shuts down cleanly.
     ///
@@ -272,6 +291,11 @@ fn run_cli(cli: Cli) -> Result<()> {
             passphrase_file.as_deref(),
         ),
         Command::Run { config } => run(&config),
+        Command::Recover {
+            config,
+            start_empty,
+            recreate_anchor,
+        } => recover(&config, &start_empty, recreate_anchor),
         Command::Destroy { config, confirm } => destroy(&config, &confirm),
         Command::Status { config, json } => status(&config, json),
         Command::Audit(AuditCommand::Verify { config, witnesses }) => {
@@ -546,6 +570,8 @@ fn run(config_path: &Path) -> Result<()> {
 
 async fn serve(config: Config, node_files: NodeFiles) -> Result<()> {
     let data = config.node.data_dir.clone();
+    // Before any store is opened (and so created): none may have vanished or been swapped.
+    Manifest::load(&data)?.check(&files::kept_stores(node_files.enrolment.is_some()))?;
     let mut log_config = LogConfig::new(data.join("audit"), config.audit_origin());
     log_config.policy.every_entries = config.audit.checkpoint_every_entries;
     log_config.policy.every = config.checkpoint_interval();
@@ -608,6 +634,7 @@ async fn serve(config: Config, node_files: NodeFiles) -> Result<()> {
             state_dir: data.join(LINKS_DIR),
             forward_window: config.links.forward_window as usize,
         }),
+        dedup_retention: config.dedup_retention(),
     })?;
     let metrics = node
         .serve_metrics(config.metrics.listen)
@@ -920,6 +947,68 @@ fn audit_export(config: &Config, out: &Path) -> Result<u64> {
             Ok(n)
         }
     }
+}
+
+fn recover(config_path: &Path, start_empty: &[String], recreate_anchor: bool) -> Result<()> {
+    let config = Config::load(config_path)?;
+    if start_empty.is_empty() && !recreate_anchor {
+        bail!("say what to accept: --start-empty STORE (repeatable) or --recreate-anchor");
+    }
+    if ask_is_running(&config) {
+        bail!("node {} is running; stop it first", config.node.name);
+    }
+    let desk = config.key_file(files::ENROLMENT_KEY).exists();
+    let kept = files::kept_stores(desk);
+    for store in start_empty {
+        if !kept.iter().any(|k| k.dir == store) {
+            let names: Vec<&str> = kept.iter().map(|k| k.dir).collect();
+            bail!(
+                "{store} is not a store of this node; choose among: {}",
+                names.join(", ")
+            );
+        }
+    }
+    let data = &config.node.data_dir;
+    let mut manifest = Manifest::load(data)?;
+    for store in start_empty {
+        let path = data.join(store);
+        if path.exists() {
+            bail!(
+                "{} still exists: move it aside first (keep it as evidence), then run this again",
+                path.display()
+            );
+        }
+        manifest.forget(store)?;
+        println!("{store}: will start empty");
+    }
+    let signing = files::read_key(&config.key_file(NODE_SIGNING_KEY))?;
+    let mut log_config = LogConfig::new(data.join(files::AUDIT_DIR), config.audit_origin());
+    log_config.anchor = Some(anchor_path(&config));
+    log_config.recreate_anchor = recreate_anchor;
+    let log = AuditLog::open(log_config, signing).context("cannot open the audit log")?;
+    let mut reasons: Vec<String> = start_empty
+        .iter()
+        .map(|s| format!("recover_start_empty:{s}"))
+        .collect();
+    if recreate_anchor {
+        reasons.push("recover_recreate_anchor".into());
+        println!("anchor: written anew from the audit store");
+    }
+    for reason in reasons {
+        log.append(AuditEvent {
+            time_ms: now_ms(),
+            node: config.node.name.clone(),
+            kind: AuditEventKind::AdminCommand as i32,
+            actor_kind: valise_proto::v1::ActorKind::Operator as i32,
+            actor_id: "recover".into(),
+            outcome: valise_proto::v1::Outcome::Success as i32,
+            reason,
+            ..Default::default()
+        })?;
+    }
+    log.close()?;
+    println!("recorded in the audit log; the node may be started");
+    Ok(())
 }
 
 fn open_stopped_log(config: &Config) -> Result<AuditLog> {

@@ -304,6 +304,52 @@ pub fn certified_role(cert_der: &[u8]) -> Option<NodeKind> {
     }
 }
 
+/// The DNS names in a certificate (DER), for checking which node a file belongs to.
+pub fn dns_names(cert_der: &[u8]) -> Vec<String> {
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(cert_der) else {
+        return Vec::new();
+    };
+    let Ok(Some(san)) = cert.subject_alternative_name() else {
+        return Vec::new();
+    };
+    san.value
+        .general_names
+        .iter()
+        .filter_map(|name| match name {
+            x509_parser::extensions::GeneralName::DNSName(dns) => Some((*dns).to_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The DNS subtrees a CA certificate (DER) is constrained to: for a post CA,
+/// `devices.<post>.<ministry>`.
+pub fn permitted_dns(cert_der: &[u8]) -> Vec<String> {
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(cert_der) else {
+        return Vec::new();
+    };
+    let Ok(Some(constraints)) = cert.name_constraints() else {
+        return Vec::new();
+    };
+    constraints
+        .value
+        .permitted_subtrees
+        .iter()
+        .flatten()
+        .filter_map(|subtree| match &subtree.base {
+            x509_parser::extensions::GeneralName::DNSName(dns) => Some((*dns).to_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The first certificate of a PEM chain, as DER.
+pub fn first_certificate(chain_pem: &str) -> Option<CertificateDer<'static>> {
+    CertificateDer::pem_slice_iter(chain_pem.as_bytes())
+        .next()
+        .and_then(Result::ok)
+}
+
 /// The domain under which a post's devices are named: `devices.<post>.<ministry>`.
 pub fn device_domain(post: &str, ministry: &str) -> String {
     format!("devices.{post}.{ministry}")

@@ -141,6 +141,7 @@ impl RelayStore {
         let sealer = storage_key
             .record_sealer()
             .map_err(|e| StoreError::Io(format!("cannot derive the queue sealing key: {e}")))?;
+        check_storage_key(&*kv, &sealer)?;
         let last = kv
             .get(b"mseq")?
             .and_then(|v| v.try_into().ok())
@@ -479,6 +480,40 @@ impl RelayStore {
         Ok(true)
     }
 
+    /// The devices with anything in their delivery queue.
+    pub fn queued_devices(&self) -> Result<Vec<DeviceId>, StoreError> {
+        let mut devices: Vec<DeviceId> = Vec::new();
+        for item in self.kv.scan(b"q") {
+            let (k, _) = item?;
+            let id = k
+                .get(1..17)
+                .and_then(|b| DeviceId::from_slice(b).ok())
+                .ok_or_else(|| damaged("queue key"))?;
+            if devices.last() != Some(&id) {
+                devices.push(id);
+            }
+        }
+        Ok(devices)
+    }
+
+    /// Drops every entry queued for `device` (revoked: nothing will ever take them), and each
+    /// envelope no other recipient or hop still needs. Returns the entries dropped.
+    pub fn purge_device(&self, device: &DeviceId) -> Result<Vec<(QueueKey, CableId)>, StoreError> {
+        let mut dropped = Vec::new();
+        loop {
+            let batch = self.queued(device, 256)?;
+            if batch.is_empty() {
+                break;
+            }
+            for (key, cable) in batch {
+                self.ack(device, key)?;
+                dropped.push((key, cable));
+            }
+        }
+        self.commit.commit(Vec::new())?;
+        Ok(dropped)
+    }
+
     /// Queue depth per precedence over all devices: [FLASH, IMMEDIATE, PRIORITY, ROUTINE].
     pub fn depth(&self) -> Result<[u64; 4], StoreError> {
         let mut depth = [0u64; 4];
@@ -517,6 +552,42 @@ impl RelayStore {
     pub fn sync(&self) -> Result<(), StoreError> {
         self.kv.sync()
     }
+}
+
+/// The key under which the store's key check is kept: a fixed text sealed under the storage
+/// key when the store was first opened.
+const KEY_CHECK: &[u8] = b"mkey-check";
+const KEY_CHECK_TABLE: &str = "relay/key-check";
+const KEY_CHECK_TEXT: &[u8] = b"valise relay queue";
+
+/// Refuses a store sealed under another storage key: its cables could never be delivered, and
+/// nothing else would say so. A store from before the check is tried on its first envelope.
+fn check_storage_key(kv: &dyn Store, sealer: &RecordSealer) -> Result<(), StoreError> {
+    let wrong = || {
+        StoreError::Sealed(
+            "the queue store was sealed under another node storage key than this node's \
+             node-storage.key: its cables could not be delivered. Put back the key this store \
+             was made with (or this node's own queue store); do not start the node until then"
+                .into(),
+        )
+    };
+    if let Some(sealed) = kv.get(KEY_CHECK)? {
+        return match sealer.open(KEY_CHECK_TABLE, b"", &sealed) {
+            Ok(text) if text.as_slice() == KEY_CHECK_TEXT => Ok(()),
+            _ => Err(wrong()),
+        };
+    }
+    if let Some(first) = kv.scan(b"v").next() {
+        let (k, sealed) = first?;
+        if sealer.open(ENVELOPE_TABLE, &k[1..], &sealed).is_err() {
+            return Err(wrong());
+        }
+    }
+    let check = sealer
+        .seal(KEY_CHECK_TABLE, b"", KEY_CHECK_TEXT)
+        .map_err(|e| StoreError::Io(format!("cannot seal the key check: {e}")))?;
+    kv.apply(vec![Write::Put(KEY_CHECK.to_vec(), check)])?;
+    kv.sync()
 }
 
 /// A dedup entry: when the cable was first seen, and its envelope's SHA-256.

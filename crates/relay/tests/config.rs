@@ -99,7 +99,26 @@ fn unusable_values_name_the_setting_and_the_fix() {
         ("[node]\nname = \"x\"\n".into(), "missing field"),
         (
             format!("{MINIMAL}[limits]\nmax_attachment_bytes = 0\n"),
-            "`limits.max_attachment_bytes` is invalid: must be at least 1",
+            "`limits.max_attachment_bytes` is invalid: must be between 1 and 68719476736",
+        ),
+        (
+            format!("{MINIMAL}[limits]\nmax_envelope_bytes = 18446744073709551615\n"),
+            "`limits.max_envelope_bytes` is invalid: must be between 1 and 67108864; \
+             18446744073709551615 is outside that",
+        ),
+        (
+            format!(
+                "{MINIMAL}[limits]\nmax_connections = 100\nmax_unauthenticated_connections = 100\n"
+            ),
+            "so enrolled devices always have room",
+        ),
+        (
+            format!("{MINIMAL}[audit]\ncheckpoint_interval_ms = 99999999999\n"),
+            "`audit.checkpoint_interval_ms` is invalid: must be between 1 and 3600000",
+        ),
+        (
+            format!("{MINIMAL}[queue]\ndedup_days = 0\n"),
+            "`queue.dedup_days` is invalid",
         ),
         (
             format!("{MINIMAL}[attachments]\nretention_days = 0\n"),

@@ -195,6 +195,7 @@ fn build(limits: Limits, code_ttl_ms: Option<u64>) -> Net {
         )
         .unwrap(),
         federation: None,
+        dedup_retention: Duration::from_secs(30 * 86_400),
     })
     .unwrap();
     Net {
@@ -1766,4 +1767,34 @@ async fn a_device_certificate_from_another_posts_ca_is_refused() {
                 && e.reason == "device_of_another_post"
                 && e.actor_id == alice_id)
     );
+}
+
+/// Cables queued for a device that is then revoked are purged at once: nothing will ever take
+/// them, and each drop is audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_devices_queue_is_purged_and_audited() {
+    let net = enrolling_network(3_600_000);
+    let alice = connect(&net, Some(&net.alice.tls)).await.unwrap();
+    alice_sends_bob(&alice, &net, Precedence::Routine, "for bob", 3).await;
+    assert_eq!(net.node.queue_depth().unwrap(), [0, 0, 0, 3]);
+    let revoked = net
+        .node
+        .revoke(Some(net.bob.identity.device_id()), "", "laptop lost")
+        .unwrap();
+    assert_eq!(revoked, vec![net.bob.identity.device_id()]);
+    assert_eq!(
+        net.node.queue_depth().unwrap(),
+        [0; 4],
+        "nothing left queued"
+    );
+    let events = audited_events(net).await;
+    let purged = events
+        .iter()
+        .filter(|e| {
+            e.kind == AuditEventKind::CableDelivered as i32
+                && e.outcome == Outcome::Refused as i32
+                && e.reason == "recipient_revoked"
+        })
+        .count();
+    assert_eq!(purged, 3);
 }

@@ -274,15 +274,19 @@ fn queued_envelopes_are_sealed_on_disk_and_unreadable_without_the_storage_key() 
         "the envelope is stored in clear"
     );
 
-    // Another key (a destroyed one replaced, or a seized disk without the key) reads nothing.
-    let other = RelayStore::open(dir.path(), &StorageKey::from_bytes(&[8; 32]).unwrap()).unwrap();
-    let queued = other.queued(&device(2), 10).unwrap();
-    assert_eq!(queued.len(), 1, "the queue itself is still listed");
-    let err = other.envelope(&queued[0].1).unwrap_err().to_string();
+    // Another key (a destroyed one replaced, another node's, or a seized disk without the
+    // key) opens nothing: the store refuses at once rather than serve cables it cannot read.
+    let err = RelayStore::open(dir.path(), &StorageKey::from_bytes(&[8; 32]).unwrap())
+        .err()
+        .expect("another key is refused")
+        .to_string();
     assert!(
-        err.contains("does not open under this node's storage key"),
+        err.contains("sealed under another node storage key"),
         "{err}"
     );
+    // The right key still opens it, with the cable.
+    let store = RelayStore::open(dir.path(), &storage_key()).unwrap();
+    assert_eq!(store.envelope(&cable(1)).unwrap().unwrap(), envelope);
 }
 
 #[test]
@@ -545,4 +549,44 @@ fn on_a_full_disk_nothing_is_acknowledged_that_is_not_durable() {
     // Reopened from disk: both cables are there.
     let store = RelayStore::open(dir.path(), &storage_key()).unwrap();
     assert_eq!(store.queued(&bob[0], 10).unwrap().len(), 2);
+}
+
+#[test]
+fn a_revoked_devices_queue_is_purged_and_shared_envelopes_stay_for_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RelayStore::open(dir.path(), &storage_key()).unwrap();
+    let (bob, carol) = (device(2), device(3));
+    store
+        .enqueue(cable(1), Precedence::Routine, b"to both", &[bob, carol], 1)
+        .unwrap();
+    store
+        .enqueue(cable(2), Precedence::Flash, b"to bob", &[bob], 2)
+        .unwrap();
+    let mut devices = store.queued_devices().unwrap();
+    devices.sort();
+    let mut expected = vec![bob, carol];
+    expected.sort();
+    assert_eq!(devices, expected);
+
+    let dropped = store.purge_device(&bob).unwrap();
+    assert_eq!(dropped.len(), 2);
+    assert!(store.queued(&bob, 10).unwrap().is_empty());
+    assert_eq!(store.queued_devices().unwrap(), vec![carol]);
+    assert_eq!(
+        store.envelope(&cable(1)).unwrap().as_deref(),
+        Some(&b"to both"[..]),
+        "carol still needs the shared cable"
+    );
+    assert_eq!(
+        store.envelope(&cable(2)).unwrap(),
+        None,
+        "nobody else needed it"
+    );
+    // Its dedup entry stays: a resend is not queued for anyone again.
+    assert_eq!(
+        store
+            .enqueue(cable(2), Precedence::Flash, b"to bob", &[bob], 3)
+            .unwrap(),
+        Enqueued::Duplicate
+    );
 }

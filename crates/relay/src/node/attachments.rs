@@ -3,7 +3,6 @@
 //! bytes match, what has expired) are in [`crate::attachments`]; this is the I/O around them.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use valise_crypto::identity::DeviceId;
 use valise_proto::framing::FrameDecoder;
@@ -21,8 +20,6 @@ const RESET_UNREADABLE: u32 = 1;
 /// attachment transfer holds, whatever its size.
 const ATTACHMENT_READ: usize = 64 * 1024;
 const ATTACHMENT_WRITE: usize = 256 * 1024;
-/// How often expired attachments and abandoned uploads are removed (also once at start).
-const SWEEP_EVERY: Duration = Duration::from_secs(3600);
 
 /// Who an upload comes from: a device, or a neighbouring node carrying it with a cable.
 #[derive(Clone, Copy)]
@@ -358,24 +355,19 @@ pub(super) async fn send_attachment(
     let _ = send.finish();
 }
 
-/// Removes expired attachments and abandoned uploads at start, then every [`SWEEP_EVERY`].
-pub(super) async fn sweep_attachments(shared: Arc<Shared>) {
-    let mut every = tokio::time::interval(SWEEP_EVERY);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        every.tick().await;
-        let store = Arc::clone(&shared);
-        match blocking(move || store.attachments.sweep(now_ms())).await {
-            Ok(swept) if swept == Swept::default() => {}
-            Ok(swept) => tracing::info!(
-                attachments = swept.attachments,
-                uploads = swept.uploads,
-                "removed expired attachments and abandoned uploads"
-            ),
-            Err(e) => tracing::error!(
-                error = %e,
-                "the attachment sweep failed; it runs again within the hour"
-            ),
-        }
+/// Removes expired attachments and abandoned uploads (housekeeping runs it hourly).
+pub(super) async fn sweep_once(shared: &Arc<Shared>) {
+    let store = Arc::clone(shared);
+    match blocking(move || store.attachments.sweep(now_ms())).await {
+        Ok(swept) if swept == Swept::default() => {}
+        Ok(swept) => tracing::info!(
+            attachments = swept.attachments,
+            uploads = swept.uploads,
+            "removed expired attachments and abandoned uploads"
+        ),
+        Err(e) => tracing::error!(
+            error = %e,
+            "the attachment sweep failed; it runs again within the hour"
+        ),
     }
 }

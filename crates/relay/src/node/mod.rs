@@ -57,9 +57,10 @@ use crate::routing::{NextHop, Routed};
 use crate::store::{Custody, Enqueued, RelayStore};
 
 mod attachments;
+mod housekeeping;
 mod link;
 mod shared_directory;
-use attachments::{receive_attachment, send_attachment, sweep_attachments};
+use attachments::{receive_attachment, send_attachment};
 pub use link::{Federation, FederationError, LinkStatus, WITNESS_KEYS};
 use shared_directory::SharedDirectory;
 
@@ -122,6 +123,9 @@ pub struct NodeParams {
     pub attachments: AttachmentStore,
     /// How the node links to the rest of the network; `None` for a lone post.
     pub federation: Option<Federation>,
+    /// How long a delivered cable's id is remembered, so a late resend is not delivered
+    /// twice.
+    pub dedup_retention: Duration,
 }
 
 /// What a node needs to enrol its post's devices.
@@ -195,6 +199,8 @@ struct Shared {
     wakers: Mutex<HashMap<DeviceId, Arc<Notify>>>,
     /// Links to other nodes, and where each recipient goes next.
     links: link::Links,
+    /// How long a delivered cable's id is remembered.
+    dedup_retention: Duration,
 }
 
 impl Shared {
@@ -269,10 +275,11 @@ pub fn start(params: NodeParams) -> Result<RunningNode, NodeError> {
             params.limits.max_concurrent_submissions as usize,
         )),
         wakers: Mutex::new(HashMap::new()),
+        dedup_retention: params.dedup_retention,
     });
     shared.record(Record::new(AuditEventKind::NodeStarted, Outcome::Success).by_node(&shared.name));
     let accept = tokio::spawn(accept_loop(endpoint.clone(), Arc::clone(&shared)));
-    let sweeper = tokio::spawn(sweep_attachments(Arc::clone(&shared)));
+    let sweeper = tokio::spawn(housekeeping::housekeeping(Arc::clone(&shared)));
     let diallers = link::start_dialling(&shared, &endpoint);
     Ok(RunningNode {
         local_addr,
@@ -1450,6 +1457,7 @@ fn revoke(
 ) -> Result<Vec<DeviceId>, RevokeError> {
     let (targets, _) = revoke_in_directory(shared, device, user, reason, None)?;
     close_connections(shared, &targets);
+    housekeeping::purge_queues(shared, &targets);
     Ok(targets)
 }
 
