@@ -747,3 +747,121 @@ fn a_post_in_place_of_the_hub_is_refused() {
         refusal.1
     );
 }
+
+/// The whole data folder and the anchor are restored from an older copy: every file agrees
+/// with every other, so only the hub, which kept what it cosigned, can tell. Paris learns it
+/// from the hub on the next link, raises an alarm in its status, and its own `audit verify`
+/// fails, naming the hub and the sizes.
+#[test]
+fn a_post_restored_whole_from_an_older_copy_learns_it_from_the_hub() {
+    let network = Network::new();
+    let mut hub = network.hub("hq");
+    let mut paris = network.post("paris", Some(&hub));
+    hub.start();
+    paris.start();
+    let _alice = paris.enrol("alice", "SECRET", &[]);
+    let first = eventually("the hub to cosign a Paris checkpoint", || {
+        witnessed_size(&paris, "hq")
+    });
+    paris.stop();
+    let node_dir = network.dir.path().join("paris");
+    let backup = network.dir.path().join("paris-backup");
+    copy_tree(&node_dir.join("data"), &backup.join("data"));
+    std::fs::copy(node_dir.join("audit.anchor"), backup.join("audit.anchor")).unwrap();
+
+    paris.start();
+    for user in ["bob", "carol", "dave"] {
+        paris.enrol(user, "SECRET", &[]);
+    }
+    eventually("the hub to cosign the newer history", || {
+        witnessed_size(&paris, "hq").filter(|s| *s > first + 6)
+    });
+    paris.stop();
+    std::fs::remove_dir_all(node_dir.join("data")).unwrap();
+    copy_tree(&backup.join("data"), &node_dir.join("data"));
+    std::fs::copy(backup.join("audit.anchor"), node_dir.join("audit.anchor")).unwrap();
+    // Stopped, the files agree with each other: nothing local can tell.
+    let out = paris.relay(&["audit", "verify", "--config", &paris.config()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("A data folder restored whole with its anchor is caught only by"),
+        "{}",
+        text(&out)
+    );
+
+    paris.start();
+    let alarm = eventually("Paris to learn it was rolled back", || {
+        let now = status(&paris);
+        now["alarms"]
+            .as_array()?
+            .iter()
+            .filter_map(|a| a.as_str())
+            .find(|a| a.starts_with("ROLLED BACK"))
+            .map(str::to_owned)
+    });
+    assert!(alarm.contains("witness hq cosigned"), "{alarm}");
+    let out = paris.relay(&["status", "--config", &paris.config()]);
+    assert!(text(&out).contains("ALARM: ROLLED BACK"), "{}", text(&out));
+    let out = paris.relay(&["audit", "verify", "--config", &paris.config()]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("its neighbours say otherwise: ROLLED BACK"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !audit_lines(&paris, &["CheckpointWitnessed", "this_log_rolled_back"]).is_empty(),
+        "Paris records what it learnt"
+    );
+}
+
+/// The checkpoint the node signs as it stops, read from a stopped node's audit store: its
+/// size, and whether `witness` has cosigned it.
+fn checkpoint_cosigned(node: &Node, size: u64, witness: &str) -> bool {
+    let db = sled::open(node.dir.path().join(&node.name).join("data/audit")).unwrap();
+    let key = [&b"c"[..], &size.to_be_bytes()].concat();
+    let note = db
+        .get(key)
+        .unwrap()
+        .map(|v| String::from_utf8(v.to_vec()).unwrap());
+    drop(db);
+    note.is_some_and(|n| n.contains(&format!("— valise/mfa.example/{witness}/witness ")))
+}
+
+fn anchor_size(node: &Node) -> u64 {
+    let anchor =
+        std::fs::read_to_string(node.dir.path().join(&node.name).join("audit.anchor")).unwrap();
+    anchor.lines().nth(1).unwrap().parse().unwrap()
+}
+
+/// The checkpoint Paris signs as it stops covers its last entries (the stop itself); the hub
+/// cosigns exactly that checkpoint once Paris links again, even when Paris has signed newer
+/// ones meanwhile (the hub was down when Paris came back), not only a later one.
+#[test]
+fn the_checkpoint_signed_at_shutdown_is_witnessed_at_the_next_link() {
+    let (_network, mut hub, mut paris, _nairobi) = three_nodes();
+    let _alice = paris.enrol("alice", "SECRET", &[]);
+    eventually("the hub to cosign a Paris checkpoint", || {
+        witnessed_size(&paris, "hq")
+    });
+    paris.stop();
+    let at_stop = anchor_size(&paris);
+    assert!(
+        !checkpoint_cosigned(&paris, at_stop, "hq"),
+        "signed as Paris stopped, so no witness could have seen it yet"
+    );
+    hub.stop();
+    paris.start();
+    // Newer history while the hub is away: newer checkpoints are signed.
+    let _bob = paris.enrol("bob", "SECRET", &[]);
+    std::thread::sleep(Duration::from_millis(2500));
+    hub.start();
+    eventually("the hub to witness Paris again", || {
+        witnessed_size(&paris, "hq").filter(|s| *s > at_stop)
+    });
+    paris.stop();
+    assert!(
+        checkpoint_cosigned(&paris, at_stop, "hq"),
+        "the shutdown checkpoint of size {at_stop} has the hub's cosignature"
+    );
+}

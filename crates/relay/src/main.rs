@@ -1063,6 +1063,36 @@ fn audit_verify(config_path: &Path, witnesses: &[String]) -> Result<()> {
     for (witness, count) in &report.cosignatures {
         println!("cosignatures by {witness}: {count} checked");
     }
+    // What the files cannot show: a data folder restored whole, with its anchor and the
+    // witnessed notes, extends them all. Only the neighbours, which keep what they cosigned,
+    // can tell; a running node hears it from them on every link.
+    let request = AdminRequest {
+        request: Some(admin_request::Request::Status(AdminStatus {})),
+    };
+    match ask_running_node_for(&config, request, |r| match r {
+        admin_response::Response::Status(s) => Some(s),
+        _ => None,
+    })? {
+        Some(status) => {
+            let rolled_back: Vec<&String> = status
+                .alarms
+                .iter()
+                .filter(|a| a.starts_with("ROLLED BACK"))
+                .collect();
+            if let Some(alarm) = rolled_back.first() {
+                bail!("the log verifies on its own, but its neighbours say otherwise: {alarm}");
+            }
+            println!(
+                "neighbours: none reports a larger or different log ({} link(s) up)",
+                status.links.iter().filter(|l| l.connected).count()
+            );
+        }
+        None => println!(
+            "note: the node is stopped, so its neighbours were not asked. A data folder \
+             restored whole with its anchor is caught only by them: start the node and run \
+             `valise-relay status`, or ask the hub's operator for the size it last cosigned"
+        ),
+    }
     Ok(())
 }
 

@@ -43,6 +43,8 @@ pub struct Parts {
     pub delivery: [u64; 4],
     /// Entries in the audit log.
     pub audit_entries: u64,
+    /// Problems the operator must act on.
+    pub alarms: Vec<String>,
 }
 
 /// Joins links with their forwarding queues; a queue whose hop no link reports is listed
@@ -74,6 +76,7 @@ pub fn assemble(parts: Parts) -> NodeStatus {
         delivery: Some(depth(parts.delivery)),
         audit_entries: parts.audit_entries,
         unlinked,
+        alarms: parts.alarms,
     }
 }
 
@@ -170,6 +173,7 @@ pub fn from_files(config: &Config) -> Result<NodeStatus, String> {
         onward,
         delivery,
         audit_entries: 0,
+        alarms: Vec::new(),
     }))
 }
 
@@ -249,6 +253,9 @@ pub fn render(status: &NodeStatus, now_ms: u64) -> String {
             "node {} ({kind}): NOT RUNNING (read from its files; link states are unknown)",
             status.node
         );
+    }
+    for alarm in &status.alarms {
+        let _ = writeln!(out, "ALARM: {alarm}");
     }
     let _ = writeln!(
         out,
@@ -342,6 +349,7 @@ pub fn to_json(status: &NodeStatus) -> serde_json::Value {
         "delivery": depth_json(status.delivery.as_ref()),
         "links": status.links.iter().map(link_json).collect::<Vec<_>>(),
         "unlinked": status.unlinked.iter().map(link_json).collect::<Vec<_>>(),
+        "alarms": status.alarms,
     })
 }
 
@@ -374,6 +382,7 @@ mod tests {
             onward,
             delivery: [0, 0, 3, 0],
             audit_entries: 120,
+            alarms: Vec::new(),
         }
     }
 

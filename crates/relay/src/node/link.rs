@@ -28,8 +28,8 @@ use valise_crypto::tls::CertifiedKey;
 use valise_proto::framing::{self, FrameDecoder};
 use valise_proto::v1::{
     AttachmentsWanted, AuditEventKind, Cosignature, DirectorySync, ErrorCode, ErrorFrame, Forward,
-    LinkHello, LinkReply, LinkRequest, Outcome, WitnessRequest, WitnessSize, link_reply,
-    link_request, node_frame,
+    LinkHello, LinkReply, LinkRequest, Outcome, WitnessRefused, WitnessRequest, WitnessSize,
+    link_reply, link_request, node_frame,
 };
 
 use super::{
@@ -1344,11 +1344,23 @@ async fn offer_checkpoints(shared: Arc<Shared>, hop: NextHop, neighbour: Neighbo
     };
     let mut their_size = 0u64;
     let mut offered = None;
+    // The checkpoint signed as the node last stopped goes first: a newer one would leave it
+    // without a cosignature of its own.
+    let mut startup = shared.startup_checkpoint.clone();
     loop {
-        let Some(latest) = shared.audit.latest_checkpoint() else {
+        let pending = startup
+            .as_ref()
+            .filter(|s| s.checkpoint.size > their_size && offered != Some(s.checkpoint.size));
+        let Some(latest) = pending
+            .cloned()
+            .or_else(|| shared.audit.latest_checkpoint())
+        else {
             tokio::time::sleep(WITNESS_EVERY).await;
             continue;
         };
+        if pending.is_none() {
+            startup = None;
+        }
         let size = latest.checkpoint.size;
         if offered == Some(size) {
             tokio::time::sleep(WITNESS_EVERY).await;
@@ -1417,14 +1429,32 @@ async fn offer_checkpoints(shared: Arc<Shared>, hop: NextHop, neighbour: Neighbo
                     }
                 }
             }
-            Some(link_reply::Reply::WitnessSize(WitnessSize { size: theirs })) => {
+            Some(link_reply::Reply::WitnessSize(WitnessSize {
+                size: theirs,
+                checkpoint,
+            })) => {
+                check_not_rolled_back(&shared, &neighbour.name, theirs, &checkpoint).await;
                 // The witness last cosigned another size: prove from there at once.
                 if theirs == their_size {
                     offered = Some(size);
                 }
                 their_size = theirs;
             }
-            Some(link_reply::Reply::Error(e)) => {
+            Some(reply @ (link_reply::Reply::Error(_) | link_reply::Reply::WitnessRefused(_))) => {
+                let e = match reply {
+                    link_reply::Reply::WitnessRefused(refused) => {
+                        check_not_rolled_back(
+                            &shared,
+                            &neighbour.name,
+                            refused.size,
+                            &refused.checkpoint,
+                        )
+                        .await;
+                        refused.error.unwrap_or_default()
+                    }
+                    link_reply::Reply::Error(e) => e,
+                    _ => ErrorFrame::default(),
+                };
                 tracing::error!(
                     witness = %neighbour.name,
                     size,
@@ -1446,6 +1476,55 @@ async fn offer_checkpoints(shared: Arc<Shared>, hop: NextHop, neighbour: Neighbo
             }
             _ => offered = Some(size),
         }
+    }
+}
+
+/// What a witness last cosigned of this log must still be in it: a checkpoint this node signed
+/// of a larger log, or of another tree at that size, means the log was rolled back (its data
+/// folder restored from an older copy) or rewritten. Only the neighbours can see that when the
+/// anchor and the witnessed notes were restored along with it. The node raises an alarm,
+/// which `/healthz`, `status` and `audit verify` show, and records it.
+async fn check_not_rolled_back(shared: &Arc<Shared>, witness: &str, size: u64, note: &str) {
+    if note.is_empty() || size == 0 {
+        return;
+    }
+    let audit = Arc::clone(&shared.audit);
+    let note = note.to_owned();
+    let finding = tokio::task::spawn_blocking(move || {
+        let signed = valise_audit::note::SignedCheckpoint::verify(&note, audit.verifier()).ok()?;
+        let ours = audit.size();
+        if signed.checkpoint.size > ours {
+            return Some(format!(
+                "{ours} entries, but it signed a checkpoint of size {size} that witness {{w}} \
+                 cosigned"
+            ));
+        }
+        match audit.root(signed.checkpoint.size) {
+            Ok(root) if root == signed.checkpoint.root => None,
+            _ => Some(format!(
+                "entries other than those of the checkpoint of size {size} it signed and \
+                 witness {{w}} cosigned"
+            )),
+        }
+    })
+    .await
+    .ok()
+    .flatten();
+    let Some(finding) = finding else {
+        return;
+    };
+    let message = format!(
+        "ROLLED BACK: this node's audit log holds {}: its data folder (and anchor) were \
+         restored from an older copy or rewritten. Stop the node, keep the data as evidence, \
+         and restore the latest backup; report it to ministry IT security",
+        finding.replace("{w}", witness)
+    );
+    if shared.raise(&format!("rollback:{witness}"), &message) {
+        tracing::error!(witness = %witness, size, "{message}");
+        let record = Record::new(AuditEventKind::CheckpointWitnessed, Outcome::Failure)
+            .by_node(witness)
+            .reason("this_log_rolled_back");
+        record_async(shared, record).await;
     }
 }
 
@@ -1519,9 +1598,17 @@ fn witness(
                 })),
             }
         }
+        // With the checkpoint itself: a log restored from an older copy learns from it that it
+        // was rolled back, since it holds its own signature on a tree it no longer extends.
         Err(WitnessError::StaleSize { witness_size, .. }) => LinkReply {
             reply: Some(link_reply::Reply::WitnessSize(WitnessSize {
                 size: witness_size,
+                checkpoint: witness
+                    .cosigned(&origin)
+                    .ok()
+                    .flatten()
+                    .map(|c| c.note)
+                    .unwrap_or_default(),
             })),
         },
         Err(
@@ -1543,7 +1630,18 @@ fn witness(
                     .by_node(name)
                     .reason(reason),
             );
-            link_error(ErrorCode::WitnessRefused, &e.to_string())
+            let cosigned = witness.cosigned(&origin).ok().flatten();
+            LinkReply {
+                reply: Some(link_reply::Reply::WitnessRefused(WitnessRefused {
+                    error: Some(ErrorFrame {
+                        code: ErrorCode::WitnessRefused as i32,
+                        message: e.to_string(),
+                        retry_after_ms: 0,
+                    }),
+                    size: cosigned.as_ref().map_or(0, |c| c.size),
+                    checkpoint: cosigned.map(|c| c.note).unwrap_or_default(),
+                })),
+            }
         }
         Err(e) => link_error(ErrorCode::Malformed, &e.to_string()),
     }

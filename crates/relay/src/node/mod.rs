@@ -201,9 +201,45 @@ struct Shared {
     links: link::Links,
     /// How long a delivered cable's id is remembered.
     dedup_retention: Duration,
+    /// Problems the operator must act on, by key: shown by `status`, failing `/healthz`.
+    alarms: Mutex<std::collections::BTreeMap<String, String>>,
+    /// The newest checkpoint when the node started (the one signed as it last stopped):
+    /// each neighbour is asked to cosign it first, so no stretch of the log goes unwitnessed.
+    startup_checkpoint: Option<valise_audit::note::SignedCheckpoint>,
 }
 
 impl Shared {
+    /// Raises an alarm under `key` (replacing one with the same key). Returns whether it is
+    /// new, so the caller audits it once.
+    fn raise(&self, key: &str, message: &str) -> bool {
+        self.alarms
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key.to_owned(), message.to_owned())
+            .is_none()
+    }
+
+    /// Every alarm raised, and the store's own trouble.
+    fn alarms(&self) -> Vec<String> {
+        let mut all: Vec<String> = self
+            .alarms
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        if let Some(e) = self.store.degraded() {
+            all.push(format!(
+                "the queue store cannot write durably ({e}): custody is refused until it can; \
+                 free disk space, the node resumes by itself"
+            ));
+        }
+        if let Some(e) = self.audit.last_error() {
+            all.push(format!("audit log: {e}"));
+        }
+        all
+    }
+
     fn waker(&self, device: &DeviceId) -> Arc<Notify> {
         let mut wakers = self.wakers.lock().unwrap_or_else(PoisonError::into_inner);
         Arc::clone(wakers.entry(*device).or_default())
@@ -248,6 +284,7 @@ pub fn start(params: NodeParams) -> Result<RunningNode, NodeError> {
         Some(federation) => link::Links::federated(&params.name, federation)?,
         None => link::Links::standalone(&params.name),
     };
+    let startup_checkpoint = params.audit.latest_checkpoint();
     let shared = Arc::new(Shared {
         links,
         name: params.name,
@@ -276,6 +313,8 @@ pub fn start(params: NodeParams) -> Result<RunningNode, NodeError> {
         )),
         wakers: Mutex::new(HashMap::new()),
         dedup_retention: params.dedup_retention,
+        alarms: Mutex::new(std::collections::BTreeMap::new()),
+        startup_checkpoint,
     });
     shared.record(Record::new(AuditEventKind::NodeStarted, Outcome::Success).by_node(&shared.name));
     let accept = tokio::spawn(accept_loop(endpoint.clone(), Arc::clone(&shared)));
@@ -1744,6 +1783,7 @@ impl crate::admin::AdminTarget for Shared {
             onward,
             delivery,
             audit_entries: self.audit.size(),
+            alarms: self.alarms(),
         }))
     }
 
@@ -1788,15 +1828,11 @@ impl crate::metrics::Observed for Shared {
     }
 
     fn health(&self) -> Result<(), String> {
-        if let Some(e) = self.store.degraded() {
-            return Err(format!(
-                "the queue store cannot write durably ({e}): custody is refused until it can; \
-                 free disk space, the node resumes by itself"
-            ));
-        }
-        match self.audit.last_error() {
-            Some(e) => Err(format!("audit log: {e}")),
-            None => Ok(()),
+        let alarms = self.alarms();
+        if alarms.is_empty() {
+            Ok(())
+        } else {
+            Err(alarms.join("; "))
         }
     }
 }
