@@ -520,12 +520,6 @@ impl Config {
                 );
             }
         }
-        if l.max_unauthenticated_connections >= l.max_connections {
-            return invalid(
-                "limits.max_unauthenticated_connections",
-                "must be below limits.max_connections, so enrolled devices always have room",
-            );
-        }
         let days = self.attachments.retention_days;
         if days == 0 || days > MAX_RETENTION_DAYS {
             return invalid(

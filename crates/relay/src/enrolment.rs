@@ -67,6 +67,9 @@ pub struct Issued {
     pub expires_ms: u64,
 }
 
+/// How many sources the attempt counters hold before stale ones are forgotten.
+const ATTEMPTS_PRUNE_AT: usize = 1024;
+
 /// Outstanding codes and the attempt counters.
 pub struct Codes {
     ttl_ms: u64,
@@ -127,8 +130,9 @@ impl Codes {
         );
     }
 
-    /// Redeems `code` from `source` (e.g. the peer's address). A code works once. Returns the
-    /// invitation and the digest the code was kept under, which is now spent.
+    /// Redeems `code` from `source`: the peer's IP address, never with its port, since each new
+    /// connection has a new port and would get a fresh allowance. A code works once. Returns
+    /// the invitation and the digest the code was kept under, which is now spent.
     pub fn redeem(
         &mut self,
         code: &str,
@@ -157,6 +161,12 @@ impl Codes {
     }
 
     fn count_attempt(&mut self, source: &str, now_ms: u64) -> Result<(), CodeError> {
+        // Past windows are forgotten as the map grows, so a scan from many addresses leaves
+        // nothing behind a minute later.
+        if self.attempts.len() >= ATTEMPTS_PRUNE_AT {
+            self.attempts
+                .retain(|_, (window, _)| now_ms.saturating_sub(*window) < 60_000);
+        }
         let (window, count) = self
             .attempts
             .entry(source.to_owned())
@@ -259,6 +269,21 @@ mod tests {
             .replace('0', "o")
             .replace('1', "l");
         assert_eq!(c.redeem(&typed, "a", 1).map(|r| r.0), Ok(alice()));
+    }
+
+    #[test]
+    fn the_attempt_counters_forget_past_minutes_so_a_scan_leaves_nothing_behind() {
+        let mut c = codes();
+        for i in 0..5000u32 {
+            let _ = c.redeem("AAAA", &format!("10.0.{}.{}", i / 256, i % 256), 10);
+        }
+        assert!(c.attempts.len() <= 5000);
+        let _ = c.redeem("AAAA", "10.9.9.9", 120_000);
+        assert!(
+            c.attempts.len() < ATTEMPTS_PRUNE_AT,
+            "{} counters kept after the minute passed",
+            c.attempts.len()
+        );
     }
 
     #[test]

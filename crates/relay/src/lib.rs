@@ -10,6 +10,7 @@
 //! | [`devices`] | what a device may change about itself: its receive keys, its revocation on wipe |
 //! | [`directory`] | the verified directory (`valise_crypto::directory`) as the policy sees it, and kept durably |
 //! | [`enrolment`] | one-time enrolment codes: single use, expiry, rate limit |
+//! | [`gate`] | how many unauthenticated connections may wait, in all and per source address |
 //! | [`limits`] | every configurable bound on what the network may send |
 //! | [`logging`] | operator logs as text or JSON lines, ids and reasons only |
 //! | [`manifest`] | which stores the data folder must hold: a missing or swapped store refuses the start |
@@ -32,6 +33,7 @@ pub mod devices;
 pub mod directory;
 pub mod enrolment;
 pub mod files;
+pub mod gate;
 pub mod limits;
 pub mod local;
 pub mod logging;

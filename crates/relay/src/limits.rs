@@ -18,11 +18,12 @@ pub struct Limits {
     pub max_pending_enrolments: u32,
     /// Most connections served at once; more are turned away as busy.
     pub max_connections: u32,
-    /// Of those, most without an enrolled device's certificate (enrolling devices, and
-    /// whatever else knocks): the rest of `max_connections` is kept for enrolled devices.
+    /// Most connections without a certificate at once (enrolling devices, and whatever else
+    /// knocks), counted apart from enrolled devices' connections, which they cannot crowd out.
     pub max_unauthenticated_connections: u32,
-    /// Most connections at once from one source address (IP), before its certificate is
-    /// known; a node behind one address, such as a post's NAT, counts once.
+    /// Most handshakes in progress, and most connections without a certificate, from one
+    /// source address (IP). Enrolled devices behind one address (a post's NAT) are not
+    /// limited by it once their certificate is checked.
     pub max_connections_per_source: u32,
     /// Most submissions being made durable at once; more are answered "busy, retry after".
     pub max_concurrent_submissions: u32,

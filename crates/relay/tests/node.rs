@@ -1798,3 +1798,97 @@ async fn a_revoked_devices_queue_is_purged_and_audited() {
         .count();
     assert_eq!(purged, 3);
 }
+
+/// Idle connections without a certificate, from `source`, as a flood would open them: each
+/// completes its handshake (offering enrolment, the one path without a certificate) and then
+/// sends nothing. Returns those the node let in, kept open.
+async fn idle_unauthenticated(net: &Net, source: [u8; 4], count: usize) -> Vec<quinn::Connection> {
+    let crypto =
+        QuicClientConfig::try_from(client_config(net.ca.cert_pem(), None).unwrap()).unwrap();
+    let mut endpoint = quinn::Endpoint::client(std::net::SocketAddr::from((source, 0))).unwrap();
+    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+    let mut open = Vec::new();
+    for _ in 0..count {
+        let connecting = endpoint
+            .connect(net.node.local_addr(), "paris.mfa.example")
+            .unwrap();
+        if let Ok(Ok(conn)) = tokio::time::timeout(Duration::from_secs(2), connecting).await {
+            // A refused connection may finish its handshake before the close arrives.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            if conn.close_reason().is_none() {
+                open.push(conn);
+            }
+        }
+    }
+    open
+}
+
+/// 300 idle connections without a certificate, from one address and then from a few, take
+/// only the places the unauthenticated gate has (per address, and in all); enrolled devices,
+/// counted apart, are still served, and a device can still enrol from another address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_flood_leaves_enrolled_devices_served() {
+    let limits = Limits {
+        max_unauthenticated_connections: 24,
+        max_connections_per_source: 8,
+        ..Limits::default()
+    };
+    let net = build(limits, Some(3_600_000));
+    let from_one = idle_unauthenticated(&net, [127, 0, 0, 2], 300).await;
+    assert_eq!(from_one.len(), 8, "one address gets its share, no more");
+    let mut from_few = Vec::new();
+    for last in 3..=6 {
+        from_few.extend(idle_unauthenticated(&net, [127, 0, 0, last], 100).await);
+    }
+    assert_eq!(
+        from_one.len() + from_few.len(),
+        24,
+        "the gate holds its total, no more"
+    );
+
+    // Alice, enrolled, is served as ever.
+    let alice = connect(&net, Some(&net.alice.tls)).await.unwrap();
+    assert!(matches!(
+        exchange(&alice, hello()).await.unwrap().frame,
+        Some(node_frame::Frame::Welcome(_))
+    ));
+    let reply = send_cable(
+        &alice,
+        &net.alice,
+        &net.bob,
+        Classification::Secret,
+        Precedence::Flash,
+        "during the flood",
+    )
+    .await;
+    assert!(matches!(
+        reply.frame,
+        Some(node_frame::Frame::CustodyReceipt(_))
+    ));
+    // The flood's idle enrolment connections are closed after the enrolment timeout, and the
+    // gate empties.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    assert!(from_one.iter().all(|c| c.close_reason().is_some()));
+    let again = idle_unauthenticated(&net, [127, 0, 0, 2], 1).await;
+    assert_eq!(
+        again.len(),
+        1,
+        "places come back once the idle ones are gone"
+    );
+}
+
+/// Guessing codes over many connections (each on a new port) spends one allowance: the rate
+/// limit is keyed by address. After ten wrong codes in a minute, even the right one waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessing_codes_over_new_connections_is_rate_limited_by_address() {
+    let net = enrolling_network(3_600_000);
+    let code = net.node.issue_code(dave()).unwrap();
+    for _ in 0..15 {
+        let (wrong, ..) = enrol(&net, "AAAA-AAAA-AAAA-AAAA-AAAA-AAAA").await;
+        assert!(wrong.is_err());
+    }
+    let (right, ..) = enrol(&net, &code).await;
+    let (code_refused, message) = right.expect_err("rate limited, though right");
+    assert_eq!(code_refused, ErrorCode::EnrolmentRefused);
+    assert!(message.contains("too many enrolment attempts"), "{message}");
+}

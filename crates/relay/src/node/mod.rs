@@ -74,6 +74,7 @@ const MAX_IN_FLIGHT: usize = 1024;
 /// QUIC application error codes a node closes connections with.
 const CLOSE_UNAUTHORISED: u32 = 1;
 const CLOSE_SHUTDOWN: u32 = 2;
+const CLOSE_BUSY: u32 = 5;
 /// How long a wipe confirmation may take to reach the device before its connections close.
 const WIPE_CONFIRM_WAIT: Duration = Duration::from_secs(5);
 
@@ -187,8 +188,13 @@ struct Shared {
     attachments: AttachmentStore,
     /// Counters for the metrics endpoint.
     metrics: crate::metrics::Metrics,
-    /// Bounds the connections served at once.
+    /// Bounds the connections of enrolled devices served at once.
     connection_permits: Arc<tokio::sync::Semaphore>,
+    /// Bounds TLS handshakes in progress, in all and per source address.
+    handshaking: Arc<crate::gate::Gate>,
+    /// Bounds connections without a certificate (enrolling devices, or whatever knocks), in
+    /// all and per source address: they cannot take the room of enrolled devices.
+    enrolling: Arc<crate::gate::Gate>,
     /// Bounds the submissions being made durable at once.
     submission_permits: Arc<tokio::sync::Semaphore>,
     /// Signalled when an operator asks the node to stop (e.g. before destruction).
@@ -308,6 +314,14 @@ pub fn start(params: NodeParams) -> Result<RunningNode, NodeError> {
         connection_permits: Arc::new(tokio::sync::Semaphore::new(
             params.limits.max_connections as usize,
         )),
+        handshaking: crate::gate::Gate::new(
+            params.limits.max_connections,
+            params.limits.max_connections_per_source,
+        ),
+        enrolling: crate::gate::Gate::new(
+            params.limits.max_unauthenticated_connections,
+            params.limits.max_connections_per_source,
+        ),
         submission_permits: Arc::new(tokio::sync::Semaphore::new(
             params.limits.max_concurrent_submissions as usize,
         )),
@@ -425,22 +439,30 @@ impl RunningNode {
     }
 }
 
+/// How long a TLS handshake may take before the connection is dropped, freeing its place at
+/// the handshake gate.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
     while let Some(incoming) = endpoint.accept().await {
         let shared = Arc::clone(&shared);
-        // Over the connection cap, the peer is refused at once and retries later.
-        let Ok(permit) = Arc::clone(&shared.connection_permits).try_acquire_owned() else {
-            shared.metrics.refused("busy");
-            incoming.refuse();
-            continue;
+        // A handshake holds a place for at most HANDSHAKE_TIMEOUT, and one address may hold
+        // only a few: a flood of handshakes cannot keep enrolled devices from theirs.
+        let pass = match shared.handshaking.enter(incoming.remote_address().ip()) {
+            Ok(pass) => pass,
+            Err(full) => {
+                shared.metrics.refused(full.reason());
+                incoming.refuse();
+                continue;
+            }
         };
         tokio::spawn(async move {
-            let _permit = permit;
             let source = incoming.remote_address().to_string();
-            match incoming.await {
-                Ok(connection) => serve_connection(connection, shared).await,
-                // No certificate, another CA, an expired one, or not TLS 1.3 at all.
-                Err(_) => {
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, incoming).await {
+                Ok(Ok(connection)) => serve_connection(connection, shared, pass).await,
+                // No certificate, another CA, an expired one, not TLS 1.3, or too slow.
+                Ok(Err(_)) | Err(_) => {
+                    drop(pass);
                     shared.metrics.refused("tls_handshake");
                     let refused = Record::new(AuditEventKind::RequestRefused, Outcome::Refused)
                         .reason("tls_handshake")
@@ -510,13 +532,33 @@ fn device_admission(
     Ok(())
 }
 
-async fn serve_connection(connection: quinn::Connection, shared: Arc<Shared>) {
+async fn serve_connection(
+    connection: quinn::Connection,
+    shared: Arc<Shared>,
+    pass: crate::gate::Pass,
+) {
     let alpn = connection
         .handshake_data()
         .and_then(|d| d.downcast::<HandshakeData>().ok())
         .and_then(|d| d.protocol);
+    drop(pass);
     if alpn.as_deref() == Some(ALPN_ENROLL) {
-        return serve_enrolment(connection, shared).await;
+        // Without a certificate: it holds a place at the enrolling gate until it is done, and
+        // idle ones from one address or a few fill that gate, not the room of enrolled devices.
+        let enrolling = match shared.enrolling.enter(connection.remote_address().ip()) {
+            Ok(enrolling) => enrolling,
+            Err(full) => {
+                shared.metrics.refused(full.reason());
+                connection.close(
+                    CLOSE_BUSY.into(),
+                    b"too many connections without a certificate; retry in a minute",
+                );
+                return;
+            }
+        };
+        serve_enrolment(connection, shared).await;
+        drop(enrolling);
+        return;
     }
     if alpn.as_deref() == Some(crate::pki::ALPN_LINK) {
         return link::accept(connection, shared).await;
@@ -554,6 +596,15 @@ async fn serve_connection(connection: quinn::Connection, shared: Arc<Shared>) {
             audit.record(record);
         })
         .await;
+        return;
+    };
+    // Enrolled devices have their own room, which no unauthenticated flood can fill.
+    let Ok(_permit) = Arc::clone(&shared.connection_permits).try_acquire_owned() else {
+        shared.metrics.refused("busy");
+        connection.close(
+            CLOSE_BUSY.into(),
+            b"the node serves as many devices as it may; retry in a minute",
+        );
         return;
     };
     shared.metrics.connected();
@@ -1325,8 +1376,9 @@ struct Desk {
     certificate_validity: Duration,
 }
 
-/// How long an enrolling device has to send its request.
-const ENROLMENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an enrolling device has to send its request: short, since it holds a place at
+/// the unauthenticated gate meanwhile.
+const ENROLMENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The one unauthenticated path: one stream, one `EnrolRequest`, one answer, then goodbye.
 async fn serve_enrolment(connection: quinn::Connection, shared: Arc<Shared>) {
@@ -1432,7 +1484,7 @@ fn enrol(shared: &Shared, request: EnrolRequest, source: &str) -> NodeFrame {
         .codes
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .redeem(&request.code, source, now)
+        .redeem(&request.code, &source_ip(source), now)
     {
         Ok(i) => i,
         Err(DurableCodeError::Code(CodeError::RateLimited)) => {
@@ -1475,6 +1527,14 @@ fn enrol(shared: &Shared, request: EnrolRequest, source: &str) -> NodeFrame {
             directory_version: version,
         })),
     }
+}
+
+/// The IP address in `ip:port` (rate limits key on the address: every new connection has a
+/// new port).
+fn source_ip(source: &str) -> String {
+    source
+        .parse::<SocketAddr>()
+        .map_or_else(|_| source.to_owned(), |a| a.ip().to_string())
 }
 
 const CLOSE_REVOKED: u32 = 3;
