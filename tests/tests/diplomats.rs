@@ -420,3 +420,44 @@ fn a_watching_device_reports_a_cable_as_it_arrives_and_stops_on_ctrl_c() {
     assert!(watch.wait().unwrap().success());
     post.stop();
 }
+
+/// Alice's data folder is copied (a cloned device): both copies hold her keys. The node sees
+/// the copy connect with a number it has seen before and says so to the device, raises an
+/// alarm for its operator and audits it.
+#[test]
+fn a_cloned_device_folder_is_noticed_and_named() {
+    let (post, alice, _bob) = alice_and_bob();
+    let clone = Diplomat {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    copy_dir(alice.dir.path(), clone.dir.path());
+    let out = alice.valise(&["inbox"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = clone.valise(&["inbox"]);
+    let said = text(&out);
+    assert!(
+        said.contains("in use from another copy of its data folder"),
+        "the copy is told: {said}"
+    );
+    let status = post.relay(&["status", "--config", &post.config()]);
+    assert!(
+        text(&status).contains("ALARM: CLONED DEVICE? device"),
+        "{}",
+        text(&status)
+    );
+    let audit = post.relay(&["audit", "show", "--config", &post.config(), "--last", "30"]);
+    assert!(text(&audit).contains("cloned_device"), "{}", text(&audit));
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}

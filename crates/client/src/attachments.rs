@@ -128,7 +128,7 @@ pub fn safe_name(name: &str, index: usize) -> String {
     let last = name.rsplit(['/', '\\']).next().unwrap_or_default();
     let cleaned: String = last
         .chars()
-        .filter(|c| !c.is_control())
+        .filter(|c| crate::text::is_single_line_safe(&c.to_string()))
         .collect::<String>()
         .trim()
         .trim_start_matches('.')
@@ -136,7 +136,31 @@ pub fn safe_name(name: &str, index: usize) -> String {
     if cleaned.is_empty() {
         format!("attachment-{}", index + 1)
     } else {
-        cleaned
+        shorten(&cleaned)
+    }
+}
+
+/// Longest file name saved, in bytes: file systems allow 255, and a name may gain ` (99)`
+/// and the `.…part` of its temporary file.
+const MAX_NAME_BYTES: usize = 200;
+
+/// Cuts a long name to [`MAX_NAME_BYTES`] at a character boundary, keeping its extension.
+fn shorten(name: &str) -> String {
+    if name.len() <= MAX_NAME_BYTES {
+        return name.to_owned();
+    }
+    let (stem, ext) = match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() && ext.len() <= 16 => (stem, Some(ext)),
+        _ => (name, None),
+    };
+    let room = MAX_NAME_BYTES - ext.map_or(0, |e| e.len() + 1) - '…'.len_utf8();
+    let mut cut = room.min(stem.len());
+    while !stem.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    match ext {
+        Some(ext) => format!("{}….{ext}", &stem[..cut]),
+        None => format!("{}…", &stem[..cut]),
     }
 }
 
@@ -162,7 +186,6 @@ pub fn open_file(
     let key = AttachmentKey::from_slice(&meta.key)
         .ok_or_else(|| fail(&name, "the cable carries a malformed attachment key"))?;
     std::fs::create_dir_all(dest_dir).map_err(|e| fail(&name, e))?;
-    let dest = unused_path(dest_dir, &name);
     let temp = dest_dir.join(format!(".{name}.part"));
     let result = (|| {
         let input = BufReader::new(File::open(ciphertext)?);
@@ -175,6 +198,13 @@ pub fn open_file(
     })();
     match result {
         Ok(len) if len == meta.size => {
+            // Saved before (a retry after another attachment failed): the same file, not a
+            // second copy named "(2)".
+            if let Some(same) = saved_before(dest_dir, &name, &temp) {
+                let _ = std::fs::remove_file(&temp);
+                return Ok(same);
+            }
+            let dest = unused_path(dest_dir, &name);
             std::fs::rename(&temp, &dest).map_err(|e| fail(&name, e))?;
             Ok(dest)
         }
@@ -190,6 +220,19 @@ pub fn open_file(
             Err(fail(&name, e))
         }
     }
+}
+
+/// An existing `dir/name` or `dir/name (n)` with the same bytes as `fresh`.
+fn saved_before(dir: &Path, name: &str, fresh: &Path) -> Option<PathBuf> {
+    let len = std::fs::metadata(fresh).ok()?.len();
+    let digest = sha256_file(fresh).ok()?;
+    std::iter::once(dir.join(name))
+        .chain((2..100).map(|n| dir.join(format!("{name} ({n})"))))
+        .take_while(|p| p.exists())
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.len() == len)
+                && sha256_file(p).is_ok_and(|d| d == digest)
+        })
 }
 
 /// `dir/name`, or `dir/name (2)` and so on if that exists.
@@ -259,6 +302,32 @@ mod tests {
         assert_eq!(safe_name(".bashrc", 0), "bashrc");
         assert_eq!(safe_name("a\u{0}b\nc.txt", 0), "abc.txt");
         assert_eq!(safe_name("report.pdf", 0), "report.pdf");
+        assert_eq!(safe_name("report_\u{202E}fdp.exe", 0), "report_fdp.exe");
+    }
+
+    #[test]
+    fn a_very_long_name_is_saved_shortened_with_its_extension_and_a_resave_adds_no_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = format!("{}.pdf", "Compte rendu de la réunion ".repeat(10));
+        assert!(long.len() > 250);
+        let short = safe_name(&long, 0);
+        assert!(short.len() <= MAX_NAME_BYTES, "{}", short.len());
+        assert!(short.ends_with("….pdf"), "{short}");
+        assert!(short.starts_with("Compte rendu de la réunion"));
+
+        let src = dir.path().join("brief.pdf");
+        std::fs::write(&src, b"the brief").unwrap();
+        let (mut meta, ct) = seal_file(&src, &[1; 16], 0, &dir.path().join("out")).unwrap();
+        meta.name = long;
+        let save = dir.path().join("save");
+        let first = open_file(&meta, &[1; 16], 0, &ct, &save).unwrap();
+        assert_eq!(std::fs::read(&first).unwrap(), b"the brief");
+        let again = open_file(&meta, &[1; 16], 0, &ct, &save).unwrap();
+        assert_eq!(
+            again, first,
+            "saved again after a failed retry: the same file"
+        );
+        assert_eq!(std::fs::read_dir(&save).unwrap().count(), 1);
     }
 
     #[test]

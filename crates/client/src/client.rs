@@ -24,7 +24,10 @@ use crate::outbox::OutboxEntry;
 use crate::profile::Profile;
 use crate::receipt;
 use crate::status::{DeliveryState, RecipientStatus, SentCable};
-use crate::store::{LocalStore, Table};
+use crate::store::{LocalStore, StoreError, Table};
+
+/// The key of the device's connection counter in the profile table.
+const SESSION: &[u8] = b"session";
 
 /// Something a front end may want to show as it happens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,7 +168,31 @@ impl Client {
                 reason: e.to_string(),
             }
         })?;
-        NodeLink::connect(&self.profile.node_addr, &self.profile.node_name, tls).await
+        let session = self.next_session().map_err(|e| NetError::Unreachable {
+            addr: self.profile.node_addr.clone(),
+            reason: format!("the device's store could not count the connection ({e})"),
+        })?;
+        NodeLink::connect(
+            &self.profile.node_addr,
+            &self.profile.node_name,
+            tls,
+            session,
+        )
+        .await
+    }
+
+    /// One more connection: the number is kept durably before it is sent, so a crash skips a
+    /// number rather than repeat one (which the node would take for a cloned device).
+    fn next_session(&self) -> Result<u64, StoreError> {
+        let last = self
+            .store
+            .get(Table::Profile, SESSION)?
+            .and_then(|v| v.as_slice().try_into().ok())
+            .map_or(0, u64::from_be_bytes);
+        let next = last.saturating_add(1);
+        self.store
+            .put(Table::Profile, SESSION, &next.to_be_bytes())?;
+        Ok(next)
     }
 
     /// Received cables in reading order: most urgent first, NIACT first at one precedence, then

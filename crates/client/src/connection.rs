@@ -199,16 +199,19 @@ fn unexpected(what: &str) -> NetError {
 pub type DeliveryHandler<'a> = dyn FnMut(&Delivery) -> Result<bool, String> + Send + 'a;
 
 impl NodeLink {
-    /// Connects with the device's certificate and says hello.
+    /// Connects with the device's certificate and says hello, with the device's connection
+    /// number `session` (0: not counted).
     pub async fn connect(
         addr: &str,
         server_name: &str,
         tls: rustls::ClientConfig,
+        session: u64,
     ) -> Result<Self, NetError> {
         let (endpoint, connection) = open(addr, server_name, tls).await?;
         let hello = client_frame::Frame::Hello(Hello {
             protocol_version: valise_proto::PROTOCOL_VERSION,
             software: concat!("valise-client/", env!("CARGO_PKG_VERSION")).into(),
+            session,
         });
         let welcome = match request(&connection, hello).await?.frame {
             Some(node_frame::Frame::Welcome(w)) => w,

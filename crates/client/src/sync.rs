@@ -311,6 +311,17 @@ impl Client {
         entry: &OutboxEntry,
         progress: &dyn Progress,
     ) -> Result<u64, ClientError> {
+        // The names the diplomat attached, for the progress bar.
+        let names: Vec<(Vec<u8>, String)> = self
+            .sent(&entry.cable_id)?
+            .and_then(|s| s.body)
+            .map(|b| {
+                b.attachments
+                    .into_iter()
+                    .map(|a| (a.ciphertext_sha256, a.name))
+                    .collect()
+            })
+            .unwrap_or_default();
         for sha in &entry.attachments {
             let file = self.store.dir().join(OUTGOING_DIR).join(hex::encode(sha));
             let size =
@@ -320,7 +331,14 @@ impl Client {
                         name: file.display().to_string(),
                         reason: format!("its encrypted copy is gone ({e}); send the cable again"),
                     })?;
-            progress.start("uploading attachment", size);
+            let name = names
+                .iter()
+                .find(|(digest, _)| digest == sha)
+                .map_or("an attachment", |(_, name)| name.as_str());
+            progress.start(
+                &format!("uploading {}", crate::text::single_line(name)),
+                size,
+            );
             let uploaded = link.upload(&file, sha, &|n| progress.advance(n)).await;
             progress.finish();
             uploaded?;
@@ -607,7 +625,7 @@ impl Client {
             Err(e) => return Ok(Err(e.to_string())),
         };
         let notify = async {
-            let link = NodeLink::connect(&addr, &name, tls).await?;
+            let link = NodeLink::connect(&addr, &name, tls, 0).await?;
             let notice = client_frame::Frame::WipeNotice(WipeNotice {
                 reason: "emergency".into(),
             });

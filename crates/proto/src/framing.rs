@@ -136,6 +136,7 @@ mod tests {
             frame: Some(Frame::Hello(Hello {
                 protocol_version: 1,
                 software: software.into(),
+                ..Default::default()
             })),
         }
     }

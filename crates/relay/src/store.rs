@@ -12,6 +12,7 @@
 //! | `a` ‖ cable id | the SHA-256 of each attachment the cable carries, 32 bytes each (absent for none) |
 //! | `d` ‖ cable id | when the cable was first seen (Unix ms) ‖ SHA-256 of its envelope: the dedup set |
 //! | `m` `seq` | the last arrival sequence number |
+//! | `s` ‖ device id | the device's last connection number (u64), to notice a cloned device |
 //!
 //! [`RelayStore::enqueue`] writes all of a cable's keys in one atomic batch and returns only
 //! once it is durable (group commit, flush and fsync): only then may the node sign custody.
@@ -478,6 +479,24 @@ impl RelayStore {
         }
         self.kv.apply(writes)?;
         Ok(true)
+    }
+
+    /// Records that `device` connected with number `session`, durably; returns the largest
+    /// number it had connected with before, if any. The caller decides what a number not above
+    /// it means (a cloned device); the largest is kept either way.
+    pub fn note_session(&self, device: &DeviceId, session: u64) -> Result<Option<u64>, StoreError> {
+        let k = key(b's', &[device.as_bytes()]);
+        let _serial = self.acks.lock().unwrap_or_else(PoisonError::into_inner);
+        let last = self
+            .kv
+            .get(&k)?
+            .and_then(|v| v.try_into().ok())
+            .map(u64::from_be_bytes);
+        if last.is_none_or(|l| session > l) {
+            self.commit
+                .commit(vec![Write::Put(k, session.to_be_bytes().to_vec())])?;
+        }
+        Ok(last)
     }
 
     /// The devices with anything in their delivery queue.

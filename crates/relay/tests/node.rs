@@ -428,6 +428,7 @@ async fn a_cable_crosses_the_node_with_custody_and_is_delivered_once() {
             frame: Some(client_frame::Frame::Hello(Hello {
                 protocol_version: 1,
                 software: "test".into(),
+                ..Default::default()
             })),
         },
     )

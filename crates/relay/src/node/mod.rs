@@ -712,7 +712,14 @@ async fn serve_stream(
             break;
         }
         let reply = match frame.frame {
-            Some(client_frame::Frame::Hello(_)) => welcome(&shared),
+            Some(client_frame::Frame::Hello(hello)) => {
+                let shared = Arc::clone(&shared);
+                tokio::task::spawn_blocking(move || greet(&shared, &device, hello.session))
+                    .await
+                    .unwrap_or_else(|_| {
+                        error(ErrorCode::Internal, "the node failed inside; try again")
+                    })
+            }
             Some(client_frame::Frame::Submit(submit)) => {
                 submit_cable(&shared, &device, submit).await
             }
@@ -791,6 +798,51 @@ fn directory_page(shared: &Shared, after_version: u64) -> NodeFrame {
             format!("the node could not read its directory ({e}); report this to ministry IT"),
         ),
     }
+}
+
+/// Answers a device's hello: welcome, unless its connection number was seen before, which
+/// means two copies of its data folder are in use (a cloned device). Then the node raises an
+/// alarm, audits it, and tells the device; the operator decides whether to revoke it.
+fn greet(shared: &Shared, device: &DeviceId, session: u64) -> NodeFrame {
+    if session == 0 {
+        return welcome(shared);
+    }
+    let last = match shared.store.note_session(device, session) {
+        Ok(last) => last,
+        Err(e) => {
+            tracing::error!(error = %e, "a device's connection number could not be kept");
+            return welcome(shared);
+        }
+    };
+    let Some(last) = last.filter(|l| session <= *l) else {
+        return welcome(shared);
+    };
+    let owner = shared
+        .directory
+        .read()
+        .view()
+        .lookup(device)
+        .map(|e| e.device.address())
+        .unwrap_or_default();
+    let message = format!(
+        "CLONED DEVICE? device {device} of {owner} connected as number {session}, after number \
+         {last}: two copies of its data folder are in use. If its owner did not copy it, revoke \
+         the device (`valise-relay revoke --device {device}`) and enrol a new one"
+    );
+    if shared.raise(&format!("clone:{device}"), &message) {
+        tracing::error!(device = %device, session, last, "{message}");
+    }
+    shared.record(
+        Record::new(AuditEventKind::RequestRefused, Outcome::Refused)
+            .by_device(device)
+            .reason("cloned_device"),
+    );
+    error(
+        ErrorCode::ClonedDevice,
+        "this device's identity is in use from another copy of its data folder (the node has \
+         seen this connection number before). If you did not copy it, the device may be \
+         compromised: contact ministry IT, who can revoke it and enrol a new one",
+    )
 }
 
 fn welcome(shared: &Shared) -> NodeFrame {
