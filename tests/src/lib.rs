@@ -246,6 +246,17 @@ impl Node {
 
     /// Issues an enrolment code for `user`; returns it.
     pub fn invite(&self, user: &str, clearance: &str, offices: &[&str]) -> String {
+        self.invite_with(user, clearance, offices, &[])
+    }
+
+    /// Issues an enrolment code for `user` with further `enroll` options; returns it.
+    pub fn invite_with(
+        &self,
+        user: &str,
+        clearance: &str,
+        offices: &[&str],
+        options: &[&str],
+    ) -> String {
         let config = self.config();
         let mut args = vec![
             "enroll",
@@ -262,6 +273,7 @@ impl Node {
         for office in offices {
             args.extend(["--office", office]);
         }
+        args.extend_from_slice(options);
         let out = self.relay(&args);
         assert!(out.status.success(), "{}", text(&out));
         let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -284,7 +296,18 @@ impl Node {
 
     /// Enrols a new diplomat and returns their device.
     pub fn enrol(&self, user: &str, clearance: &str, offices: &[&str]) -> Diplomat {
-        let code = self.invite(user, clearance, offices);
+        self.enrol_with(user, clearance, offices, &[])
+    }
+
+    /// Enrols a new diplomat with further `enroll` options (e.g. `--foreign-national`).
+    pub fn enrol_with(
+        &self,
+        user: &str,
+        clearance: &str,
+        offices: &[&str],
+        options: &[&str],
+    ) -> Diplomat {
+        let code = self.invite_with(user, clearance, offices, options);
         let diplomat = Diplomat {
             dir: tempfile::tempdir().unwrap(),
         };

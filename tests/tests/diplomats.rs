@@ -461,3 +461,198 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// Who may send what, as diplomats meet it: nobody writes above their own clearance, TAGS must
+/// be real tags, NODIS and EXDIS cables are not forwarded (others are, with a reference and
+/// their classification), NOFORN never reaches a locally employed colleague, and only action
+/// addressees are asked to acknowledge a FLASH.
+#[test]
+fn who_may_send_what_is_checked_before_sealing() {
+    let mut post = Post::new();
+    post.start();
+    let alice = post.enrol("alice", "SECRET", &["POL"]);
+    let bob = post.enrol("bob", "TOP SECRET", &[]);
+    let lucie = post.enrol_with("lucie", "SECRET", &[], &["--foreign-national"]);
+    let directory = alice.json(&["directory"]);
+    assert_eq!(directory.as_array().unwrap().len(), 3, "{directory}");
+
+    let mut above = send_args("bob@paris", "TOP SECRET");
+    above.extend(["--tags", "PREL"]);
+    refused(
+        &alice,
+        &above,
+        PASSPHRASE,
+        &["you are cleared SECRET and may not write a TOP SECRET cable"],
+    );
+    let mut bad_tags = send_args("bob@paris", "SECRET");
+    bad_tags.extend(["--tags", "not a tag,;;"]);
+    refused(
+        &alice,
+        &bad_tags,
+        PASSPHRASE,
+        &["\"not a tag\" is not a tag"],
+    );
+    let mut unknown_tag = send_args("bob@paris", "SECRET");
+    unknown_tag.extend(["--tags", "ZZZZ"]);
+    refused(
+        &alice,
+        &unknown_tag,
+        PASSPHRASE,
+        &["ZZZZ is not a known tag", "extra_tags"],
+    );
+    let mut noforn = send_args("lucie@paris", "SECRET");
+    noforn.extend(["--caveat", "NOFORN"]);
+    refused(
+        &alice,
+        &noforn,
+        PASSPHRASE,
+        &["lucie@paris is recorded as a foreign national and this cable is NOFORN"],
+    );
+    assert!(
+        alice.json(&["status"]).as_array().unwrap().is_empty(),
+        "nothing was queued"
+    );
+
+    // A FLASH to bob (action) and lucie (info), tagged in lower case.
+    let flash = alice.send(&[
+        "--to",
+        "bob@paris",
+        "--info",
+        "lucie@paris",
+        "--classification",
+        "SECRET",
+        "--precedence",
+        "FLASH",
+        "--tags",
+        "prel,ke",
+        "--subject",
+        "Evacuation",
+        "--body",
+        "Assemble at the residence.",
+    ]);
+    let bob_inbox = bob.json(&["inbox"]);
+    assert_eq!(bob_inbox[0]["ack_required"], true, "{bob_inbox}");
+    let lucie_inbox = lucie.json(&["inbox"]);
+    assert_eq!(
+        lucie_inbox[0]["ack_required"], false,
+        "info only: {lucie_inbox}"
+    );
+    let read = bob.json(&["read", &flash]);
+    assert_eq!(read["tags"], serde_json::json!(["PREL", "KE"]), "{read}");
+
+    // Bob forwards it to POL (alice's office): classification kept, the original referenced.
+    let out = bob.valise(&[
+        "--json",
+        "forward",
+        &flash,
+        "--to",
+        "POL@paris",
+        "--comment",
+        "FYI",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let forwarded = alice
+        .json(&["inbox"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["subject"] == "FWD: Evacuation")
+        .cloned()
+        .expect("the forward reached POL");
+    assert_eq!(forwarded["classification"], "SECRET");
+    let read = alice.json(&["read", forwarded["id"].as_str().unwrap()]);
+    assert!(read["body"].as_str().unwrap().starts_with("FYI"), "{read}");
+    assert!(
+        read["body"]
+            .as_str()
+            .unwrap()
+            .contains("Assemble at the residence.")
+    );
+
+    // NODIS and EXDIS are not forwarded.
+    for caveat in ["NODIS", "EXDIS"] {
+        let id = alice.send(&[
+            "--to",
+            "bob@paris",
+            "--classification",
+            "SECRET",
+            "--precedence",
+            "ROUTINE",
+            "--caveat",
+            caveat,
+            "--subject",
+            "Restricted",
+            "--body",
+            "For you only.",
+        ]);
+        let _ = bob.json(&["inbox"]);
+        let out = bob.valise(&["forward", &id, "--to", "POL@paris"]);
+        assert!(!out.status.success());
+        assert!(
+            text(&out).contains(&format!("this cable is {caveat}: it may not be forwarded")),
+            "{}",
+            text(&out)
+        );
+    }
+}
+
+/// One person, one identity: a second device of alice must carry alice's details; a change
+/// is made deliberately, for all her devices, and she can then write at her new clearance.
+#[test]
+fn a_user_keeps_one_identity_and_is_changed_deliberately() {
+    let mut post = Post::new();
+    post.start();
+    let alice = post.enrol("alice", "SECRET", &["POL"]);
+    let bob = post.enrol("bob", "TOP SECRET", &[]);
+    let out = post.relay(&[
+        "enroll",
+        "--config",
+        &post.config(),
+        "--user",
+        "alice",
+        "--name",
+        "Alice Martin",
+        "--clearance",
+        "TOP SECRET",
+        "--office",
+        "CONS",
+    ]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("alice@paris is already enrolled as")
+            && text(&out).contains("valise-relay user update"),
+        "{}",
+        text(&out)
+    );
+    let out = post.relay(&[
+        "user",
+        "update",
+        "--config",
+        &post.config(),
+        "--user",
+        "alice",
+        "--clearance",
+        "TOP SECRET",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("updated alice@paris on device"),
+        "{}",
+        text(&out)
+    );
+    let mut top = send_args("bob@paris", "TOP SECRET");
+    top.extend(["--tags", "PREL"]);
+    let out = alice.valise(&top);
+    assert!(
+        out.status.success(),
+        "now cleared TOP SECRET: {}",
+        text(&out)
+    );
+    assert_eq!(bob.json(&["inbox"]).as_array().unwrap().len(), 1);
+    let audit = post.relay(&["audit", "show", "--config", &post.config(), "--last", "30"]);
+    assert!(
+        text(&audit).contains("clearance=TOP_SECRET"),
+        "{}",
+        text(&audit)
+    );
+}

@@ -36,6 +36,7 @@ async fn diplomat(post: &LocalPost, root: &std::path::Path, user: &str) -> Clien
             display_name: user.into(),
             clearance: Classification::Secret,
             offices: vec![],
+            foreign_national: false,
         })
         .unwrap();
     let invitation = Invitation {
@@ -64,6 +65,7 @@ fn draft(i: u64) -> CableDraft {
         subject: format!("Cable {i}"),
         text: "x".repeat(2_000),
         attachments: vec![],
+        references: Vec::new(),
     }
 }
 

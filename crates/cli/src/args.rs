@@ -134,6 +134,24 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         attach: Vec<PathBuf>,
     },
+    /// Forward a received cable to others: its classification and caveats are kept, its text
+    /// quoted, and a reference to it added. NODIS and EXDIS cables may not be forwarded.
+    #[command(
+        after_help = "Example:\n  valise forward 3f2a9c --to ECON@paris --comment 'For your meeting on Friday.'"
+    )]
+    Forward {
+        /// The cable's id (or its first characters).
+        id: String,
+        /// Action addressees, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        to: Vec<String>,
+        /// Info addressees.
+        #[arg(long, value_delimiter = ',')]
+        info: Vec<String>,
+        /// A note put above the forwarded text.
+        #[arg(long)]
+        comment: Option<String>,
+    },
     /// List received cables: most urgent first, NIACT first at one precedence, then newest.
     Inbox {
         /// Only cables not yet read.

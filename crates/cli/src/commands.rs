@@ -107,8 +107,37 @@ async fn with_client(
                 subject,
                 text,
                 attachments: attach,
+                references: Vec::new(),
             };
-            let id = client.compose(&draft)?;
+            send_draft(client, &draft, json, bars, online).await
+        }
+        Command::Forward {
+            id,
+            to,
+            info,
+            comment,
+        } => {
+            let mut draft = client.forward_draft(&id, to, info)?;
+            if let Some(comment) = comment {
+                draft.text = format!("{comment}\n\n{}", draft.text);
+            }
+            send_draft(client, &draft, json, bars, online).await
+        }
+        other => with_client_rest(client, other, json, bars, online).await,
+    }
+}
+
+/// Seals and queues a draft, sends it if the node is there, and says what became of it.
+async fn send_draft(
+    client: &mut Client,
+    draft: &CableDraft,
+    json: bool,
+    bars: &Bars,
+    online: bool,
+) -> Result<()> {
+    {
+        {
+            let id = client.compose(draft)?;
             // Offline a moment ago: the cable waits in the outbox for the next sync.
             let report = if online {
                 client.send_pending(bars).await?
@@ -130,6 +159,18 @@ async fn with_client(
             }
             Ok(())
         }
+    }
+}
+
+/// Every command but those that compose a cable.
+async fn with_client_rest(
+    client: &mut Client,
+    command: Command,
+    json: bool,
+    bars: &Bars,
+    online: bool,
+) -> Result<()> {
+    match command {
         Command::Inbox { unread } => {
             let entries: Vec<(String, InboxEntry)> = client
                 .inbox()?
@@ -341,7 +382,11 @@ async fn with_client(
             Ok(())
         }
         Command::Watch => watch(client, json, bars).await,
-        // Dispatched in `run` before any store is unlocked.
+        // Composing commands are served by `with_client`; the others are dispatched in `run`
+        // before any store is unlocked.
+        Command::Send { .. } | Command::Forward { .. } => {
+            bail!("a composing command reached the wrong handler (a bug: please report it)")
+        }
         Command::Enroll { .. } | Command::Wipe { .. } | Command::Demo { .. } => {
             bail!("this command does not run on an unlocked device")
         }

@@ -145,6 +145,7 @@ pub async fn run(keep: Option<&Path>) -> Result<()> {
             display_name: name.into(),
             clearance,
             offices: vec![office.into()],
+            foreign_national: false,
         })?;
         let invitation = Invitation {
             node_addr: node.addr.clone(),
@@ -590,6 +591,7 @@ fn draft(
         subject: subject.into(),
         text: format!("{subject}.\n\nText of the cable."),
         attachments,
+        references: Vec::new(),
     }
 }
 

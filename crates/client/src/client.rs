@@ -389,8 +389,50 @@ impl Client {
     /// until [`Client::sync`](crate::sync); a refused draft leaves nothing behind.
     pub fn compose(&mut self, draft: &CableDraft) -> Result<String, ClientError> {
         attachments::check_readable(&draft.attachments)?;
+        compose::check_sender(self.own_clearance(), draft.classification)?;
+        let tags = valise_proto::tags::check_all(&draft.tags, &self.profile.extra_tags)
+            .map_err(compose::ComposeError::from)?;
+        // A reply or forward is marked at least as high as what it quotes.
+        for reference in draft.references.iter().filter(|r| !r.cable_id.is_empty()) {
+            if let Some(original) = self
+                .store
+                .get_message::<InboxEntry>(Table::Inbox, &reference.cable_id)?
+                .and_then(|e| e.header)
+                .and_then(|h| Classification::try_from(h.classification).ok())
+                .filter(|c| *c > draft.classification)
+            {
+                return Err(compose::ComposeError::BelowReference {
+                    original: original.cable_name(),
+                    classification: draft.classification.cable_name(),
+                }
+                .into());
+            }
+        }
         let now = now_ms();
         let recipients = compose::recipients(&self.directory, draft, now)?;
+        // What the node said it takes: a cable over its limits would never leave the outbox.
+        let limits = self.profile.limits.unwrap_or_default();
+        if limits.max_recipients > 0 && recipients.len() > limits.max_recipients as usize {
+            return Err(compose::ComposeError::TooManyRecipients {
+                count: recipients.len(),
+                max: limits.max_recipients,
+            }
+            .into());
+        }
+        if limits.max_attachment_bytes > 0 {
+            for path in &draft.attachments {
+                let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+                let sealed = valise_crypto::attachment::ciphertext_len(size);
+                if sealed > limits.max_attachment_bytes {
+                    return Err(compose::ComposeError::AttachmentTooLarge {
+                        name: path.display().to_string(),
+                        size: sealed,
+                        max: limits.max_attachment_bytes,
+                    }
+                    .into());
+                }
+            }
+        }
         let cable_id = new_cable_id().map_err(|e| ClientError::Crypto(e.to_string()))?;
         let outgoing = self.store.dir().join(OUTGOING_DIR);
         let mut metas = Vec::new();
@@ -422,13 +464,23 @@ impl Client {
         let body = CableBody {
             subject: draft.subject.clone(),
             text: draft.text.clone(),
-            tags: draft.tags.clone(),
+            tags,
             attachments: metas,
+            references: draft.references.clone(),
             ..Default::default()
         };
         let keys: Vec<_> = recipients.iter().map(|r| r.key.clone()).collect();
         let envelope = seal(&self.keys.identity, header, &body, &keys)
             .map_err(|e| ClientError::Crypto(e.to_string()))?;
+        let size = envelope.encoded_len();
+        if limits.max_envelope_bytes > 0 && size as u64 > limits.max_envelope_bytes {
+            files.iter().for_each(|f| drop(std::fs::remove_file(f)));
+            return Err(compose::ComposeError::TooLarge {
+                size,
+                max: limits.max_envelope_bytes,
+            }
+            .into());
+        }
         let sent = SentCable {
             cable_id: cable_id.to_vec(),
             header: envelope.header.clone(),
@@ -461,6 +513,21 @@ impl Client {
         self.store
             .put(Table::Outbox, &cable_id, &entry.encode_to_vec())?;
         Ok(hex::encode(cable_id))
+    }
+
+    /// This user's clearance, as the newest verified record of this device says (a change by
+    /// ministry IT arrives with the directory).
+    pub fn own_clearance(&self) -> Classification {
+        self.directory
+            .lookup(&self.device_id())
+            .map(|e| e.device.clearance)
+            .or_else(|| {
+                self.profile
+                    .record
+                    .as_ref()
+                    .and_then(|r| Classification::try_from(r.clearance).ok())
+            })
+            .unwrap_or(Classification::Unclassified)
     }
 
     /// The cables still waiting for the node.
@@ -525,6 +592,58 @@ impl Client {
                 (d.clone(), number)
             })
             .collect())
+    }
+
+    /// A draft forwarding a received cable to `action` (and `info`), with its classification
+    /// and caveats, its text quoted and a reference to it; the diplomat may add to it before
+    /// composing. NODIS and EXDIS cables may not be forwarded: refused, saying why.
+    /// Attachments are not carried (the recipient may ask the sender for them).
+    pub fn forward_draft(
+        &self,
+        id: &str,
+        action: Vec<String>,
+        info: Vec<String>,
+    ) -> Result<CableDraft, ClientError> {
+        let (key, entry) = self.received(id)?;
+        let header = entry.header.clone().unwrap_or_default();
+        let caveats: Vec<valise_proto::v1::Caveat> = header
+            .caveats
+            .iter()
+            .filter_map(|c| valise_proto::v1::Caveat::try_from(*c).ok())
+            .collect();
+        for (caveat, word) in [
+            (valise_proto::v1::Caveat::Nodis, "NODIS"),
+            (valise_proto::v1::Caveat::Exdis, "EXDIS"),
+        ] {
+            if caveats.contains(&caveat) {
+                return Err(compose::ComposeError::NoForwarding(word).into());
+            }
+        }
+        let body = entry.body.clone().unwrap_or_default();
+        let text = format!(
+            "---- Forwarded cable {} from {} ----\n{}",
+            hex::encode(&key),
+            self.sender_address(&entry),
+            body.text
+        );
+        Ok(CableDraft {
+            action,
+            info,
+            classification: Classification::try_from(header.classification)
+                .unwrap_or(Classification::Unspecified),
+            precedence: Precedence::try_from(header.precedence).unwrap_or(Precedence::Routine),
+            niact: false,
+            caveats,
+            tags: body.tags.clone(),
+            subject: format!("FWD: {}", body.subject),
+            text,
+            attachments: Vec::new(),
+            references: vec![valise_proto::v1::Reference {
+                label: "A".into(),
+                citation: format!("cable {}", hex::encode(&key)),
+                cable_id: key,
+            }],
+        })
     }
 
     /// Who sent a received cable, as a front end shows it: the address in the verified

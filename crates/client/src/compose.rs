@@ -34,6 +34,8 @@ pub struct CableDraft {
     pub text: String,
     /// Files to attach.
     pub attachments: Vec<PathBuf>,
+    /// Earlier cables this one refers to (a reply or a forward), shown as `REF:` lines.
+    pub references: Vec<valise_proto::v1::Reference>,
 }
 
 /// Why a draft cannot be sent as written. Nothing was sealed or queued.
@@ -88,6 +90,81 @@ pub enum ComposeError {
         "{0} has no receive key valid now; sync the directory, or ask them to rotate their keys"
     )]
     NoReceiveKey(String),
+    /// The sender is cleared below the classification chosen.
+    #[error(
+        "you are cleared {clearance} and may not write a {classification} cable; lower the \
+         classification, or ask ministry IT about your clearance"
+    )]
+    SenderClearance {
+        /// The sender's clearance.
+        clearance: &'static str,
+        /// The classification chosen.
+        classification: &'static str,
+    },
+    /// A NOFORN cable would reach a foreign national.
+    #[error(
+        "{who} is recorded as a foreign national and this cable is NOFORN; the cable was not \
+         sent to anyone. Remove {addressee}, or drop NOFORN if the cable may be shared"
+    )]
+    Noforn {
+        /// The person.
+        who: String,
+        /// The addressee that reached them.
+        addressee: String,
+    },
+    /// A TAG is malformed or unknown.
+    #[error(transparent)]
+    Tags(#[from] valise_proto::tags::TagError),
+    /// The sealed cable is larger than the node accepts.
+    #[error(
+        "the cable is {size} bytes sealed, over this node's {max}-byte limit; shorten the text, \
+         send it to fewer devices, or attach the long part as a file (attachments travel \
+         separately)"
+    )]
+    TooLarge {
+        /// The sealed size.
+        size: usize,
+        /// The node's limit.
+        max: u64,
+    },
+    /// More recipient devices than the node accepts.
+    #[error(
+        "the cable would be sealed for {count} devices, over this node's limit of {max}; split \
+         the distribution"
+    )]
+    TooManyRecipients {
+        /// How many devices.
+        count: usize,
+        /// The node's limit.
+        max: u32,
+    },
+    /// An attachment larger than the node accepts.
+    #[error(
+        "{name} is {size} bytes encrypted, over this node's {max}-byte limit for an attachment; \
+         split it or compress it"
+    )]
+    AttachmentTooLarge {
+        /// The file.
+        name: String,
+        /// Its encrypted size.
+        size: u64,
+        /// The node's limit.
+        max: u64,
+    },
+    /// A reply or forward marked below the cable it refers to.
+    #[error(
+        "this cable refers to a {original} cable, so it must be marked {original} or higher, \
+         not {classification}"
+    )]
+    BelowReference {
+        /// The referenced cable's classification.
+        original: &'static str,
+        /// The classification chosen.
+        classification: &'static str,
+    },
+    /// The cable may not be forwarded.
+    #[error("this cable is {0}: it may not be forwarded; ask its sender to send it to others")]
+    NoForwarding(&'static str),
     /// More attachments than one cable may carry.
     #[error(
         "the cable has {0} attachments; a cable carries at most {max}: send the rest in a \
@@ -131,6 +208,7 @@ pub fn recipients(
         return Err(ComposeError::TooManyAttachments(draft.attachments.len()));
     }
     let nodis = draft.caveats.contains(&Caveat::Nodis);
+    let noforn = draft.caveats.contains(&Caveat::Noforn);
     let mut chosen: BTreeMap<DeviceId, Recipient> = BTreeMap::new();
     for addressee in draft.action.iter().chain(&draft.info) {
         let parsed = Address::parse(addressee)?;
@@ -154,6 +232,12 @@ pub fn recipients(
         };
         for device in devices {
             check_clearance(device, addressee, draft.classification)?;
+            if noforn && device.foreign_national {
+                return Err(ComposeError::Noforn {
+                    who: device.address(),
+                    addressee: addressee.clone(),
+                });
+            }
             let key = newest_valid_key(device, now_ms)
                 .ok_or_else(|| ComposeError::NoReceiveKey(device.address()))?;
             chosen.entry(device.id).or_insert_with(|| Recipient {
@@ -164,6 +248,20 @@ pub fn recipients(
         }
     }
     Ok(chosen.into_values().collect())
+}
+
+/// The sender may write only up to their own clearance (the node refuses the rest too).
+pub fn check_sender(
+    sender_clearance: Classification,
+    classification: Classification,
+) -> Result<(), ComposeError> {
+    if sender_clearance < classification {
+        return Err(ComposeError::SenderClearance {
+            clearance: sender_clearance.cable_name(),
+            classification: classification.cable_name(),
+        });
+    }
+    Ok(())
 }
 
 fn check_clearance(

@@ -134,6 +134,8 @@ pub async fn enrol(
         record: Some(record),
         node_key: Vec::new(),
         node: String::new(),
+        extra_tags: Vec::new(),
+        limits: None,
     };
     profile.save(&store)?;
     let mut client = Client::assemble(store, keys, profile)?;

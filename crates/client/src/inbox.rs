@@ -28,7 +28,16 @@ pub struct InboxEntry {
     /// from the header alone; the two were checked to agree before the cable was stored).
     #[prost(string, tag = "7")]
     pub sender_address: String,
+    /// Whether this device's user is an action addressee (1) or an info addressee only (2);
+    /// 0 for cables stored before this was kept, taken as action.
+    #[prost(int32, tag = "8")]
+    pub role: i32,
 }
+
+/// An info addressee only: informed, not asked to act.
+pub const ROLE_INFO: i32 = 2;
+/// An action addressee (directly, or through an office or post mailbox).
+pub const ROLE_ACTION: i32 = 1;
 
 impl InboxEntry {
     /// The cable's precedence.
@@ -39,9 +48,17 @@ impl InboxEntry {
             .unwrap_or(Precedence::Unspecified)
     }
 
-    /// Whether the sender needs an explicit acknowledgement: FLASH, or NIACT.
+    /// Whether the sender needs an explicit acknowledgement from this user: a FLASH or NIACT
+    /// cable to which they are an action addressee (info addressees are only informed).
     pub fn needs_ack(&self) -> bool {
-        self.precedence() == Precedence::Flash || self.header.as_ref().is_some_and(|h| h.niact)
+        let urgent =
+            self.precedence() == Precedence::Flash || self.header.as_ref().is_some_and(|h| h.niact);
+        urgent && self.role != ROLE_INFO
+    }
+
+    /// Whether this user is an info addressee only.
+    pub fn info_only(&self) -> bool {
+        self.role == ROLE_INFO
     }
 }
 

@@ -30,6 +30,12 @@ pub struct Profile {
     /// The node's own name, e.g. `paris`, as its custody receipts carry it.
     #[prost(string, tag = "7")]
     pub node: String,
+    /// TAGS ministry IT added for this network, as the node's welcome last gave them.
+    #[prost(string, repeated, tag = "8")]
+    pub extra_tags: Vec<String>,
+    /// The node's limits, as its welcome last gave them: drafts over them are refused at once.
+    #[prost(message, optional, tag = "9")]
+    pub limits: Option<valise_proto::v1::Limits>,
 }
 
 impl Profile {

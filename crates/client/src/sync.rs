@@ -219,12 +219,22 @@ impl Client {
         self.flush_outbox(link, progress, report).await
     }
 
-    /// The node's name and custody key, learned over the authenticated channel the first time.
+    /// The node's name and custody key, learned over the authenticated channel the first time;
+    /// its limits and extra TAGS, as they are now.
     fn learn_node(&mut self, link: &NodeLink) -> Result<(), ClientError> {
         let welcome = link.welcome();
+        let mut changed = false;
         if self.profile.node_key.is_empty() || self.profile.node.is_empty() {
             self.profile.node_key = welcome.node_key.clone();
             self.profile.node = welcome.node.clone();
+            changed = true;
+        }
+        if self.profile.limits != welcome.limits || self.profile.extra_tags != welcome.extra_tags {
+            self.profile.limits = welcome.limits;
+            self.profile.extra_tags = welcome.extra_tags.clone();
+            changed = true;
+        }
+        if changed {
             self.profile.save(&self.store)?;
         }
         Ok(())
@@ -476,6 +486,14 @@ impl Client {
         if self.store.get(Table::Inbox, &header.cable_id)?.is_some() {
             return Ok(true);
         }
+        // Reached through an action addressee (a person, an office or a post), or only as
+        // info: only action addressees are asked to acknowledge.
+        let me = self.device_id();
+        let action = opened.header.action_addressees.iter().any(|a| {
+            self.directory
+                .resolve(a)
+                .is_ok_and(|devices| devices.iter().any(|d| d.id == me))
+        });
         let entry = InboxEntry {
             header: Some(opened.header),
             body: Some(opened.body),
@@ -484,6 +502,11 @@ impl Client {
             acknowledged: false,
             sender_identity: sender.identity.as_bytes().to_vec(),
             sender_address: sender.address(),
+            role: if action {
+                crate::inbox::ROLE_ACTION
+            } else {
+                crate::inbox::ROLE_INFO
+            },
         };
         self.save_received(&header.cable_id, &entry)?;
         arrivals.received += 1;
@@ -701,6 +724,7 @@ mod tests {
             identity: *key.public(),
             receive_keys: vec![],
             enrolled_at_ms: 1,
+            foreign_national: false,
         }
     }
 

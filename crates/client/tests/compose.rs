@@ -89,6 +89,7 @@ fn draft(to: &[&str], info: &[&str], classification: Classification) -> CableDra
         subject: "Subject".into(),
         text: "Text".into(),
         attachments: vec![],
+        references: Vec::new(),
     }
 }
 

@@ -59,6 +59,7 @@ fn alice_record(signer: &IdentityKeyPair) -> (IdentityKeyPair, DeviceRecord) {
         receive_keys: vec![key.to_signed_record(&device).unwrap()],
         enrolled_at_ms: 1000,
         signature: vec![],
+        foreign_national: false,
     };
     sign_device_record(&mut record, signer).unwrap();
     (device, record)
@@ -123,8 +124,9 @@ fn a_certificate_not_from_the_pinned_root_is_refused() {
 fn any_change_to_a_record_breaks_it() {
     let w = world();
     let (_, record) = alice_record(&w.paris_key);
-    let edits: [fn(&mut DeviceRecord); 5] = [
+    let edits: [fn(&mut DeviceRecord); 6] = [
         |r| r.clearance = Classification::TopSecret as i32,
+        |r| r.foreign_national = true,
         |r| r.offices.push("ADMIN".into()),
         |r| r.user = "mallory".into(),
         |r| r.receive_keys.clear(),
@@ -135,6 +137,20 @@ fn any_change_to_a_record_breaks_it() {
         edit(&mut r);
         assert!(verify_device_record(&r, &w.paris).is_err());
     }
+}
+
+/// A locally employed (foreign national) user's record says so under its post's signature,
+/// and a node cannot take the mark off to let a NOFORN cable through.
+#[test]
+fn the_foreign_national_mark_is_signed_and_kept() {
+    let w = world();
+    let (_, mut record) = alice_record(&w.paris_key);
+    record.foreign_national = true;
+    sign_device_record(&mut record, &w.paris_key).unwrap();
+    let verified = verify_device_record(&record, &w.paris).unwrap();
+    assert!(verified.foreign_national);
+    record.foreign_national = false;
+    assert!(verify_device_record(&record, &w.paris).is_err());
 }
 
 #[test]

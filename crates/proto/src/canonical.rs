@@ -167,6 +167,11 @@ pub fn device_record(r: &DeviceRecord) -> Result<Vec<u8>, CanonicalError> {
         c.bytes("receive_keys.signature", &k.signature)?;
     }
     c.u64(r.enrolled_at_ms);
+    // Field 11, appended only when set: every record from before it keeps its bytes, and the
+    // encoding stays unambiguous, since the fields before it delimit themselves.
+    if r.foreign_national {
+        c.bool(true);
+    }
     Ok(c.finish())
 }
 

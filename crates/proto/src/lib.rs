@@ -11,6 +11,7 @@
 pub mod canonical;
 pub mod framing;
 mod names;
+pub mod tags;
 
 pub use names::UnknownName;
 

@@ -12,8 +12,8 @@ use tokio::net::{UnixListener, UnixStream};
 use valise_crypto::identity::DeviceId;
 use valise_proto::framing::{FrameDecoder, encode};
 use valise_proto::v1::{
-    AdminEnrolled, AdminRequest, AdminResponse, AdminRevoked, Classification, NodeStatus,
-    admin_request, admin_response,
+    AdminEnrolled, AdminRequest, AdminResponse, AdminRevoked, AdminUserUpdate, AdminUserUpdated,
+    Classification, NodeStatus, admin_request, admin_response,
 };
 
 use crate::enrolment::Invitation;
@@ -42,6 +42,27 @@ pub trait AdminTarget: Send + Sync + 'static {
     fn stop(&self, reason: &str);
     /// The node's links, queues and witnessing.
     fn status(&self) -> Result<NodeStatus, String>;
+    /// Changes a user's details on all of the user's devices: the devices changed.
+    fn update_user(
+        &self,
+        user: &str,
+        change: &crate::users::Change,
+    ) -> Result<Vec<DeviceId>, String>;
+}
+
+/// The change an admin request asks for.
+pub fn change_of(request: &AdminUserUpdate) -> Result<crate::users::Change, String> {
+    let clearance = match Classification::try_from(request.clearance) {
+        Ok(Classification::Unspecified) => None,
+        Ok(c) => Some(c),
+        Err(_) => return Err("unknown clearance".into()),
+    };
+    Ok(crate::users::Change {
+        display_name: request.display_name.clone(),
+        clearance,
+        offices: request.set_offices.then(|| request.offices.clone()),
+        foreign_national: request.foreign_national,
+    })
 }
 
 /// Binds the socket at `path`, owner-only, and serves it on the current tokio runtime until
@@ -97,6 +118,7 @@ fn handle(target: &dyn AdminTarget, request: admin_request::Request) -> AdminRes
                 display_name: e.display_name,
                 clearance,
                 offices: e.offices,
+                foreign_national: e.foreign_national,
             };
             match target.enroll(invitation) {
                 Ok((code, ca_fingerprint, node)) => AdminResponse {
@@ -131,6 +153,20 @@ fn handle(target: &dyn AdminTarget, request: admin_request::Request) -> AdminRes
             target.stop(&stop.reason);
             AdminResponse {
                 response: Some(admin_response::Response::Stopping(true)),
+            }
+        }
+        admin_request::Request::UserUpdate(u) => {
+            let change = match change_of(&u) {
+                Ok(c) => c,
+                Err(e) => return error(e),
+            };
+            match target.update_user(&u.user, &change) {
+                Ok(devices) => AdminResponse {
+                    response: Some(admin_response::Response::UserUpdated(AdminUserUpdated {
+                        device_ids: devices.iter().map(|d| d.as_bytes().to_vec()).collect(),
+                    })),
+                },
+                Err(e) => error(e),
             }
         }
         admin_request::Request::Revoke(r) => {

@@ -80,6 +80,18 @@ pub struct Config {
     pub links: LinksSection,
     /// Cables in transit.
     pub queue: QueueSection,
+    /// The cable vocabulary this network adds.
+    pub cables: CablesSection,
+}
+
+/// `[cables]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CablesSection {
+    /// TAGS this network files under besides the standard subject, country and organisation
+    /// tags (two to eight letters or digits each), e.g. `["KVAL"]`. Devices learn them from
+    /// the node. Default none.
+    pub extra_tags: Vec<String>,
 }
 
 /// `[queue]`.
@@ -248,6 +260,8 @@ struct File {
     links: LinksSection,
     #[serde(default)]
     queue: QueueSection,
+    #[serde(default)]
+    cables: CablesSection,
 }
 
 fn default_listen() -> SocketAddr {
@@ -360,6 +374,7 @@ impl Config {
             peers: file.peers,
             links: file.links,
             queue: file.queue,
+            cables: file.cables,
         };
         config.validate()?;
         Ok(config)
@@ -517,6 +532,19 @@ impl Config {
                 return invalid(
                     setting,
                     &format!("must be between 1 and {max}; {value} is outside that"),
+                );
+            }
+        }
+        if self.cables.extra_tags.len() > 1000 {
+            return invalid("cables.extra_tags", "list at most 1000 tags");
+        }
+        for tag in &self.cables.extra_tags {
+            let well_formed =
+                (2..=8).contains(&tag.len()) && tag.bytes().all(|b| b.is_ascii_alphanumeric());
+            if !well_formed {
+                return invalid(
+                    "cables.extra_tags",
+                    &format!("{tag:?} is not a tag: two to eight letters or digits, e.g. \"KVAL\""),
                 );
             }
         }

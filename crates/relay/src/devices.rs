@@ -108,6 +108,7 @@ pub fn with_receive_keys(
         receive_keys: keys,
         enrolled_at_ms: device.enrolled_at_ms,
         signature: Vec::new(),
+        foreign_national: device.foreign_national,
     })
 }
 
@@ -151,6 +152,7 @@ mod tests {
             identity: *identity.public(),
             receive_keys: Vec::new(),
             enrolled_at_ms: 7,
+            foreign_national: false,
         }
     }
 

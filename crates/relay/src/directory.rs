@@ -14,7 +14,7 @@ use valise_audit::store::{GroupCommit, SledStore, Store, StoreError, Write};
 
 use valise_crypto::directory::Address;
 use valise_crypto::identity::{DeviceId, IdentityPublicKey};
-use valise_proto::v1::{DirectoryUpdate, directory_update::Update};
+use valise_proto::v1::{DeviceRecord, DirectoryUpdate, directory_update::Update};
 
 use crate::policy::{DeviceView, DirectoryView};
 
@@ -47,6 +47,7 @@ impl DirectoryView for Directory {
             identity: entry.device.identity,
             clearance: entry.device.clearance,
             revoked: entry.revoked,
+            foreign_national: entry.device.foreign_national,
         })
     }
 
@@ -59,6 +60,26 @@ impl DirectoryView for Directory {
     fn is_office(&self, address: &str) -> bool {
         Address::parse(address).is_ok_and(|a| a.office)
     }
+}
+
+/// Why a user's details could not be changed. Nothing was changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChangeError {
+    /// The change names nothing to change.
+    #[error(
+        "say what to change: --name, --clearance, --office (or --no-offices), --national or --foreign-national"
+    )]
+    Nothing,
+    /// The user has no active device at this post.
+    #[error("{0} has no active device at this post; check the name (it is case-sensitive)")]
+    NotFound(String),
+    /// A new record could not be signed.
+    #[error("the new record could not be signed: {0}")]
+    Signing(String),
+    /// The directory refused or could not store the new record.
+    #[error(transparent)]
+    Directory(#[from] DurableError),
 }
 
 /// A directory whose every applied update is durable before it takes effect, and which is
@@ -119,6 +140,44 @@ impl DurableDirectory {
             commit,
             held,
         })
+    }
+
+    /// Applies a deliberate `change` to every active device of `user` at `post` (the caller's
+    /// post, whose enrolment key signs): each record re-signed, durable before it takes
+    /// effect, and replicated like any update. Returns the devices changed.
+    pub fn change_user(
+        &mut self,
+        enrolment_key: &valise_crypto::identity::IdentityKeyPair,
+        post: &str,
+        user: &str,
+        change: &crate::users::Change,
+    ) -> Result<Vec<DeviceId>, ChangeError> {
+        let address = format!("{user}@{post}");
+        if change.is_empty() {
+            return Err(ChangeError::Nothing);
+        }
+        let records: Vec<(DeviceId, DeviceRecord)> = self
+            .directory
+            .resolve(&address)
+            .map_err(|_| ChangeError::NotFound(address.clone()))?
+            .into_iter()
+            .filter(|d| d.user == user && d.post == post)
+            .filter_map(|d| {
+                let entry = self.directory.lookup(&d.id)?;
+                Some((d.id, crate::users::updated(d, &entry.record, change)))
+            })
+            .collect();
+        if records.is_empty() {
+            return Err(ChangeError::NotFound(address));
+        }
+        let mut changed = Vec::with_capacity(records.len());
+        for (id, mut record) in records {
+            valise_crypto::directory::sign_device_record(&mut record, enrolment_key)
+                .map_err(|e| ChangeError::Signing(e.to_string()))?;
+            self.apply(Update::Device(record))?;
+            changed.push(id);
+        }
+        Ok(changed)
     }
 
     /// Checks an update, makes it durable, then applies it. Returns the new version.

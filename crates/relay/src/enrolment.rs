@@ -26,6 +26,8 @@ pub struct Invitation {
     pub clearance: Classification,
     /// Office mailboxes.
     pub offices: Vec<String>,
+    /// Not a national of the ministry's state: NOFORN cables do not reach them.
+    pub foreign_national: bool,
 }
 
 /// Why a code was not issued or redeemed. Redemption failures do not say whether a code
@@ -231,6 +233,7 @@ mod tests {
             display_name: "Alice Martin".into(),
             clearance: Classification::Secret,
             offices: vec!["POL".into()],
+            foreign_national: false,
         }
     }
 
@@ -402,6 +405,7 @@ impl DurableCodes {
                 display_name: record.display_name,
                 clearance,
                 offices: record.offices,
+                foreign_national: record.foreign_national,
             };
             codes.restore(digest, invitation, record.expires_ms);
         }
@@ -430,6 +434,7 @@ impl DurableCodes {
             clearance: invitation.clearance as i32,
             offices: invitation.offices.clone(),
             expires_ms: 0,
+            foreign_national: invitation.foreign_national,
         };
         let issued = self.codes.issue(invitation, entropy, now_ms)?;
         let record = valise_proto::v1::PendingEnrolment {

@@ -19,6 +19,7 @@
 //! | [`routing`] | the next hop for each recipient device: here, a peer post, or the hub (federation) |
 //! | [`queue`] | delivery order (precedence, then arrival) and at-least-once redelivery |
 //! | [`store`] | durable envelopes, per-device queues and the dedup set (group commit) |
+//! | [`users`] | one person, one identity: a new device matches its user's others; deliberate changes to all |
 //! | [`pki`] | the ministry CA, node and device certificates, the server configuration (the client side is `valise_crypto::tls`) |
 //!
 //! The network shell over them is [`node`]: QUIC on tokio, serving hello, submission with
@@ -47,4 +48,5 @@ pub mod queue;
 pub mod routing;
 pub mod status;
 pub mod store;
+pub mod users;
 pub mod witnessed;

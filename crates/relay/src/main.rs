@@ -21,8 +21,7 @@ use valise_crypto::identity::IdentityKeyPair;
 use valise_proto::v1::directory_update::Update;
 use valise_proto::v1::{
     AdminAuditExport, AdminAuditProve, AdminEnroll, AdminRequest, AdminResponse, AdminRevoke,
-    AdminStatus, AdminStop, AuditEvent, AuditEventKind, Classification, Revocation, admin_request,
-    admin_response,
+    AdminStatus, AdminStop, AuditEvent, AuditEventKind, Revocation, admin_request, admin_response,
 };
 use valise_relay::admin;
 use valise_relay::attachments::AttachmentStore;
@@ -80,10 +79,17 @@ enum Command {
         /// An office mailbox the user belongs to, e.g. POL (repeatable).
         #[arg(long = "office")]
         offices: Vec<String>,
+        /// The user is not a national (locally employed staff): NOFORN cables never reach
+        /// their devices.
+        #[arg(long)]
+        foreign_national: bool,
         /// Print {"code", "ca_fingerprint", "node"} as JSON.
         #[arg(long)]
         json: bool,
     },
+    /// Users at this post.
+    #[command(subcommand)]
+    User(UserCommand),
     /// Revokes a device, or every device of a user, at once.
     ///
     /// Works whether the node runs (its connections close at once) or not.
@@ -156,6 +162,42 @@ enum Command {
         /// The node's configuration (written by `ca issue-node`).
         #[arg(long)]
         config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Changes a user's details on every one of the user's devices at once: each record is
+    /// re-signed by the post, replicated and audited. A lowered clearance also drops what is
+    /// queued for the user above it.
+    ///
+    /// Example: valise-relay user update --config paris/node.toml --user alice
+    ///          --clearance "TOP SECRET" --office POL --office ECON
+    Update {
+        /// The node's configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// The user's name at the post, e.g. alice (case-sensitive).
+        #[arg(long)]
+        user: String,
+        /// A new full name.
+        #[arg(long)]
+        name: Option<String>,
+        /// A new clearance: UNCLASSIFIED, CONFIDENTIAL, SECRET or TOP SECRET.
+        #[arg(long)]
+        clearance: Option<String>,
+        /// The user's offices, all of them (repeatable); replaces the current ones.
+        #[arg(long = "office", conflicts_with = "no_offices")]
+        offices: Vec<String>,
+        /// The user belongs to no office any more.
+        #[arg(long)]
+        no_offices: bool,
+        /// The user is not a national (NOFORN cables no longer reach them).
+        #[arg(long, conflicts_with = "national")]
+        foreign_national: bool,
+        /// The user is a national (clears the foreign-national mark).
+        #[arg(long)]
+        national: bool,
     },
 }
 
@@ -314,8 +356,37 @@ fn run_cli(cli: Cli) -> Result<()> {
             name,
             clearance,
             offices,
+            foreign_national,
             json,
-        } => enroll(&config, user, name, &clearance, offices, json),
+        } => enroll(
+            &config,
+            Invitation {
+                user,
+                display_name: name,
+                clearance: clearance.parse()?,
+                offices,
+                foreign_national,
+            },
+            json,
+        ),
+        Command::User(UserCommand::Update {
+            config,
+            user,
+            name,
+            clearance,
+            offices,
+            no_offices,
+            foreign_national,
+            national,
+        }) => {
+            let change = valise_relay::users::Change {
+                display_name: name,
+                clearance: clearance.map(|c| c.parse()).transpose()?,
+                offices: (no_offices || !offices.is_empty()).then_some(offices),
+                foreign_national: (foreign_national || national).then_some(foreign_national),
+            };
+            user_update(&config, &user, &change)
+        }
         Command::Revoke {
             config,
             device,
@@ -635,6 +706,7 @@ async fn serve(config: Config, node_files: NodeFiles) -> Result<()> {
             forward_window: config.links.forward_window as usize,
         }),
         dedup_retention: config.dedup_retention(),
+        extra_tags: config.cables.extra_tags.clone(),
     })?;
     let metrics = node
         .serve_metrics(config.metrics.listen)
@@ -742,25 +814,19 @@ fn ask_running_node_for<T>(
     }
 }
 
-fn enroll(
-    config_path: &Path,
-    user: String,
-    display_name: String,
-    clearance: &str,
-    offices: Vec<String>,
-    json: bool,
-) -> Result<()> {
+fn enroll(config_path: &Path, invitation: Invitation, json: bool) -> Result<()> {
     let config = Config::load(config_path)?;
-    let clearance: Classification = clearance.parse()?;
+    let user = invitation.user.clone();
     if user.is_empty() || user.contains(['@', ' ']) {
         bail!("--user is the name at the post, without '@' or spaces, e.g. alice");
     }
     let request = AdminRequest {
         request: Some(admin_request::Request::Enroll(AdminEnroll {
             user: user.clone(),
-            display_name: display_name.clone(),
-            clearance: clearance as i32,
-            offices: offices.clone(),
+            display_name: invitation.display_name.clone(),
+            clearance: invitation.clearance as i32,
+            offices: invitation.offices.clone(),
+            foreign_national: invitation.foreign_national,
         })),
     };
     let (code, fingerprint) = match ask_running_node_for(&config, request, |r| match r {
@@ -780,16 +846,21 @@ fn enroll(
                 now_ms(),
             )
             .context("cannot open the enrolment store (is the node starting?)")?;
+            let directory = DurableDirectory::open(
+                &config.node.data_dir.join(files::DIRECTORY_DIR),
+                &config.node.ministry,
+                directory_root(&node_files.ca_pem)?,
+            )
+            .context("cannot open the directory (is the node starting?)")?;
+            let address = format!("{user}@{}", config.node.name);
+            let devices = directory.view().resolve(&address).unwrap_or_default();
+            valise_relay::users::check_same_person(&address, &devices, &invitation)?;
+            drop(directory);
             let mut entropy = [0u8; valise_relay::enrolment::CODE_ENTROPY_BYTES];
             ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut entropy)
                 .map_err(|_| anyhow::anyhow!("the random number generator failed"))?;
-            let invitation = Invitation {
-                user: user.clone(),
-                display_name,
-                clearance,
-                offices,
-            };
             let issued = codes.issue(invitation, entropy, now_ms())?;
+            audit_offline(&config, AuditEventKind::AdminCommand, "enroll", Vec::new())?;
             (issued.code, root_fingerprint(&node_files.ca_pem)?)
         }
     };
@@ -874,12 +945,110 @@ fn revoke(
                 sign_revocation(&mut revocation, &enrolment.key)?;
                 directory.apply(Update::Revocation(revocation))?;
             }
+            drop(directory);
+            for target in &targets {
+                audit_offline(
+                    &config,
+                    AuditEventKind::DeviceRevoked,
+                    reason,
+                    vec![device_object(target)],
+                )?;
+            }
             targets.iter().map(ToString::to_string).collect()
         }
     };
     for device in &revoked {
         println!("revoked device {device}");
     }
+    Ok(())
+}
+
+fn user_update(config_path: &Path, user: &str, change: &valise_relay::users::Change) -> Result<()> {
+    let config = Config::load(config_path)?;
+    let request = AdminRequest {
+        request: Some(admin_request::Request::UserUpdate(
+            valise_proto::v1::AdminUserUpdate {
+                user: user.to_owned(),
+                display_name: change.display_name.clone(),
+                clearance: change.clearance.map_or(0, |c| c as i32),
+                offices: change.offices.clone().unwrap_or_default(),
+                set_offices: change.offices.is_some(),
+                foreign_national: change.foreign_national,
+            },
+        )),
+    };
+    let changed: Vec<String> = match ask_running_node_for(&config, request, |r| match r {
+        admin_response::Response::UserUpdated(u) => {
+            Some(u.device_ids.iter().map(hex::encode).collect())
+        }
+        _ => None,
+    })? {
+        Some(changed) => changed,
+        None => {
+            let node_files = NodeFiles::load(&config)?;
+            let enrolment = node_files
+                .enrolment
+                .context("this node holds no enrolment key; change the user at their post")?;
+            let mut directory = DurableDirectory::open(
+                &config.node.data_dir.join(files::DIRECTORY_DIR),
+                &config.node.ministry,
+                directory_root(&node_files.ca_pem)?,
+            )
+            .context("cannot open the directory (is the node starting?)")?;
+            let changed = directory.change_user(&enrolment.key, &config.node.name, user, change)?;
+            drop(directory);
+            for device in &changed {
+                audit_offline(
+                    &config,
+                    AuditEventKind::UserUpdated,
+                    &change.fields(),
+                    vec![device_object(device)],
+                )?;
+            }
+            if change.clearance.is_some() {
+                println!(
+                    "note: the node is stopped; anything queued above the new clearance is \
+                     dropped when it is next changed while running"
+                );
+            }
+            changed.iter().map(ToString::to_string).collect()
+        }
+    };
+    for device in &changed {
+        println!("updated {user}@{} on device {device}", config.node.name);
+    }
+    Ok(())
+}
+
+fn device_object(device: &DeviceId) -> valise_proto::v1::AuditObject {
+    valise_proto::v1::AuditObject {
+        kind: "device".into(),
+        id: device.as_bytes().to_vec(),
+        sha256: Vec::new(),
+    }
+}
+
+/// Records an operator's command on a stopped node in its audit log, as the node records the
+/// same command while it runs.
+fn audit_offline(
+    config: &Config,
+    kind: AuditEventKind,
+    reason: &str,
+    objects: Vec<valise_proto::v1::AuditObject>,
+) -> Result<()> {
+    let log = open_stopped_log(config)?;
+    log.append(AuditEvent {
+        time_ms: now_ms(),
+        node: config.node.name.clone(),
+        kind: kind as i32,
+        actor_kind: valise_proto::v1::ActorKind::Operator as i32,
+        actor_id: "offline-command".into(),
+        objects,
+        outcome: valise_proto::v1::Outcome::Success as i32,
+        reason: reason.to_owned(),
+        ..Default::default()
+    })?;
+    log.close()?;
     Ok(())
 }
 

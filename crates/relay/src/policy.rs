@@ -26,6 +26,8 @@ pub struct DeviceView {
     pub clearance: Classification,
     /// Whether the device is revoked.
     pub revoked: bool,
+    /// The user is not a national: NOFORN cables do not reach them.
+    pub foreign_national: bool,
 }
 
 /// The directory as the policy sees it.
@@ -101,6 +103,9 @@ pub enum Refusal {
     },
     /// A NODIS cable is addressed to an office mailbox.
     NodisToOffice(String),
+    /// A NOFORN cable would reach a device of a user the directory records as a foreign
+    /// national.
+    Noforn(String),
     /// A forwarded cable names a device (sender or recipient) this node's directory does not
     /// hold yet: it is behind the origin's, and the neighbour retries once it has caught up.
     DirectoryBehind(DeviceId),
@@ -123,6 +128,7 @@ impl Refusal {
             | Refusal::UnaddressedRecipient(_) => ErrorCode::Malformed,
             Refusal::Clearance { .. } => ErrorCode::Clearance,
             Refusal::NodisToOffice(_) => ErrorCode::NodisToOffice,
+            Refusal::Noforn(_) => ErrorCode::Clearance,
             Refusal::DirectoryBehind(_) => ErrorCode::DirectoryBehind,
         }
     }
@@ -145,6 +151,7 @@ impl Refusal {
             Refusal::UnaddressedRecipient(_) => "unaddressed_recipient",
             Refusal::Clearance { .. } => "clearance",
             Refusal::NodisToOffice(_) => "nodis_to_office",
+            Refusal::Noforn(_) => "noforn",
             Refusal::DirectoryBehind(_) => "directory_behind",
         }
     }
@@ -231,6 +238,11 @@ impl fmt::Display for Refusal {
                     "NODIS cables go to named individuals only, not to the office mailbox {a}"
                 )
             }
+            Refusal::Noforn(user) => write!(
+                f,
+                "{user} is recorded as a foreign national, and this cable is NOFORN; remove \
+                 them, or drop the caveat if the cable may be shared"
+            ),
             Refusal::DirectoryBehind(d) => write!(
                 f,
                 "device {d} is not in this node's directory yet; it is still replicating, so \
@@ -296,6 +308,7 @@ pub fn check_submission(
     .ok_or(Refusal::Malformed("precedence"))?;
 
     let nodis = header.caveats.contains(&(Caveat::Nodis as i32));
+    let noforn = header.caveats.contains(&(Caveat::Noforn as i32));
     let addressees = header
         .action_addressees
         .iter()
@@ -336,6 +349,9 @@ pub fn check_submission(
                 clearance: device.clearance,
                 classification,
             });
+        }
+        if noforn && device.foreign_national {
+            return Err(Refusal::Noforn(device.user));
         }
         recipients.push(id);
     }

@@ -518,19 +518,25 @@ impl RelayStore {
     /// Drops every entry queued for `device` (revoked: nothing will ever take them), and each
     /// envelope no other recipient or hop still needs. Returns the entries dropped.
     pub fn purge_device(&self, device: &DeviceId) -> Result<Vec<(QueueKey, CableId)>, StoreError> {
-        let mut dropped = Vec::new();
-        loop {
-            let batch = self.queued(device, 256)?;
-            if batch.is_empty() {
-                break;
-            }
-            for (key, cable) in batch {
-                self.ack(device, key)?;
-                dropped.push((key, cable));
-            }
+        self.purge_device_where(device, |_| true)
+    }
+
+    /// Drops the entries queued for `device` whose cable `drop` picks, as [`Self::purge_device`].
+    pub fn purge_device_where(
+        &self,
+        device: &DeviceId,
+        drop: impl Fn(&CableId) -> bool,
+    ) -> Result<Vec<(QueueKey, CableId)>, StoreError> {
+        let picked: Vec<(QueueKey, CableId)> = self
+            .queued(device, usize::MAX)?
+            .into_iter()
+            .filter(|(_, cable)| drop(cable))
+            .collect();
+        for (key, _) in &picked {
+            self.ack(device, *key)?;
         }
         self.commit.commit(Vec::new())?;
-        Ok(dropped)
+        Ok(picked)
     }
 
     /// Queue depth per precedence over all devices: [FLASH, IMMEDIATE, PRIORITY, ROUTINE].

@@ -310,6 +310,7 @@ fn enrolment_codes_survive_a_restart_and_stay_spent() {
         display_name: "Dave".into(),
         clearance: Classification::Secret,
         offices: vec![],
+        foreign_national: false,
     };
     let (code, spent) = {
         let mut codes = DurableCodes::open(dir.path(), rules(), 0).unwrap();

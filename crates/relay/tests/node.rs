@@ -196,6 +196,7 @@ fn build(limits: Limits, code_ttl_ms: Option<u64>) -> Net {
         .unwrap(),
         federation: None,
         dedup_retention: Duration::from_secs(30 * 86_400),
+        extra_tags: vec!["KVAL".into()],
     })
     .unwrap();
     Net {
@@ -932,6 +933,7 @@ fn dave() -> Invitation {
         display_name: "Dave Okafor".into(),
         clearance: Classification::Secret,
         offices: vec!["ECON".into()],
+        foreign_national: false,
     }
 }
 

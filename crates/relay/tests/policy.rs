@@ -11,8 +11,8 @@ use valise_proto::v1::{
 use valise_relay::limits::Limits;
 use valise_relay::policy::{DeviceView, DirectoryView, Refusal, check_forward, check_submission};
 
-/// Paris: alice (SECRET, 2 devices), bob (TOP SECRET), carol (CONFIDENTIAL), mallory (revoked);
-/// the POL office is alice and bob.
+/// Paris: alice (SECRET, 2 devices), bob (TOP SECRET), carol (CONFIDENTIAL, locally employed:
+/// a foreign national), mallory (revoked); the POL office is alice and bob.
 struct Paris {
     devices: HashMap<DeviceId, DeviceView>,
     addresses: HashMap<String, Vec<DeviceId>>,
@@ -60,6 +60,7 @@ impl Paris {
                     identity: *key(seed).public(),
                     clearance,
                     revoked,
+                    foreign_national: seed == 4,
                 },
             );
             p.addresses.entry(user.into()).or_default().push(id(seed));
@@ -331,6 +332,23 @@ fn a_neighbour_forwarding_a_forged_or_altered_cable_is_refused() {
         check_forward(&limits, &Paris::new(), 1000, &altered, &claim(&[id(3)])),
         Err(Refusal::BadSignature(_))
     ));
+}
+
+#[test]
+fn a_noforn_cable_never_reaches_a_foreign_national() {
+    let mut env = unsigned_cable(&["carol@paris"], &[id(4)]);
+    env.header.as_mut().unwrap().classification = Classification::Confidential as i32;
+    env.header.as_mut().unwrap().caveats = vec![Caveat::Noforn as i32];
+    let err = check(&resigned(env.clone())).unwrap_err();
+    assert_eq!(err, Refusal::Noforn("carol@paris".into()));
+    assert_eq!(err.audit_reason(), "noforn");
+    assert!(
+        err.to_string().contains("recorded as a foreign national"),
+        "{err}"
+    );
+    // Without the caveat, carol may have it.
+    env.header.as_mut().unwrap().caveats.clear();
+    assert!(check(&resigned(env)).is_ok());
 }
 
 fn claim(devices: &[DeviceId]) -> Vec<Vec<u8>> {

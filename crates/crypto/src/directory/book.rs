@@ -49,6 +49,8 @@ pub struct Entry {
     pub device: VerifiedDevice,
     /// Whether it has been revoked. A revoked device is never enrolled again.
     pub revoked: bool,
+    /// The signed record it was verified from, so its post can re-sign it with a change.
+    pub record: v1::DeviceRecord,
 }
 
 /// A verified, versioned directory, held in memory. It keeps the current state and its version,
@@ -105,6 +107,7 @@ impl Directory {
                     Entry {
                         device,
                         revoked: false,
+                        record: record.clone(),
                     },
                 );
             }

@@ -156,6 +156,8 @@ pub struct VerifiedDevice {
     pub receive_keys: Vec<VerifiedReceiveKey>,
     /// When it was enrolled (Unix ms).
     pub enrolled_at_ms: u64,
+    /// The user is not a national: NOFORN cables do not reach them.
+    pub foreign_national: bool,
 }
 
 impl VerifiedDevice {
@@ -219,6 +221,7 @@ pub fn verify_device_record(
         identity,
         receive_keys,
         enrolled_at_ms: record.enrolled_at_ms,
+        foreign_national: record.foreign_national,
     })
 }
 

@@ -61,6 +61,43 @@ async fn purge_revoked(shared: &Arc<Shared>) {
     }
 }
 
+/// Drops what is queued for each of `devices` above `clearance` (just lowered): cables
+/// accepted under the old clearance that the user may no longer read. Each drop is audited.
+pub(super) fn purge_above(
+    shared: &Shared,
+    devices: &[DeviceId],
+    clearance: valise_proto::v1::Classification,
+) {
+    for device in devices {
+        let above = |cable: &[u8; 16]| {
+            shared
+                .store
+                .envelope(cable)
+                .ok()
+                .flatten()
+                .and_then(|bytes| valise_crypto::envelope::decode_envelope(&bytes).ok())
+                .and_then(|e| e.header)
+                .is_some_and(|h| h.classification > clearance as i32)
+        };
+        match shared.store.purge_device_where(device, above) {
+            Ok(dropped) => {
+                for (key, cable) in &dropped {
+                    shared.record(
+                        Record::new(AuditEventKind::CableDelivered, Outcome::Refused)
+                            .reason("recipient_clearance_lowered")
+                            .object("device", device.as_bytes(), &[])
+                            .object("envelope", cable, &[])
+                            .object("queue_entry", &key.to_bytes(), &[]),
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::error!(device = %device, error = %e, "the queue of a device whose clearance was lowered could not be checked")
+            }
+        }
+    }
+}
+
 /// Drops what is queued for each of `devices` (revoked), auditing every entry dropped.
 pub(super) fn purge_queues(shared: &Shared, devices: &[DeviceId]) {
     for device in devices {

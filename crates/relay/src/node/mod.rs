@@ -127,6 +127,8 @@ pub struct NodeParams {
     /// How long a delivered cable's id is remembered, so a late resend is not delivered
     /// twice.
     pub dedup_retention: Duration,
+    /// TAGS this network adds to the standard ones, told to devices in the welcome.
+    pub extra_tags: Vec<String>,
 }
 
 /// What a node needs to enrol its post's devices.
@@ -174,6 +176,9 @@ pub enum IssueError {
     /// Randomness failed.
     #[error("the operating system's random number generator failed")]
     Random,
+    /// The user is enrolled with other details.
+    #[error(transparent)]
+    Conflict(#[from] crate::users::Conflict),
 }
 
 struct Shared {
@@ -207,6 +212,8 @@ struct Shared {
     links: link::Links,
     /// How long a delivered cable's id is remembered.
     dedup_retention: Duration,
+    /// TAGS this network adds, for the welcome.
+    extra_tags: Vec<String>,
     /// Problems the operator must act on, by key: shown by `status`, failing `/healthz`.
     alarms: Mutex<std::collections::BTreeMap<String, String>>,
     /// The newest checkpoint when the node started (the one signed as it last stopped):
@@ -327,6 +334,11 @@ pub fn start(params: NodeParams) -> Result<RunningNode, NodeError> {
         )),
         wakers: Mutex::new(HashMap::new()),
         dedup_retention: params.dedup_retention,
+        extra_tags: params
+            .extra_tags
+            .iter()
+            .map(|t| t.to_ascii_uppercase())
+            .collect(),
         alarms: Mutex::new(std::collections::BTreeMap::new()),
         startup_checkpoint,
     });
@@ -372,6 +384,17 @@ impl RunningNode {
         reason: &str,
     ) -> Result<Vec<DeviceId>, RevokeError> {
         revoke(&self.shared, device, user, reason)
+    }
+
+    /// Changes a user's details on all of the user's devices at this post, deliberately:
+    /// each record re-signed, durable, replicated and audited. A lowered clearance drops what
+    /// is queued for the user above it. Returns the devices changed.
+    pub fn update_user(
+        &self,
+        user: &str,
+        change: &crate::users::Change,
+    ) -> Result<Vec<DeviceId>, crate::directory::ChangeError> {
+        update_user(&self.shared, user, change)
     }
 
     /// Serves the admin channel on the Unix socket `path` (owner-only) until the node stops.
@@ -857,6 +880,7 @@ fn welcome(shared: &Shared) -> NodeFrame {
                 max_attachment_bytes: shared.limits.max_attachment_bytes,
             }),
             node_key: shared.node_key.public().as_bytes().to_vec(),
+            extra_tags: shared.extra_tags.clone(),
         })),
     }
 }
@@ -1544,6 +1568,13 @@ fn enrol(shared: &Shared, request: EnrolRequest, source: &str) -> NodeFrame {
         }
         Err(e) => return refuse("code", e.to_string()),
     };
+    // The user's other devices may have changed since the code was issued.
+    if let Err(conflict) = same_person(shared, &desk.post, &invitation) {
+        return refuse(
+            "identity_conflict",
+            format!("{conflict}; ask ministry IT for a new code"),
+        );
+    }
     let mut record = DeviceRecord {
         device_id: device.as_bytes().to_vec(),
         user: invitation.user,
@@ -1555,6 +1586,7 @@ fn enrol(shared: &Shared, request: EnrolRequest, source: &str) -> NodeFrame {
         receive_keys: request.receive_keys,
         enrolled_at_ms: now,
         signature: Vec::new(),
+        foreign_national: invitation.foreign_national,
     };
     if let Err(e) = sign_device_record(&mut record, &desk.enrolment_key) {
         return refuse("malformed", format!("the request cannot be recorded: {e}"));
@@ -1591,8 +1623,21 @@ fn source_ip(source: &str) -> String {
 
 const CLOSE_REVOKED: u32 = 3;
 
+/// Checks that `invitation` describes the same person as the user's active devices here.
+fn same_person(
+    shared: &Shared,
+    post: &str,
+    invitation: &Invitation,
+) -> Result<(), crate::users::Conflict> {
+    let address = format!("{}@{post}", invitation.user);
+    let directory = shared.directory.read();
+    let devices = directory.view().resolve(&address).unwrap_or_default();
+    crate::users::check_same_person(&address, &devices, invitation)
+}
+
 fn issue_code(shared: &Shared, invitation: Invitation) -> Result<String, IssueError> {
     let desk = shared.desk.as_ref().ok_or(IssueError::NoDesk)?;
+    same_person(shared, &desk.post, &invitation)?;
     let mut entropy = [0u8; CODE_ENTROPY_BYTES];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut entropy)
         .map_err(|_| IssueError::Random)?;
@@ -1664,6 +1709,35 @@ fn revoke_in_directory(
         shared.record(record);
     }
     Ok((targets, version))
+}
+
+fn update_user(
+    shared: &Shared,
+    user: &str,
+    change: &crate::users::Change,
+) -> Result<Vec<DeviceId>, crate::directory::ChangeError> {
+    let Some(desk) = &shared.desk else {
+        return Err(crate::directory::ChangeError::NotFound(format!(
+            "{user} (this node enrols no devices: change the user at their post)"
+        )));
+    };
+    let changed =
+        shared
+            .directory
+            .write()
+            .change_user(&desk.enrolment_key, &desk.post, user, change)?;
+    for device in &changed {
+        shared.record(
+            Record::new(AuditEventKind::UserUpdated, Outcome::Success)
+                .by_operator()
+                .object("device", device.as_bytes(), &[])
+                .reason(&change.fields()),
+        );
+    }
+    if let Some(clearance) = change.clearance {
+        housekeeping::purge_above(shared, &changed, clearance);
+    }
+    Ok(changed)
 }
 
 /// Closes the devices' connections at once: they are revoked.
@@ -1911,6 +1985,14 @@ impl crate::admin::AdminTarget for Shared {
                 .reason("enroll"),
         );
         Ok((code, self.ca_fingerprint.clone(), self.name.clone()))
+    }
+
+    fn update_user(
+        &self,
+        user: &str,
+        change: &crate::users::Change,
+    ) -> Result<Vec<DeviceId>, String> {
+        update_user(self, user, change).map_err(|e| e.to_string())
     }
 
     fn revoke(
