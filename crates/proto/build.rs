@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-const FILES: [&str; 8] = [
+const FILES: [&str; 9] = [
     "admin.proto",
     "audit.proto",
     "envelope.proto",
@@ -11,6 +11,7 @@ const FILES: [&str; 8] = [
     "receipt.proto",
     "relay.proto",
     "link.proto",
+    "evidence.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -656,3 +656,211 @@ fn a_user_keeps_one_identity_and_is_changed_deliberately() {
         text(&audit)
     );
 }
+
+/// A cable the node refuses for good (over a limit lowered since the device learnt it, or to
+/// a recipient revoked since it was sealed) leaves the outbox with the reason, and the cables
+/// behind it go; a queued cable can be cancelled.
+#[test]
+fn a_refused_cable_holds_nothing_back_and_a_queued_one_can_be_cancelled() {
+    let (mut post, alice, bob) = alice_and_bob();
+    post.stop();
+    post.configure("[limits]\nmax_envelope_bytes = 20000\n");
+    // Written while the node is away: the device still knows the old limit.
+    let long_text = "word ".repeat(10_000);
+    let big = alice.send(&[
+        "--to",
+        "bob@paris",
+        "--classification",
+        "SECRET",
+        "--precedence",
+        "FLASH",
+        "--tags",
+        "ADMN",
+        "--subject",
+        "Too long",
+        "--body",
+        &long_text,
+    ]);
+    let small = alice.send(&[
+        "--to",
+        "bob@paris",
+        "--classification",
+        "SECRET",
+        "--precedence",
+        "ROUTINE",
+        "--tags",
+        "ADMN",
+        "--subject",
+        "Short",
+        "--body",
+        "Short.",
+    ]);
+    let regret = alice.send(&[
+        "--to",
+        "bob@paris",
+        "--classification",
+        "SECRET",
+        "--precedence",
+        "ROUTINE",
+        "--tags",
+        "ADMN",
+        "--subject",
+        "Sent in error",
+        "--body",
+        "Oops.",
+    ]);
+    let out = alice.valise(&["cancel", &regret]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("cancelled"), "{}", text(&out));
+    post.start();
+    let out = alice.valise(&["status"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let status = alice.json(&["status", &big]);
+    let refused = status["refused"].as_str().unwrap_or_default();
+    assert!(
+        refused.contains("over this node's") && refused.contains("limit"),
+        "the limit is named: {status}"
+    );
+    let inbox = bob.json(&["inbox"]);
+    let subjects: Vec<&str> = inbox
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["subject"].as_str())
+        .collect();
+    assert_eq!(
+        subjects,
+        ["Short"],
+        "the short one went past the refused one: {inbox}"
+    );
+    assert_eq!(alice.json(&["status", &regret])["cancelled"], true);
+    assert_eq!(
+        state_of(&alice.json(&["status", &small]), "bob@paris"),
+        "delivered"
+    );
+    // Nothing waits in the outbox any more: a further sync sends nothing again.
+    let out = alice.valise(&["inbox"]);
+    assert!(
+        !text(&out).contains("refused"),
+        "reported once: {}",
+        text(&out)
+    );
+    let out = alice.valise(&["cancel", &small]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("cannot be recalled"), "{}", text(&out));
+}
+
+/// Evidence that survives reading: Bob exports what proves Alice's cable (with its content
+/// key), Alice what proves its custody and receipts; a third party checks each with the root
+/// fingerprint only. A flipped byte, or another root, fails and is named.
+#[test]
+fn an_evidence_bundle_verifies_offline_and_a_flipped_byte_fails() {
+    let (post, alice, bob) = alice_and_bob();
+    let id = alice.send(&[
+        "--to",
+        "bob@paris",
+        "--classification",
+        "SECRET",
+        "--precedence",
+        "FLASH",
+        "--tags",
+        "PREL",
+        "--subject",
+        "Demarche",
+        "--body",
+        "Deliver the note verbal today.",
+    ]);
+    let _ = bob.json(&["inbox"]);
+    assert!(bob.valise(&["ack", &id]).status.success());
+    let _ = alice.json(&["inbox"]);
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("bob.evidence");
+    let out = bob.valise(&[
+        "evidence",
+        "export",
+        &id,
+        "--out",
+        bundle.to_str().unwrap(),
+        "--disclose-content",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    // Checked by someone with no device at all: a fresh, empty data folder.
+    let auditor = Diplomat {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let verify = |file: &std::path::Path, fp: &str| {
+        auditor.valise(&[
+            "--json",
+            "evidence",
+            "verify",
+            file.to_str().unwrap(),
+            "--ca-fingerprint",
+            fp,
+        ])
+    };
+    let out = verify(&bundle, &post.fingerprint);
+    assert!(out.status.success(), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["verified"], true, "{report}");
+    assert_eq!(report["sender"], "alice@paris");
+    assert_eq!(report["content"]["subject"], "Demarche");
+    assert_eq!(report["content"]["text"], "Deliver the note verbal today.");
+    let checks: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    assert!(checks.contains(&"the sender's signature"), "{checks:?}");
+    assert!(
+        checks
+            .iter()
+            .any(|c| c.starts_with("the acknowledged receipt of bob@paris"))
+    );
+
+    // Alice's side: custody by Paris, and Bob's receipts.
+    let sent = dir.path().join("alice.evidence");
+    let out = alice.valise(&["evidence", "export", &id, "--out", sent.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = verify(&sent, &post.fingerprint);
+    assert!(out.status.success(), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let checks = report["checks"].to_string();
+    assert!(checks.contains("custody by node paris"), "{checks}");
+    assert!(
+        checks.contains("the delivered receipt of bob@paris"),
+        "{checks}"
+    );
+
+    // Another root: refused at once.
+    let out = verify(&bundle, "0000 0000");
+    assert!(!out.status.success());
+    // Flip one byte of the body ciphertext inside the bundle: the checks that fail are named.
+    let mut decoded = <valise_proto::v1::EvidenceBundle as prost::Message>::decode(
+        std::fs::read(&bundle).unwrap().as_slice(),
+    )
+    .unwrap();
+    let mut envelope =
+        <valise_proto::v1::Envelope as prost::Message>::decode(decoded.envelope.as_slice())
+            .unwrap();
+    envelope.body_ciphertext[10] ^= 0x01;
+    decoded.envelope = prost::Message::encode_to_vec(&envelope);
+    let flipped = dir.path().join("flipped.evidence");
+    std::fs::write(&flipped, prost::Message::encode_to_vec(&decoded)).unwrap();
+    let out = verify(&flipped, &post.fingerprint);
+    assert!(
+        !out.status.success(),
+        "a flipped byte must not verify: {}",
+        text(&out)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let failed: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] == false)
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    assert!(failed.contains(&"the sender's signature"), "{report}");
+    assert!(failed.contains(&"the content"), "{report}");
+}

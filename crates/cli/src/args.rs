@@ -18,6 +18,9 @@ pub struct Cli {
     /// Print machine-readable JSON (a stable contract for scripts).
     #[arg(long, global = true)]
     pub json: bool,
+    /// Work from this device's store only: do not contact the node.
+    #[arg(long, global = true)]
+    pub offline: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -194,6 +197,17 @@ pub enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Take a cable out of the outbox before the node has it (it is not sent).
+    Cancel {
+        /// The cable's id (or its first characters).
+        id: String,
+    },
+    /// Evidence of a cable for a third party: everything signed about it, checkable offline.
+    Evidence {
+        /// What to do.
+        #[command(subcommand)]
+        action: EvidenceAction,
+    },
     /// Stay connected: sync every few seconds (backing off while the node is unreachable) and
     /// report new cables and status changes as they happen, until Ctrl-C.
     Watch,
@@ -212,6 +226,58 @@ pub enum Command {
         /// Keep the network's files in this folder for inspection.
         #[arg(long, value_name = "DIR")]
         keep: Option<PathBuf>,
+    },
+}
+
+impl Command {
+    /// Whether the command only reads (or changes) this device's store: it answers at once,
+    /// waiting only briefly for the node, and works just as well offline.
+    pub fn is_local(&self) -> bool {
+        matches!(
+            self,
+            Command::Inbox { .. }
+                | Command::Read { .. }
+                | Command::Status { .. }
+                | Command::Directory { .. }
+                | Command::Verify { .. }
+                | Command::Keys {
+                    action: KeysAction::List
+                }
+                | Command::Evidence { .. }
+        )
+    }
+}
+
+/// Evidence bundles.
+#[derive(Debug, Subcommand)]
+pub enum EvidenceAction {
+    /// Write a cable's evidence bundle: the envelope and the sender's signature, the sender's
+    /// device record with its chain to the ministry root, the custody and delivery, read and
+    /// acknowledgement receipts this device holds.
+    #[command(
+        after_help = "Example:\n  valise evidence export 3f2a9c --out cable-3f2a9c.evidence --disclose-content"
+    )]
+    Export {
+        /// The cable's id (or its first characters).
+        id: String,
+        /// The file to write (it must not exist).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Include the cable's content key, so the bundle's reader can read the cable and check
+        /// it is what the sender signed. Only a recipient can disclose it.
+        #[arg(long)]
+        disclose_content: bool,
+    },
+    /// Check a bundle offline, with no store and no node: names each check and what fails.
+    #[command(
+        after_help = "Example:\n  valise evidence verify cable-3f2a9c.evidence --ca-fingerprint '3f2a 9c1b …'"
+    )]
+    Verify {
+        /// The bundle file.
+        file: PathBuf,
+        /// The ministry root's fingerprint, from a trusted source.
+        #[arg(long)]
+        ca_fingerprint: String,
     },
 }
 

@@ -10,11 +10,13 @@ use valise_client::enrol::{Invitation, enrol};
 use valise_client::inbox::InboxEntry;
 use valise_client::status::{DeliveryState, SentCable};
 use valise_client::sync::{SyncReport, wipe_files};
-use valise_client::text;
+use valise_client::{evidence, text};
 use valise_crypto::at_rest::KdfParams;
 use valise_proto::v1::{Caveat, Classification, Precedence};
 
-use crate::args::{CaveatArg, ClassificationArg, Cli, Command, KeysAction, PrecedenceArg};
+use crate::args::{
+    CaveatArg, ClassificationArg, Cli, Command, EvidenceAction, KeysAction, PrecedenceArg,
+};
 use crate::progress::Bars;
 use crate::render;
 use crate::unlock;
@@ -56,17 +58,80 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Wipe { emergency } => wipe(&dir, pass_file, emergency, json).await,
         Command::Demo { keep } => crate::demo::run(keep.as_deref()).await,
+        // Needs no store and no node: only the bundle and the fingerprint.
+        Command::Evidence {
+            action:
+                EvidenceAction::Verify {
+                    file,
+                    ca_fingerprint,
+                },
+        } => evidence_verify(&file, &ca_fingerprint, json),
         command => {
             let pass = unlock::passphrase(pass_file, false)?;
             let mut client = Client::unlock(&dir, pass.as_bytes())?;
             drop(pass);
             let bars = Bars::new(json);
-            let report = client.sync(&bars).await?;
-            warn_report(&report);
-            let online = report.offline.is_none();
+            // Watching syncs in its own loop, after it listens for events, so nothing the
+            // first sync brings is missed; cancelling must not send what it would cancel.
+            let syncs_first = !matches!(command, Command::Watch | Command::Cancel { .. });
+            if command.is_local() {
+                client.set_connect_timeout(LOCAL_CONNECT_TIMEOUT);
+            }
+            let online = if cli.offline || !syncs_first {
+                false
+            } else {
+                let report = client.sync(&bars).await?;
+                warn_report(&report);
+                report.offline.is_none()
+            };
             with_client(&mut client, command, json, &bars, online).await
         }
     }
+}
+
+/// How long a command that only reads the store waits for the node before answering from
+/// the store: a node that cannot be reached costs it no more than this.
+const LOCAL_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1500);
+
+fn evidence_verify(file: &Path, ca_fingerprint: &str, json: bool) -> Result<()> {
+    let bytes = std::fs::read(file)
+        .with_context(|| format!("cannot read the bundle {}", file.display()))?;
+    let bundle = evidence::decode(&bytes).map_err(anyhow::Error::msg)?;
+    let report = evidence::verify(&bundle, ca_fingerprint);
+    if json {
+        print_json(&json!({
+            "verified": report.verified(),
+            "cable": report.cable,
+            "sender": report.sender,
+            "exported_by": bundle.exported_by,
+            "content": report.content.as_ref().map(|(s, t)| json!({"subject": s, "text": t})),
+            "checks": report.checks.iter().map(|c| match &c.outcome {
+                Ok(detail) => json!({"check": c.what, "ok": true, "detail": detail}),
+                Err(why) => json!({"check": c.what, "ok": false, "detail": why}),
+            }).collect::<Vec<_>>(),
+        }));
+    } else {
+        println!(
+            "Evidence for cable {}, exported by {}:",
+            report.cable,
+            safe(&bundle.exported_by)
+        );
+        for check in &report.checks {
+            match &check.outcome {
+                Ok(detail) => println!("  ok      {}: {}", check.what, safe(detail)),
+                Err(why) => println!("  FAILED  {}: {}", check.what, safe(why)),
+            }
+        }
+        if let Some((subject, text)) = &report.content {
+            println!();
+            println!("SUBJECT: {}", safe(subject));
+            println!("{}", text::multi_line(text.trim_end()));
+        }
+    }
+    if !report.verified() {
+        bail!("the bundle does not verify: see the FAILED checks above");
+    }
+    Ok(())
 }
 
 async fn with_client(
@@ -382,6 +447,53 @@ async fn with_client_rest(
             Ok(())
         }
         Command::Watch => watch(client, json, bars).await,
+        Command::Cancel { id } => {
+            let id = client.cancel(&id)?;
+            if json {
+                print_json(&json!({ "id": id, "cancelled": true }));
+            } else {
+                println!("Cable {id} cancelled: it was taken out of the outbox and not sent.");
+            }
+            Ok(())
+        }
+        Command::Evidence {
+            action:
+                EvidenceAction::Export {
+                    id,
+                    out,
+                    disclose_content,
+                },
+        } => {
+            if out.exists() {
+                bail!("{} already exists; choose a new file", out.display());
+            }
+            let bundle = client.evidence(&id, disclose_content)?;
+            std::fs::write(&out, prost::Message::encode_to_vec(&bundle))
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            if json {
+                print_json(
+                    &json!({ "file": out.display().to_string(), "receipts": bundle.receipts.len(), "custody": bundle.custody.len(), "content_disclosed": !bundle.content_key.is_empty() }),
+                );
+            } else {
+                println!(
+                    "Evidence written to {}: the envelope, {} device record(s), {} custody and {} \
+                     other receipt(s){}.",
+                    out.display(),
+                    bundle.devices.len(),
+                    bundle.custody.len(),
+                    bundle.receipts.len(),
+                    if bundle.content_key.is_empty() {
+                        ""
+                    } else {
+                        ", and the content key: whoever holds the file can read the cable"
+                    }
+                );
+            }
+            Ok(())
+        }
+        Command::Evidence {
+            action: EvidenceAction::Verify { .. },
+        } => bail!("evidence verify needs no device; it reached the wrong handler (a bug)"),
         // Composing commands are served by `with_client`; the others are dispatched in `run`
         // before any store is unlocked.
         Command::Send { .. } | Command::Forward { .. } => {
@@ -626,6 +738,7 @@ fn status_json(cable: &SentCable) -> Value {
         "classification": render::classification_word(&header),
         "created_at": render::rfc3339(cable.created_at_ms),
         "refused": if cable.refused.is_empty() { None } else { Some(&cable.refused) },
+        "cancelled": cable.cancelled,
         "recipients": cable.recipients.iter().map(|r| json!({
             "address": r.address,
             "device": hex::encode(&r.device_id),
@@ -650,7 +763,13 @@ fn print_status(cable: &SentCable) {
         safe(subject)
     );
     if !cable.refused.is_empty() {
-        println!("  REFUSED by the node: {}", safe(&cable.refused));
+        println!(
+            "  REFUSED by the node, not sent to anyone: {}",
+            safe(&cable.refused)
+        );
+    }
+    if cable.cancelled {
+        println!("  CANCELLED on this device before the node took it: not sent to anyone");
     }
     for r in &cable.recipients {
         let state = r.state();

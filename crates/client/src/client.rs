@@ -80,6 +80,7 @@ pub struct Client {
     pub(crate) profile: Profile,
     pub(crate) directory: Directory,
     pub(crate) events: broadcast::Sender<Event>,
+    pub(crate) connect_timeout: std::time::Duration,
 }
 
 impl Client {
@@ -107,6 +108,7 @@ impl Client {
             profile,
             directory,
             events,
+            connect_timeout: crate::connection::CONNECT_TIMEOUT,
         })
     }
 
@@ -177,8 +179,15 @@ impl Client {
             &self.profile.node_name,
             tls,
             session,
+            self.connect_timeout,
         )
         .await
+    }
+
+    /// How long to wait for the node's handshake before working from the store: the default
+    /// suits commands that need the node; a command that only reads the store waits less.
+    pub fn set_connect_timeout(&mut self, timeout: std::time::Duration) {
+        self.connect_timeout = timeout;
     }
 
     /// One more connection: the number is kept durably before it is sent, so a crash skips a
@@ -299,12 +308,12 @@ impl Client {
         let (key, mut entry) = self.received(id)?;
         let mut note = None;
         if !entry.read {
-            note = self.queue_receipt(&entry, ReceiptKind::Read)?;
+            note = self.queue_receipt(&mut entry, ReceiptKind::Read)?;
             entry.read = true;
         }
         if acknowledge && !entry.acknowledged {
             note = self
-                .queue_receipt(&entry, ReceiptKind::Acknowledged)?
+                .queue_receipt(&mut entry, ReceiptKind::Acknowledged)?
                 .or(note);
             entry.acknowledged = true;
         }
@@ -312,19 +321,21 @@ impl Client {
         Ok((hex::encode(&key), entry, note))
     }
 
-    /// Seals a receipt envelope for the sender's device and queues it. Returns why not, when
-    /// the sender's device is no longer in the directory.
+    /// Seals a receipt envelope for the sender's device and queues it, keeping the signed
+    /// receipt with the cable. Returns why not, when the sender's device is no longer in the
+    /// directory.
     pub(crate) fn queue_receipt(
         &mut self,
-        entry: &InboxEntry,
+        entry: &mut InboxEntry,
         kind: ReceiptKind,
     ) -> Result<Option<String>, ClientError> {
-        let Some(header) = entry.header.as_ref() else {
+        let Some(header) = entry.header.clone() else {
             return Ok(Some("the cable has no header".into()));
         };
         let now = now_ms();
         let signed = receipt::sign(&self.keys.identity, &header.cable_id, kind, now)
             .map_err(|e| ClientError::Crypto(e.to_string()))?;
+        entry.receipts.push(signed.clone());
         self.queue_receipts(&header.sender_device, header.precedence, vec![signed], now)
     }
 
@@ -481,8 +492,13 @@ impl Client {
             }
             .into());
         }
+        let envelope_bytes = envelope.encode_to_vec();
         let sent = SentCable {
             cable_id: cable_id.to_vec(),
+            envelope: envelope_bytes.clone(),
+            custody: Vec::new(),
+            receipts: Vec::new(),
+            cancelled: false,
             header: envelope.header.clone(),
             body: Some(body.clone()),
             recipients: recipients
@@ -499,7 +515,7 @@ impl Client {
         };
         let entry = OutboxEntry {
             cable_id: cable_id.to_vec(),
-            envelope: envelope.encode_to_vec(),
+            envelope: envelope_bytes,
             precedence: draft.precedence as i32,
             queued_at_ms: now,
             attachments: body
@@ -528,6 +544,39 @@ impl Client {
                     .and_then(|r| Classification::try_from(r.clearance).ok())
             })
             .unwrap_or(Classification::Unclassified)
+    }
+
+    /// Takes a cable out of the outbox before the node has it: it is not sent, its attachments'
+    /// sealed copies are deleted, and its status says cancelled. Returns its id (hex). A cable
+    /// the node already holds cannot be recalled.
+    pub fn cancel(&mut self, id: &str) -> Result<String, ClientError> {
+        let key = match self.resolve_id(Table::Outbox, id) {
+            Ok(key) => key,
+            Err(ClientError::NoSuchCable(_)) if self.status(id).is_ok() => {
+                return Err(ClientError::NotCancellable(id.to_owned()));
+            }
+            Err(e) => return Err(e),
+        };
+        let entry: OutboxEntry = self
+            .store
+            .get_message(Table::Outbox, &key)?
+            .ok_or_else(|| ClientError::NoSuchCable(id.to_owned()))?;
+        if entry.is_receipt {
+            return Err(ClientError::NoSuchCable(id.to_owned()));
+        }
+        self.store.delete(Table::Outbox, &key)?;
+        for sha in &entry.attachments {
+            let file = self.store.dir().join(OUTGOING_DIR).join(hex::encode(sha));
+            let _ = std::fs::remove_file(file);
+        }
+        if let Some(mut sent) = self.sent(&key)? {
+            sent.cancelled = true;
+            self.save_sent(&sent)?;
+        }
+        self.emit(Event::StatusChanged {
+            id: hex::encode(&key),
+        });
+        Ok(hex::encode(key))
     }
 
     /// The cables still waiting for the node.

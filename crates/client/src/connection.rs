@@ -29,7 +29,7 @@ const PIECE: usize = 64 * 1024;
 #[non_exhaustive]
 pub enum NetError {
     /// The node could not be reached.
-    #[error("cannot reach the node at {addr}: {reason}; working from the local store")]
+    #[error("cannot reach the node at {addr}: {reason}")]
     Unreachable {
         /// The node's address.
         addr: String,
@@ -53,19 +53,41 @@ pub enum NetError {
     /// The connection broke during the request.
     #[error("the connection to the node broke: {0}")]
     Broken(String),
+    /// The node closed the connection and said why.
+    #[error("the node closed the connection: {reason}")]
+    Closed {
+        /// The node's words.
+        reason: String,
+    },
     /// Reading or writing a local file failed.
     #[error("local file error: {0}")]
     Io(String),
 }
 
 impl NetError {
+    /// Whether the node asked to be left alone a while (busy, or unable to store anything).
+    pub fn is_busy(&self) -> bool {
+        matches!(
+            self,
+            NetError::Refused {
+                code: ErrorCode::Busy | ErrorCode::Unavailable | ErrorCode::Internal,
+                ..
+            } | NetError::Timeout(_)
+        )
+    }
+
     /// Whether the request may succeed later unchanged (the node is away or busy).
     pub fn is_transient(&self) -> bool {
         match self {
             NetError::Unreachable { .. } | NetError::Timeout(_) | NetError::Broken(_) => true,
             NetError::Refused { code, .. } => {
-                matches!(code, ErrorCode::Busy | ErrorCode::Internal)
+                matches!(
+                    code,
+                    ErrorCode::Busy | ErrorCode::Internal | ErrorCode::Unavailable
+                )
             }
+            // A revoked or cloned device, or a node going away: the closing words say which.
+            NetError::Closed { .. } => true,
             NetError::Protocol(_) | NetError::Io(_) => false,
         }
     }
@@ -106,11 +128,22 @@ pub fn host_of(addr: &str) -> &str {
     }
 }
 
-/// Opens a QUIC connection with `tls` to the node at `addr`, named `server_name`.
+/// Opens a QUIC connection with `tls` to the node at `addr`, named `server_name`, waiting at
+/// most [`CONNECT_TIMEOUT`].
 pub async fn open(
     addr: &str,
     server_name: &str,
     tls: rustls::ClientConfig,
+) -> Result<(quinn::Endpoint, quinn::Connection), NetError> {
+    open_within(addr, server_name, tls, CONNECT_TIMEOUT).await
+}
+
+/// [`open`], waiting at most `timeout` for the handshake.
+pub async fn open_within(
+    addr: &str,
+    server_name: &str,
+    tls: rustls::ClientConfig,
+    timeout: Duration,
 ) -> Result<(quinn::Endpoint, quinn::Connection), NetError> {
     let socket = resolve(addr)?;
     let unreachable = |reason: String| NetError::Unreachable {
@@ -132,9 +165,9 @@ pub async fn open(
     let connecting = endpoint
         .connect(socket, server_name)
         .map_err(|e| unreachable(e.to_string()))?;
-    let connection = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+    let connection = tokio::time::timeout(timeout, connecting)
         .await
-        .map_err(|_| unreachable(format!("no answer within {CONNECT_TIMEOUT:?}")))?
+        .map_err(|_| unreachable(format!("no answer within {timeout:?}")))?
         .map_err(|e| unreachable(e.to_string()))?;
     Ok((endpoint, connection))
 }
@@ -148,17 +181,45 @@ pub async fn request(
         let (mut send, mut recv) = connection
             .open_bi()
             .await
-            .map_err(|e| NetError::Broken(e.to_string()))?;
-        send.write_all(&framing::encode(&ClientFrame { frame: Some(frame) }))
-            .await
-            .map_err(|e| NetError::Broken(e.to_string()))?;
-        let _ = send.finish();
+            .map_err(|e| broken(connection, &e))?;
         let mut decoder = FrameDecoder::new(MAX_FRAME);
+        if let Err(e) = send
+            .write_all(&framing::encode(&ClientFrame { frame: Some(frame) }))
+            .await
+        {
+            // The node may have stopped the stream with a refusal (an envelope over its limit,
+            // say) before all was written: its answer says why, which matters more than the
+            // broken write.
+            if let Ok(Err(refused @ NetError::Refused { .. })) =
+                tokio::time::timeout(REFUSAL_WAIT, read_frame(&mut recv, &mut decoder)).await
+            {
+                return Err(refused);
+            }
+            return Err(broken(connection, &e));
+        }
+        let _ = send.finish();
         read_frame(&mut recv, &mut decoder).await
     };
     tokio::time::timeout(REQUEST_TIMEOUT, exchange)
         .await
         .map_err(|_| NetError::Timeout(REQUEST_TIMEOUT))?
+}
+
+/// How long a broken write waits for the refusal that may explain it.
+const REFUSAL_WAIT: Duration = Duration::from_secs(2);
+
+/// A stream that broke: with the node's reason for closing the connection, when it gave one
+/// (a revoked device, a cloned device, a node shutting down).
+fn broken(connection: &quinn::Connection, e: &dyn std::fmt::Display) -> NetError {
+    match connection.close_reason() {
+        Some(quinn::ConnectionError::ApplicationClosed(close)) => {
+            let reason = String::from_utf8_lossy(&close.reason).into_owned();
+            NetError::Closed {
+                reason: crate::text::single_line(&reason),
+            }
+        }
+        _ => NetError::Broken(e.to_string()),
+    }
 }
 
 /// Reads the next frame; a refusal becomes [`NetError::Refused`].
@@ -200,14 +261,15 @@ pub type DeliveryHandler<'a> = dyn FnMut(&Delivery) -> Result<bool, String> + Se
 
 impl NodeLink {
     /// Connects with the device's certificate and says hello, with the device's connection
-    /// number `session` (0: not counted).
+    /// number `session` (0: not counted), waiting at most `timeout` for the handshake.
     pub async fn connect(
         addr: &str,
         server_name: &str,
         tls: rustls::ClientConfig,
         session: u64,
+        timeout: Duration,
     ) -> Result<Self, NetError> {
-        let (endpoint, connection) = open(addr, server_name, tls).await?;
+        let (endpoint, connection) = open_within(addr, server_name, tls, timeout).await?;
         let hello = client_frame::Frame::Hello(Hello {
             protocol_version: valise_proto::PROTOCOL_VERSION,
             software: concat!("valise-client/", env!("CARGO_PKG_VERSION")).into(),
@@ -222,6 +284,11 @@ impl NodeLink {
             connection,
             welcome,
         })
+    }
+
+    /// Whether the connection is still up (a stream may break while it is).
+    pub fn is_open(&self) -> bool {
+        self.connection.close_reason().is_none()
     }
 
     /// The node's welcome: its name, clock, limits and custody key.

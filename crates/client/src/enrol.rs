@@ -112,7 +112,14 @@ pub async fn enrol(
     let connected = async {
         let tls = valise_crypto::tls::client_config(&ca_pem, Some(&keys.tls))
             .map_err(|e| ClientError::Enrolment(e.to_string()))?;
-        let link = connection::NodeLink::connect(&invitation.node_addr, &host, tls, 0).await?;
+        let link = connection::NodeLink::connect(
+            &invitation.node_addr,
+            &host,
+            tls,
+            0,
+            connection::CONNECT_TIMEOUT,
+        )
+        .await?;
         let (ministry, first_page) = ministry_of(&link).await?;
         Ok::<_, ClientError>((link, ministry, first_page))
     };
@@ -136,6 +143,7 @@ pub async fn enrol(
         node: String::new(),
         extra_tags: Vec::new(),
         limits: None,
+        node_key_certificate: None,
     };
     profile.save(&store)?;
     let mut client = Client::assemble(store, keys, profile)?;

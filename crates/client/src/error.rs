@@ -24,6 +24,12 @@ pub enum ClientError {
     /// No cable with this id (or id prefix).
     #[error("no cable {0} here; list them with `valise inbox` (or check the id)")]
     NoSuchCable(String),
+    /// The cable already left the device.
+    #[error(
+        "cable {0} is already in the node's custody and cannot be recalled; send a correction \
+         or ask its recipients to disregard it"
+    )]
+    NotCancellable(String),
     /// The id prefix matches several cables.
     #[error("{0} matches several cables; give more of the id")]
     AmbiguousId(String),

@@ -32,6 +32,13 @@ pub struct InboxEntry {
     /// 0 for cables stored before this was kept, taken as action.
     #[prost(int32, tag = "8")]
     pub role: i32,
+    /// The envelope, byte for byte as delivered: the sender's signature and every key wrap,
+    /// kept so the cable can be proved later (evidence bundles).
+    #[prost(bytes = "vec", tag = "9")]
+    pub envelope: Vec<u8>,
+    /// The receipts this device signed for the cable (delivered, read, acknowledged).
+    #[prost(message, repeated, tag = "10")]
+    pub receipts: Vec<valise_proto::v1::Receipt>,
 }
 
 /// An info addressee only: informed, not asked to act.

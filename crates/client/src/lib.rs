@@ -15,6 +15,7 @@
 //! | [`compose`] | the cable draft, and the checks before sealing: addressees, clearance, NODIS |
 //! | [`directory`] | the device's verified copy of the directory, kept in the store |
 //! | [`attachments`] | attachment files encrypted for upload, checked and decrypted on fetch |
+//! | [`evidence`] | evidence bundles: everything signed about a cable, exported and checked offline |
 //! | [`text`] | untrusted text (subjects, bodies, names) made safe to show: no escape sequences |
 //!
 //! The shell: [`connection`] (QUIC to the node), [`client`] (the unlocked [`Client`]),
@@ -29,6 +30,7 @@ pub mod connection;
 pub mod directory;
 pub mod enrol;
 pub mod error;
+pub mod evidence;
 pub mod inbox;
 pub mod keys;
 pub mod outbox;

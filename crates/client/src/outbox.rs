@@ -8,6 +8,9 @@ use std::time::Duration;
 pub const FIRST_RETRY: Duration = Duration::from_secs(1);
 /// The longest retry delay.
 pub const MAX_RETRY: Duration = Duration::from_secs(300);
+/// How many times the node may break off one cable's stream, while the connection stays up,
+/// before the cable is taken as refused for good (and leaves the outbox).
+pub const MAX_STREAM_FAILURES: u32 = 3;
 
 /// One sealed cable waiting for the node.
 #[derive(Clone, PartialEq, prost::Message)]

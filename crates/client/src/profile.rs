@@ -36,6 +36,9 @@ pub struct Profile {
     /// The node's limits, as its welcome last gave them: drafts over them are refused at once.
     #[prost(message, optional, tag = "9")]
     pub limits: Option<valise_proto::v1::Limits>,
+    /// The root's certificate of the node's custody key, as its welcome gave it (checked).
+    #[prost(message, optional, tag = "10")]
+    pub node_key_certificate: Option<valise_proto::v1::NodeKeyCertificate>,
 }
 
 impl Profile {

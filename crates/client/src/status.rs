@@ -80,6 +80,18 @@ pub struct SentCable {
     /// Why the node refused the cable for good; empty while it is queued or accepted.
     #[prost(string, tag = "6")]
     pub refused: String,
+    /// The envelope as sealed and sent, byte for byte.
+    #[prost(bytes = "vec", tag = "7")]
+    pub envelope: Vec<u8>,
+    /// The custody receipts the home node signed for it.
+    #[prost(message, repeated, tag = "8")]
+    pub custody: Vec<valise_proto::v1::CustodyReceipt>,
+    /// Every verified receipt the recipients sent back, kept after their state was applied.
+    #[prost(message, repeated, tag = "9")]
+    pub receipts: Vec<valise_proto::v1::Receipt>,
+    /// The diplomat cancelled it before the node took it.
+    #[prost(bool, tag = "10")]
+    pub cancelled: bool,
 }
 
 /// Why a receipt could not be applied.

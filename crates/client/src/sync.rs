@@ -229,6 +229,30 @@ impl Client {
             self.profile.node = welcome.node.clone();
             changed = true;
         }
+        if let Some(cert) = &welcome.node_key_certificate {
+            // Checked before it is kept: it is what lets a third party trust this node's
+            // custody receipts later.
+            let root = valise_crypto::tls::directory_root(&self.profile.ca_pem)
+                .map_err(|e| ClientError::Crypto(e.to_string()))?;
+            let key = valise_crypto::custody::verify_node_key(
+                cert,
+                &root,
+                &self.profile.ministry,
+                &welcome.node,
+                now_ms(),
+            )
+            .map_err(|e| NetError::Protocol(e.to_string()))?;
+            if key.as_bytes().as_slice() != welcome.node_key.as_slice() {
+                return Err(NetError::Protocol(
+                    "the node's key certificate is for another key than the one it uses".into(),
+                )
+                .into());
+            }
+            if self.profile.node_key_certificate.as_ref() != Some(cert) {
+                self.profile.node_key_certificate = Some(cert.clone());
+                changed = true;
+            }
+        }
         if self.profile.limits != welcome.limits || self.profile.extra_tags != welcome.extra_tags {
             self.profile.limits = welcome.limits;
             self.profile.extra_tags = welcome.extra_tags.clone();
@@ -266,18 +290,18 @@ impl Client {
         report: &mut SyncReport,
     ) -> Result<(), ClientError> {
         let entries = self.outbox()?;
-        // Reached the node: everything waiting goes now, most urgent first.
+        // Reached the node: everything waiting goes now, most urgent first. One cable that
+        // fails never holds back the others behind it.
         for entry in outbox::send_order(&entries) {
             let mut entry = entry.clone();
             match self.submit(link, &entry, progress).await {
-                Ok(at) => {
+                Ok(receipt) => {
+                    let at = receipt.accepted_at_ms;
                     self.store.delete(Table::Outbox, &entry.cable_id)?;
-                    for sha in &entry.attachments {
-                        let file = self.store.dir().join(OUTGOING_DIR).join(hex::encode(sha));
-                        let _ = std::fs::remove_file(file);
-                    }
+                    self.drop_outgoing(&entry);
                     if let Some(mut sent) = self.sent(&entry.cable_id)? {
                         sent.custody_taken(at);
+                        sent.custody.push(receipt);
                         self.save_sent(&sent)?;
                     }
                     if !entry.is_receipt {
@@ -287,23 +311,35 @@ impl Client {
                         });
                     }
                 }
-                Err(ClientError::Net(e)) if e.is_transient() => {
+                // The node is away or busy: everything waits for the next sync.
+                Err(ClientError::Net(e)) if e.is_transient() && !link.is_open() => {
                     entry.failed(&e.to_string());
                     self.store
                         .put(Table::Outbox, &entry.cable_id, &entry.encode_to_vec())?;
-                    // The node is busy or going away: the rest waits for the next sync.
                     return Err(ClientError::Net(e));
                 }
-                Err(e) => {
-                    let reason = e.to_string();
-                    entry.refused = true;
-                    entry.last_error = reason.clone();
+                Err(ClientError::Net(e))
+                    if e.is_transient()
+                        && (e.is_busy() || entry.attempts + 1 < outbox::MAX_STREAM_FAILURES) =>
+                {
+                    entry.failed(&e.to_string());
                     self.store
                         .put(Table::Outbox, &entry.cable_id, &entry.encode_to_vec())?;
-                    if let Some(mut sent) = self.sent(&entry.cable_id)? {
-                        sent.refused = reason.clone();
-                        self.save_sent(&sent)?;
+                    if e.is_busy() {
+                        return Err(ClientError::Net(e));
                     }
+                    // This cable's stream broke while the connection stayed up: the next goes.
+                }
+                Err(e) => {
+                    let reason = match &e {
+                        ClientError::Net(net) if net.is_transient() => format!(
+                            "the node broke off this cable {} times while the connection \
+                             stayed up ({net}); it may be over a limit of the node's",
+                            outbox::MAX_STREAM_FAILURES
+                        ),
+                        _ => e.to_string(),
+                    };
+                    self.refused_for_good(&entry, &reason)?;
                     if !entry.is_receipt {
                         report.refused.push((hex::encode(&entry.cable_id), reason));
                     }
@@ -313,14 +349,37 @@ impl Client {
         Ok(())
     }
 
-    /// Uploads the entry's attachments, submits it, and checks the custody receipt. Returns
-    /// when custody was taken.
+    /// A cable the node will never take leaves the outbox, so it holds nothing back; its
+    /// status keeps the reason.
+    fn refused_for_good(&mut self, entry: &OutboxEntry, reason: &str) -> Result<(), ClientError> {
+        self.store.delete(Table::Outbox, &entry.cable_id)?;
+        self.drop_outgoing(entry);
+        if let Some(mut sent) = self.sent(&entry.cable_id)? {
+            sent.refused = reason.to_owned();
+            self.save_sent(&sent)?;
+            self.emit(Event::StatusChanged {
+                id: hex::encode(&entry.cable_id),
+            });
+        }
+        Ok(())
+    }
+
+    /// Deletes the sealed attachment copies an outbox entry was waiting to upload.
+    fn drop_outgoing(&self, entry: &OutboxEntry) {
+        for sha in &entry.attachments {
+            let file = self.store.dir().join(OUTGOING_DIR).join(hex::encode(sha));
+            let _ = std::fs::remove_file(file);
+        }
+    }
+
+    /// Uploads the entry's attachments, submits it, and checks the custody receipt, which it
+    /// returns.
     async fn submit(
         &self,
         link: &NodeLink,
         entry: &OutboxEntry,
         progress: &dyn Progress,
-    ) -> Result<u64, ClientError> {
+    ) -> Result<valise_proto::v1::CustodyReceipt, ClientError> {
         // The names the diplomat attached, for the progress bar.
         let names: Vec<(Vec<u8>, String)> = self
             .sent(&entry.cable_id)?
@@ -377,7 +436,7 @@ impl Client {
                 "{e}; the cable is kept and retried"
             )))
         })?;
-        Ok(receipt.accepted_at_ms)
+        Ok(receipt)
     }
 
     async fn receive_queued(&mut self, link: &NodeLink) -> Result<Arrivals, ClientError> {
@@ -475,8 +534,17 @@ impl Client {
                 let Some(mut sent) = self.sent(&r.cable_id)? else {
                     continue;
                 };
-                if let Ok(true) = sent.apply_receipt(&r.device_id, r.kind, r.at_ms) {
+                let applied = matches!(sent.apply_receipt(&r.device_id, r.kind, r.at_ms), Ok(true));
+                // Kept whether or not it moved the state: each is signed evidence.
+                let new = !sent.receipts.contains(r)
+                    && sent.recipients.iter().any(|x| x.device_id == r.device_id);
+                if new {
+                    sent.receipts.push(r.clone());
+                }
+                if applied || new {
                     self.save_sent(&sent)?;
+                }
+                if applied {
                     arrivals.applied += 1;
                     arrivals.changed.push(hex::encode(&r.cable_id));
                 }
@@ -494,7 +562,16 @@ impl Client {
                 .resolve(a)
                 .is_ok_and(|devices| devices.iter().any(|d| d.id == me))
         });
+        let delivered = receipt::sign(
+            &self.keys.identity,
+            &header.cable_id,
+            ReceiptKind::Delivered,
+            now_ms(),
+        )
+        .map_err(|e| ClientError::Crypto(e.to_string()))?;
         let entry = InboxEntry {
+            envelope: bytes.to_vec(),
+            receipts: vec![delivered.clone()],
             header: Some(opened.header),
             body: Some(opened.body),
             received_at_ms: now_ms(),
@@ -510,13 +587,6 @@ impl Client {
         };
         self.save_received(&header.cable_id, &entry)?;
         arrivals.received += 1;
-        let delivered = receipt::sign(
-            &self.keys.identity,
-            &header.cable_id,
-            ReceiptKind::Delivered,
-            now_ms(),
-        )
-        .map_err(|e| ClientError::Crypto(e.to_string()))?;
         arrivals
             .receipts
             .entry(header.sender_device.clone())
@@ -648,7 +718,8 @@ impl Client {
             Err(e) => return Ok(Err(e.to_string())),
         };
         let notify = async {
-            let link = NodeLink::connect(&addr, &name, tls, 0).await?;
+            let link =
+                NodeLink::connect(&addr, &name, tls, 0, crate::connection::CONNECT_TIMEOUT).await?;
             let notice = client_frame::Frame::WipeNotice(WipeNotice {
                 reason: "emergency".into(),
             });

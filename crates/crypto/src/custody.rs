@@ -2,7 +2,7 @@
 //! hop may drop its copy. The receipt names the exact envelope bytes by digest.
 
 use valise_proto::canonical;
-use valise_proto::v1::CustodyReceipt;
+use valise_proto::v1::{CustodyReceipt, NodeKeyCertificate};
 
 use crate::identity::{IdentityKeyPair, IdentityPublicKey};
 
@@ -16,6 +16,71 @@ pub enum CustodyError {
     /// It is for another cable, node or envelope than the one sent.
     #[error("the custody receipt does not match the cable sent: {0}")]
     Mismatch(&'static str),
+}
+
+/// Why a node key certificate is not trusted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeKeyError {
+    /// Not signed by the pinned root.
+    #[error("the key certificate of node {0} is not signed by the ministry root")]
+    BadSignature(String),
+    /// For another ministry or node than expected.
+    #[error("the key certificate names {found}, not {expected}")]
+    Mismatch {
+        /// What was expected.
+        expected: String,
+        /// What it names.
+        found: String,
+    },
+    /// Not valid at the time that matters.
+    #[error(
+        "the key certificate of node {node} was not valid at {at_ms} (valid {from_ms}..={until_ms})"
+    )]
+    OutsideValidity {
+        /// The node.
+        node: String,
+        /// The time checked.
+        at_ms: u64,
+        /// Start of validity.
+        from_ms: u64,
+        /// End of validity.
+        until_ms: u64,
+    },
+    /// The key is malformed.
+    #[error("the key certificate of node {0} holds a malformed key")]
+    Malformed(String),
+}
+
+/// The node signing key `cert` certifies for `node` of `ministry`, checked against the root
+/// key and valid at `at_ms` (when the receipt it checks was signed).
+pub fn verify_node_key(
+    cert: &NodeKeyCertificate,
+    root: &IdentityPublicKey,
+    ministry: &str,
+    node: &str,
+    at_ms: u64,
+) -> Result<IdentityPublicKey, NodeKeyError> {
+    let bytes = canonical::node_key_certificate(cert)
+        .map_err(|_| NodeKeyError::Malformed(node.to_owned()))?;
+    root.verify(&bytes, &cert.signature)
+        .map_err(|_| NodeKeyError::BadSignature(node.to_owned()))?;
+    if cert.ministry != ministry || cert.node != node {
+        return Err(NodeKeyError::Mismatch {
+            expected: format!("{node} of {ministry}"),
+            found: format!("{} of {}", cert.node, cert.ministry),
+        });
+    }
+    if !(cert.valid_from_ms..=cert.valid_until_ms).contains(&at_ms) {
+        return Err(NodeKeyError::OutsideValidity {
+            node: node.to_owned(),
+            at_ms,
+            from_ms: cert.valid_from_ms,
+            until_ms: cert.valid_until_ms,
+        });
+    }
+    IdentityPublicKey::from_slice(&cert.public_key)
+        .map_err(|_| NodeKeyError::Malformed(node.to_owned()))
 }
 
 /// Signs a receipt for `envelope` (its bytes as received) with id `cable_id`.

@@ -17,8 +17,8 @@
 //! value changes these bytes, and so breaks the signature and the AEAD tag.
 
 use crate::v1::{
-    CustodyReceipt, DeviceRecord, EnrolmentCertificate, KeyWrap, Receipt, ReceiveKey, Revocation,
-    RoutingHeader,
+    CustodyReceipt, DeviceRecord, EnrolmentCertificate, KeyWrap, NodeKeyCertificate, Receipt,
+    ReceiveKey, Revocation, RoutingHeader,
 };
 
 /// A structure too large to encode canonically.
@@ -180,6 +180,17 @@ pub fn enrolment_certificate(c: &EnrolmentCertificate) -> Result<Vec<u8>, Canoni
     let mut out = Canon::new("valise.v1.EnrolmentCertificate");
     out.bytes("ministry", c.ministry.as_bytes())?
         .bytes("post", c.post.as_bytes())?
+        .bytes("public_key", &c.public_key)?
+        .u64(c.valid_from_ms)
+        .u64(c.valid_until_ms);
+    Ok(out.finish())
+}
+
+/// Canonical bytes of a node key certificate, without its signature.
+pub fn node_key_certificate(c: &NodeKeyCertificate) -> Result<Vec<u8>, CanonicalError> {
+    let mut out = Canon::new("valise.v1.NodeKeyCertificate");
+    out.bytes("ministry", c.ministry.as_bytes())?
+        .bytes("node", c.node.as_bytes())?
         .bytes("public_key", &c.public_key)?
         .u64(c.valid_from_ms)
         .u64(c.valid_until_ms);

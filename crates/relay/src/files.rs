@@ -5,6 +5,7 @@
 //! | `ca.pem` | the ministry root certificate (pinned) | public |
 //! | `node.pem`, `node.key` | the node's TLS chain and key | key owner-only |
 //! | `node-signing.key` | the node's Ed25519 seed: custody receipts, audit checkpoints | owner-only |
+//! | `node-signing.cert` | the root's certificate of that key (`NodeKeyCertificate`), handed to devices | public |
 //! | `node-storage.key` | the node storage key: seals queued envelopes at rest | owner-only |
 //! | `enrolment.key`, `enrolment.cert` | posts: the enrolment key and its root certificate | key owner-only |
 //! | `post-ca.pem`, `post-ca.key` | posts: the post enrolment CA | key owner-only |
@@ -26,6 +27,8 @@ use crate::pki::CertifiedKey;
 
 /// The node signing key's file.
 pub const NODE_SIGNING_KEY: &str = "node-signing.key";
+/// The root's certificate of the node signing key.
+pub const NODE_SIGNING_CERT: &str = "node-signing.cert";
 /// The node storage key's file.
 pub const NODE_STORAGE_KEY: &str = "node-storage.key";
 /// The enrolment key's file.
@@ -226,6 +229,9 @@ pub struct NodeFiles {
     pub signing_key: IdentityKeyPair,
     /// The key that seals the queue at rest.
     pub storage_key: StorageKey,
+    /// The root's certificate of the signing key; absent for a node issued before there were
+    /// such certificates.
+    pub signing_cert: Option<valise_proto::v1::NodeKeyCertificate>,
     /// Posts only.
     pub enrolment: Option<EnrolmentFiles>,
 }
@@ -256,11 +262,24 @@ impl NodeFiles {
             } else {
                 None
             };
+        let cert_path = config.key_file(NODE_SIGNING_CERT);
+        let signing_cert = if cert_path.exists() {
+            Some(
+                valise_proto::v1::NodeKeyCertificate::decode(read(&cert_path)?.as_slice())
+                    .map_err(|e| FileError::Malformed {
+                        path: cert_path.clone(),
+                        reason: e.to_string(),
+                    })?,
+            )
+        } else {
+            None
+        };
         let files = NodeFiles {
             ca_pem: read_text(&config.tls.ca_cert)?,
             tls,
             signing_key: read_key(&config.key_file(NODE_SIGNING_KEY))?,
             storage_key: load_storage_key(config)?,
+            signing_cert,
             enrolment,
         };
         files.check_belongs(config)?;
@@ -308,6 +327,17 @@ impl NodeFiles {
                         .into(),
                 ));
             }
+        }
+        if let Some(cert) = &self.signing_cert
+            && (cert.node != *name || cert.public_key != self.signing_key.public().as_bytes())
+        {
+            return Err(other(
+                &config.key_file(NODE_SIGNING_CERT),
+                format!(
+                    "it certifies the signing key of {}, not this node's node-signing.key",
+                    cert.node
+                ),
+            ));
         }
         let Some(enrolment) = &self.enrolment else {
             return Ok(());

@@ -265,6 +265,9 @@ fn start_node(
     };
     let node_key = IdentityKeyPair::generate().map_err(fail)?;
     let node_public = *node_key.public();
+    let node_key_certificate = ca
+        .certify_node_key(name, &node_public, 0, u64::MAX)
+        .map_err(fail)?;
     let audit_key = IdentityKeyPair::from_seed(&node_key.seed()[..]).map_err(fail)?;
     let origin = valise_audit::log::origin(ministry, name);
     let audit_dir = dir.join("audit");
@@ -275,6 +278,7 @@ fn start_node(
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         tls: server_config(ca.cert_pem(), &node_cert, enrolment.is_some()).map_err(fail)?,
         node_key,
+        node_key_certificate: Some(node_key_certificate),
         directory,
         // A throwaway network: its storage key lives only as long as this process.
         store: RelayStore::open(&dir.join("queue"), &StorageKey::generate().map_err(fail)?)

@@ -526,6 +526,12 @@ fn issue_node(
     files::write_secret(&out.join("node.key"), node.key_pem.as_bytes())?;
     let signing = IdentityKeyPair::generate().context("cannot generate the node signing key")?;
     files::write_secret(&out.join(NODE_SIGNING_KEY), &signing.seed()[..])?;
+    let until = now_ms().saturating_add(u64::try_from((5 * YEAR).as_millis()).unwrap_or(u64::MAX));
+    let signing_cert = ca.certify_node_key(name, signing.public(), now_ms(), until)?;
+    files::write_public(
+        &out.join(files::NODE_SIGNING_CERT),
+        &signing_cert.encode_to_vec(),
+    )?;
     files::create_storage_key(&out.join(NODE_STORAGE_KEY))?;
     if kind == Kind::Post {
         let enrolment = IdentityKeyPair::generate().context("cannot generate the enrolment key")?;
@@ -678,6 +684,7 @@ async fn serve(config: Config, node_files: NodeFiles) -> Result<()> {
         listen: config.node.listen,
         tls,
         node_key: node_files.signing_key,
+        node_key_certificate: node_files.signing_cert,
         directory,
         store: RelayStore::open(&data.join(QUEUE_DIR), &node_files.storage_key)
             .context("cannot open the queue store")?,

@@ -253,6 +253,29 @@ impl MinistryCa {
         Ok(cert)
     }
 
+    /// Certifies a node's signing key (custody receipts, checkpoints), so that anyone holding
+    /// the root can check what it signs.
+    pub fn certify_node_key(
+        &self,
+        node: &str,
+        key: &IdentityPublicKey,
+        valid_from_ms: u64,
+        valid_until_ms: u64,
+    ) -> Result<valise_proto::v1::NodeKeyCertificate, PkiError> {
+        let mut cert = valise_proto::v1::NodeKeyCertificate {
+            ministry: self.ministry.clone(),
+            node: node.to_owned(),
+            public_key: key.as_bytes().to_vec(),
+            valid_from_ms,
+            valid_until_ms,
+            signature: Vec::new(),
+        };
+        let bytes =
+            canonical::node_key_certificate(&cert).map_err(|e| PkiError::Key(e.to_string()))?;
+        cert.signature = rcgen::SigningKey::sign(self.issuer.key(), &bytes)?;
+        Ok(cert)
+    }
+
     /// Issues the CA a post's node uses to enrol that post's devices.
     pub fn issue_post_ca(&self, post: &str, validity: Validity) -> Result<CertifiedKey, PkiError> {
         let mut params = CertificateParams::default();

@@ -107,10 +107,8 @@ fn unusable_values_name_the_setting_and_the_fix() {
              18446744073709551615 is outside that",
         ),
         (
-            format!(
-                "{MINIMAL}[limits]\nmax_connections = 100\nmax_unauthenticated_connections = 100\n"
-            ),
-            "so enrolled devices always have room",
+            format!("{MINIMAL}[limits]\nmax_connections_per_source = 0\n"),
+            "`limits.max_connections_per_source` is invalid: must be between 1 and 100000",
         ),
         (
             format!("{MINIMAL}[audit]\ncheckpoint_interval_ms = 99999999999\n"),

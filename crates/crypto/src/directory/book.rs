@@ -60,6 +60,8 @@ pub struct Directory {
     ministry: String,
     root: IdentityPublicKey,
     enrollers: HashMap<String, Enroller>,
+    /// The root's certificates, as signed, for evidence.
+    enroller_certs: HashMap<String, v1::EnrolmentCertificate>,
     devices: HashMap<DeviceId, Entry>,
     version: u64,
 }
@@ -71,9 +73,20 @@ impl Directory {
             ministry: ministry.to_owned(),
             root,
             enrollers: HashMap::new(),
+            enroller_certs: HashMap::new(),
             devices: HashMap::new(),
             version: 0,
         }
+    }
+
+    /// The root's certificate of `post`'s enrolment key, as signed.
+    pub fn enrolment_certificate(&self, post: &str) -> Option<&v1::EnrolmentCertificate> {
+        self.enroller_certs.get(post)
+    }
+
+    /// The ministry this directory trusts.
+    pub fn ministry(&self) -> &str {
+        &self.ministry
     }
 
     /// The current version: the number of updates applied.
@@ -98,6 +111,8 @@ impl Directory {
         match &update {
             Update::Enroller(cert) => {
                 let enroller = Enroller::verify(cert, &self.root, &self.ministry)?;
+                self.enroller_certs
+                    .insert(enroller.post.clone(), cert.clone());
                 self.enrollers.insert(enroller.post.clone(), enroller);
             }
             Update::Device(record) => {

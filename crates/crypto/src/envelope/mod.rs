@@ -25,7 +25,7 @@ use prost::Message;
 use valise_proto::v1;
 
 pub use header::HeaderError;
-pub use open::{OpenError, OpenedCable, open};
+pub use open::{OpenError, OpenedCable, content_key, open, open_with_content_key};
 pub use seal::{SealError, seal};
 pub use signature::{signed_bytes, verify_signature};
 

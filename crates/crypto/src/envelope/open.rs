@@ -141,6 +141,68 @@ pub fn open(
     })
 }
 
+/// The content key of `envelope`, unwrapped with this device's receive key: what a recipient
+/// may choose to disclose so that a third party can read and check the cable
+/// ([`open_with_content_key`]). Every check of [`open`] is made first.
+pub fn content_key(
+    envelope: &v1::Envelope,
+    sender: &IdentityPublicKey,
+    me: &DeviceId,
+    receive_keys: &[ReceiveKeyPair],
+) -> Result<Zeroizing<[u8; CONTENT_KEY_LEN]>, OpenError> {
+    open(envelope, sender, me, receive_keys)?;
+    let header = envelope
+        .header
+        .as_ref()
+        .ok_or(OpenError::Malformed("no routing header"))?;
+    let header_bytes = canonical::routing_header(header)
+        .map_err(|_| OpenError::MalformedHeader(HeaderError::TooLarge))?;
+    let wrap = envelope
+        .key_wraps
+        .iter()
+        .find(|w| w.device_id == me.as_bytes())
+        .ok_or(OpenError::NotARecipient(*me))?;
+    let key = receive_keys
+        .iter()
+        .find(|k| k.id().as_bytes() == wrap.receive_key_id.as_slice())
+        .ok_or_else(|| OpenError::UnknownReceiveKey(hex::encode(&wrap.receive_key_id)))?;
+    let cek = unwrap_cek(wrap, header, me, key, &header_bytes)?;
+    Ok(Zeroizing::new(*cek.as_bytes()))
+}
+
+/// Opens `envelope` with a disclosed content key, as a third party checking evidence does: the
+/// sender's signature over the envelope, the key against the sender's signed commitment, and
+/// the body against the header. No receive key is needed.
+pub fn open_with_content_key(
+    envelope: &v1::Envelope,
+    sender: &IdentityPublicKey,
+    content_key: &[u8],
+) -> Result<OpenedCable, OpenError> {
+    super::verify_signature(envelope, sender)?;
+    let header = envelope
+        .header
+        .as_ref()
+        .ok_or(OpenError::Malformed("no routing header"))?;
+    let bytes: [u8; CONTENT_KEY_LEN] = content_key
+        .try_into()
+        .map_err(|_| OpenError::ContentKeyMismatch)?;
+    let cek = ContentKey::from_bytes(&bytes);
+    if !bool::from(cek.commitment().ct_eq(envelope.key_commitment.as_slice())) {
+        return Err(OpenError::ContentKeyMismatch);
+    }
+    let header_bytes = canonical::routing_header(header)
+        .map_err(|_| OpenError::MalformedHeader(HeaderError::TooLarge))?;
+    let body = match body::decrypt(&cek, &header_bytes, &envelope.body_ciphertext) {
+        Ok(body) => body,
+        Err(BodyError::Malformed) => return Err(OpenError::MalformedBody),
+        Err(_) => return Err(OpenError::BodyTampered),
+    };
+    Ok(OpenedCable {
+        header: header.clone(),
+        body,
+    })
+}
+
 /// Unwraps the CEK and checks the header digest the sender put beside it.
 fn unwrap_cek(
     wrap: &v1::KeyWrap,

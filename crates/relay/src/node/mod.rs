@@ -108,6 +108,9 @@ pub struct NodeParams {
     pub tls: rustls::ServerConfig,
     /// The key that signs custody receipts.
     pub node_key: IdentityKeyPair,
+    /// The root's certificate of that key, handed to devices; `None` for a node issued before
+    /// there were such certificates.
+    pub node_key_certificate: Option<valise_proto::v1::NodeKeyCertificate>,
     /// The directory, durable.
     pub directory: DurableDirectory,
     /// The store of cables in transit.
@@ -214,6 +217,8 @@ struct Shared {
     dedup_retention: Duration,
     /// TAGS this network adds, for the welcome.
     extra_tags: Vec<String>,
+    /// The root's certificate of the node key, for the welcome.
+    node_key_certificate: Option<valise_proto::v1::NodeKeyCertificate>,
     /// Problems the operator must act on, by key: shown by `status`, failing `/healthz`.
     alarms: Mutex<std::collections::BTreeMap<String, String>>,
     /// The newest checkpoint when the node started (the one signed as it last stopped):
@@ -334,6 +339,7 @@ pub fn start(params: NodeParams) -> Result<RunningNode, NodeError> {
         )),
         wakers: Mutex::new(HashMap::new()),
         dedup_retention: params.dedup_retention,
+        node_key_certificate: params.node_key_certificate,
         extra_tags: params
             .extra_tags
             .iter()
@@ -691,12 +697,20 @@ async fn next_frame(
             Ok(None) => {}
             Err(e) => {
                 if let Some(send) = send {
-                    let code = if matches!(e, framing::FrameError::TooLarge { .. }) {
-                        ErrorCode::TooLarge
-                    } else {
-                        ErrorCode::Malformed
+                    let reply = match e {
+                        // Most often a cable over the envelope limit, so the answer names it.
+                        framing::FrameError::TooLarge { len, max } => error(
+                            ErrorCode::TooLarge,
+                            format!(
+                                "the request is {len} bytes, over this node's {max}-byte limit \
+                                 (an envelope may be at most limits.max_envelope_bytes, less a \
+                                 little for its frame); shorten the cable or send the long \
+                                 part as an attachment"
+                            ),
+                        ),
+                        other => error(ErrorCode::Malformed, other.to_string()),
                     };
-                    send_frame(send, &error(code, e.to_string())).await;
+                    send_frame(send, &reply).await;
                     let _ = send.finish();
                 }
                 return None;
@@ -881,6 +895,7 @@ fn welcome(shared: &Shared) -> NodeFrame {
             }),
             node_key: shared.node_key.public().as_bytes().to_vec(),
             extra_tags: shared.extra_tags.clone(),
+            node_key_certificate: shared.node_key_certificate.clone(),
         })),
     }
 }
