@@ -362,6 +362,19 @@ fn keys_rotate_safety_numbers_match_and_a_wiped_device_is_gone_and_revoked() {
 fn a_watching_device_reports_a_cable_as_it_arrives_and_stops_on_ctrl_c() {
     use std::io::BufRead;
     let (mut post, alice, bob) = alice_and_bob();
+    // Sent before Bob watches: his watch's first sync brings it, and reports it.
+    let early = alice.send(&[
+        "--to",
+        "bob@paris",
+        "--classification",
+        "SECRET",
+        "--precedence",
+        "ROUTINE",
+        "--subject",
+        "Before watching",
+        "--body",
+        "Earlier.",
+    ]);
 
     let mut watch = std::process::Command::new(valise_tests::bin("valise"))
         .args(["watch", "--json"])
@@ -391,6 +404,8 @@ fn a_watching_device_reports_a_cable_as_it_arrives_and_stops_on_ctrl_c() {
         }
     };
     next_event("online");
+    let first = next_event("received");
+    assert_eq!(first["id"], early, "what the first sync brought: {first}");
     let id = alice.send(&[
         "--to",
         "bob@paris",
@@ -404,10 +419,8 @@ fn a_watching_device_reports_a_cable_as_it_arrives_and_stops_on_ctrl_c() {
         "Now.",
     ]);
     let received = next_event("received");
-    assert!(
-        received["detail"].as_str().unwrap().contains(&id),
-        "{received}"
-    );
+    assert_eq!(received["id"], id, "{received}");
+    assert_eq!(received["precedence"], "FLASH", "{received}");
     assert!(
         received["detail"].as_str().unwrap().contains("FLASH"),
         "{received}"

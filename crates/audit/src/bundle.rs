@@ -55,11 +55,21 @@ pub struct VerifiedBundle {
 
 /// Builds the bundle for entry `index`, against the latest checkpoint (which must cover it).
 pub fn prove(log: &AuditLog, index: u64) -> Result<String, LogError> {
+    if index >= log.size() {
+        return Err(LogError::OutOfRange {
+            what: format!("entry {index} (entries are numbered from 0)"),
+            size: log.size(),
+        });
+    }
+    // The entry exists but no checkpoint covers it yet: the next one, within a second, will.
     let latest = log
         .latest_checkpoint()
         .filter(|c| c.checkpoint.size > index)
         .ok_or_else(|| LogError::OutOfRange {
-            what: format!("entry {index} in a signed checkpoint (sign one first)"),
+            what: format!(
+                "entry {index} in a signed checkpoint (it is newer than the latest; try again \
+                 in a second)"
+            ),
             size: log.latest_checkpoint().map_or(0, |c| c.checkpoint.size),
         })?;
     let size = latest.checkpoint.size;

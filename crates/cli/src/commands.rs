@@ -510,20 +510,36 @@ async fn watch(client: &mut Client, json: bool, bars: &Bars) -> Result<()> {
     let mut events = client.events();
     let printer = tokio::spawn(async move {
         while let Ok(event) = events.recv().await {
-            let (kind, detail) = match &event {
-                Event::Online { node } => ("online", format!("connected to node {node}")),
-                Event::Offline { reason } => ("offline", reason.clone()),
+            let (kind, detail, id, precedence) = match &event {
+                Event::Online { node } => {
+                    ("online", format!("connected to node {node}"), None, None)
+                }
+                Event::Offline { reason } => ("offline", reason.clone(), None, None),
                 Event::Received { id, precedence } => (
                     "received",
                     format!("new {} cable {id}", precedence.cable_name()),
+                    Some(id.clone()),
+                    Some(precedence.cable_name()),
                 ),
-                Event::StatusChanged { id } => ("status", format!("cable {id} changed state")),
+                Event::StatusChanged { id } => (
+                    "status",
+                    format!("cable {id} changed state"),
+                    Some(id.clone()),
+                    None,
+                ),
                 _ => continue,
             };
             if json {
-                println!("{}", json!({ "event": kind, "detail": detail }));
+                let mut line = json!({ "event": kind, "detail": detail });
+                if let Some(id) = id {
+                    line["id"] = json!(id);
+                }
+                if let Some(precedence) = precedence {
+                    line["precedence"] = json!(precedence);
+                }
+                println!("{line}");
             } else {
-                println!("{kind:9} {detail}");
+                println!("{kind:9} {}", safe(&detail));
             }
         }
     });

@@ -294,6 +294,7 @@ fn start_node(
         extra_tags: Vec::new(),
     })
     .map_err(fail)?;
+    node.serving();
     Ok(LocalNode {
         name: name.into(),
         ca_pem: ca.cert_pem().to_owned(),

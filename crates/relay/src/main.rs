@@ -249,16 +249,38 @@ enum CaCommand {
 #[derive(Subcommand)]
 enum AuditCommand {
     /// Recomputes the whole log, checks every checkpoint and cosignature, and checks the log
-    /// against the node's anchor (so a rolled-back data directory is caught).
+    /// against the node's anchor (so a rolled-back data directory is caught). On an auditor's
+    /// machine, without the node: `--export FILE --key VKEY` checks an export, and `--proof
+    /// FILE --key VKEY` a proof bundle, with only the file and the keys.
     ///
-    /// Example: valise-relay audit verify --config paris/node.toml --witness <vkey>
+    /// Examples: valise-relay audit verify --config paris/node.toml
+    ///           valise-relay audit verify --export paris.export --key <vkey> --witness <vkey>
+    ///           valise-relay audit verify --proof entry-42.proof --key <vkey>
     Verify {
-        /// The node's configuration.
+        /// The node's configuration (on the node's machine).
+        #[arg(long, required_unless_present_any = ["export", "proof"], conflicts_with_all = ["export", "proof"])]
+        config: Option<PathBuf>,
+        /// An export written by `audit export`, checked without the node.
+        #[arg(long, conflicts_with = "proof", requires = "key")]
+        export: Option<PathBuf>,
+        /// A proof bundle written by `audit prove`, checked without the node.
+        #[arg(long, requires = "key")]
+        proof: Option<PathBuf>,
+        /// The log's verifier key (as `audit key` prints it), for --export and --proof.
         #[arg(long)]
-        config: PathBuf,
+        key: Option<String>,
         /// A witness's verifier key whose cosignatures to check (repeatable).
         #[arg(long = "witness")]
         witnesses: Vec<String>,
+    },
+    /// Prints the node's audit-log verifier key and its witness key (C2SP vkeys), to hand to
+    /// auditors and to the operators of neighbouring nodes.
+    ///
+    /// Example: valise-relay audit key --config paris/node.toml
+    Key {
+        /// The node's configuration.
+        #[arg(long)]
+        config: PathBuf,
     },
     /// Writes the log in the versioned export format, for an auditor.
     ///
@@ -340,9 +362,27 @@ fn run_cli(cli: Cli) -> Result<()> {
         } => recover(&config, &start_empty, recreate_anchor),
         Command::Destroy { config, confirm } => destroy(&config, &confirm),
         Command::Status { config, json } => status(&config, json),
-        Command::Audit(AuditCommand::Verify { config, witnesses }) => {
-            audit_verify(&config, &witnesses)
+        Command::Audit(AuditCommand::Verify {
+            config: Some(config),
+            witnesses,
+            ..
+        }) => audit_verify(&config, &witnesses),
+        Command::Audit(AuditCommand::Verify {
+            export: Some(export),
+            key: Some(key),
+            witnesses,
+            ..
+        }) => verify_export_file(&export, &key, &witnesses),
+        Command::Audit(AuditCommand::Verify {
+            proof: Some(proof),
+            key: Some(key),
+            witnesses,
+            ..
+        }) => verify_proof_file(&proof, &key, &witnesses),
+        Command::Audit(AuditCommand::Verify { .. }) => {
+            bail!("give --config FILE, or --export FILE --key VKEY, or --proof FILE --key VKEY")
         }
+        Command::Audit(AuditCommand::Key { config }) => audit_key(&config),
         Command::Audit(AuditCommand::Export { config, out }) => {
             let entries = audit_export(&Config::load(&config)?, &out)?;
             println!("exported {entries} entries to {}", out.display());
@@ -730,6 +770,7 @@ async fn serve(config: Config, node_files: NodeFiles) -> Result<()> {
             config.admin_socket().display()
         )
     })?;
+    node.serving();
     println!(
         "valise-relay {} listening on {}",
         config.node.name,
@@ -1272,6 +1313,100 @@ fn audit_verify(config_path: &Path, witnesses: &[String]) -> Result<()> {
     Ok(())
 }
 
+fn auditor_keys(key: &str, witnesses: &[String]) -> Result<VerifyKeys> {
+    let log = NoteVerifier::from_vkey(key.trim()).with_context(|| {
+        format!("--key {key:?} is not a verifier key; copy it from `valise-relay audit key`")
+    })?;
+    let witnesses = witnesses
+        .iter()
+        .map(|w| {
+            NoteVerifier::from_vkey(w.trim())
+                .with_context(|| format!("--witness {w:?} is not a verifier key"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(VerifyKeys { log, witnesses })
+}
+
+/// An export checked on a machine without the node: only the file and the keys.
+fn verify_export_file(path: &Path, key: &str, witnesses: &[String]) -> Result<()> {
+    let keys = auditor_keys(key, witnesses)?;
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("cannot read the export {}", path.display()))?;
+    let report = verify_export(file, &keys, None)
+        .with_context(|| format!("the export {} does not verify", path.display()))?;
+    println!(
+        "export of {} verifies: {} entries, {} checkpoints",
+        keys.log.name(),
+        report.entries,
+        report.checkpoints
+    );
+    if let Some(latest) = &report.latest {
+        println!(
+            "latest checkpoint: size {}, root {}",
+            latest.size,
+            hex::encode(latest.root)
+        );
+    }
+    for (witness, count) in &report.cosignatures {
+        println!("cosignatures by {witness}: {count} checked");
+    }
+    for witness in &keys.witnesses {
+        if !report.cosignatures.iter().any(|(w, _)| w == witness.name()) {
+            bail!(
+                "no checkpoint in the export carries a cosignature by {}; ask for an export \
+                 made after that witness linked",
+                witness.name()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A proof bundle checked on a machine without the node.
+fn verify_proof_file(path: &Path, key: &str, witnesses: &[String]) -> Result<()> {
+    let keys = auditor_keys(key, witnesses)?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the proof bundle {}", path.display()))?;
+    let verified = valise_audit::bundle::verify_bundle(&text, &keys)
+        .with_context(|| format!("the proof bundle {} does not verify", path.display()))?;
+    println!(
+        "entry {} is in the log of {} at checkpoint size {}, signed{}",
+        verified.index,
+        keys.log.name(),
+        verified.checkpoint.size,
+        if keys.witnesses.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " and cosigned by {}",
+                keys.witnesses
+                    .iter()
+                    .map(NoteVerifier::name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    );
+    println!("{}", describe_event(verified.index, &verified.event));
+    if !verified.cosigners.is_empty() {
+        println!("cosigned by: {}", verified.cosigners.join(", "));
+    }
+    Ok(())
+}
+
+fn audit_key(config_path: &Path) -> Result<()> {
+    let config = Config::load(config_path)?;
+    let signing = files::read_key(&config.key_file(NODE_SIGNING_KEY))?;
+    let log = NoteVerifier::ed25519(&config.audit_origin(), *signing.public())?;
+    let witness = NoteVerifier::cosigner(
+        &valise_audit::log::witness_name(&config.node.ministry, &config.node.name),
+        *signing.public(),
+    )?;
+    println!("log key:     {}", log.to_vkey());
+    println!("witness key: {}", witness.to_vkey());
+    Ok(())
+}
+
 /// The checkpoint the log must extend, and where it came from: the largest of the node's
 /// anchor and the checkpoints its neighbours cosigned (kept outside the audit store, so that
 /// an audit store and anchor restored from an older copy are still caught).
@@ -1371,36 +1506,56 @@ fn audit_show(config_path: &Path, last: usize) -> Result<()> {
     result?;
     for (index, event) in tail {
         match event {
-            Some(e) => println!(
-                "{index:>8}  {}  {:?}  {:?}  {} {}{}  {}  {}",
-                e.time_ms,
-                AuditEventKind::try_from(e.kind).unwrap_or(AuditEventKind::Unspecified),
-                valise_proto::v1::Outcome::try_from(e.outcome)
-                    .unwrap_or(valise_proto::v1::Outcome::Unspecified),
-                valise_proto::v1::ActorKind::try_from(e.actor_kind)
-                    .map_or("?", |k| k.as_str_name()),
-                e.actor_id,
-                // The address or neighbour the request came from, or the cable went to.
-                if e.source.is_empty() {
-                    String::new()
-                } else {
-                    format!(" via {}", e.source)
-                },
-                e.reason,
-                e.objects
-                    .iter()
-                    // An attachment is known by its hash alone.
-                    .map(|o| match o.id.is_empty() {
-                        false => format!("{}:{}", o.kind, hex::encode(&o.id)),
-                        true => format!("{}:sha256:{}", o.kind, hex::encode(&o.sha256)),
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            ),
+            Some(e) => println!("{}", describe_event(index, &e)),
             None => println!("{index:>8}  (not an audit event: run `audit verify`)"),
         }
     }
     Ok(())
+}
+
+/// One audit entry as an operator reads it: index, UTC time, what, outcome, who, from where,
+/// why, and the objects it names.
+fn describe_event(index: u64, e: &AuditEvent) -> String {
+    let when = OffsetDateTime::from_unix_timestamp_nanos(i128::from(e.time_ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| format!("{} ms", e.time_ms));
+    let kind = AuditEventKind::try_from(e.kind).unwrap_or(AuditEventKind::Unspecified);
+    let outcome = valise_proto::v1::Outcome::try_from(e.outcome)
+        .unwrap_or(valise_proto::v1::Outcome::Unspecified);
+    let actor = valise_proto::v1::ActorKind::try_from(e.actor_kind)
+        .map_or("?", |k| k.as_str_name())
+        .trim_start_matches("ACTOR_KIND_");
+    let objects = e
+        .objects
+        .iter()
+        // An attachment is known by its hash alone.
+        .map(|o| match o.id.is_empty() {
+            false => format!("{}:{}", o.kind, hex::encode(&o.id)),
+            true => format!("{}:sha256:{}", o.kind, hex::encode(&o.sha256)),
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!(
+        "{index:>8}  {when}  {kind:?}  {outcome:?}  {} {}{}  {}  {objects}",
+        words(actor),
+        e.actor_id,
+        // The address or neighbour the request came from, or the cable went to.
+        if e.source.is_empty() {
+            String::new()
+        } else {
+            format!(" via {}", e.source)
+        },
+        e.reason,
+    )
+}
+
+/// `CUSTODY_TAKEN` as `custody taken`.
+fn words(name: &str) -> String {
+    name.to_ascii_lowercase().replace('_', " ")
 }
 
 /// The enrolment code rules a configuration sets.

@@ -493,3 +493,107 @@ fn destruction_stops_the_node_erases_keys_and_data_and_prevents_restart() {
         text(&restart)
     );
 }
+
+/// An auditor holds only an export or a proof bundle and the keys `audit key` printed, on a
+/// machine without the node: both verify, and a flipped byte in the export does not.
+#[test]
+fn an_auditor_checks_an_export_and_a_proof_with_only_the_files_and_keys() {
+    let dir = paris();
+    let (node, _) = start_node(dir.path());
+    stop_node(node);
+    let cfg = "paris/node.toml";
+    let out = relay(&["audit", "key", "--config", cfg], dir.path(), PASSPHRASE);
+    assert!(out.status.success(), "{}", text(&out));
+    let printed = text(&out);
+    let key = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("log key:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(key.starts_with("valise/mfa.example/paris/audit+"), "{key}");
+    assert!(
+        printed.contains("witness key: valise/mfa.example/paris/witness+"),
+        "{printed}"
+    );
+    let export = dir.path().join("paris.export");
+    let out = relay(
+        &[
+            "audit",
+            "export",
+            "--config",
+            cfg,
+            "--out",
+            export.to_str().unwrap(),
+        ],
+        dir.path(),
+        PASSPHRASE,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let proof = relay(
+        &["audit", "prove", "--config", cfg, "--index", "0"],
+        dir.path(),
+        PASSPHRASE,
+    );
+    assert!(proof.status.success(), "{}", text(&proof));
+
+    // The auditor's machine: a folder with the two files and nothing of the node's.
+    let auditor = tempfile::tempdir().unwrap();
+    std::fs::copy(&export, auditor.path().join("paris.export")).unwrap();
+    std::fs::write(auditor.path().join("entry-0.proof"), &proof.stdout).unwrap();
+    let out = relay(
+        &["audit", "verify", "--export", "paris.export", "--key", &key],
+        auditor.path(),
+        PASSPHRASE,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("export of valise/mfa.example/paris/audit verifies"),
+        "{}",
+        text(&out)
+    );
+    let out = relay(
+        &["audit", "verify", "--proof", "entry-0.proof", "--key", &key],
+        auditor.path(),
+        PASSPHRASE,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("entry 0 is in the log"),
+        "{}",
+        text(&out)
+    );
+    assert!(text(&out).contains("NodeStarted"), "{}", text(&out));
+
+    let mut bytes = std::fs::read(auditor.path().join("paris.export")).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    std::fs::write(auditor.path().join("flipped.export"), &bytes).unwrap();
+    let out = relay(
+        &[
+            "audit",
+            "verify",
+            "--export",
+            "flipped.export",
+            "--key",
+            &key,
+        ],
+        auditor.path(),
+        PASSPHRASE,
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("does not verify"), "{}", text(&out));
+
+    // An entry past the end is named as such.
+    let out = relay(
+        &["audit", "prove", "--config", cfg, "--index", "99999"],
+        dir.path(),
+        PASSPHRASE,
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("entry 99999 (entries are numbered from 0) is outside the log"),
+        "{}",
+        text(&out)
+    );
+}

@@ -203,6 +203,7 @@ fn build(limits: Limits, code_ttl_ms: Option<u64>) -> Net {
         extra_tags: vec!["KVAL".into()],
     })
     .unwrap();
+    node.serving();
     Net {
         ca,
         node,

@@ -348,7 +348,6 @@ pub fn start(params: NodeParams) -> Result<RunningNode, NodeError> {
         alarms: Mutex::new(std::collections::BTreeMap::new()),
         startup_checkpoint,
     });
-    shared.record(Record::new(AuditEventKind::NodeStarted, Outcome::Success).by_node(&shared.name));
     let accept = tokio::spawn(accept_loop(endpoint.clone(), Arc::clone(&shared)));
     let sweeper = tokio::spawn(housekeeping::housekeeping(Arc::clone(&shared)));
     let diallers = link::start_dialling(&shared, &endpoint);
@@ -365,6 +364,14 @@ pub fn start(params: NodeParams) -> Result<RunningNode, NodeError> {
 }
 
 impl RunningNode {
+    /// Records that the node serves: called once everything it needs (metrics, the admin
+    /// socket) is up, so a node that failed to start leaves no "started" in its audit log.
+    pub fn serving(&self) {
+        self.shared.record(
+            Record::new(AuditEventKind::NodeStarted, Outcome::Success).by_node(&self.shared.name),
+        );
+    }
+
     /// The address the node listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
