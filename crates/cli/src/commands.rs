@@ -8,6 +8,7 @@ use valise_client::client::{Client, Event};
 use valise_client::compose::CableDraft;
 use valise_client::enrol::{Invitation, enrol};
 use valise_client::inbox::InboxEntry;
+use valise_client::objectives::{self, Timeliness};
 use valise_client::status::{DeliveryState, SentCable};
 use valise_client::sync::{SyncReport, wipe_files};
 use valise_client::{evidence, text};
@@ -747,6 +748,7 @@ fn print_cable(client: &Client, id: &str, e: &InboxEntry, saved: &[PathBuf]) {
 
 fn status_json(cable: &SentCable) -> Value {
     let header = cable.header.clone().unwrap_or_default();
+    let now = valise_client::client::now_ms();
     json!({
         "id": hex::encode(&cable.cable_id),
         "subject": cable.body.as_ref().map(|b| b.subject.clone()).unwrap_or_default(),
@@ -755,17 +757,21 @@ fn status_json(cable: &SentCable) -> Value {
         "created_at": render::rfc3339(cable.created_at_ms),
         "refused": if cable.refused.is_empty() { None } else { Some(&cable.refused) },
         "cancelled": cable.cancelled,
+        "ack_overdue": objectives::ack_overdue(cable, now),
         "recipients": cable.recipients.iter().map(|r| json!({
             "address": r.address,
             "device": hex::encode(&r.device_id),
             "state": r.state().as_str(),
             "updated_at": render::rfc3339(r.updated_at_ms),
+            "action": r.action,
+            "objective": objectives::timeliness(cable, r, now).as_str(),
         })).collect::<Vec<_>>(),
     })
 }
 
 fn print_status(cable: &SentCable) {
     let header = cable.header.clone().unwrap_or_default();
+    let now = valise_client::client::now_ms();
     let subject = cable
         .body
         .as_ref()
@@ -798,13 +804,38 @@ fn print_status(cable: &SentCable) {
         .iter()
         .map(|s| if state >= *s { s.as_str() } else { "-" })
         .collect();
+        let objective = if cable.refused.is_empty() && !cable.cancelled {
+            match objectives::timeliness(cable, r, now) {
+                Timeliness::OnTime { took_ms } => {
+                    format!("on time ({})", objectives::human(took_ms))
+                }
+                Timeliness::Late { by_ms } => {
+                    format!("LATE by {}", objectives::human(by_ms))
+                }
+                Timeliness::Pending { left_ms } => {
+                    format!("due within {}", objectives::human(left_ms))
+                }
+                Timeliness::Overdue { by_ms } => {
+                    format!("OVERDUE by {}", objectives::human(by_ms))
+                }
+            }
+        } else {
+            String::new()
+        };
         println!(
-            "  {:20} device {}  {:13} [{}]  {}",
+            "  {:20} device {}  {:13} [{}]  {}  {objective}",
             safe(&r.address),
             &hex::encode(&r.device_id)[..8],
             state.as_str().to_uppercase(),
             marks.join(" > "),
             render::dtg(r.updated_at_ms)
+        );
+    }
+    let owed = objectives::ack_overdue(cable, now);
+    if !owed.is_empty() {
+        println!(
+            "  ACK OVERDUE: not acknowledged within the objective by {}",
+            safe(&owed.join(", "))
         );
     }
 }

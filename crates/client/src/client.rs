@@ -508,6 +508,8 @@ impl Client {
                     device_id: r.device.as_bytes().to_vec(),
                     state: DeliveryState::Queued as i32,
                     updated_at_ms: now,
+                    action: r.action,
+                    ..Default::default()
                 })
                 .collect(),
             created_at_ms: now,

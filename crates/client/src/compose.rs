@@ -183,6 +183,8 @@ pub struct Recipient {
     pub device: DeviceId,
     /// Its newest receive key valid at the cable's time.
     pub key: VerifiedReceiveKey,
+    /// Reached through an action addressee (asked to act), not only an info addressee.
+    pub action: bool,
 }
 
 /// Checks a draft against the directory at time `now_ms` and returns the devices to seal it
@@ -210,7 +212,9 @@ pub fn recipients(
     let nodis = draft.caveats.contains(&Caveat::Nodis);
     let noforn = draft.caveats.contains(&Caveat::Noforn);
     let mut chosen: BTreeMap<DeviceId, Recipient> = BTreeMap::new();
-    for addressee in draft.action.iter().chain(&draft.info) {
+    let action_count = draft.action.len();
+    for (position, addressee) in draft.action.iter().chain(&draft.info).enumerate() {
+        let action = position < action_count;
         let parsed = Address::parse(addressee)?;
         if nodis && parsed.office {
             return Err(ComposeError::NodisToOffice(addressee.clone()));
@@ -240,11 +244,15 @@ pub fn recipients(
             }
             let key = newest_valid_key(device, now_ms)
                 .ok_or_else(|| ComposeError::NoReceiveKey(device.address()))?;
-            chosen.entry(device.id).or_insert_with(|| Recipient {
-                address: device.address(),
-                device: device.id,
-                key: key.clone(),
-            });
+            chosen
+                .entry(device.id)
+                .or_insert_with(|| Recipient {
+                    address: device.address(),
+                    device: device.id,
+                    key: key.clone(),
+                    action,
+                })
+                .action |= action;
         }
     }
     Ok(chosen.into_values().collect())

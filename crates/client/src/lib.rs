@@ -11,6 +11,7 @@
 //! | [`outbox`] | cables waiting for the node, and when to try each again |
 //! | [`receipt`] | signed delivered, read and acknowledged receipts back to the sender |
 //! | [`status`] | each recipient's state: queued, custody, delivered, read, acknowledged |
+//! | [`objectives`] | delivery objectives per recipient (on time, late, overdue) and ACK OVERDUE |
 //! | [`inbox`] | received cables in reading order: precedence first, then newest |
 //! | [`compose`] | the cable draft, and the checks before sealing: addressees, clearance, NODIS |
 //! | [`directory`] | the device's verified copy of the directory, kept in the store |
@@ -33,6 +34,7 @@ pub mod error;
 pub mod evidence;
 pub mod inbox;
 pub mod keys;
+pub mod objectives;
 pub mod outbox;
 pub mod profile;
 pub mod receipt;

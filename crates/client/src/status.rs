@@ -57,6 +57,16 @@ pub struct RecipientStatus {
     /// When it last changed, Unix ms.
     #[prost(uint64, tag = "4")]
     pub updated_at_ms: u64,
+    /// When the device stored it (its delivered receipt, or a later one if that came first),
+    /// Unix ms; 0 until then.
+    #[prost(uint64, tag = "5")]
+    pub delivered_at_ms: u64,
+    /// When its user acknowledged it, Unix ms; 0 until then.
+    #[prost(uint64, tag = "6")]
+    pub acknowledged_at_ms: u64,
+    /// Whether it was reached through an action addressee (asked to act and acknowledge).
+    #[prost(bool, tag = "7")]
+    pub action: bool,
 }
 
 /// A cable this device sent, with what it knows of each recipient.
@@ -133,6 +143,12 @@ impl SentCable {
             .iter_mut()
             .find(|r| r.device_id == device)
             .ok_or_else(|| StatusError::NotARecipient(hex::encode(device)))?;
+        if state >= DeliveryState::Delivered && recipient.delivered_at_ms == 0 {
+            recipient.delivered_at_ms = at_ms;
+        }
+        if state == DeliveryState::Acknowledged && recipient.acknowledged_at_ms == 0 {
+            recipient.acknowledged_at_ms = at_ms;
+        }
         if recipient.state() >= state {
             return Ok(false);
         }

@@ -76,6 +76,20 @@ cable_names!(Caveat, "caveat", "NODIS, EXDIS, NOFORN", {
     Noforn => "NOFORN",
 });
 
+impl Precedence {
+    /// The delivery objective: how long, from submission, the cable should take to reach its
+    /// recipients (FLASH 10 minutes, IMMEDIATE 30 minutes, PRIORITY 3 hours, ROUTINE 6 hours).
+    pub fn objective_ms(self) -> u64 {
+        const MINUTE: u64 = 60_000;
+        match self {
+            Precedence::Flash => 10 * MINUTE,
+            Precedence::Immediate => 30 * MINUTE,
+            Precedence::Priority => 180 * MINUTE,
+            Precedence::Routine | Precedence::Unspecified => 360 * MINUTE,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,7 +45,12 @@ pub struct Parts {
     pub audit_entries: u64,
     /// Problems the operator must act on.
     pub alarms: Vec<String>,
+    /// Cables past their delivery objective on this node's queues.
+    pub overdue: Vec<crate::store::Overdue>,
 }
+
+/// Most overdue cables listed in a status (all are counted).
+const MAX_OVERDUE_SHOWN: usize = 100;
 
 /// Joins links with their forwarding queues; a queue whose hop no link reports is listed
 /// apart, so that nothing waiting goes unseen.
@@ -77,6 +82,18 @@ pub fn assemble(parts: Parts) -> NodeStatus {
         audit_entries: parts.audit_entries,
         unlinked,
         alarms: parts.alarms,
+        overdue_total: parts.overdue.len() as u64,
+        overdue: parts
+            .overdue
+            .iter()
+            .take(MAX_OVERDUE_SHOWN)
+            .map(|o| valise_proto::v1::OverdueCable {
+                cable_id: o.cable.to_vec(),
+                precedence: o.precedence as i32,
+                waiting_for: o.waiting_for.clone(),
+                since_ms: o.since_ms,
+            })
+            .collect(),
     }
 }
 
@@ -164,7 +181,7 @@ pub fn from_files(config: &Config) -> Result<NodeStatus, String> {
             links_dir.join(witnessed::WITNESSED_DIR).display()
         )
     })?;
-    let (delivery, onward) = stopped_queues(config)?;
+    let (delivery, onward, overdue) = stopped_queues(config)?;
     Ok(assemble(Parts {
         node: config.node.name.clone(),
         kind: config.node.kind,
@@ -174,10 +191,15 @@ pub fn from_files(config: &Config) -> Result<NodeStatus, String> {
         delivery,
         audit_entries: 0,
         alarms: Vec::new(),
+        overdue,
     }))
 }
 
-type Queues = ([u64; 4], BTreeMap<String, [u64; 4]>);
+type Queues = (
+    [u64; 4],
+    BTreeMap<String, [u64; 4]>,
+    Vec<crate::store::Overdue>,
+);
 
 /// The queue depths of a stopped node; empty if it never ran.
 fn stopped_queues(config: &Config) -> Result<Queues, String> {
@@ -200,7 +222,11 @@ fn stopped_queues(config: &Config) -> Result<Queues, String> {
     })?;
     let delivery = store.depth().map_err(|e| e.to_string())?;
     let onward = store.onward_depth().map_err(|e| e.to_string())?;
-    Ok((delivery, onward))
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let overdue = store.past_objective(now).map_err(|e| e.to_string())?;
+    Ok((delivery, onward, overdue))
 }
 
 fn depth_text(d: Option<&QueueDepth>) -> String {
@@ -256,6 +282,27 @@ pub fn render(status: &NodeStatus, now_ms: u64) -> String {
     }
     for alarm in &status.alarms {
         let _ = writeln!(out, "ALARM: {alarm}");
+    }
+    if status.overdue_total > 0 {
+        let _ = writeln!(
+            out,
+            "PAST OBJECTIVE: {} cable(s) waiting longer than their precedence allows",
+            status.overdue_total
+        );
+        for o in &status.overdue {
+            let precedence = valise_proto::v1::Precedence::try_from(o.precedence)
+                .unwrap_or(valise_proto::v1::Precedence::Routine);
+            let waited = now_ms.saturating_sub(o.since_ms);
+            let _ = writeln!(
+                out,
+                "  {} cable {} for {}: held {} min, objective {} min",
+                precedence.cable_name(),
+                hex::encode(&o.cable_id),
+                o.waiting_for,
+                waited / 60_000,
+                precedence.objective_ms() / 60_000
+            );
+        }
     }
     let _ = writeln!(
         out,
@@ -350,6 +397,15 @@ pub fn to_json(status: &NodeStatus) -> serde_json::Value {
         "links": status.links.iter().map(link_json).collect::<Vec<_>>(),
         "unlinked": status.unlinked.iter().map(link_json).collect::<Vec<_>>(),
         "alarms": status.alarms,
+        "overdue_total": status.overdue_total,
+        "overdue": status.overdue.iter().map(|o| serde_json::json!({
+            "cable": hex::encode(&o.cable_id),
+            "precedence": valise_proto::v1::Precedence::try_from(o.precedence)
+                .unwrap_or(valise_proto::v1::Precedence::Routine)
+                .cable_name(),
+            "waiting_for": o.waiting_for,
+            "since_ms": o.since_ms,
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -383,6 +439,7 @@ mod tests {
             delivery: [0, 0, 3, 0],
             audit_entries: 120,
             alarms: Vec::new(),
+            overdue: Vec::new(),
         }
     }
 

@@ -74,6 +74,19 @@ pub struct Onward {
     pub devices: Vec<DeviceId>,
 }
 
+/// A cable waiting past its delivery objective.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Overdue {
+    /// The cable.
+    pub cable: CableId,
+    /// Its precedence.
+    pub precedence: Precedence,
+    /// What it waits for: `device <id>`, or a next hop's label.
+    pub waiting_for: String,
+    /// Since when it has been held (Unix ms).
+    pub since_ms: u64,
+}
+
 /// What happened to a submitted cable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Enqueued {
@@ -537,6 +550,60 @@ impl RelayStore {
         }
         self.commit.commit(Vec::new())?;
         Ok(picked)
+    }
+
+    /// Every cable waiting here past its delivery objective at `now_ms`, most overdue first:
+    /// for a local device, since this node took custody; for a next hop, since custody was
+    /// first taken in the network.
+    pub fn past_objective(&self, now_ms: u64) -> Result<Vec<Overdue>, StoreError> {
+        let mut overdue = Vec::new();
+        let late = |precedence: Precedence, since: u64| {
+            now_ms.saturating_sub(since) > precedence.objective_ms()
+        };
+        for item in self.kv.scan(b"q") {
+            let (k, v) = item?;
+            let rank = *k.get(17).ok_or_else(|| damaged("queue key"))?;
+            let precedence = crate::queue::precedence_of(rank);
+            let cable: CableId = v.try_into().map_err(|_| damaged("queue entry"))?;
+            let since = self
+                .kv
+                .get(&key(b'd', &[&cable]))?
+                .and_then(|v| v.get(..8).and_then(|b| b.try_into().ok()))
+                .map_or(now_ms, u64::from_be_bytes);
+            if late(precedence, since) {
+                let device = k
+                    .get(1..17)
+                    .and_then(|b| DeviceId::from_slice(b).ok())
+                    .ok_or_else(|| damaged("queue key"))?;
+                overdue.push(Overdue {
+                    cable,
+                    precedence,
+                    waiting_for: format!("device {device}"),
+                    since_ms: since,
+                });
+            }
+        }
+        for item in self.kv.scan(b"f") {
+            let (k, v) = item?;
+            let end = k
+                .iter()
+                .position(|b| *b == 0)
+                .ok_or_else(|| damaged("forwarding key"))?;
+            let label = std::str::from_utf8(&k[1..end]).map_err(|_| damaged("forwarding key"))?;
+            let rank = *k.get(end + 1).ok_or_else(|| damaged("forwarding key"))?;
+            let precedence = crate::queue::precedence_of(rank);
+            let onward = decode_onward(&v)?;
+            if late(precedence, onward.accepted_at_ms) {
+                overdue.push(Overdue {
+                    cable: onward.cable,
+                    precedence,
+                    waiting_for: label.to_owned(),
+                    since_ms: onward.accepted_at_ms,
+                });
+            }
+        }
+        overdue.sort_by_key(|o| o.since_ms.saturating_add(o.precedence.objective_ms()));
+        Ok(overdue)
     }
 
     /// Queue depth per precedence over all devices: [FLASH, IMMEDIATE, PRIORITY, ROUTINE].

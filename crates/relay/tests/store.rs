@@ -590,3 +590,42 @@ fn a_revoked_devices_queue_is_purged_and_shared_envelopes_stay_for_the_others() 
         Enqueued::Duplicate
     );
 }
+
+/// Cables past their delivery objective, with time as an argument: a FLASH for a local device
+/// after 10 minutes, a ROUTINE waiting for the hub after 6 hours (counted from custody in the
+/// network), most overdue first.
+#[test]
+fn cables_past_their_objective_are_listed_for_the_operator() {
+    const MIN: u64 = 60_000;
+    let dir = tempfile::tempdir().unwrap();
+    let store = RelayStore::open(dir.path(), &storage_key()).unwrap();
+    let t0 = 1_000 * MIN;
+    store
+        .enqueue(cable(1), Precedence::Flash, b"urgent", &[device(2)], t0)
+        .unwrap();
+    let onward = [(NextHop::Hub, vec![device(9)])];
+    store
+        .take_custody(
+            Custody {
+                cable: cable(2),
+                precedence: Precedence::Routine,
+                envelope: b"bulk",
+                local: &[],
+                onward: &onward,
+                accepted_at_ms: t0 - 30 * MIN,
+                attachments: &[],
+            },
+            t0,
+        )
+        .unwrap();
+    assert!(store.past_objective(t0 + 9 * MIN).unwrap().is_empty());
+    let at_11 = store.past_objective(t0 + 11 * MIN).unwrap();
+    assert_eq!(at_11.len(), 1);
+    assert_eq!(at_11[0].cable, cable(1));
+    assert_eq!(at_11[0].waiting_for, format!("device {}", device(2)));
+    let later = store.past_objective(t0 + 6 * 60 * MIN).unwrap();
+    let order: Vec<[u8; 16]> = later.iter().map(|o| o.cable).collect();
+    assert_eq!(order, vec![cable(1), cable(2)], "the FLASH was due first");
+    assert_eq!(later[1].waiting_for, "hub");
+    assert_eq!(later[1].since_ms, t0 - 30 * MIN);
+}

@@ -1992,6 +1992,10 @@ impl crate::admin::AdminTarget for Shared {
             delivery,
             audit_entries: self.audit.size(),
             alarms: self.alarms(),
+            overdue: self
+                .store
+                .past_objective(now_ms())
+                .map_err(|e| e.to_string())?,
         }))
     }
 
