@@ -877,3 +877,78 @@ fn an_evidence_bundle_verifies_offline_and_a_flipped_byte_fails() {
     assert!(failed.contains(&"the sender's signature"), "{report}");
     assert!(failed.contains(&"the content"), "{report}");
 }
+
+/// The words people meet when something is off: each says what happened and what to do.
+#[test]
+fn errors_people_meet_say_what_happened_and_what_to_do() {
+    let (post, alice, bob) = alice_and_bob();
+    // Too short a cable id.
+    let out = alice.valise(&["ack", "46"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("\"46\" is not a cable id: give at least 4 of its hex digits"),
+        "{}",
+        text(&out)
+    );
+    // Addresses typed in another case mean the one the directory spells.
+    let id = alice.send(&[
+        "--to",
+        "Bob@PARIS",
+        "--classification",
+        "SECRET",
+        "--precedence",
+        "ROUTINE",
+        "--subject",
+        "Case",
+        "--body",
+        "Any case will do.",
+    ]);
+    let inbox = bob.json(&["inbox"]);
+    assert_eq!(inbox[0]["id"], id, "{inbox}");
+    // A new device's passphrase must be a real one.
+    let newcomer = Diplomat {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let code = post.invite("carol", "SECRET", &[]);
+    let out = newcomer.valise_with(
+        &[
+            "enroll",
+            "--node",
+            &post.addr,
+            "--code",
+            &code,
+            "--ca-fingerprint",
+            &post.fingerprint,
+        ],
+        "short",
+    );
+    assert!(!out.status.success());
+    assert!(text(&out).contains("use at least 15"), "{}", text(&out));
+    // Enrolled with --json: the node's address, to dial it again.
+    let out = newcomer.valise(&[
+        "--json",
+        "enroll",
+        "--node",
+        &post.addr,
+        "--code",
+        &code,
+        "--ca-fingerprint",
+        &post.fingerprint,
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let enrolled: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(enrolled["node"], post.addr.as_str(), "{enrolled}");
+    assert_eq!(enrolled["node_name"], "paris", "{enrolled}");
+    // A revoked device is told so, and when, and whom to ask.
+    post.revoke("bob");
+    let out = bob.valise(&["inbox"]);
+    assert!(
+        text(&out).contains("this device was revoked on 20")
+            && text(&out).contains("contact ministry IT"),
+        "{}",
+        text(&out)
+    );
+    let out = alice.valise(&["directory", "bob"]);
+    assert!(text(&out).contains("REVOKED on"), "{}", text(&out));
+    assert!(!text(&out).contains("Nobody"), "{}", text(&out));
+}

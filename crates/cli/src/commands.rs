@@ -44,7 +44,8 @@ pub async fn run(cli: Cli) -> Result<()> {
                 print_json(&json!({
                     "address": client.address(),
                     "device": client.device_id().to_string(),
-                    "node": client.profile().node,
+                    "node": client.profile().node_addr,
+                    "node_name": client.profile().node,
                 }));
             } else {
                 println!(
@@ -367,6 +368,7 @@ async fn with_client_rest(
                             "clearance": e.device.clearance.cable_name(),
                             "device": e.device.id.to_string(),
                             "revoked": e.revoked,
+                            "revoked_at": (e.revoked).then(|| render::rfc3339(e.revoked_at_ms)),
                         })
                     })
                     .collect();
@@ -382,7 +384,11 @@ async fn with_client_rest(
                         e.device.clearance.cable_name(),
                         e.device.offices.join(","),
                         &e.device.id.to_string()[..8],
-                        if e.revoked { "  REVOKED" } else { "" }
+                        if e.revoked {
+                            format!("  REVOKED on {}", render::dtg(e.revoked_at_ms))
+                        } else {
+                            String::new()
+                        }
                     );
                 }
             }

@@ -42,8 +42,8 @@ pub fn given(file: Option<&Path>) -> Result<Option<Secret>> {
 /// The passphrase: given, or asked for (twice when `creating`).
 pub fn passphrase(file: Option<&Path>, creating: bool) -> Result<Secret> {
     if let Some(p) = given(file)? {
-        if creating && p.chars().count() < 8 {
-            bail!("the passphrase must be at least 8 characters");
+        if creating {
+            valise_client::passphrase::check(&p)?;
         }
         return Ok(p);
     }
@@ -56,9 +56,7 @@ pub fn passphrase(file: Option<&Path>, creating: bool) -> Result<Secret> {
         "Passphrase: "
     })?);
     if creating {
-        if first.chars().count() < 8 {
-            bail!("the passphrase must be at least 8 characters");
-        }
+        valise_client::passphrase::check(&first)?;
         let again = Zeroizing::new(rpassword::prompt_password("Again: ")?);
         if *again != *first {
             bail!("the two passphrases differ; nothing was changed");

@@ -71,6 +71,8 @@ pub struct DirectoryEntry {
     pub device: VerifiedDevice,
     /// Whether the device is revoked.
     pub revoked: bool,
+    /// When it was revoked (Unix ms); 0 while active.
+    pub revoked_at_ms: u64,
 }
 
 /// An unlocked device.
@@ -221,7 +223,7 @@ impl Client {
     fn resolve_id(&self, table: Table, prefix: &str) -> Result<Vec<u8>, ClientError> {
         let wanted = prefix.trim().to_ascii_lowercase();
         if wanted.len() < 4 || !wanted.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(ClientError::NoSuchCable(prefix.to_owned()));
+            return Err(ClientError::BadId(prefix.to_owned()));
         }
         let mut found = self
             .store
@@ -399,6 +401,21 @@ impl Client {
     /// it durably with its attachments. Returns the cable id (hex). Nothing leaves the device
     /// until [`Client::sync`](crate::sync); a refused draft leaves nothing behind.
     pub fn compose(&mut self, draft: &CableDraft) -> Result<String, ClientError> {
+        // `pol@paris` or `alice@PARIS` mean the one address the directory spells otherwise.
+        let canonical = |list: &[String]| -> Vec<String> {
+            list.iter()
+                .map(|a| {
+                    self.directory
+                        .canonical_address(a.trim())
+                        .unwrap_or_else(|| a.trim().to_owned())
+                })
+                .collect()
+        };
+        let draft = &CableDraft {
+            action: canonical(&draft.action),
+            info: canonical(&draft.info),
+            ..draft.clone()
+        };
         attachments::check_readable(&draft.attachments)?;
         compose::check_sender(self.own_clearance(), draft.classification)?;
         let tags = valise_proto::tags::check_all(&draft.tags, &self.profile.extra_tags)
@@ -591,36 +608,32 @@ impl Client {
             .collect())
     }
 
-    /// Directory entries whose address, name or office contains `query` (all when empty),
-    /// revoked ones included and marked.
+    /// Directory entries whose address, name or office contains `query` (all when empty,
+    /// without case), revoked ones included when a query is given, and marked with when.
     pub fn lookup(&self, query: &str) -> Vec<DirectoryEntry> {
         let q = query.to_lowercase();
+        let matches = |d: &VerifiedDevice| {
+            q.is_empty()
+                || d.address().to_lowercase().contains(&q)
+                || d.display_name.to_lowercase().contains(&q)
+                || d.offices.iter().any(|o| o.to_lowercase() == q)
+        };
         let mut found: Vec<DirectoryEntry> = self
             .directory
-            .active_devices()
-            .into_iter()
-            .map(|d| DirectoryEntry {
-                device: d.clone(),
-                revoked: false,
-            })
-            .filter(|e| {
-                q.is_empty()
-                    || e.device.address().to_lowercase().contains(&q)
-                    || e.device.display_name.to_lowercase().contains(&q)
-                    || e.device.offices.iter().any(|o| o.to_lowercase() == q)
+            .entries()
+            .filter(|e| (!e.revoked || !q.is_empty()) && matches(&e.device))
+            .map(|e| DirectoryEntry {
+                device: e.device.clone(),
+                revoked: e.revoked,
+                revoked_at_ms: e.revoked_at_ms,
             })
             .collect();
-        if !q.is_empty() {
-            found.extend(
-                self.directory
-                    .revoked_at(query)
-                    .into_iter()
-                    .map(|d| DirectoryEntry {
-                        device: d.clone(),
-                        revoked: true,
-                    }),
-            );
-        }
+        found.sort_by(|a, b| {
+            a.revoked
+                .cmp(&b.revoked)
+                .then_with(|| a.device.address().cmp(&b.device.address()))
+                .then_with(|| a.device.id.cmp(&b.device.id))
+        });
         found
     }
 

@@ -40,6 +40,9 @@ pub async fn enrol(
     if LocalStore::exists(dir) {
         return Err(StoreError::AlreadyExists(dir.to_owned()).into());
     }
+    let text = std::str::from_utf8(passphrase)
+        .map_err(|_| ClientError::Enrolment("the passphrase is not valid text".into()))?;
+    crate::passphrase::check(text).map_err(|e| ClientError::Enrolment(e.to_string()))?;
     let failed = |e: &dyn std::fmt::Display| ClientError::Enrolment(e.to_string());
     let identity = IdentityKeyPair::generate().map_err(|e| failed(&e))?;
     let now = now_ms();

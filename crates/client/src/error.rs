@@ -21,6 +21,12 @@ pub enum ClientError {
     /// The draft cannot be sent as written.
     #[error(transparent)]
     Compose(#[from] ComposeError),
+    /// Not a cable id: too short, or not hex.
+    #[error(
+        "{0:?} is not a cable id: give at least 4 of its hex digits, as `valise inbox` or \
+         `valise status` shows them"
+    )]
+    BadId(String),
     /// No cable with this id (or id prefix).
     #[error("no cable {0} here; list them with `valise inbox` (or check the id)")]
     NoSuchCable(String),

@@ -17,6 +17,7 @@
 //! | [`directory`] | the device's verified copy of the directory, kept in the store |
 //! | [`attachments`] | attachment files encrypted for upload, checked and decrypted on fetch |
 //! | [`evidence`] | evidence bundles: everything signed about a cable, exported and checked offline |
+//! | [`passphrase`] | what a new device passphrase must be (15 characters, not well known) |
 //! | [`text`] | untrusted text (subjects, bodies, names) made safe to show: no escape sequences |
 //!
 //! The shell: [`connection`] (QUIC to the node), [`client`] (the unlocked [`Client`]),
@@ -36,6 +37,7 @@ pub mod inbox;
 pub mod keys;
 pub mod objectives;
 pub mod outbox;
+pub mod passphrase;
 pub mod profile;
 pub mod receipt;
 pub mod status;

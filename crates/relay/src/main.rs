@@ -650,7 +650,13 @@ fn destroy(config_path: &Path, confirm: &str) -> Result<()> {
     }
     files::write_public(
         &destroyed_marker(&config),
-        format!("destroyed at {} ms since the Unix epoch\n", now_ms()).as_bytes(),
+        format!(
+            "destroyed on {}\n",
+            OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_else(|_| format!("{} ms after 1970", now_ms()))
+        )
+        .as_bytes(),
     )?;
     let _ = std::fs::remove_file(anchor_path(&config));
     if config.node.data_dir.exists() {

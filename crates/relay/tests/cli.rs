@@ -483,8 +483,8 @@ fn destruction_stops_the_node_erases_keys_and_data_and_prevents_restart() {
     );
     assert!(!restart.status.success());
     assert!(
-        text(&restart).contains("was destroyed"),
-        "{}",
+        text(&restart).contains("was destroyed (destroyed on 20"),
+        "says when, as a date: {}",
         text(&restart)
     );
     assert!(
@@ -596,4 +596,50 @@ fn an_auditor_checks_an_export_and_a_proof_with_only_the_files_and_keys() {
         "{}",
         text(&out)
     );
+}
+
+/// A node that cannot start (its metrics port is taken) says why and records no start in its
+/// audit log: "started" is recorded only once it serves.
+#[test]
+fn a_node_that_fails_to_start_records_no_start() {
+    let dir = paris();
+    let (node, _) = start_node(dir.path());
+    stop_node(node);
+    let starts = || {
+        let out = relay(
+            &[
+                "audit",
+                "show",
+                "--config",
+                "paris/node.toml",
+                "--last",
+                "1000",
+            ],
+            dir.path(),
+            PASSPHRASE,
+        );
+        text(&out).matches("NodeStarted").count()
+    };
+    assert_eq!(starts(), 1);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let config = dir.path().join("paris/node.toml");
+    let toml = std::fs::read_to_string(&config).unwrap().replace(
+        "listen = \"127.0.0.1:0\"",
+        &format!("listen = \"127.0.0.1:{port}\""),
+    );
+    std::fs::write(&config, toml).unwrap();
+    let out = relay(
+        &["run", "--config", "paris/node.toml"],
+        dir.path(),
+        PASSPHRASE,
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("change metrics.listen"),
+        "{}",
+        text(&out)
+    );
+    drop(taken);
+    assert_eq!(starts(), 1, "the failed start left no NodeStarted");
 }

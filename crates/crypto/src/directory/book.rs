@@ -51,6 +51,8 @@ pub struct Entry {
     pub revoked: bool,
     /// The signed record it was verified from, so its post can re-sign it with a change.
     pub record: v1::DeviceRecord,
+    /// When it was revoked (Unix ms, as its post signed it); 0 while active.
+    pub revoked_at_ms: u64,
 }
 
 /// A verified, versioned directory, held in memory. It keeps the current state and its version,
@@ -123,6 +125,7 @@ impl Directory {
                         device,
                         revoked: false,
                         record: record.clone(),
+                        revoked_at_ms: 0,
                     },
                 );
             }
@@ -130,6 +133,7 @@ impl Directory {
                 let id = self.verified_revocation(revocation)?;
                 if let Some(entry) = self.devices.get_mut(&id) {
                     entry.revoked = true;
+                    entry.revoked_at_ms = revocation.revoked_at_ms;
                 }
             }
         }
@@ -158,6 +162,11 @@ impl Directory {
     /// The verified record of a device, revoked or not.
     pub fn verified(&self, id: &DeviceId) -> Option<&VerifiedDevice> {
         self.devices.get(id).map(|e| &e.device)
+    }
+
+    /// Every device this directory knows, revoked ones included.
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.devices.values()
     }
 
     /// A device, revoked or not, and whether it is revoked.
@@ -205,6 +214,36 @@ impl Directory {
             .filter(|e| e.revoked)
             .map(|e| &e.device)
             .collect()
+    }
+
+    /// The address as the directory spells it, for one typed in another case (`pol@paris`,
+    /// `alice@PARIS`): exact if known, else the one known address equal to it but for case.
+    pub fn canonical_address(&self, typed: &str) -> Option<String> {
+        if self.resolve(typed).is_ok() {
+            return Some(typed.to_owned());
+        }
+        let (name, post) = typed.split_once('@').unwrap_or(("", typed));
+        let mut found: Vec<String> = Vec::new();
+        for entry in self.devices.values().filter(|e| !e.revoked) {
+            let d = &entry.device;
+            if !d.post.eq_ignore_ascii_case(post) {
+                continue;
+            }
+            let candidates = std::iter::once(d.user.clone())
+                .chain(d.offices.iter().cloned())
+                .filter(|n| n.eq_ignore_ascii_case(name))
+                .map(|n| format!("{n}@{}", d.post));
+            let bare = (name.is_empty()).then(|| d.post.clone());
+            for c in candidates.chain(bare) {
+                if !found.contains(&c) {
+                    found.push(c);
+                }
+            }
+        }
+        match found.as_slice() {
+            [one] => Some(one.clone()),
+            _ => None,
+        }
     }
 
     /// Every device, revoked or not, that answers to a parsed address.

@@ -555,17 +555,43 @@ fn device_admission(
     directory: &crate::directory::Directory,
     device: &DeviceId,
     certified_by: &str,
-) -> Result<(), &'static str> {
+) -> Result<(), (&'static str, String)> {
     let Some(entry) = directory.lookup(device) else {
-        return Err("unknown_device");
+        return Err((
+            "unknown_device",
+            "this device is not enrolled at any post this node knows".into(),
+        ));
     };
     if entry.device.post != certified_by {
-        return Err("device_of_another_post");
+        return Err((
+            "device_of_another_post",
+            "this device certificate was issued by another post than the device's own".into(),
+        ));
     }
     if entry.revoked {
-        return Err("revoked_device");
+        return Err((
+            "revoked_device",
+            format!(
+                "this device was revoked on {} by its post: contact ministry IT to enrol a new \
+                 one",
+                utc(entry.revoked_at_ms)
+            ),
+        ));
     }
     Ok(())
+}
+
+/// A time for people: `2026-12-04 10:15 UTC`.
+fn utc(ms: u64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute] UTC"
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| format!("{ms} ms after 1970"))
 }
 
 async fn serve_connection(
@@ -602,24 +628,19 @@ async fn serve_connection(
     let certified = peer_device(&connection);
     let admitted = match &certified {
         Some((device, post)) => device_admission(shared.directory.read().view(), device, post),
-        None => Err("no_device_certificate"),
+        None => Err((
+            "no_device_certificate",
+            "not an active enrolled device".to_owned(),
+        )),
     };
     let device = certified.as_ref().map(|(d, _)| *d);
-    let (Some(device), Ok(()), Some(ALPN)) = (device, admitted, alpn.as_deref()) else {
+    let (Some(device), Ok(()), Some(ALPN)) = (device, &admitted, alpn.as_deref()) else {
         // Enrolment has its own path; anything else without an active device is refused.
-        let reason = match admitted {
-            Err(reason) => reason,
-            Ok(()) => "wrong_alpn",
+        let (reason, message) = match admitted {
+            Err(refused) => refused,
+            Ok(()) => ("wrong_alpn", "not an active enrolled device".to_owned()),
         };
-        let message: &[u8] = match reason {
-            "revoked_device" => b"this device has been revoked: contact ministry IT",
-            "device_of_another_post" => {
-                b"this device certificate was issued by another post than the device's own"
-            }
-            "unknown_device" => b"this device is not enrolled at any post this node knows",
-            _ => b"not an active enrolled device",
-        };
-        connection.close(CLOSE_UNAUTHORISED.into(), message);
+        connection.close(CLOSE_UNAUTHORISED.into(), message.as_bytes());
         let source = connection.remote_address().to_string();
         let audit = Arc::clone(&shared);
         let _ = tokio::task::spawn_blocking(move || {
@@ -1770,7 +1791,11 @@ fn close_connections(shared: &Shared, devices: &[DeviceId]) {
         .unwrap_or_else(PoisonError::into_inner);
     for device in devices {
         for connection in connections.remove(device).unwrap_or_default() {
-            connection.close(CLOSE_REVOKED.into(), b"device revoked");
+            connection.close(
+                CLOSE_REVOKED.into(),
+                b"this device has just been revoked by its post: contact ministry IT to enrol a \
+                  new one",
+            );
         }
     }
 }
