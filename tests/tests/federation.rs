@@ -195,10 +195,15 @@ fn a_device_revoked_at_nairobi_is_refused_at_paris_once_replicated() {
     eventually("the revocation to reach Paris", || {
         let out = alice.valise(&["--json", "directory", "bob"]);
         let list: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-        let gone = list
-            .as_array()
-            .is_none_or(|l| !l.iter().any(|e| e["address"] == "bob@nairobi"));
-        gone.then_some(())
+        // Still listed, but marked revoked, with when.
+        let revoked = list.as_array()?.iter().any(|e| {
+            e["address"] == "bob@nairobi" && e["revoked"] == true && e["revoked_at"].is_string()
+        });
+        let active = list
+            .as_array()?
+            .iter()
+            .any(|e| e["address"] == "bob@nairobi" && e["revoked"] == false);
+        (revoked && !active).then_some(())
     });
     let refused = alice.valise(&[
         "send",

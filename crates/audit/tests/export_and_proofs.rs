@@ -211,5 +211,16 @@ fn an_entry_past_the_latest_checkpoint_cannot_be_proved_yet() {
     let log = log_with(dir.path(), 3);
     log.append(event(3)).unwrap();
     let err = prove(&log, 3).unwrap_err();
-    assert!(err.to_string().contains("sign one first"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("newer than the latest; try again in a second"),
+        "{err}"
+    );
+    // An entry that does not exist at all is named as such.
+    let err = prove(&log, 99).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("entry 99 (entries are numbered from 0) is outside the log of 4 entries"),
+        "{err}"
+    );
 }
