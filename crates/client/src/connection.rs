@@ -198,7 +198,14 @@ pub async fn request(
             return Err(broken(connection, &e));
         }
         let _ = send.finish();
-        read_frame(&mut recv, &mut decoder).await
+        // A connection the node closed (a revoked device, say) breaks the read: its reason
+        // says why.
+        read_frame(&mut recv, &mut decoder)
+            .await
+            .map_err(|e| match e {
+                NetError::Broken(m) => broken(connection, &m),
+                other => other,
+            })
     };
     tokio::time::timeout(REQUEST_TIMEOUT, exchange)
         .await

@@ -900,12 +900,7 @@ fn enroll(config_path: &Path, invitation: Invitation, json: bool) -> Result<()> 
                 now_ms(),
             )
             .context("cannot open the enrolment store (is the node starting?)")?;
-            let directory = DurableDirectory::open(
-                &config.node.data_dir.join(files::DIRECTORY_DIR),
-                &config.node.ministry,
-                directory_root(&node_files.ca_pem)?,
-            )
-            .context("cannot open the directory (is the node starting?)")?;
+            let directory = open_stopped_directory(&config, &node_files.ca_pem)?;
             let address = format!("{user}@{}", config.node.name);
             let devices = directory.view().resolve(&address).unwrap_or_default();
             valise_relay::users::check_same_person(&address, &devices, &invitation)?;
@@ -969,12 +964,7 @@ fn revoke(
             let enrolment = node_files
                 .enrolment
                 .context("this node holds no enrolment key; revoke at the device's post")?;
-            let mut directory = DurableDirectory::open(
-                &config.node.data_dir.join("directory"),
-                &config.node.ministry,
-                directory_root(&node_files.ca_pem)?,
-            )
-            .context("cannot open the directory (is the node starting?)")?;
+            let mut directory = open_stopped_directory(&config, &node_files.ca_pem)?;
             let targets: Vec<DeviceId> = match device {
                 Some(d) => vec![d]
                     .into_iter()
@@ -1043,12 +1033,7 @@ fn user_update(config_path: &Path, user: &str, change: &valise_relay::users::Cha
             let enrolment = node_files
                 .enrolment
                 .context("this node holds no enrolment key; change the user at their post")?;
-            let mut directory = DurableDirectory::open(
-                &config.node.data_dir.join(files::DIRECTORY_DIR),
-                &config.node.ministry,
-                directory_root(&node_files.ca_pem)?,
-            )
-            .context("cannot open the directory (is the node starting?)")?;
+            let mut directory = open_stopped_directory(&config, &node_files.ca_pem)?;
             let changed = directory.change_user(&enrolment.key, &config.node.name, user, change)?;
             drop(directory);
             for device in &changed {
@@ -1072,6 +1057,16 @@ fn user_update(config_path: &Path, user: &str, change: &valise_relay::users::Cha
         println!("updated {user}@{} on device {device}", config.node.name);
     }
     Ok(())
+}
+
+/// The directory of a stopped node, for the commands that work on its files directly.
+fn open_stopped_directory(config: &Config, ca_pem: &str) -> Result<DurableDirectory> {
+    DurableDirectory::open(
+        &config.node.data_dir.join(files::DIRECTORY_DIR),
+        &config.node.ministry,
+        directory_root(ca_pem)?,
+    )
+    .context("cannot open the directory (is the node starting?)")
 }
 
 fn device_object(device: &DeviceId) -> valise_proto::v1::AuditObject {

@@ -370,12 +370,7 @@ impl RelayStore {
         let mut depth: std::collections::BTreeMap<String, [u64; 4]> = Default::default();
         for item in self.kv.scan(b"f") {
             let (k, _) = item?;
-            let end = k
-                .iter()
-                .position(|b| *b == 0)
-                .ok_or_else(|| damaged("forwarding key"))?;
-            let label = std::str::from_utf8(&k[1..end]).map_err(|_| damaged("forwarding key"))?;
-            let rank = *k.get(end + 1).ok_or_else(|| damaged("forwarding key"))?;
+            let (label, rank) = hop_and_rank(&k)?;
             depth.entry(label.to_owned()).or_default()[usize::from(rank.min(3))] += 1;
         }
         Ok(depth)
@@ -585,12 +580,7 @@ impl RelayStore {
         }
         for item in self.kv.scan(b"f") {
             let (k, v) = item?;
-            let end = k
-                .iter()
-                .position(|b| *b == 0)
-                .ok_or_else(|| damaged("forwarding key"))?;
-            let label = std::str::from_utf8(&k[1..end]).map_err(|_| damaged("forwarding key"))?;
-            let rank = *k.get(end + 1).ok_or_else(|| damaged("forwarding key"))?;
+            let (label, rank) = hop_and_rank(&k)?;
             let precedence = crate::queue::precedence_of(rank);
             let onward = decode_onward(&v)?;
             if late(precedence, onward.accepted_at_ms) {
@@ -689,6 +679,17 @@ fn seen_value(now_ms: u64, digest: &[u8; 32]) -> Vec<u8> {
 
 /// The sealing table name of envelopes: binds each sealed record to its place.
 const ENVELOPE_TABLE: &str = "relay/envelope";
+
+/// The next hop's label and the precedence rank of a forwarding key `f` ‖ label ‖ 0 ‖ rank ‖ seq.
+fn hop_and_rank(key: &[u8]) -> Result<(&str, u8), StoreError> {
+    let end = key
+        .iter()
+        .position(|b| *b == 0)
+        .ok_or_else(|| damaged("forwarding key"))?;
+    let label = std::str::from_utf8(&key[1..end]).map_err(|_| damaged("forwarding key"))?;
+    let rank = *key.get(end + 1).ok_or_else(|| damaged("forwarding key"))?;
+    Ok((label, rank))
+}
 
 fn decode_onward(value: &[u8]) -> Result<Onward, StoreError> {
     let bad = || damaged("forwarding entry");

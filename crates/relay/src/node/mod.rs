@@ -512,29 +512,14 @@ async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
 
 /// The DNS names in the certificate the peer presented (already verified to the root).
 fn certificate_names(connection: &quinn::Connection) -> Vec<String> {
-    let Some(certs) = connection.peer_identity().and_then(|i| {
-        i.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
-            .ok()
-    }) else {
-        return Vec::new();
-    };
-    let Some(Ok((_, cert))) = certs
-        .first()
-        .map(|c| x509_parser::parse_x509_certificate(c))
-    else {
-        return Vec::new();
-    };
-    let Ok(Some(san)) = cert.subject_alternative_name() else {
-        return Vec::new();
-    };
-    san.value
-        .general_names
-        .iter()
-        .filter_map(|name| match name {
-            x509_parser::extensions::GeneralName::DNSName(dns) => Some((*dns).to_owned()),
-            _ => None,
+    connection
+        .peer_identity()
+        .and_then(|i| {
+            i.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
+                .ok()
         })
-        .collect()
+        .and_then(|certs| certs.first().map(|c| crate::pki::dns_names(c)))
+        .unwrap_or_default()
 }
 
 /// The device on the other end and the post whose CA certified it, from its certificate's
