@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use valise_client::client::{Client, Event};
 use valise_client::compose::CableDraft;
 use valise_client::enrol::{Invitation, enrol};
+use valise_client::handle::ClientHandle;
 use valise_client::inbox::InboxEntry;
 use valise_client::objectives::{self, Timeliness};
 use valise_client::status::{DeliveryState, SentCable};
@@ -72,10 +73,12 @@ pub async fn run(cli: Cli) -> Result<()> {
             let pass = unlock::passphrase(pass_file, false)?;
             let mut client = Client::unlock(&dir, pass.as_bytes())?;
             drop(pass);
+            if matches!(command, Command::Watch) {
+                return watch(client, json).await;
+            }
             let bars = Bars::new(json);
-            // Watching syncs in its own loop, after it listens for events, so nothing the
-            // first sync brings is missed; cancelling must not send what it would cancel.
-            let syncs_first = !matches!(command, Command::Watch | Command::Cancel { .. });
+            // Cancelling must not send what it would cancel.
+            let syncs_first = !matches!(command, Command::Cancel { .. });
             if command.is_local() {
                 client.set_connect_timeout(LOCAL_CONNECT_TIMEOUT);
             }
@@ -453,7 +456,7 @@ async fn with_client_rest(
             }
             Ok(())
         }
-        Command::Watch => watch(client, json, bars).await,
+        Command::Watch => bail!("watch runs on the live client (a bug: please report it)"),
         Command::Cancel { id } => {
             let id = client.cancel(&id)?;
             if json {
@@ -513,52 +516,79 @@ async fn with_client_rest(
 }
 
 /// Prints events as they happen while the client syncs in the background of this command.
-async fn watch(client: &mut Client, json: bool, bars: &Bars) -> Result<()> {
-    let mut events = client.events();
-    let printer = tokio::spawn(async move {
-        while let Ok(event) = events.recv().await {
-            let (kind, detail, id, precedence) = match &event {
-                Event::Online { node } => {
-                    ("online", format!("connected to node {node}"), None, None)
-                }
-                Event::Offline { reason } => ("offline", reason.clone(), None, None),
-                Event::Received { id, precedence } => (
-                    "received",
-                    format!("new {} cable {id}", precedence.cable_name()),
-                    Some(id.clone()),
-                    Some(precedence.cable_name()),
-                ),
-                Event::StatusChanged { id } => (
-                    "status",
-                    format!("cable {id} changed state"),
-                    Some(id.clone()),
-                    None,
-                ),
-                _ => continue,
-            };
-            if json {
-                let mut line = json!({ "event": kind, "detail": detail });
-                if let Some(id) = id {
-                    line["id"] = json!(id);
-                }
-                if let Some(precedence) = precedence {
-                    line["precedence"] = json!(precedence);
-                }
-                println!("{line}");
-            } else {
-                println!("{kind:9} {}", safe(&detail));
-            }
-        }
-    });
+/// Stays connected through the library's live client until Ctrl-C, printing each event: the
+/// node pushes cables and receipts as it takes custody of them.
+async fn watch(client: Client, json: bool) -> Result<()> {
+    let (handle, mut events) = ClientHandle::spawn(client);
     if !json {
         println!("Watching for cables; Ctrl-C to stop.");
     }
-    let stop = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let result = client.run_until(bars, stop).await;
-    printer.abort();
-    Ok(result?)
+    let stop = tokio::signal::ctrl_c();
+    tokio::pin!(stop);
+    loop {
+        let event = tokio::select! {
+            _ = &mut stop => break,
+            event = events.next() => match event {
+                Some(event) => event,
+                None => break,
+            },
+        };
+        let (kind, detail, id, precedence) = match &event {
+            Event::Online { node } => ("online", format!("connected to node {node}"), None, None),
+            Event::Offline { reason } => ("offline", reason.clone(), None, None),
+            Event::Retrying { in_ms, .. } => (
+                "retrying",
+                format!("trying the node again in {} s", in_ms.div_ceil(1000)),
+                None,
+                None,
+            ),
+            Event::Received { id, precedence } => (
+                "received",
+                format!("new {} cable {id}", precedence.cable_name()),
+                Some(id.clone()),
+                Some(precedence.cable_name()),
+            ),
+            Event::StatusChanged { id } => (
+                "status",
+                format!("cable {id} changed state"),
+                Some(id.clone()),
+                None,
+            ),
+            Event::Refused { id, reason } => (
+                "refused",
+                format!("the node refused cable {id}: {reason}"),
+                Some(id.clone()),
+                None,
+            ),
+            Event::DeliveryRefused { reason } => (
+                "rejected",
+                format!("refused a delivery: {reason}"),
+                None,
+                None,
+            ),
+            Event::Reload { missed } => (
+                "reload",
+                format!("{missed} events were missed; run `valise inbox` and `valise status`"),
+                None,
+                None,
+            ),
+            _ => continue,
+        };
+        if json {
+            let mut line = json!({ "event": kind, "detail": detail });
+            if let Some(id) = id {
+                line["id"] = json!(id);
+            }
+            if let Some(precedence) = precedence {
+                line["precedence"] = json!(precedence);
+            }
+            println!("{line}");
+        } else {
+            println!("{kind:9} {}", safe(&detail));
+        }
+    }
+    handle.lock().await;
+    Ok(())
 }
 
 async fn wipe(dir: &Path, pass_file: Option<&Path>, emergency: bool, json: bool) -> Result<()> {

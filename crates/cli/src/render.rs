@@ -1,21 +1,13 @@
-//! How cables look on a terminal: classification banners, precedence, date-time groups.
+//! How cables look on a terminal: banners drawn in text, columns. What a cable's marking,
+//! precedence or date-time group *is* comes from the library (`valise_client::present`), the
+//! same for every front end.
 
-use valise_proto::v1::{Caveat, Classification, Precedence, RoutingHeader};
+use valise_proto::v1::{Classification, Precedence, RoutingHeader};
+
+pub use valise_client::present::{dtg, marking, rfc3339, size};
 
 /// Width of banners.
 const WIDTH: usize = 78;
-
-/// The classification line, e.g. `SECRET//NODIS`.
-pub fn marking(header: &RoutingHeader) -> String {
-    let class = Classification::try_from(header.classification).unwrap_or_default();
-    let mut marking = class.cable_name().to_owned();
-    for caveat in &header.caveats {
-        let caveat = Caveat::try_from(*caveat).unwrap_or_default();
-        marking.push_str("//");
-        marking.push_str(caveat.cable_name());
-    }
-    marking
-}
 
 /// A banner line with the marking centred.
 pub fn banner(marking: &str) -> String {
@@ -27,14 +19,10 @@ pub fn banner(marking: &str) -> String {
 
 /// The precedence, with NIACT when set: `FLASH NIACT`.
 pub fn precedence(header: &RoutingHeader) -> String {
-    let p = Precedence::try_from(header.precedence)
-        .unwrap_or_default()
-        .cable_name();
-    if header.niact {
-        format!("{p} NIACT")
-    } else {
-        p.to_owned()
-    }
+    valise_client::present::precedence_label(
+        Precedence::try_from(header.precedence).unwrap_or_default(),
+        header.niact,
+    )
 }
 
 /// The precedence's name alone.
@@ -51,57 +39,6 @@ pub fn classification_word(header: &RoutingHeader) -> &'static str {
         .cable_name()
 }
 
-/// A date-time group, e.g. `221031Z NOV 26`.
-pub fn dtg(ms: u64) -> String {
-    let secs = i64::try_from(ms / 1000).unwrap_or(i64::MAX);
-    match time::OffsetDateTime::from_unix_timestamp(secs) {
-        Ok(t) => {
-            const MONTHS: [&str; 12] = [
-                "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
-            ];
-            let month = MONTHS
-                .get(usize::from(u8::from(t.month())).saturating_sub(1))
-                .copied()
-                .unwrap_or("???");
-            format!(
-                "{:02}{:02}{:02}Z {month} {:02}",
-                t.day(),
-                t.hour(),
-                t.minute(),
-                t.year().rem_euclid(100)
-            )
-        }
-        Err(_) => "unknown time".into(),
-    }
-}
-
-/// RFC 3339 time for JSON.
-pub fn rfc3339(ms: u64) -> String {
-    let nanos = i128::from(ms) * 1_000_000;
-    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
-
-/// A size for people: `12.3 KiB`.
-pub fn size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
-
 /// Cuts `text` to `width` characters, marking the cut.
 pub fn fit(text: &str, width: usize) -> String {
     if text.chars().count() <= width {
@@ -116,6 +53,7 @@ pub fn fit(text: &str, width: usize) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use valise_proto::v1::Caveat;
 
     #[test]
     fn a_date_time_group_reads_as_cables_write_it() {

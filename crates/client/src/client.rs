@@ -55,6 +55,64 @@ pub enum Event {
         /// Its id, hex.
         id: String,
     },
+    /// The node could not be reached, and is tried again after this long.
+    Retrying {
+        /// Until the next try, ms.
+        in_ms: u64,
+        /// Why the last try failed.
+        reason: String,
+    },
+    /// A sync with the node began.
+    SyncStarted,
+    /// A sync with the node ended.
+    SyncFinished {
+        /// Cables received.
+        received: usize,
+        /// Cables the node took custody of.
+        sent: usize,
+        /// Cables still waiting in the outbox.
+        waiting: usize,
+    },
+    /// The node refused a cable for good; it left the outbox.
+    Refused {
+        /// Its id, hex.
+        id: String,
+        /// The node's words.
+        reason: String,
+    },
+    /// This device refused a delivery (forged, altered, not for it).
+    DeliveryRefused {
+        /// Why.
+        reason: String,
+    },
+    /// The outbox changed: a cable was queued, sent, refused or cancelled.
+    OutboxChanged {
+        /// Cables now waiting.
+        waiting: usize,
+    },
+    /// The directory changed.
+    DirectoryChanged {
+        /// Its new version.
+        version: u64,
+    },
+    /// New receive keys were published.
+    KeysRotated,
+    /// An attachment is being saved.
+    AttachmentProgress {
+        /// The cable, hex.
+        cable: String,
+        /// The attachment's position in it.
+        attachment: usize,
+        /// Bytes done.
+        done: u64,
+        /// Bytes in all.
+        total: u64,
+    },
+    /// This reader fell behind and missed events: reload what it shows.
+    Reload {
+        /// How many events it missed.
+        missed: u64,
+    },
 }
 
 /// Milliseconds since the Unix epoch.
@@ -147,6 +205,18 @@ impl Client {
     pub(crate) fn emit(&self, event: Event) {
         // Nobody listening is fine.
         let _ = self.events.send(event);
+    }
+
+    /// Says how many cables wait in the outbox now.
+    pub(crate) fn emit_outbox(&self) {
+        if let Ok(entries) = self.outbox() {
+            self.emit(Event::OutboxChanged {
+                waiting: entries
+                    .iter()
+                    .filter(|e| !e.is_receipt && !e.refused)
+                    .count(),
+            });
+        }
     }
 
     /// The receive keys' count and the newest one's validity, for `keys` displays.

@@ -93,6 +93,41 @@ impl NetError {
     }
 }
 
+/// How many pushed deliveries may wait to be stored before the reader stops reading.
+const LIVE_QUEUE: usize = 64;
+
+/// What a live subscription brings.
+#[derive(Debug)]
+pub enum LiveEvent {
+    /// A cable or a receipt for this device.
+    Delivery(Delivery),
+    /// Everything queued so far has been sent.
+    CaughtUp,
+}
+
+/// A subscription the node pushes to (see [`NodeLink::subscribe_live`]).
+pub struct Live {
+    /// Deliveries as the node pushes them.
+    pub deliveries: tokio::sync::mpsc::Receiver<LiveEvent>,
+    acks: tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
+    reader: tokio::task::JoinHandle<()>,
+    writer: tokio::task::JoinHandle<()>,
+}
+
+impl Live {
+    /// Acknowledges a delivery this device stored, by its queue key.
+    pub fn ack(&self, queue_key: Vec<u8>) {
+        let _ = self.acks.send(queue_key);
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.reader.abort();
+        self.writer.abort();
+    }
+}
+
 /// An open, authenticated connection to the node.
 pub struct NodeLink {
     _endpoint: quinn::Endpoint,
@@ -308,6 +343,61 @@ impl NodeLink {
         request(&self.connection, frame).await
     }
 
+    /// Opens a subscription that stays open: the node pushes each cable (and each receipt) for
+    /// this device as soon as it takes custody of it. Deliveries arrive on
+    /// [`Live::deliveries`]; acknowledge each stored one with [`Live::ack`]. The channel closes
+    /// when the stream or the connection ends.
+    pub async fn subscribe_live(&self) -> Result<Live, NetError> {
+        let (mut send, mut recv) = self
+            .connection
+            .open_bi()
+            .await
+            .map_err(|e| broken(&self.connection, &e))?;
+        let subscribe = ClientFrame {
+            frame: Some(client_frame::Frame::Subscribe(Subscribe {})),
+        };
+        send.write_all(&framing::encode(&subscribe))
+            .await
+            .map_err(|e| broken(&self.connection, &e))?;
+        let (deliveries_tx, deliveries) = tokio::sync::mpsc::channel(LIVE_QUEUE);
+        let reader = tokio::spawn(async move {
+            let mut decoder = FrameDecoder::new(MAX_FRAME);
+            while let Ok(frame) = read_frame(&mut recv, &mut decoder).await {
+                match frame.frame {
+                    Some(node_frame::Frame::Delivery(d)) => {
+                        if deliveries_tx.send(LiveEvent::Delivery(d)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some(node_frame::Frame::CaughtUp(_)) => {
+                        if deliveries_tx.send(LiveEvent::CaughtUp).await.is_err() {
+                            return;
+                        }
+                    }
+                    _ => return,
+                }
+            }
+        });
+        let (acks, mut acks_rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+        let writer = tokio::spawn(async move {
+            while let Some(queue_key) = acks_rx.recv().await {
+                let ack = ClientFrame {
+                    frame: Some(client_frame::Frame::DeliveryAck(DeliveryAck { queue_key })),
+                };
+                if send.write_all(&framing::encode(&ack)).await.is_err() {
+                    return;
+                }
+            }
+            let _ = send.finish();
+        });
+        Ok(Live {
+            deliveries,
+            acks,
+            reader,
+            writer,
+        })
+    }
+
     /// Takes this device's queued cables, most urgent first, until the node says it is caught
     /// up. Each is handed to `handle`; those it stored are acknowledged. Returns how many were
     /// handled. When this returns Ok, the node has processed every acknowledgement.
@@ -468,5 +558,10 @@ impl NodeLink {
     /// Closes the connection politely.
     pub fn close(&self) {
         self.connection.close(0u32.into(), b"done");
+    }
+
+    /// Resolves when the connection has ended, with why.
+    pub async fn closed(&self) -> String {
+        self.connection.closed().await.to_string()
     }
 }

@@ -36,6 +36,12 @@ pub enum ClientError {
          or ask its recipients to disregard it"
     )]
     NotCancellable(String),
+    /// The client was locked (or wiped): unlock it again.
+    #[error("the device is locked; unlock it with its passphrase")]
+    Locked,
+    /// The operation was cancelled by the user.
+    #[error("cancelled")]
+    Cancelled,
     /// The id prefix matches several cables.
     #[error("{0} matches several cables; give more of the id")]
     AmbiguousId(String),

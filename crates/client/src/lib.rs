@@ -18,10 +18,13 @@
 //! | [`attachments`] | attachment files encrypted for upload, checked and decrypted on fetch |
 //! | [`evidence`] | evidence bundles: everything signed about a cable, exported and checked offline |
 //! | [`passphrase`] | what a new device passphrase must be (15 characters, not well known) |
+//! | [`present`] | how a cable is presented in every front end: marking, banner colours, precedence, DTG |
+//! | [`views`] | what a front end shows, with real enums: inbox rows, a cable to read, sent cables, directory entries |
 //! | [`text`] | untrusted text (subjects, bodies, names) made safe to show: no escape sequences |
 //!
 //! The shell: [`connection`] (QUIC to the node), [`client`] (the unlocked [`Client`]),
-//! [`sync`] (directory, outbox, queue and receipts), [`enrol`] (a new device).
+//! [`sync`] (directory, outbox, queue and receipts), [`enrol`] (a new device), and
+//! [`handle`]: the [`ClientHandle`] front ends hold, the client on its own task, live.
 
 #![forbid(unsafe_code)]
 
@@ -33,18 +36,22 @@ pub mod directory;
 pub mod enrol;
 pub mod error;
 pub mod evidence;
+pub mod handle;
 pub mod inbox;
 pub mod keys;
 pub mod objectives;
 pub mod outbox;
 pub mod passphrase;
+pub mod present;
 pub mod profile;
 pub mod receipt;
 pub mod status;
 pub mod store;
 pub mod sync;
 pub mod text;
+pub mod views;
 
 pub use client::{Client, Event};
 pub use compose::CableDraft;
 pub use error::ClientError;
+pub use handle::{ClientHandle, EventStream};

@@ -33,8 +33,6 @@ pub const ROTATE_AFTER_MS: u64 = 7 * 24 * 3_600_000;
 /// valid are published; older ones stay on the device for their retention, so cables already
 /// sealed to them open.
 pub const MAX_PUBLISHED_KEYS: usize = 8;
-/// How often a connected client looks for new cables when it keeps running.
-pub const POLL_EVERY: Duration = Duration::from_secs(15);
 /// How long a wipe waits for the node before giving up on telling it.
 const WIPE_NOTICE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -78,16 +76,6 @@ pub struct SyncReport {
     pub rejected: Vec<String>,
     /// Whether receive keys were rotated on schedule.
     pub rotated: bool,
-}
-
-/// How long a running client waits before its next sync: the poll interval while the node
-/// answers; after `failures` consecutive failures, the outbox's backoff (1 s doubling to 5 min).
-pub fn next_sync_in(failures: u32) -> Duration {
-    if failures == 0 {
-        POLL_EVERY
-    } else {
-        outbox::retry_delay(failures)
-    }
 }
 
 /// What a connection is used for.
@@ -152,50 +140,46 @@ impl Client {
         scope: Scope,
         progress: &dyn Progress,
     ) -> Result<SyncReport, ClientError> {
+        let report = self.sync_on_link(&link, scope, progress).await;
+        link.close();
+        report
+    }
+
+    /// Runs `scope` on a connection already open, and leaves it open (a live client keeps it
+    /// for its subscription).
+    pub(crate) async fn sync_on_link(
+        &mut self,
+        link: &NodeLink,
+        scope: Scope,
+        progress: &dyn Progress,
+    ) -> Result<SyncReport, ClientError> {
         let mut report = SyncReport::default();
-        self.learn_node(&link)?;
+        self.learn_node(link)?;
         self.emit(Event::Online {
             node: link.welcome().node.clone(),
         });
+        self.emit(Event::SyncStarted);
         let result = match scope {
-            Scope::Full => self.sync_on(&link, progress, &mut report).await,
-            Scope::Outbox => self.flush_outbox(&link, progress, &mut report).await,
+            Scope::Full => self.sync_on(link, progress, &mut report).await,
+            Scope::Outbox => self.flush_outbox(link, progress, &mut report).await,
         };
-        link.close();
         match result {
             Ok(()) => {}
             Err(ClientError::Net(e)) if e.is_transient() => report.offline = Some(e.to_string()),
             Err(e) => return Err(e),
         }
         report.waiting = self.waiting()?;
+        self.emit(Event::SyncFinished {
+            received: report.received,
+            sent: report.sent.len(),
+            waiting: report.waiting,
+        });
         Ok(report)
     }
 
     /// Cables still to go: in the outbox and not refused.
     fn waiting(&self) -> Result<usize, ClientError> {
         Ok(self.outbox()?.iter().filter(|e| !e.refused).count())
-    }
-
-    /// Keeps the client in step with the node until `stop` completes: syncs, then waits
-    /// [`next_sync_in`]. Reaching the node again resets the backoff. Store failures end it.
-    pub async fn run_until(
-        &mut self,
-        progress: &dyn Progress,
-        stop: impl std::future::Future<Output = ()>,
-    ) -> Result<(), ClientError> {
-        let mut stop = std::pin::pin!(stop);
-        let mut failures = 0u32;
-        loop {
-            let report = self.sync(progress).await?;
-            failures = match report.offline {
-                Some(_) => failures.saturating_add(1),
-                None => 0,
-            };
-            tokio::select! {
-                () = &mut stop => return Ok(()),
-                () = tokio::time::sleep(next_sync_in(failures)) => {}
-            }
-        }
     }
 
     async fn sync_on(
@@ -278,6 +262,11 @@ impl Client {
             let empty = page.updates.is_empty();
             applied += crate::directory::apply(&self.store, &mut self.directory, page.updates)?;
             if empty || self.directory.version() >= page.version {
+                if applied > 0 {
+                    self.emit(Event::DirectoryChanged {
+                        version: self.directory.version(),
+                    });
+                }
                 return Ok(applied);
             }
         }
@@ -341,6 +330,10 @@ impl Client {
                     };
                     self.refused_for_good(&entry, &reason)?;
                     if !entry.is_receipt {
+                        self.emit(Event::Refused {
+                            id: hex::encode(&entry.cable_id),
+                            reason: reason.clone(),
+                        });
                         report.refused.push((hex::encode(&entry.cable_id), reason));
                     }
                 }
@@ -460,6 +453,13 @@ impl Client {
             }
             received?;
         }
+        self.settle(&mut arrivals)?;
+        Ok(arrivals)
+    }
+
+    /// After deliveries were stored: queues the receipts they call for, and says which sent
+    /// cables changed.
+    fn settle(&mut self, arrivals: &mut Arrivals) -> Result<(), ClientError> {
         let now = now_ms();
         let receipts = std::mem::take(&mut arrivals.receipts);
         for (device, (precedence, receipts)) in receipts {
@@ -470,7 +470,40 @@ impl Client {
         for id in std::mem::take(&mut arrivals.changed) {
             self.emit(Event::StatusChanged { id });
         }
-        Ok(arrivals)
+        for why in &arrivals.rejected {
+            self.emit(Event::DeliveryRefused {
+                reason: why.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// One delivery pushed on a live subscription: checked, stored, its receipts queued.
+    /// Returns whether the node may drop it (see [`Self::accept_delivery`]) and whether it
+    /// produced receipts to send.
+    pub(crate) fn take_pushed(
+        &mut self,
+        delivery: &valise_proto::v1::Delivery,
+    ) -> Result<(bool, bool), ClientError> {
+        let mut arrivals = Arrivals::default();
+        let ack = self.accept_delivery(&delivery.envelope, &mut arrivals)?;
+        let receipts = !arrivals.receipts.is_empty();
+        self.settle(&mut arrivals)?;
+        Ok((ack, receipts))
+    }
+
+    /// Sends what waits in the outbox on an open link (receipts, new cables).
+    pub(crate) async fn flush_on(
+        &mut self,
+        link: &NodeLink,
+        progress: &dyn Progress,
+    ) -> Result<SyncReport, ClientError> {
+        self.sync_on_link(link, Scope::Outbox, progress).await
+    }
+
+    /// Pulls directory updates on an open link.
+    pub(crate) async fn directory_on(&mut self, link: &NodeLink) -> Result<usize, ClientError> {
+        self.sync_directory(link).await
     }
 
     /// Checks and stores one delivered envelope. `Ok(true)`: stored (or a duplicate, or
@@ -694,6 +727,7 @@ impl Client {
                     self.profile.record = Some(record);
                     self.profile.save(&self.store)?;
                 }
+                self.emit(Event::KeysRotated);
                 Ok(())
             }
             _ => Err(NetError::Protocol("expected ReceiveKeysPublished".into()).into()),
@@ -844,13 +878,5 @@ mod tests {
             "{why}"
         );
         assert!(check_sender(&header("mallory@paris", Classification::Secret), &mallory()).is_ok());
-    }
-
-    #[test]
-    fn a_running_client_polls_while_online_and_backs_off_while_offline() {
-        assert_eq!(next_sync_in(0), POLL_EVERY);
-        assert_eq!(next_sync_in(1), Duration::from_secs(1));
-        assert_eq!(next_sync_in(4), Duration::from_secs(8));
-        assert_eq!(next_sync_in(30), Duration::from_secs(300));
     }
 }

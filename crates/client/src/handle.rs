@@ -1,0 +1,488 @@
+//! [`ClientHandle`]: the unlocked client on a task of its own, for front ends that must never
+//! block (a window's frame loop, a terminal watching events). The task owns the [`Client`];
+//! the handle, which clones freely, sends it requests over a channel and awaits the answers;
+//! events go out to every listener as they happen.
+//!
+//! While the node can be reached the task keeps one connection with a live subscription: the
+//! node pushes each cable and each receipt as soon as it takes custody of it, and the task
+//! stores it, acknowledges it, sends the receipts it calls for, and says so in an event. While
+//! the node cannot be reached the task serves requests from the store and tries again after
+//! 1 s, doubling to 5 minutes, saying when in an event. Slow work (Argon2id at unlock, sled,
+//! sealing, opening) runs on the task or on blocking threads, never on the caller's.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+use zeroize::Zeroizing;
+
+use crate::client::{Client, Event};
+use crate::compose::CableDraft;
+use crate::connection::{LiveEvent, NodeLink};
+use crate::error::ClientError;
+use crate::outbox;
+use crate::sync::{NoProgress, Progress, SyncReport};
+use crate::views::{CableView, DirectoryView, InboxRow, SentView};
+
+/// How often a live client pulls directory updates (the node pushes cables, not directory
+/// changes).
+const DIRECTORY_EVERY: Duration = Duration::from_secs(30);
+
+/// A request for the client's task, and where its answer goes.
+enum Request {
+    Compose(CableDraft, oneshot::Sender<Result<String, ClientError>>),
+    MarkRead(String, oneshot::Sender<Result<CableView, ClientError>>),
+    Acknowledge(String, oneshot::Sender<Result<CableView, ClientError>>),
+    Inbox(oneshot::Sender<Result<Vec<InboxRow>, ClientError>>),
+    Cable(String, oneshot::Sender<Result<CableView, ClientError>>),
+    Sent(oneshot::Sender<Result<Vec<SentView>, ClientError>>),
+    Directory(String, oneshot::Sender<Vec<DirectoryView>>),
+    Cancel(String, oneshot::Sender<Result<String, ClientError>>),
+    Forward(
+        String,
+        Vec<String>,
+        Vec<String>,
+        oneshot::Sender<Result<CableDraft, ClientError>>,
+    ),
+    SaveAttachments(
+        String,
+        PathBuf,
+        oneshot::Receiver<()>,
+        oneshot::Sender<Result<Vec<PathBuf>, ClientError>>,
+    ),
+    RotateKeys(oneshot::Sender<Result<(), ClientError>>),
+    SyncNow(oneshot::Sender<Result<SyncReport, ClientError>>),
+    Wipe(oneshot::Sender<Result<Result<(), String>, ClientError>>),
+    Lock(oneshot::Sender<()>),
+}
+
+/// A cloneable handle to an unlocked client running on its own task.
+#[derive(Clone)]
+pub struct ClientHandle {
+    requests: mpsc::Sender<Request>,
+    events: broadcast::Sender<Event>,
+    address: String,
+}
+
+/// Events as a listener receives them. A listener that falls behind is told to reload
+/// ([`Event::Reload`]) rather than silently missing events.
+pub struct EventStream(broadcast::Receiver<Event>);
+
+impl EventStream {
+    /// The next event, or `None` once the client is locked and gone.
+    pub async fn next(&mut self) -> Option<Event> {
+        match self.0.recv().await {
+            Ok(event) => Some(event),
+            Err(broadcast::error::RecvError::Lagged(missed)) => Some(Event::Reload { missed }),
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    }
+
+    /// The next event if one is waiting, without waiting (for a frame loop).
+    pub fn try_next(&mut self) -> Option<Event> {
+        match self.0.try_recv() {
+            Ok(event) => Some(event),
+            Err(broadcast::error::TryRecvError::Lagged(missed)) => Some(Event::Reload { missed }),
+            Err(_) => None,
+        }
+    }
+}
+
+/// Why a request got no answer: the client's task has ended (locked or wiped).
+fn gone() -> ClientError {
+    ClientError::Locked
+}
+
+impl ClientHandle {
+    /// Unlocks the store in `dir` (Argon2id on a blocking thread) and starts the client's task.
+    /// Returns the handle and a stream that has every event from the first.
+    pub async fn unlock(
+        dir: PathBuf,
+        passphrase: Zeroizing<Vec<u8>>,
+    ) -> Result<(ClientHandle, EventStream), ClientError> {
+        let client = tokio::task::spawn_blocking(move || Client::unlock(&dir, &passphrase))
+            .await
+            .map_err(|_| ClientError::Locked)??;
+        Ok(ClientHandle::spawn(client))
+    }
+
+    /// Starts the task for an unlocked client. Returns the handle and a stream that has every
+    /// event from the first, the first sync's included.
+    pub fn spawn(client: Client) -> (ClientHandle, EventStream) {
+        let (requests, rx) = mpsc::channel(64);
+        let events = client.events.clone();
+        let stream = EventStream(events.subscribe());
+        let address = client.address();
+        tokio::spawn(run(client, rx));
+        (
+            ClientHandle {
+                requests,
+                events,
+                address,
+            },
+            stream,
+        )
+    }
+
+    /// The user's address.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Another stream of events from now on.
+    pub fn events(&self) -> EventStream {
+        EventStream(self.events.subscribe())
+    }
+
+    async fn ask<T>(
+        &self,
+        request: impl FnOnce(oneshot::Sender<T>) -> Request,
+    ) -> Result<T, ClientError> {
+        let (tx, rx) = oneshot::channel();
+        self.requests.send(request(tx)).await.map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())
+    }
+
+    /// Checks, seals and queues a cable, and sends it if the node is there. Returns its id.
+    pub async fn compose(&self, draft: CableDraft) -> Result<String, ClientError> {
+        self.ask(|tx| Request::Compose(draft, tx)).await?
+    }
+
+    /// Opens a cable for reading: marks it read (a read receipt goes to its sender).
+    pub async fn mark_read(&self, id: &str) -> Result<CableView, ClientError> {
+        self.ask(|tx| Request::MarkRead(id.to_owned(), tx)).await?
+    }
+
+    /// Acknowledges a cable.
+    pub async fn acknowledge(&self, id: &str) -> Result<CableView, ClientError> {
+        self.ask(|tx| Request::Acknowledge(id.to_owned(), tx))
+            .await?
+    }
+
+    /// The inbox, in reading order.
+    pub async fn inbox(&self) -> Result<Vec<InboxRow>, ClientError> {
+        self.ask(Request::Inbox).await?
+    }
+
+    /// A received cable, without marking it read.
+    pub async fn cable(&self, id: &str) -> Result<CableView, ClientError> {
+        self.ask(|tx| Request::Cable(id.to_owned(), tx)).await?
+    }
+
+    /// Every sent cable with its recipients, newest first.
+    pub async fn sent(&self) -> Result<Vec<SentView>, ClientError> {
+        self.ask(Request::Sent).await?
+    }
+
+    /// Directory entries matching `query`.
+    pub async fn directory(&self, query: &str) -> Result<Vec<DirectoryView>, ClientError> {
+        self.ask(|tx| Request::Directory(query.to_owned(), tx))
+            .await
+    }
+
+    /// Takes a queued cable out of the outbox.
+    pub async fn cancel(&self, id: &str) -> Result<String, ClientError> {
+        self.ask(|tx| Request::Cancel(id.to_owned(), tx)).await?
+    }
+
+    /// A draft forwarding a received cable (refused for NODIS and EXDIS).
+    pub async fn forward_draft(
+        &self,
+        id: &str,
+        to: Vec<String>,
+        info: Vec<String>,
+    ) -> Result<CableDraft, ClientError> {
+        self.ask(|tx| Request::Forward(id.to_owned(), to, info, tx))
+            .await?
+    }
+
+    /// Fetches, checks and decrypts a received cable's attachments into `dest`, with progress
+    /// events; sending on (or dropping) the returned canceller stops it.
+    pub async fn save_attachments(
+        &self,
+        id: &str,
+        dest: PathBuf,
+    ) -> (
+        oneshot::Sender<()>,
+        impl std::future::Future<Output = Result<Vec<PathBuf>, ClientError>> + use<>,
+    ) {
+        let (cancel, cancelled) = oneshot::channel();
+        let (tx, rx) = oneshot::channel();
+        let sent = self
+            .requests
+            .send(Request::SaveAttachments(id.to_owned(), dest, cancelled, tx))
+            .await;
+        let done = async move {
+            sent.map_err(|_| gone())?;
+            rx.await.map_err(|_| gone())?
+        };
+        (cancel, done)
+    }
+
+    /// Makes and publishes a new receive key.
+    pub async fn rotate_keys(&self) -> Result<(), ClientError> {
+        self.ask(Request::RotateKeys).await?
+    }
+
+    /// Syncs with the node now (directory, outbox, queue, receipts).
+    pub async fn sync_now(&self) -> Result<SyncReport, ClientError> {
+        self.ask(Request::SyncNow).await?
+    }
+
+    /// Emergency wipe: the storage key first, then everything; the node is told if it can be.
+    /// The task ends. Returns whether the node was told, and if not why.
+    pub async fn wipe(&self) -> Result<Result<(), String>, ClientError> {
+        self.ask(Request::Wipe).await?
+    }
+
+    /// Locks the client: its task ends and drops every key it held.
+    pub async fn lock(&self) {
+        let _ = self.ask(Request::Lock).await;
+    }
+}
+
+/// Progress of attachment saving, as events.
+struct ProgressEvents {
+    events: broadcast::Sender<Event>,
+    cable: String,
+    attachment: std::sync::atomic::AtomicUsize,
+    total: std::sync::atomic::AtomicU64,
+}
+
+impl Progress for ProgressEvents {
+    fn start(&self, _label: &str, total: u64) {
+        self.total
+            .store(total, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn advance(&self, done: u64) {
+        let _ = self.events.send(Event::AttachmentProgress {
+            cable: self.cable.clone(),
+            attachment: self.attachment.load(std::sync::atomic::Ordering::Relaxed),
+            done,
+            total: self.total.load(std::sync::atomic::Ordering::Relaxed),
+        });
+    }
+    fn finish(&self) {
+        self.attachment
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// What a request or a link's end asks of the task.
+enum Step {
+    /// Keep serving.
+    Continue,
+    /// The link ended: connect again.
+    Reconnect,
+    /// The client is locked: end the task (dropping its keys).
+    Stop,
+    /// Wipe the device, answer, and end the task.
+    Wipe(oneshot::Sender<Result<Result<(), String>, ClientError>>),
+}
+
+/// The client's task: connected and live while it can be, serving requests throughout.
+async fn run(mut client: Client, mut requests: mpsc::Receiver<Request>) {
+    let mut failures = 0u32;
+    loop {
+        match client.connect().await {
+            Ok(link) => {
+                failures = 0;
+                if let Err(e) = client
+                    .sync_on_link(&link, crate::sync::Scope::Full, &NoProgress)
+                    .await
+                {
+                    client.emit(Event::Offline {
+                        reason: e.to_string(),
+                    });
+                }
+                let step = live(&mut client, &link, &mut requests).await;
+                link.close();
+                match step {
+                    Step::Stop => return,
+                    Step::Wipe(reply) => {
+                        let _ = reply.send(client.wipe_emergency().await);
+                        return;
+                    }
+                    Step::Continue | Step::Reconnect => {}
+                }
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                let wait = outbox::retry_delay(failures);
+                client.emit(Event::Offline {
+                    reason: e.to_string(),
+                });
+                client.emit(Event::Retrying {
+                    in_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                    reason: e.to_string(),
+                });
+                let deadline = tokio::time::Instant::now() + wait;
+                loop {
+                    tokio::select! {
+                        request = requests.recv() => {
+                            let Some(request) = request else { return };
+                            match serve(&mut client, request, None).await {
+                                Step::Stop => return,
+                                Step::Wipe(reply) => {
+                                    let _ = reply.send(client.wipe_emergency().await);
+                                    return;
+                                }
+                                Step::Continue | Step::Reconnect => {}
+                            }
+                        }
+                        () = tokio::time::sleep_until(deadline) => break,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Serves on an open link with a live subscription until it ends.
+async fn live(
+    client: &mut Client,
+    link: &NodeLink,
+    requests: &mut mpsc::Receiver<Request>,
+) -> Step {
+    let mut subscription = match link.subscribe_live().await {
+        Ok(s) => s,
+        Err(e) => {
+            client.emit(Event::Offline {
+                reason: e.to_string(),
+            });
+            return Step::Reconnect;
+        }
+    };
+    let mut directory = tokio::time::interval(DIRECTORY_EVERY);
+    directory.tick().await;
+    loop {
+        tokio::select! {
+            request = requests.recv() => {
+                let Some(request) = request else { return Step::Stop };
+                match serve(client, request, Some(link)).await {
+                    Step::Continue => {}
+                    other => return other,
+                }
+            }
+            pushed = subscription.deliveries.recv() => match pushed {
+                Some(LiveEvent::Delivery(delivery)) => match client.take_pushed(&delivery) {
+                    Ok((ack, receipts)) => {
+                        if ack {
+                            subscription.ack(delivery.queue_key.clone());
+                        }
+                        if receipts && client.flush_on(link, &NoProgress).await.is_err() {
+                            return Step::Reconnect;
+                        }
+                    }
+                    // A store failure: not acknowledged; the node delivers it again.
+                    Err(e) => client.emit(Event::DeliveryRefused { reason: e.to_string() }),
+                },
+                Some(LiveEvent::CaughtUp) => {}
+                None => {
+                    client.emit(Event::Offline {
+                        reason: "the node ended the subscription".into(),
+                    });
+                    return Step::Reconnect;
+                }
+            },
+            _ = directory.tick() => {
+                if client.directory_on(link).await.is_err() {
+                    return Step::Reconnect;
+                }
+            }
+            reason = link.closed() => {
+                client.emit(Event::Offline { reason });
+                return Step::Reconnect;
+            }
+        }
+    }
+}
+
+/// Serves one request, on `link` when the node is there.
+async fn serve(client: &mut Client, request: Request, link: Option<&NodeLink>) -> Step {
+    match request {
+        Request::Compose(draft, reply) => {
+            let composed = client.compose(&draft);
+            if composed.is_ok() {
+                client.emit_outbox();
+                if let Some(link) = link {
+                    let _ = client.flush_on(link, &NoProgress).await;
+                    client.emit_outbox();
+                }
+            }
+            let _ = reply.send(composed);
+        }
+        Request::MarkRead(id, reply) => {
+            let marked = client
+                .mark_read(&id)
+                .map(|(id, e, _)| client.view_of(id, &e));
+            if let Some(link) = link {
+                let _ = client.flush_on(link, &NoProgress).await;
+            }
+            let _ = reply.send(marked);
+        }
+        Request::Acknowledge(id, reply) => {
+            let acked = client
+                .acknowledge(&id)
+                .map(|(id, e, _)| client.view_of(id, &e));
+            if let Some(link) = link {
+                let _ = client.flush_on(link, &NoProgress).await;
+            }
+            let _ = reply.send(acked);
+        }
+        Request::Inbox(reply) => {
+            let _ = reply.send(client.inbox_rows());
+        }
+        Request::Cable(id, reply) => {
+            let _ = reply.send(client.cable_view(&id));
+        }
+        Request::Sent(reply) => {
+            let _ = reply.send(client.sent_views());
+        }
+        Request::Directory(query, reply) => {
+            let _ = reply.send(client.directory_views(&query));
+        }
+        Request::Cancel(id, reply) => {
+            let cancelled = client.cancel(&id);
+            client.emit_outbox();
+            let _ = reply.send(cancelled);
+        }
+        Request::Forward(id, to, info, reply) => {
+            let _ = reply.send(client.forward_draft(&id, to, info));
+        }
+        Request::SaveAttachments(id, dest, cancelled, reply) => {
+            let progress = ProgressEvents {
+                events: client.events.clone(),
+                cable: id.clone(),
+                attachment: 0.into(),
+                total: 0.into(),
+            };
+            let saved = tokio::select! {
+                saved = client.save_attachments(&id, &dest, &progress) => saved,
+                _ = cancelled => Err(ClientError::Cancelled),
+            };
+            let _ = reply.send(saved);
+        }
+        Request::RotateKeys(reply) => {
+            let _ = reply.send(client.rotate_keys().await);
+        }
+        Request::SyncNow(reply) => {
+            let report = match link {
+                Some(link) => {
+                    client
+                        .sync_on_link(link, crate::sync::Scope::Full, &NoProgress)
+                        .await
+                }
+                None => client.sync(&NoProgress).await,
+            };
+            let _ = reply.send(report);
+        }
+        // The wipe consumes the client: the task that owns it does it, and ends.
+        Request::Wipe(reply) => return Step::Wipe(reply),
+        Request::Lock(reply) => {
+            let _ = reply.send(());
+            return Step::Stop;
+        }
+    }
+    Step::Continue
+}
