@@ -10,6 +10,7 @@ use valise_crypto::attachment::{self, AttachmentKey};
 use valise_proto::v1::AttachmentMeta;
 
 use crate::error::ClientError;
+use crate::sync::Progress;
 
 /// Ciphertexts waiting to be uploaded, named by their SHA-256.
 pub const OUTGOING_DIR: &str = "outgoing";
@@ -78,6 +79,7 @@ pub fn seal_file(
     cable_id: &[u8],
     index: usize,
     outgoing: &Path,
+    progress: &dyn Progress,
 ) -> Result<(AttachmentMeta, PathBuf), ClientError> {
     let name = path
         .file_name()
@@ -85,6 +87,11 @@ pub fn seal_file(
         .unwrap_or_else(|| "attachment".into());
     let shown = path.display().to_string();
     let input = File::open(path).map_err(|e| fail(&shown, format!("cannot be read ({e})")))?;
+    let total = input.metadata().map(|m| m.len()).unwrap_or(0);
+    progress.start(
+        &format!("sealing {}", crate::text::single_line(&name)),
+        total,
+    );
     std::fs::create_dir_all(outgoing).map_err(|e| fail(&shown, e))?;
     let temp = outgoing.join(format!("{}-{index}.part", hex::encode(cable_id)));
     let key = AttachmentKey::generate().map_err(|e| fail(&shown, e))?;
@@ -93,7 +100,11 @@ pub fn seal_file(
         let encrypted = attachment::encrypt(
             &key,
             &context(cable_id, index),
-            BufReader::new(input),
+            BufReader::new(Counting {
+                inner: input,
+                done: 0,
+                progress,
+            }),
             &mut out,
         )?;
         out.into_inner()
@@ -101,6 +112,7 @@ pub fn seal_file(
             .sync_all()?;
         Ok::<_, attachment::StreamError>(encrypted)
     })();
+    progress.finish();
     let encrypted = match encrypted {
         Ok(e) => e,
         Err(e) => {
@@ -120,6 +132,22 @@ pub fn seal_file(
         },
         stored,
     ))
+}
+
+/// A reader that reports how much of the file has been read, for a progress bar.
+struct Counting<'a, R> {
+    inner: R,
+    done: u64,
+    progress: &'a dyn Progress,
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done = self.done.saturating_add(n as u64);
+        self.progress.advance(self.done);
+        Ok(n)
+    }
 }
 
 /// A file name safe to create in the chosen folder: the last path component only, without
@@ -268,6 +296,7 @@ pub fn sha256_file(path: &Path) -> std::io::Result<[u8; 32]> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::sync::NoProgress;
 
     #[test]
     fn a_sealed_file_opens_intact_and_a_changed_byte_is_refused() {
@@ -275,7 +304,8 @@ mod tests {
         let src = dir.path().join("report.pdf");
         let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
         std::fs::write(&src, &data).unwrap();
-        let (meta, ct) = seal_file(&src, &[1; 16], 0, &dir.path().join("out")).unwrap();
+        let (meta, ct) =
+            seal_file(&src, &[1; 16], 0, &dir.path().join("out"), &NoProgress).unwrap();
         assert_eq!((meta.name.as_str(), meta.size), ("report.pdf", 100_000));
         assert_eq!(meta.media_type, "application/pdf");
 
@@ -317,7 +347,8 @@ mod tests {
 
         let src = dir.path().join("brief.pdf");
         std::fs::write(&src, b"the brief").unwrap();
-        let (mut meta, ct) = seal_file(&src, &[1; 16], 0, &dir.path().join("out")).unwrap();
+        let (mut meta, ct) =
+            seal_file(&src, &[1; 16], 0, &dir.path().join("out"), &NoProgress).unwrap();
         meta.name = long;
         let save = dir.path().join("save");
         let first = open_file(&meta, &[1; 16], 0, &ct, &save).unwrap();

@@ -25,6 +25,7 @@ use crate::profile::Profile;
 use crate::receipt;
 use crate::status::{DeliveryState, RecipientStatus, SentCable};
 use crate::store::{LocalStore, StoreError, Table};
+use crate::sync::{NoProgress, Progress, TransferStage};
 
 /// The key of the device's connection counter in the profile table.
 const SESSION: &[u8] = b"session";
@@ -97,8 +98,10 @@ pub enum Event {
     },
     /// New receive keys were published.
     KeysRotated,
-    /// An attachment is being saved.
+    /// An attachment is being sealed, uploaded or saved.
     AttachmentProgress {
+        /// What is being done to it.
+        stage: TransferStage,
         /// The cable, hex.
         cable: String,
         /// The attachment's position in it.
@@ -108,11 +111,42 @@ pub enum Event {
         /// Bytes in all.
         total: u64,
     },
+    /// This device was wiped: nothing of it is left on disk, and it must be enrolled again.
+    /// The node is told next, if it answers (the wipe's answer says whether it was).
+    Wiped,
     /// This reader fell behind and missed events: reload what it shows.
     Reload {
         /// How many events it missed.
         missed: u64,
     },
+}
+
+/// A draft that passed every check, with what sealing it needs.
+struct Checked {
+    /// The draft, addressees made canonical.
+    draft: CableDraft,
+    /// Its TAGS, checked.
+    tags: Vec<String>,
+    /// The devices to seal it for.
+    recipients: Vec<compose::Recipient>,
+}
+
+/// What stands between a draft and sending it ([`Client::check_draft`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DraftCheck {
+    /// What it still lacks ("a subject"): not a refusal, it is not finished yet.
+    pub missing: Vec<&'static str>,
+    /// Why it may not be sent as written, naming the addressee who blocks it and why.
+    pub blocking: Option<String>,
+    /// The people it would be sealed for, once per device.
+    pub recipients: Vec<String>,
+}
+
+impl DraftCheck {
+    /// Whether it can be sealed and sent as it stands.
+    pub fn is_ready(&self) -> bool {
+        self.missing.is_empty() && self.blocking.is_none() && !self.recipients.is_empty()
+    }
 }
 
 /// Milliseconds since the Unix epoch.
@@ -467,10 +501,10 @@ impl Client {
         Ok(None)
     }
 
-    /// Checks a draft against the directory, seals it for every recipient device, and queues
-    /// it durably with its attachments. Returns the cable id (hex). Nothing leaves the device
-    /// until [`Client::sync`](crate::sync); a refused draft leaves nothing behind.
-    pub fn compose(&mut self, draft: &CableDraft) -> Result<String, ClientError> {
+    /// Every check made before sealing, on the canonical addressees: attachments readable, the
+    /// sender's clearance, TAGS, references, each addressee's clearance, caveats and keys, and
+    /// the node's limits. Returns what sealing needs.
+    fn check(&self, draft: &CableDraft, now: u64) -> Result<Checked, ClientError> {
         // `pol@paris` or `alice@PARIS` mean the one address the directory spells otherwise.
         let canonical = |list: &[String]| -> Vec<String> {
             list.iter()
@@ -506,7 +540,6 @@ impl Client {
                 .into());
             }
         }
-        let now = now_ms();
         let recipients = compose::recipients(&self.directory, draft, now)?;
         // What the node said it takes: a cable over its limits would never leave the outbox.
         let limits = self.profile.limits.unwrap_or_default();
@@ -531,12 +564,154 @@ impl Client {
                 }
             }
         }
+        Ok(Checked {
+            draft: draft.clone(),
+            tags,
+            recipients,
+        })
+    }
+
+    /// What stands between a draft and sending it, checked as the diplomat types, before
+    /// anything is sealed: what it still lacks, and the first addressee (or setting) that
+    /// blocks it, named with the reason. Nothing is written.
+    pub fn check_draft(&self, draft: &CableDraft) -> DraftCheck {
+        let mut missing = Vec::new();
+        if draft.action.iter().all(|a| a.trim().is_empty()) {
+            missing.push("an action addressee (To)");
+        }
+        if draft.classification == Classification::Unspecified {
+            missing.push("a classification");
+        }
+        if draft.precedence == Precedence::Unspecified {
+            missing.push("a precedence");
+        }
+        if draft.subject.trim().is_empty() {
+            missing.push("a subject");
+        }
+        // Check what is there: what is still missing is filled in so the addressees, the
+        // classification and the caveats are checked now, not after the subject is typed.
+        let mut trial = draft.clone();
+        if trial.action.iter().all(|a| a.trim().is_empty()) {
+            trial.action = std::mem::take(&mut trial.info);
+        }
+        trial.action.retain(|a| !a.trim().is_empty());
+        trial.info.retain(|a| !a.trim().is_empty());
+        if trial.classification == Classification::Unspecified {
+            trial.classification = Classification::Unclassified;
+        }
+        if trial.precedence == Precedence::Unspecified {
+            trial.precedence = Precedence::Routine;
+        }
+        if trial.subject.trim().is_empty() {
+            trial.subject = "-".into();
+        }
+        let (blocking, recipients) = if trial.action.is_empty() {
+            (None, Vec::new())
+        } else {
+            match self.check(&trial, now_ms()) {
+                Ok(checked) => (
+                    None,
+                    checked.recipients.into_iter().map(|r| r.address).collect(),
+                ),
+                Err(e) => (Some(e.to_string()), Vec::new()),
+            }
+        };
+        DraftCheck {
+            missing,
+            blocking,
+            recipients,
+        }
+    }
+
+    /// A draft replying to a received cable: to its sender (and, for `all`, to its other
+    /// addressees, this user left out), with its classification and caveats, `RE:` before its
+    /// subject and a reference to it. The diplomat writes the text.
+    pub fn reply_draft(&self, id: &str, all: bool) -> Result<CableDraft, ClientError> {
+        let (key, entry) = self.received(id)?;
+        let header = entry.header.clone().unwrap_or_default();
+        let body = entry.body.clone().unwrap_or_default();
+        let sender = self
+            .sender_of(&entry)
+            .map(|(device, _)| device.address())
+            .ok_or_else(|| {
+                ClientError::from(compose::ComposeError::Unresolved(
+                    valise_crypto::directory::ResolveError::Unknown(header.from.clone()),
+                ))
+            })?;
+        let me = self.address();
+        let mut action = vec![sender];
+        let mut info = Vec::new();
+        if all {
+            for a in &header.action_addressees {
+                if *a != me && !action.contains(a) {
+                    action.push(a.clone());
+                }
+            }
+            for a in &header.info_addressees {
+                if *a != me && !action.contains(a) && !info.contains(a) {
+                    info.push(a.clone());
+                }
+            }
+        }
+        let subject = if body.subject.to_uppercase().starts_with("RE:") {
+            body.subject.clone()
+        } else {
+            format!("RE: {}", body.subject)
+        };
+        Ok(CableDraft {
+            action,
+            info,
+            classification: Classification::try_from(header.classification)
+                .unwrap_or(Classification::Unspecified),
+            precedence: Precedence::try_from(header.precedence).unwrap_or(Precedence::Routine),
+            niact: false,
+            caveats: header
+                .caveats
+                .iter()
+                .filter_map(|c| valise_proto::v1::Caveat::try_from(*c).ok())
+                .collect(),
+            tags: body.tags.clone(),
+            subject,
+            text: String::new(),
+            attachments: Vec::new(),
+            references: vec![valise_proto::v1::Reference {
+                label: "A".into(),
+                citation: format!("cable {}", hex::encode(&key)),
+                cable_id: key,
+            }],
+        })
+    }
+
+    /// Checks a draft against the directory, seals it for every recipient device, and queues
+    /// it durably with its attachments. Returns the cable id (hex). Nothing leaves the device
+    /// until [`Client::sync`](crate::sync); a refused draft leaves nothing behind.
+    pub fn compose(&mut self, draft: &CableDraft) -> Result<String, ClientError> {
+        self.compose_with(draft, &NoProgress)
+    }
+
+    /// [`Client::compose`], reporting the sealing of each attachment to `progress`.
+    pub fn compose_with(
+        &mut self,
+        draft: &CableDraft,
+        progress: &dyn Progress,
+    ) -> Result<String, ClientError> {
+        let now = now_ms();
+        let Checked {
+            draft,
+            tags,
+            recipients,
+        } = self.check(draft, now)?;
+        let draft = &draft;
         let cable_id = new_cable_id().map_err(|e| ClientError::Crypto(e.to_string()))?;
+        if !draft.attachments.is_empty() {
+            progress.context(TransferStage::Sealing, &hex::encode(cable_id));
+        }
+        let limits = self.profile.limits.unwrap_or_default();
         let outgoing = self.store.dir().join(OUTGOING_DIR);
         let mut metas = Vec::new();
         let mut files: Vec<PathBuf> = Vec::new();
         for (index, path) in draft.attachments.iter().enumerate() {
-            match attachments::seal_file(path, &cable_id, index, &outgoing) {
+            match attachments::seal_file(path, &cable_id, index, &outgoing, progress) {
                 Ok((meta, file)) => {
                     metas.push(meta);
                     files.push(file);

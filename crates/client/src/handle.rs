@@ -16,13 +16,15 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use zeroize::Zeroizing;
 
-use crate::client::{Client, Event};
+use crate::client::{Client, DraftCheck, Event};
 use crate::compose::CableDraft;
 use crate::connection::{LiveEvent, NodeLink};
+use crate::contacts::Verification;
+use crate::enrol::Invitation;
 use crate::error::ClientError;
 use crate::outbox;
-use crate::sync::{NoProgress, Progress, SyncReport};
-use crate::views::{CableView, DirectoryView, InboxRow, SentView};
+use crate::sync::{NoProgress, Progress, SyncReport, TransferStage};
+use crate::views::{AddresseeView, CableView, DirectoryView, InboxRow, SentView};
 
 /// How often a live client pulls directory updates (the node pushes cables, not directory
 /// changes).
@@ -37,6 +39,18 @@ enum Request {
     Cable(String, oneshot::Sender<Result<CableView, ClientError>>),
     Sent(oneshot::Sender<Result<Vec<SentView>, ClientError>>),
     Directory(String, oneshot::Sender<Vec<DirectoryView>>),
+    Addressees(String, oneshot::Sender<Vec<AddresseeView>>),
+    Check(CableDraft, oneshot::Sender<DraftCheck>),
+    Reply(
+        String,
+        bool,
+        oneshot::Sender<Result<CableDraft, ClientError>>,
+    ),
+    Verify(
+        String,
+        bool,
+        oneshot::Sender<Result<Verification, ClientError>>,
+    ),
     Cancel(String, oneshot::Sender<Result<String, ClientError>>),
     Forward(
         String,
@@ -62,6 +76,8 @@ pub struct ClientHandle {
     requests: mpsc::Sender<Request>,
     events: broadcast::Sender<Event>,
     address: String,
+    device: String,
+    node: String,
 }
 
 /// Events as a listener receives them. A listener that falls behind is told to reload
@@ -106,6 +122,18 @@ impl ClientHandle {
         Ok(ClientHandle::spawn(client))
     }
 
+    /// Enrols a new device into `dir` with `invitation` (its checks, key generation and
+    /// Argon2id off the caller's thread) and starts its task.
+    pub async fn enrol(
+        dir: PathBuf,
+        passphrase: Zeroizing<Vec<u8>>,
+        invitation: Invitation,
+        kdf: crate::KdfParams,
+    ) -> Result<(ClientHandle, EventStream), ClientError> {
+        let client = crate::enrol::enrol(&dir, &passphrase, kdf, &invitation).await?;
+        Ok(ClientHandle::spawn(client))
+    }
+
     /// Starts the task for an unlocked client. Returns the handle and a stream that has every
     /// event from the first, the first sync's included.
     pub fn spawn(client: Client) -> (ClientHandle, EventStream) {
@@ -113,12 +141,16 @@ impl ClientHandle {
         let events = client.events.clone();
         let stream = EventStream(events.subscribe());
         let address = client.address();
+        let device = client.device_id().to_string();
+        let node = client.profile().node_name.clone();
         tokio::spawn(run(client, rx));
         (
             ClientHandle {
                 requests,
                 events,
                 address,
+                device,
+                node,
             },
             stream,
         )
@@ -127,6 +159,16 @@ impl ClientHandle {
     /// The user's address.
     pub fn address(&self) -> &str {
         &self.address
+    }
+
+    /// This device's id, as the directory lists it.
+    pub fn device(&self) -> &str {
+        &self.device
+    }
+
+    /// The name of the node that serves this device.
+    pub fn node(&self) -> &str {
+        &self.node
     }
 
     /// Another stream of events from now on.
@@ -178,6 +220,33 @@ impl ClientHandle {
     pub async fn directory(&self, query: &str) -> Result<Vec<DirectoryView>, ClientError> {
         self.ask(|tx| Request::Directory(query.to_owned(), tx))
             .await
+    }
+
+    /// People, offices and posts matching `query`, for a compose picker.
+    pub async fn addressees(&self, query: &str) -> Result<Vec<AddresseeView>, ClientError> {
+        self.ask(|tx| Request::Addressees(query.to_owned(), tx))
+            .await
+    }
+
+    /// What stands between `draft` and sending it, checked before anything is sealed.
+    pub async fn check(&self, draft: CableDraft) -> Result<DraftCheck, ClientError> {
+        self.ask(|tx| Request::Check(draft, tx)).await
+    }
+
+    /// A draft replying to a received cable (to its sender, or for `all` to everyone on it).
+    pub async fn reply_draft(&self, id: &str, all: bool) -> Result<CableDraft, ClientError> {
+        self.ask(|tx| Request::Reply(id.to_owned(), all, tx))
+            .await?
+    }
+
+    /// Marks a person verified in person (`verified`), or forgets that they were.
+    pub async fn set_verified(
+        &self,
+        address: &str,
+        verified: bool,
+    ) -> Result<Verification, ClientError> {
+        self.ask(|tx| Request::Verify(address.to_owned(), verified, tx))
+            .await?
     }
 
     /// Takes a queued cable out of the outbox.
@@ -241,30 +310,87 @@ impl ClientHandle {
     }
 }
 
-/// Progress of attachment saving, as events.
+/// Progress of attachment transfers, as events: at most one per 1/64th of a file, so a large
+/// file cannot flood slow listeners.
 struct ProgressEvents {
     events: broadcast::Sender<Event>,
+    state: std::sync::Mutex<Transfer>,
+}
+
+/// The transfer under way.
+struct Transfer {
+    stage: TransferStage,
     cable: String,
-    attachment: std::sync::atomic::AtomicUsize,
-    total: std::sync::atomic::AtomicU64,
+    attachment: usize,
+    total: u64,
+    shown: u64,
+}
+
+impl ProgressEvents {
+    fn new(events: broadcast::Sender<Event>, stage: TransferStage, cable: &str) -> Self {
+        ProgressEvents {
+            events,
+            state: std::sync::Mutex::new(Transfer {
+                stage,
+                cable: cable.to_owned(),
+                attachment: 0,
+                total: 0,
+                shown: 0,
+            }),
+        }
+    }
+
+    fn with(&self, f: impl FnOnce(&mut Transfer)) {
+        // A poisoned lock only means a listener panicked mid-update: the counts are still fine.
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut state);
+    }
+
+    fn send(&self, t: &Transfer, done: u64) {
+        let _ = self.events.send(Event::AttachmentProgress {
+            stage: t.stage,
+            cable: t.cable.clone(),
+            attachment: t.attachment,
+            done,
+            total: t.total,
+        });
+    }
 }
 
 impl Progress for ProgressEvents {
+    fn context(&self, stage: TransferStage, cable: &str) {
+        self.with(|t| {
+            t.stage = stage;
+            t.cable = cable.to_owned();
+            t.attachment = 0;
+        });
+    }
     fn start(&self, _label: &str, total: u64) {
-        self.total
-            .store(total, std::sync::atomic::Ordering::Relaxed);
+        self.with(|t| {
+            t.total = total;
+            t.shown = 0;
+            self.send(t, 0);
+        });
     }
     fn advance(&self, done: u64) {
-        let _ = self.events.send(Event::AttachmentProgress {
-            cable: self.cable.clone(),
-            attachment: self.attachment.load(std::sync::atomic::Ordering::Relaxed),
-            done,
-            total: self.total.load(std::sync::atomic::Ordering::Relaxed),
+        self.with(|t| {
+            let step = (t.total / 64).max(1);
+            if done >= t.shown.saturating_add(step) || done >= t.total {
+                t.shown = done;
+                self.send(t, done);
+            }
         });
     }
     fn finish(&self) {
-        self.attachment
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.with(|t| {
+            if t.shown < t.total {
+                self.send(t, t.total);
+            }
+            t.attachment = t.attachment.saturating_add(1);
+        });
     }
 }
 
@@ -300,7 +426,7 @@ async fn run(mut client: Client, mut requests: mpsc::Receiver<Request>) {
                 match step {
                     Step::Stop => return,
                     Step::Wipe(reply) => {
-                        let _ = reply.send(client.wipe_emergency().await);
+                        wipe(client, reply).await;
                         return;
                     }
                     Step::Continue | Step::Reconnect => {}
@@ -324,7 +450,7 @@ async fn run(mut client: Client, mut requests: mpsc::Receiver<Request>) {
                             match serve(&mut client, request, None).await {
                                 Step::Stop => return,
                                 Step::Wipe(reply) => {
-                                    let _ = reply.send(client.wipe_emergency().await);
+                                    wipe(client, reply).await;
                                     return;
                                 }
                                 Step::Continue | Step::Reconnect => {}
@@ -334,6 +460,21 @@ async fn run(mut client: Client, mut requests: mpsc::Receiver<Request>) {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Wipes the device: locally first (under a second, whatever the network), says so to every
+/// listener, then tells the node if it can, and answers.
+async fn wipe(client: Client, reply: oneshot::Sender<Result<Result<(), String>, ClientError>>) {
+    let events = client.events.clone();
+    match client.wipe_local() {
+        Ok(notifier) => {
+            let _ = events.send(Event::Wiped);
+            let _ = reply.send(Ok(notifier.tell_node().await));
+        }
+        Err(e) => {
+            let _ = reply.send(Err(e));
         }
     }
 }
@@ -402,15 +543,42 @@ async fn live(
 async fn serve(client: &mut Client, request: Request, link: Option<&NodeLink>) -> Step {
     match request {
         Request::Compose(draft, reply) => {
-            let composed = client.compose(&draft);
-            if composed.is_ok() {
+            let progress = ProgressEvents::new(client.events.clone(), TransferStage::Sealing, "");
+            let composed = client.compose_with(&draft, &progress);
+            let queued = composed.is_ok();
+            // Answer first: the cable is queued, and the window need not wait for the upload.
+            let _ = reply.send(composed);
+            if queued {
                 client.emit_outbox();
                 if let Some(link) = link {
-                    let _ = client.flush_on(link, &NoProgress).await;
+                    let _ = client.flush_on(link, &progress).await;
                     client.emit_outbox();
                 }
             }
-            let _ = reply.send(composed);
+        }
+        Request::Addressees(query, reply) => {
+            let _ = reply.send(client.addressees(&query));
+        }
+        Request::Check(draft, reply) => {
+            let _ = reply.send(client.check_draft(&draft));
+        }
+        Request::Reply(id, all, reply) => {
+            let _ = reply.send(client.reply_draft(&id, all));
+        }
+        Request::Verify(address, verified, reply) => {
+            let done = if verified {
+                client.mark_verified(&address)
+            } else {
+                client
+                    .unmark_verified(&address)
+                    .map(|()| Verification::Unverified)
+            };
+            if done.is_ok() {
+                client.emit(Event::DirectoryChanged {
+                    version: client.directory().version(),
+                });
+            }
+            let _ = reply.send(done);
         }
         Request::MarkRead(id, reply) => {
             let marked = client
@@ -451,12 +619,7 @@ async fn serve(client: &mut Client, request: Request, link: Option<&NodeLink>) -
             let _ = reply.send(client.forward_draft(&id, to, info));
         }
         Request::SaveAttachments(id, dest, cancelled, reply) => {
-            let progress = ProgressEvents {
-                events: client.events.clone(),
-                cable: id.clone(),
-                attachment: 0.into(),
-                total: 0.into(),
-            };
+            let progress = ProgressEvents::new(client.events.clone(), TransferStage::Saving, &id);
             let saved = tokio::select! {
                 saved = client.save_attachments(&id, &dest, &progress) => saved,
                 _ = cancelled => Err(ClientError::Cancelled),

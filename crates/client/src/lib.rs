@@ -13,6 +13,7 @@
 //! | [`status`] | each recipient's state: queued, custody, delivered, read, acknowledged |
 //! | [`objectives`] | delivery objectives per recipient (on time, late, overdue) and ACK OVERDUE |
 //! | [`inbox`] | received cables in reading order: precedence first, then newest |
+//! | [`contacts`] | contacts verified in person, and the warning when their keys change |
 //! | [`compose`] | the cable draft, and the checks before sealing: addressees, clearance, NODIS |
 //! | [`directory`] | the device's verified copy of the directory, kept in the store |
 //! | [`attachments`] | attachment files encrypted for upload, checked and decrypted on fetch |
@@ -32,6 +33,7 @@ pub mod attachments;
 pub mod client;
 pub mod compose;
 pub mod connection;
+pub mod contacts;
 pub mod directory;
 pub mod enrol;
 pub mod error;
@@ -55,3 +57,5 @@ pub use client::{Client, Event};
 pub use compose::CableDraft;
 pub use error::ClientError;
 pub use handle::{ClientHandle, EventStream};
+pub use valise_crypto::at_rest::KdfParams;
+pub use valise_proto::v1::{Caveat, Classification, Precedence, Reference};

@@ -28,22 +28,38 @@ pub fn marking_of(classification: Classification, caveats: &[Caveat]) -> String 
 /// The highest marking among several cables on screen: the highest classification, with every
 /// caveat any of them carries, in caveat order.
 pub fn highest_marking<'a>(headers: impl IntoIterator<Item = &'a RoutingHeader>) -> String {
+    let decoded: Vec<(Classification, Vec<Caveat>)> = headers
+        .into_iter()
+        .map(|h| {
+            (
+                Classification::try_from(h.classification).unwrap_or_default(),
+                h.caveats
+                    .iter()
+                    .filter_map(|c| Caveat::try_from(*c).ok())
+                    .collect(),
+            )
+        })
+        .collect();
+    highest_of(decoded.iter().map(|(c, v)| (*c, v.as_slice()))).1
+}
+
+/// The highest classification among decoded markings (UNCLASSIFIED when there are none),
+/// and the marking that goes with it: every caveat any of them carries, in caveat order.
+pub fn highest_of<'a>(
+    markings: impl IntoIterator<Item = (Classification, &'a [Caveat])>,
+) -> (Classification, String) {
     let mut highest = Classification::Unclassified;
     let mut caveats: Vec<Caveat> = Vec::new();
-    for header in headers {
-        let class = Classification::try_from(header.classification).unwrap_or_default();
+    for (class, marks) in markings {
         highest = highest.max(class);
-        for caveat in &header.caveats {
-            if let Ok(c) = Caveat::try_from(*caveat)
-                && c != Caveat::Unspecified
-                && !caveats.contains(&c)
-            {
-                caveats.push(c);
+        for c in marks {
+            if *c != Caveat::Unspecified && !caveats.contains(c) {
+                caveats.push(*c);
             }
         }
     }
     caveats.sort_by_key(|c| *c as i32);
-    marking_of(highest, &caveats)
+    (highest, marking_of(highest, &caveats))
 }
 
 /// A colour, as red, green and blue bytes.

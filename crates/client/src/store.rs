@@ -37,6 +37,8 @@ pub enum Table {
     Sent,
     /// Sealed envelopes waiting for the node.
     Outbox,
+    /// Contacts verified in person: the devices compared, and when.
+    Contacts,
 }
 
 impl Table {
@@ -49,6 +51,7 @@ impl Table {
             Table::Inbox => "client/inbox",
             Table::Sent => "client/sent",
             Table::Outbox => "client/outbox",
+            Table::Contacts => "client/contacts",
         }
     }
 }

@@ -44,6 +44,31 @@ pub trait Progress: Send + Sync {
     fn advance(&self, done: u64);
     /// It is over.
     fn finish(&self);
+    /// The transfers that follow belong to `cable` (hex) at `stage`, for front ends that show
+    /// each cable's progress by itself.
+    fn context(&self, _stage: TransferStage, _cable: &str) {}
+}
+
+/// What an attachment transfer is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferStage {
+    /// Encrypting a file into the outbox, at compose.
+    Sealing,
+    /// Uploading its ciphertext to the node.
+    Uploading,
+    /// Fetching, checking and decrypting a received one into a folder.
+    Saving,
+}
+
+impl TransferStage {
+    /// The verb a front end shows.
+    pub fn verb(self) -> &'static str {
+        match self {
+            TransferStage::Sealing => "Sealing",
+            TransferStage::Uploading => "Uploading",
+            TransferStage::Saving => "Saving",
+        }
+    }
 }
 
 /// No progress display.
@@ -384,6 +409,9 @@ impl Client {
                     .collect()
             })
             .unwrap_or_default();
+        if !entry.attachments.is_empty() {
+            progress.context(TransferStage::Uploading, &hex::encode(&entry.cable_id));
+        }
         for sha in &entry.attachments {
             let file = self.store.dir().join(OUTGOING_DIR).join(hex::encode(sha));
             let size =
@@ -655,6 +683,7 @@ impl Client {
             reason: e.to_string(),
         })?;
         let mut saved = Vec::new();
+        progress.context(TransferStage::Saving, &hex::encode(&key));
         for (index, meta) in metas.iter().enumerate() {
             let part = incoming.join(format!("{}.part", hex::encode(&meta.ciphertext_sha256)));
             progress.start(
@@ -739,18 +768,39 @@ impl Client {
     /// be reached within a few seconds, tells it, and it revokes this device. Returns whether
     /// the node was told, and if not why.
     pub async fn wipe_emergency(self) -> Result<Result<(), String>, ClientError> {
+        Ok(self.wipe_local()?.tell_node().await)
+    }
+
+    /// The first half of [`Client::wipe_emergency`]: erases the storage key, then the store
+    /// and every file of this device, at once and without the network. What is left can only
+    /// tell the node.
+    pub fn wipe_local(self) -> Result<WipeNotifier, ClientError> {
         let dir = self.store.dir().to_owned();
-        let tls = valise_crypto::tls::client_config(&self.profile.ca_pem, Some(&self.keys.tls));
+        let tls = valise_crypto::tls::client_config(&self.profile.ca_pem, Some(&self.keys.tls))
+            .map_err(|e| e.to_string());
         let addr = self.profile.node_addr.clone();
         let name = self.profile.node_name.clone();
         // The store must be closed before its files go; the keys needed to tell the node stay
         // in memory only, and are wiped when dropped.
         drop(self);
         wipe_files(&dir)?;
-        let tls = match tls {
-            Ok(tls) => tls,
-            Err(e) => return Ok(Err(e.to_string())),
-        };
+        Ok(WipeNotifier { tls, addr, name })
+    }
+}
+
+/// What a wiped device keeps, in memory only, to tell its node it was wiped.
+pub struct WipeNotifier {
+    tls: Result<rustls::ClientConfig, String>,
+    addr: String,
+    name: String,
+}
+
+impl WipeNotifier {
+    /// Tells the node, if it answers within a few seconds; it revokes the device. Returns
+    /// whether it was told, and if not why.
+    pub async fn tell_node(self) -> Result<(), String> {
+        let WipeNotifier { tls, addr, name } = self;
+        let tls = tls?;
         let notify = async {
             let link =
                 NodeLink::connect(&addr, &name, tls, 0, crate::connection::CONNECT_TIMEOUT).await?;
@@ -764,13 +814,11 @@ impl Client {
                 _ => Err(NetError::Protocol("expected WipeConfirmed".into())),
             }
         };
-        Ok(
-            match tokio::time::timeout(WIPE_NOTICE_TIMEOUT, notify).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err(format!("no answer within {WIPE_NOTICE_TIMEOUT:?}")),
-            },
-        )
+        match tokio::time::timeout(WIPE_NOTICE_TIMEOUT, notify).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {WIPE_NOTICE_TIMEOUT:?}")),
+        }
     }
 }
 

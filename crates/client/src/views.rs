@@ -8,6 +8,7 @@ use valise_crypto::identity::DeviceId;
 use valise_proto::v1::{Caveat, Classification, Precedence, Reference, RoutingHeader};
 
 use crate::client::{Client, now_ms};
+use crate::contacts::Verification;
 use crate::error::ClientError;
 use crate::inbox::InboxEntry;
 use crate::objectives::{self, Timeliness};
@@ -103,6 +104,8 @@ pub struct SenderView {
     pub safety_number: Option<String>,
     /// The sending device has since been revoked.
     pub revoked: bool,
+    /// Whether the sender was verified in person, and still holds the same keys.
+    pub verification: Verification,
 }
 
 /// A received cable, opened for reading.
@@ -191,6 +194,32 @@ pub struct DirectoryView {
     pub revoked_at_ms: Option<u64>,
     /// Recorded as a foreign national.
     pub foreign_national: bool,
+    /// The safety number between this device and that one, to compare in person.
+    pub safety_number: String,
+    /// Whether the person was verified in person, and still holds the same keys.
+    pub verification: Verification,
+}
+
+/// What kind of addressee a compose picker offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AddresseeKind {
+    /// A named person (`alice@paris`).
+    Person,
+    /// An office mailbox (`POL@paris`): everyone in it.
+    Office,
+    /// A post (`paris`): its front office.
+    Post,
+}
+
+/// An addressee a compose picker offers as the diplomat types.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddresseeView {
+    /// What goes in the To or Info field.
+    pub address: String,
+    /// Who it is: a person's name, or how many people an office reaches.
+    pub label: String,
+    /// Person, office or post.
+    pub kind: AddresseeKind,
 }
 
 impl Client {
@@ -256,6 +285,9 @@ impl Client {
             id,
             sender: SenderView {
                 address: self.sender_address(e),
+                verification: sender.as_ref().map_or(Verification::Unverified, |(d, _)| {
+                    self.verification(&d.address())
+                }),
                 device: sender.as_ref().map(|(d, _)| d.id),
                 safety_number,
                 revoked: sender.as_ref().is_some_and(|(_, r)| *r),
@@ -336,6 +368,67 @@ impl Client {
                 device: e.device.id,
                 revoked_at_ms: e.revoked.then_some(e.revoked_at_ms),
                 foreign_national: e.device.foreign_national,
+                safety_number: SafetyNumber::between(
+                    (&self.address(), self.keys.identity.public()),
+                    (&e.device.address(), &e.device.identity),
+                )
+                .to_string(),
+                verification: self.verification(&e.device.address()),
+            })
+            .collect()
+    }
+
+    /// People, offices and posts whose address or name contains `query` (without case), for
+    /// a compose picker: people first, then offices, then posts, each once.
+    pub fn addressees(&self, query: &str) -> Vec<AddresseeView> {
+        use std::collections::BTreeMap;
+        let q = query.trim().to_lowercase();
+        let mut found: BTreeMap<(AddresseeKind, String), AddresseeView> = BTreeMap::new();
+        let mut office_sizes: BTreeMap<String, usize> = BTreeMap::new();
+        for device in self.directory().active_devices() {
+            let address = device.address();
+            found
+                .entry((AddresseeKind::Person, address.clone()))
+                .or_insert_with(|| AddresseeView {
+                    address,
+                    label: device.display_name.clone(),
+                    kind: AddresseeKind::Person,
+                });
+            for office in &device.offices {
+                // A bare post reaches its front office.
+                let key = if office == valise_crypto::directory::FRONT_OFFICE {
+                    device.post.clone()
+                } else {
+                    format!("{office}@{}", device.post)
+                };
+                *office_sizes.entry(key).or_default() += 1;
+            }
+        }
+        for (address, people) in office_sizes {
+            let kind = if address.contains('@') {
+                AddresseeKind::Office
+            } else {
+                AddresseeKind::Post
+            };
+            let label = match kind {
+                AddresseeKind::Post => format!("front office of {address}"),
+                _ => format!("office mailbox, {people} device(s)"),
+            };
+            found.insert(
+                (kind, address.clone()),
+                AddresseeView {
+                    address,
+                    label,
+                    kind,
+                },
+            );
+        }
+        found
+            .into_values()
+            .filter(|a| {
+                q.is_empty()
+                    || a.address.to_lowercase().contains(&q)
+                    || a.label.to_lowercase().contains(&q)
             })
             .collect()
     }
