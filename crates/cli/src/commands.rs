@@ -9,10 +9,10 @@ use valise_client::compose::CableDraft;
 use valise_client::enrol::{Invitation, enrol};
 use valise_client::handle::ClientHandle;
 use valise_client::inbox::InboxEntry;
-use valise_client::objectives::{self, Timeliness};
+use valise_client::objectives;
 use valise_client::status::{DeliveryState, SentCable};
 use valise_client::sync::{SyncReport, wipe_files};
-use valise_client::{evidence, text};
+use valise_client::{evidence, present, text};
 use valise_crypto::at_rest::KdfParams;
 use valise_proto::v1::{Caveat, Classification, Precedence};
 
@@ -841,20 +841,7 @@ fn print_status(cable: &SentCable) {
         .map(|s| if state >= *s { s.as_str() } else { "-" })
         .collect();
         let objective = if cable.refused.is_empty() && !cable.cancelled {
-            match objectives::timeliness(cable, r, now) {
-                Timeliness::OnTime { took_ms } => {
-                    format!("on time ({})", objectives::human(took_ms))
-                }
-                Timeliness::Late { by_ms } => {
-                    format!("LATE by {}", objectives::human(by_ms))
-                }
-                Timeliness::Pending { left_ms } => {
-                    format!("due within {}", objectives::human(left_ms))
-                }
-                Timeliness::Overdue { by_ms } => {
-                    format!("OVERDUE by {}", objectives::human(by_ms))
-                }
-            }
+            present::timeliness(objectives::timeliness(cable, r, now))
         } else {
             String::new()
         };

@@ -78,6 +78,7 @@ pub struct ClientHandle {
     address: String,
     device: String,
     node: String,
+    root: String,
 }
 
 /// Events as a listener receives them. A listener that falls behind is told to reload
@@ -143,6 +144,8 @@ impl ClientHandle {
         let address = client.address();
         let device = client.device_id().to_string();
         let node = client.profile().node_name.clone();
+        let root = valise_crypto::tls::root_fingerprint(&client.profile().ca_pem)
+            .unwrap_or_else(|e| format!("(unreadable: {e})"));
         tokio::spawn(run(client, rx));
         (
             ClientHandle {
@@ -151,6 +154,7 @@ impl ClientHandle {
                 address,
                 device,
                 node,
+                root,
             },
             stream,
         )
@@ -169,6 +173,11 @@ impl ClientHandle {
     /// The name of the node that serves this device.
     pub fn node(&self) -> &str {
         &self.node
+    }
+
+    /// The fingerprint of the ministry root this device trusts, to compare with ministry IT's.
+    pub fn root_fingerprint(&self) -> &str {
+        &self.root
     }
 
     /// Another stream of events from now on.

@@ -62,6 +62,18 @@ pub fn highest_of<'a>(
     (highest, marking_of(highest, &caveats))
 }
 
+/// A recipient's delivery against its objective, in words: "on time (4 min)", "OVERDUE by
+/// 2 h".
+pub fn timeliness(t: crate::objectives::Timeliness) -> String {
+    use crate::objectives::{Timeliness, human};
+    match t {
+        Timeliness::OnTime { took_ms } => format!("on time ({})", human(took_ms)),
+        Timeliness::Late { by_ms } => format!("LATE by {}", human(by_ms)),
+        Timeliness::Pending { left_ms } => format!("due within {}", human(left_ms)),
+        Timeliness::Overdue { by_ms } => format!("OVERDUE by {}", human(by_ms)),
+    }
+}
+
 /// A colour, as red, green and blue bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rgb(pub u8, pub u8, pub u8);
