@@ -515,7 +515,7 @@ async fn live(
                 }
             }
             pushed = subscription.deliveries.recv() => match pushed {
-                Some(LiveEvent::Delivery(delivery)) => match client.take_pushed(&delivery) {
+                Some(LiveEvent::Delivery(delivery)) => match take_pushed(client, link, &delivery).await {
                     Ok((ack, receipts)) => {
                         if ack {
                             subscription.ack(delivery.queue_key.clone());
@@ -546,6 +546,24 @@ async fn live(
             }
         }
     }
+}
+
+/// Takes a pushed delivery. One from a device this client does not know yet (enrolled since
+/// its last directory pull) is tried again after pulling the directory, rather than left for
+/// the node's redelivery.
+async fn take_pushed(
+    client: &mut Client,
+    link: &NodeLink,
+    delivery: &valise_proto::v1::Delivery,
+) -> Result<(bool, bool), ClientError> {
+    let taken = client.take_pushed(delivery)?;
+    if taken.0 {
+        return Ok(taken);
+    }
+    if client.directory_on(link).await? == 0 {
+        return Ok(taken);
+    }
+    client.take_pushed(delivery)
 }
 
 /// Serves one request, on `link` when the node is there.

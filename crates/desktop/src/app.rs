@@ -106,6 +106,14 @@ impl App {
         }
     }
 
+    /// The client of the unlocked window, if it is unlocked.
+    pub fn client(&self) -> Option<ClientHandle> {
+        match &self.screen {
+            Screen::Main(s) | Screen::Enrolled(s) => Some(s.handle.clone()),
+            _ => None,
+        }
+    }
+
     fn downloads(&self) -> String {
         self.options.downloads.display().to_string()
     }
@@ -363,12 +371,11 @@ impl App {
             }
             Screen::Main(_) => {}
         });
-        if enter_main {
-            if let Screen::Enrolled(session) =
+        if enter_main
+            && let Screen::Enrolled(session) =
                 std::mem::replace(&mut self.screen, Screen::Enrol(enrol::Form::default()))
-            {
-                self.screen = Screen::Main(session);
-            }
+        {
+            self.screen = Screen::Main(session);
         }
     }
 

@@ -262,54 +262,54 @@ pub(crate) fn show(ui: &mut egui::Ui, session: &mut Session, bridge: &Bridge) {
                         changed = true;
                         form.ask_suggestions(which, &handle, bridge);
                     }
+                    // Suggestions sit in a row of fixed height under the field, shown or
+                    // not, so nothing else on the form moves while the diplomat types.
                     let mut chosen = None;
-                    if let Some((f, _, list)) = &form.suggestions
-                        && *f == which
-                        && !list.is_empty()
-                    {
-                        ui.label("");
-                        ui.vertical(|ui| {
-                            for a in list.iter().take(6) {
-                                let kind = match a.kind {
-                                    AddresseeKind::Person => "person",
-                                    AddresseeKind::Office => "office",
-                                    AddresseeKind::Post => "post",
-                                };
-                                let text = format!("{}  ({kind}: {})", a.address, a.label);
-                                if ui.button(text).clicked() {
-                                    chosen = Some(a.address.clone());
-                                }
+                    ui.label("");
+                    ui.horizontal(|ui| {
+                        ui.set_min_height(26.0);
+                        let Some((f, _, list)) = &form.suggestions else {
+                            return;
+                        };
+                        if *f != which {
+                            return;
+                        }
+                        for a in list.iter().take(5) {
+                            let kind = match a.kind {
+                                AddresseeKind::Person => "person",
+                                AddresseeKind::Office => "office",
+                                AddresseeKind::Post => "post",
+                            };
+                            let button = ui
+                                .small_button(&a.address)
+                                .on_hover_text(format!("{kind}: {}", a.label));
+                            if button.clicked() {
+                                chosen = Some(a.address.clone());
                             }
-                        });
-                        ui.end_row();
-                    }
+                        }
+                    });
+                    ui.end_row();
                     if let Some(address) = chosen {
                         form.accept(which, &address);
                         changed = true;
                     }
                 }
 
-                let name = ui.label("Classification");
-                let before = form.classification;
-                egui::ComboBox::from_id_salt("classification")
-                    .selected_text(if form.classification == Classification::Unspecified {
-                        "choose…"
-                    } else {
-                        form.classification.cable_name()
-                    })
-                    .show_ui(ui, |ui| {
-                        for c in [
-                            Classification::Unclassified,
-                            Classification::Confidential,
-                            Classification::Secret,
-                            Classification::TopSecret,
-                        ] {
-                            ui.selectable_value(&mut form.classification, c, c.cable_name());
-                        }
-                    })
-                    .response
-                    .labelled_by(name.id);
-                changed |= before != form.classification;
+                // Choices side by side rather than in a drop-down: every option is visible,
+                // and each is one click or one Tab away.
+                ui.label("Classification");
+                ui.horizontal(|ui| {
+                    for c in [
+                        Classification::Unclassified,
+                        Classification::Confidential,
+                        Classification::Secret,
+                        Classification::TopSecret,
+                    ] {
+                        changed |= ui
+                            .selectable_value(&mut form.classification, c, c.cable_name())
+                            .changed();
+                    }
+                });
                 ui.end_row();
 
                 ui.label("Caveats");
@@ -329,24 +329,19 @@ pub(crate) fn show(ui: &mut egui::Ui, session: &mut Session, bridge: &Bridge) {
                 });
                 ui.end_row();
 
-                let name = ui.label("Precedence");
+                ui.label("Precedence");
                 ui.horizontal(|ui| {
-                    let before = form.precedence;
-                    egui::ComboBox::from_id_salt("precedence")
-                        .selected_text(form.precedence.cable_name())
-                        .show_ui(ui, |ui| {
-                            for p in [
-                                Precedence::Flash,
-                                Precedence::Immediate,
-                                Precedence::Priority,
-                                Precedence::Routine,
-                            ] {
-                                ui.selectable_value(&mut form.precedence, p, p.cable_name());
-                            }
-                        })
-                        .response
-                        .labelled_by(name.id);
-                    changed |= before != form.precedence;
+                    for p in [
+                        Precedence::Flash,
+                        Precedence::Immediate,
+                        Precedence::Priority,
+                        Precedence::Routine,
+                    ] {
+                        changed |= ui
+                            .selectable_value(&mut form.precedence, p, p.cable_name())
+                            .changed();
+                    }
+                    ui.separator();
                     changed |= ui
                         .checkbox(&mut form.niact, "NIACT (wake the addressee)")
                         .changed();

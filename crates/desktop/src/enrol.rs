@@ -74,7 +74,7 @@ pub(crate) fn show(ui: &mut egui::Ui, form: &mut Form) -> Ask {
     let mut ask = Ask::Nothing;
     ui.vertical_centered(|ui| {
         ui.add_space(24.0);
-        ui.heading("Enrol this device");
+        ui.heading("Enrolment");
         ui.label(
             "Ministry IT gives you the node's address, a one-time code and the ministry \
              root's fingerprint. The passphrase you choose protects everything on this device: \

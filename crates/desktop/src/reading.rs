@@ -253,10 +253,11 @@ fn attachments(ui: &mut egui::Ui, session: &mut Session, cable: &CableView, brid
                 Outcome::Saved(id, saved)
             });
         }
-        if saving_this && ui.button("Cancel saving").clicked() {
-            if let Some(saving) = session.saving.as_mut() {
-                saving.cancel.take();
-            }
+        if saving_this
+            && ui.button("Cancel saving").clicked()
+            && let Some(saving) = session.saving.as_mut()
+        {
+            saving.cancel.take();
         }
     });
     for ((c, index), t) in &session.transfers {

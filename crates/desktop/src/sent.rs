@@ -34,7 +34,7 @@ pub(crate) fn show(ui: &mut egui::Ui, session: &mut Session, bridge: &Bridge) {
         .default_size(420.0)
         .resizable(true)
         .show(ui, |ui| {
-            ui.heading("Sent");
+            ui.heading("Sent cables");
             if session.sent.is_empty() {
                 ui.label("Nothing sent yet.");
             }
