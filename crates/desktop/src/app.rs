@@ -13,7 +13,9 @@ use zeroize::Zeroizing;
 
 use crate::bridge::{Bridge, Outcome};
 use crate::session::{Level, Session, View};
-use crate::{banner, compose, directory, enrol, inbox, keys, reading, sent, status, theme, unlock};
+use crate::{
+    banner, compose, directory, enrol, inbox, keys, reading, sent, shortcut, status, theme, unlock,
+};
 
 /// How the application is started.
 #[derive(Debug, Clone)]
@@ -285,7 +287,7 @@ impl App {
         match session.view {
             View::Inbox => {
                 egui::Panel::left("inbox_list")
-                    .default_size(640.0)
+                    .default_size(760.0)
                     .resizable(true)
                     .show(ui, |ui| inbox::show(ui, session, bridge));
                 egui::CentralPanel::default().show(ui, |ui| reading::show(ui, session, bridge));
@@ -309,7 +311,7 @@ impl App {
                 });
             }
         }
-        if lock || ui.input_mut(|i| i.consume_key(egui::Modifiers::COMMAND, egui::Key::L)) {
+        if lock || shortcut::pressed(ui, shortcut::CTRL, egui::Key::L) {
             let ctx = ui.ctx().clone();
             self.lock(&ctx, "Locked.");
         }
@@ -427,12 +429,13 @@ fn shortcuts(ui: &mut egui::Ui, session: &mut Session, bridge: &Bridge) {
         egui::Key::Num5,
     ];
     for (key, (view, _)) in keys.iter().zip(View::ALL) {
-        if ui.input_mut(|i| i.consume_key(egui::Modifiers::COMMAND, *key)) {
+        if shortcut::pressed(ui, shortcut::CTRL, *key) {
             session.view = view;
         }
     }
-    if ui.input_mut(|i| i.consume_key(egui::Modifiers::COMMAND, egui::Key::N)) {
+    if shortcut::pressed(ui, shortcut::CTRL, egui::Key::N) {
         session.view = View::Compose;
+        session.compose.focus = Some(compose::Field::To);
         session.compose.changed(&session.handle.clone(), bridge);
     }
 }

@@ -21,6 +21,8 @@ pub(crate) enum Field {
     To,
     /// Info.
     Info,
+    /// The text.
+    Text,
 }
 
 /// The compose form.
@@ -59,6 +61,8 @@ pub(crate) struct Form {
     pub(crate) sending: bool,
     /// Why the last send was refused.
     pub(crate) refusal: Option<String>,
+    /// The field that takes the keyboard when the form next shows.
+    pub(crate) focus: Option<Field>,
 }
 
 impl Default for Form {
@@ -81,6 +85,7 @@ impl Default for Form {
             suggestions: None,
             sending: false,
             refusal: None,
+            focus: Some(Field::To),
         }
     }
 }
@@ -100,9 +105,16 @@ fn last_token(list: &str) -> &str {
 }
 
 impl Form {
-    /// A form filled from a draft (a reply or a forward).
+    /// A form filled from a draft (a reply or a forward): the keyboard goes to To when it is
+    /// empty (a forward), otherwise to the text (a reply).
     pub(crate) fn from_draft(draft: CableDraft) -> Self {
+        let focus = Some(if draft.action.is_empty() {
+            Field::To
+        } else {
+            Field::Text
+        });
         Form {
+            focus,
             to: draft.action.join(", "),
             info: draft.info.join(", "),
             classification: draft.classification,
@@ -179,8 +191,8 @@ impl Form {
 
     fn ask_suggestions(&mut self, field: Field, handle: &ClientHandle, bridge: &Bridge) {
         let list = match field {
-            Field::To => &self.to,
             Field::Info => &self.info,
+            _ => &self.to,
         };
         let token = last_token(list).to_owned();
         if token.is_empty() {
@@ -202,8 +214,8 @@ impl Form {
 
     fn accept(&mut self, field: Field, address: &str) {
         let list = match field {
-            Field::To => &mut self.to,
             Field::Info => &mut self.info,
+            _ => &mut self.to,
         };
         let mut parts = split(list);
         parts.pop();
@@ -254,10 +266,14 @@ pub(crate) fn show(ui: &mut egui::Ui, session: &mut Session, bridge: &Bridge) {
                     (Field::Info, "Info", "people, offices or posts to inform"),
                 ] {
                     let value = match which {
-                        Field::To => &mut form.to,
                         Field::Info => &mut form.info,
+                        _ => &mut form.to,
                     };
                     let response = field(ui, label, value, hint);
+                    if form.focus == Some(which) {
+                        response.request_focus();
+                        form.focus = None;
+                    }
                     if response.changed() {
                         changed = true;
                         form.ask_suggestions(which, &handle, bridge);
@@ -360,6 +376,10 @@ pub(crate) fn show(ui: &mut egui::Ui, session: &mut Session, bridge: &Bridge) {
                             .desired_width(f32::INFINITY),
                     )
                     .labelled_by(name.id);
+                if form.focus == Some(Field::Text) {
+                    text.request_focus();
+                    form.focus = None;
+                }
                 changed |= text.changed();
                 ui.end_row();
 

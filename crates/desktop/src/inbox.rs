@@ -49,29 +49,132 @@ fn row_text(ui: &egui::Ui, row: &InboxRow) -> LayoutJob {
     };
     push(
         &format!(
-            "{:<16}",
+            "{:<13}",
             present::precedence_label(row.routing.precedence, row.routing.niact)
         ),
         theme::precedence(row.routing.precedence),
         0.0,
     );
     let (background, _) = theme::banner(row.routing.classification);
-    push(&format!(" {:<22}", row.routing.marking), background, 0.0);
+    push(&format!("{:<20}", row.routing.marking), background, 0.0);
     push(
-        &format!(" {} {:<18}", if row.read { " " } else { "●" }, row.from),
+        &format!("{} {:<15}", if row.read { " " } else { "●" }, row.from),
         plain,
         0.0,
     );
-    push(&format!(" {}", row.subject), plain, 0.0);
     if row.ack_required {
-        push("   ACK REQUIRED", theme::WARNING, 0.0);
+        push("ACK REQUIRED  ", theme::WARNING, 0.0);
     }
+    push(&row.subject, plain, 0.0);
     push(
         &format!("   {}", present::dtg(row.routing.created_at_ms)),
         Color32::GRAY,
         0.0,
     );
     job
+}
+
+/// The inbox list: rows in the library's order, the filter, and the selection. Only the rows
+/// in view are laid out, so its frame costs the same for ten cables as for ten thousand.
+#[derive(Default)]
+pub struct InboxList {
+    /// Every row, in reading order.
+    pub(crate) rows: Vec<InboxRow>,
+    /// The filter typed.
+    pub(crate) filter: String,
+    /// Indexes into `rows` that pass the filter.
+    pub(crate) shown: Vec<usize>,
+    /// The selected cable's id.
+    pub(crate) selected: Option<String>,
+    /// A FLASH that arrived and has not been opened: its row is drawn to attention.
+    pub(crate) new_flash: Option<String>,
+    /// The keyboard moved the selection: the list scrolls to it.
+    pub(crate) scroll_to_selection: bool,
+}
+
+impl InboxList {
+    /// A list of `rows` (in the library's reading order), unfiltered.
+    pub fn new(rows: Vec<InboxRow>) -> Self {
+        let mut list = InboxList {
+            rows,
+            ..InboxList::default()
+        };
+        list.refilter();
+        list
+    }
+
+    /// Sets the filter typed, and applies it.
+    pub fn set_filter(&mut self, filter: &str) {
+        filter.clone_into(&mut self.filter);
+        self.refilter();
+    }
+
+    /// How many rows pass the filter.
+    pub fn shown(&self) -> usize {
+        self.shown.len()
+    }
+
+    /// Recomputes which rows pass the filter (over subject, sender, TAGS and text).
+    pub fn refilter(&mut self) {
+        let needle = self.filter.trim().to_lowercase();
+        self.shown = self
+            .rows
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| needle.is_empty() || r.search_text.contains(&needle))
+            .map(|(i, _)| i)
+            .collect();
+    }
+
+    /// The position of the selection among the shown rows.
+    pub(crate) fn selected_position(&self) -> Option<usize> {
+        let id = self.selected.as_ref()?;
+        self.shown.iter().position(|i| &self.rows[*i].id == id)
+    }
+
+    /// Draws the rows in view; returns the id of a row clicked.
+    pub fn show_list(&mut self, ui: &mut egui::Ui) -> Option<String> {
+        let mut open = None;
+        let flash = self.new_flash.clone();
+        let selected = self.selected.clone();
+        let pulse = (ui.input(|i| i.time) * 3.0).sin().abs() as f32;
+        egui::ScrollArea::vertical()
+            .auto_shrink([false, false])
+            .show_rows(ui, ROW_HEIGHT, self.shown.len(), |ui, range| {
+                for position in range {
+                    let row = &self.rows[self.shown[position]];
+                    let is_selected = selected.as_deref() == Some(row.id.as_str());
+                    let button = egui::Button::selectable(is_selected, row_text(ui, row))
+                        .truncate()
+                        .min_size(egui::vec2(ui.available_width(), ROW_HEIGHT - 2.0));
+                    let button = if flash.as_deref() == Some(row.id.as_str()) {
+                        // A FLASH not yet opened pulses red until it is.
+                        ui.ctx().request_repaint();
+                        button.fill(Color32::from_rgba_unmultiplied(
+                            0xd0,
+                            0x10,
+                            0x10,
+                            (40.0 + 80.0 * pulse) as u8,
+                        ))
+                    } else {
+                        button
+                    };
+                    let response = ui.add(button);
+                    let label = row_label(row);
+                    response.widget_info(|| {
+                        egui::WidgetInfo::selected(egui::Role::Button, true, is_selected, &label)
+                    });
+                    if is_selected && self.scroll_to_selection {
+                        response.scroll_to_me(None);
+                    }
+                    if response.clicked() {
+                        open = Some(row.id.clone());
+                    }
+                }
+            });
+        self.scroll_to_selection = false;
+        open
+    }
 }
 
 /// Shows the filter and the list.
@@ -85,7 +188,7 @@ pub(crate) fn show(ui: &mut egui::Ui, session: &mut Session, bridge: &Bridge) {
                     .desired_width(f32::INFINITY),
             )
             .labelled_by(name.id);
-        if ui.input_mut(|i| i.consume_key(egui::Modifiers::COMMAND, egui::Key::F)) {
+        if crate::shortcut::pressed(ui, crate::shortcut::CTRL, egui::Key::F) {
             filter.request_focus();
         }
         if filter.changed() {
@@ -107,44 +210,7 @@ pub(crate) fn show(ui: &mut egui::Ui, session: &mut Session, bridge: &Bridge) {
 
     keyboard(ui, session, bridge);
 
-    let mut open = None;
-    let flash = session.inbox.new_flash.clone();
-    let selected = session.inbox.selected.clone();
-    let pulse = (ui.input(|i| i.time) * 3.0).sin().abs() as f32;
-    egui::ScrollArea::vertical()
-        .auto_shrink([false, false])
-        .show_rows(ui, ROW_HEIGHT, session.inbox.shown.len(), |ui, range| {
-            for position in range {
-                let row = &session.inbox.rows[session.inbox.shown[position]];
-                let is_selected = selected.as_deref() == Some(row.id.as_str());
-                let button = egui::Button::selectable(is_selected, row_text(ui, row))
-                    .min_size(egui::vec2(ui.available_width(), ROW_HEIGHT - 2.0));
-                let button = if flash.as_deref() == Some(row.id.as_str()) {
-                    // A FLASH not yet opened pulses red until it is.
-                    ui.ctx().request_repaint();
-                    button.fill(Color32::from_rgba_unmultiplied(
-                        0xd0,
-                        0x10,
-                        0x10,
-                        (40.0 + 80.0 * pulse) as u8,
-                    ))
-                } else {
-                    button
-                };
-                let response = ui.add(button);
-                let label = row_label(row);
-                response.widget_info(|| {
-                    egui::WidgetInfo::selected(egui::Role::Button, true, is_selected, &label)
-                });
-                if is_selected && session.inbox.scroll_to_selection {
-                    response.scroll_to_me(None);
-                }
-                if response.clicked() {
-                    open = Some(row.id.clone());
-                }
-            }
-        });
-    session.inbox.scroll_to_selection = false;
+    let open = session.inbox.show_list(ui);
     if let Some(id) = open {
         session.open(&id, bridge);
     }

@@ -10,13 +10,14 @@
 //! | `bridge` | requests out to the client's task, outcomes and events back to the frame loop |
 //! | `session` | what the unlocked window shows, updated by events |
 //! | `banner` | the classification banners, top and bottom |
-//! | `inbox` | the inbox list, virtualised, with its filter |
+//! | [`inbox`] | the inbox list, virtualised, with its filter |
 //! | `reading` | the reading pane: header, signature, acknowledge, reply, forward, attachments |
 //! | `compose` | the compose form, checked by the client as the diplomat types |
 //! | `sent` | sent cables and each recipient's state |
 //! | `directory` | people with safety numbers, verification, offices and posts |
 //! | `keys` | rotate keys, lock, emergency wipe |
 //! | `status` | the status bar |
+//! | `shortcut` | keyboard shortcuts, matched exactly |
 //! | `enrol`, `unlock` | first run and the passphrase screen |
 //! | [`demo`] | `--demo`: a throwaway post with cables waiting |
 
@@ -29,11 +30,12 @@ mod compose;
 pub mod demo;
 mod directory;
 mod enrol;
-mod inbox;
+pub mod inbox;
 mod keys;
 mod reading;
 mod sent;
 mod session;
+mod shortcut;
 mod status;
 mod theme;
 mod unlock;

@@ -76,12 +76,12 @@ pub(crate) fn show(ui: &mut egui::Ui, session: &mut Session, bridge: &Bridge) {
 fn actions(ui: &mut egui::Ui, session: &mut Session, cable: &CableView, bridge: &Bridge) {
     let handle = session.handle.clone();
     let shortcut = |ui: &egui::Ui, modifiers, key| {
-        !ui.ctx().text_edit_focused() && ui.input_mut(|i| i.consume_key(modifiers, key))
+        !ui.ctx().text_edit_focused() && crate::shortcut::pressed(ui, modifiers, key)
     };
     ui.horizontal(|ui| {
         if cable.ack_required {
             let ack = ui.button(RichText::new("Acknowledge").strong().color(theme::WARNING));
-            if ack.clicked() || shortcut(ui, egui::Modifiers::COMMAND, egui::Key::K) {
+            if ack.clicked() || shortcut(ui, crate::shortcut::CTRL, egui::Key::K) {
                 let id = cable.id.clone();
                 let handle = handle.clone();
                 bridge.run(async move { Outcome::Acknowledged(handle.acknowledge(&id).await) });
@@ -89,12 +89,8 @@ fn actions(ui: &mut egui::Ui, session: &mut Session, cable: &CableView, bridge: 
         } else if cable.acknowledged {
             ui.colored_label(theme::GOOD, "Acknowledged");
         }
-        let reply_all = shortcut(
-            ui,
-            egui::Modifiers::COMMAND | egui::Modifiers::SHIFT,
-            egui::Key::R,
-        );
-        let reply = shortcut(ui, egui::Modifiers::COMMAND, egui::Key::R);
+        let reply_all = shortcut(ui, crate::shortcut::CTRL_SHIFT, egui::Key::R);
+        let reply = shortcut(ui, crate::shortcut::CTRL, egui::Key::R);
         for (label, all, pressed) in [("Reply", false, reply), ("Reply to all", true, reply_all)] {
             if ui.button(label).clicked() || pressed {
                 let id = cable.id.clone();
@@ -103,11 +99,7 @@ fn actions(ui: &mut egui::Ui, session: &mut Session, cable: &CableView, bridge: 
             }
         }
         // Offered for every cable: the client says why a NODIS or EXDIS cable may not go on.
-        let forward = shortcut(
-            ui,
-            egui::Modifiers::COMMAND | egui::Modifiers::SHIFT,
-            egui::Key::F,
-        );
+        let forward = shortcut(ui, crate::shortcut::CTRL_SHIFT, egui::Key::F);
         if ui.button("Forward").clicked() || forward {
             let id = cable.id.clone();
             let handle = handle.clone();

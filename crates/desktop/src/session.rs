@@ -7,11 +7,12 @@ use std::time::{Duration, Instant};
 
 use valise_client::present;
 use valise_client::sync::TransferStage;
-use valise_client::views::{CableView, DirectoryView, InboxRow, SentView};
+use valise_client::views::{CableView, DirectoryView, SentView};
 use valise_client::{Caveat, Classification, ClientHandle, Event, Precedence};
 
 use crate::bridge::{Bridge, Outcome};
 use crate::compose::Form;
+use crate::inbox::InboxList;
 
 /// The views of the main window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,43 +93,6 @@ pub(crate) struct Saving {
     pub(crate) cancel: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
-/// The inbox list: rows in the library's order, the filter, and the selection.
-#[derive(Default)]
-pub(crate) struct Inbox {
-    /// Every row, in reading order.
-    pub(crate) rows: Vec<InboxRow>,
-    /// The filter typed.
-    pub(crate) filter: String,
-    /// Indexes into `rows` that pass the filter.
-    pub(crate) shown: Vec<usize>,
-    /// The selected cable's id.
-    pub(crate) selected: Option<String>,
-    /// A FLASH that arrived and has not been opened: its row is drawn to attention.
-    pub(crate) new_flash: Option<String>,
-    /// The keyboard moved the selection: the list scrolls to it.
-    pub(crate) scroll_to_selection: bool,
-}
-
-impl Inbox {
-    /// Recomputes which rows pass the filter (over subject, sender, TAGS and text).
-    pub(crate) fn refilter(&mut self) {
-        let needle = self.filter.trim().to_lowercase();
-        self.shown = self
-            .rows
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| needle.is_empty() || r.search_text.contains(&needle))
-            .map(|(i, _)| i)
-            .collect();
-    }
-
-    /// The position of the selection among the shown rows.
-    pub(crate) fn selected_position(&self) -> Option<usize> {
-        let id = self.selected.as_ref()?;
-        self.shown.iter().position(|i| &self.rows[*i].id == id)
-    }
-}
-
 /// The unlocked window's state.
 pub(crate) struct Session {
     /// The client.
@@ -142,7 +106,7 @@ pub(crate) struct Session {
     /// Cables waiting in the outbox.
     pub(crate) outbox: usize,
     /// The inbox.
-    pub(crate) inbox: Inbox,
+    pub(crate) inbox: InboxList,
     /// The cable in the reading pane.
     pub(crate) reading: Option<CableView>,
     /// Where attachments are saved.
@@ -194,7 +158,7 @@ impl Session {
             connection: Connection::Connecting,
             last_sync_ms: None,
             outbox: 0,
-            inbox: Inbox::default(),
+            inbox: InboxList::default(),
             reading: None,
             downloads,
             saving: None,
