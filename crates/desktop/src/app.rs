@@ -50,7 +50,7 @@ pub struct App {
     bridge: Bridge,
     screen: Screen,
     last_input: Instant,
-    lock_after_minutes: u32,
+    lock_after: Duration,
     title: String,
     // Whatever must live as long as the window (the demo's network).
     kept: Vec<Box<dyn Any>>,
@@ -69,7 +69,7 @@ impl App {
             Screen::Enrol(enrol::Form::default())
         };
         App {
-            lock_after_minutes: minutes(options.lock_after),
+            lock_after: options.lock_after,
             options,
             bridge: Bridge::new(runtime),
             screen,
@@ -218,7 +218,7 @@ impl App {
         if !matches!(self.screen, Screen::Main(_)) {
             return;
         }
-        let lock_after = Duration::from_secs(u64::from(self.lock_after_minutes) * 60);
+        let lock_after = self.lock_after;
         let idle = self.last_input.elapsed();
         if idle >= lock_after {
             self.lock(ctx, "Locked after a time without use.");
@@ -303,9 +303,13 @@ impl App {
             }
             View::Keys => {
                 egui::CentralPanel::default().show(ui, |ui| {
-                    if keys::show(ui, session, &mut self.lock_after_minutes, bridge)
-                        == keys::Ask::Lock
-                    {
+                    let mut minutes_now = minutes(self.lock_after);
+                    let before = minutes_now;
+                    let ask = keys::show(ui, session, &mut minutes_now, bridge);
+                    if minutes_now != before {
+                        self.lock_after = Duration::from_secs(u64::from(minutes_now) * 60);
+                    }
+                    if ask == keys::Ask::Lock {
                         lock = true;
                     }
                 });

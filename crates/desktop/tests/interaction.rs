@@ -292,3 +292,70 @@ fn forwarding_a_nodis_cable_is_refused_and_the_wipe_leaves_nothing() {
     );
     until_shown(&mut me, "This device was wiped");
 }
+
+#[test]
+fn the_window_locks_itself_when_idle_and_the_client_drops_its_keys() {
+    let world = World::new();
+    let (handle, events) = world
+        .runtime
+        .block_on(world.network.enrol(&AMBASSADOR))
+        .unwrap();
+    let mut options = world.options(AMBASSADOR.user);
+    options.lock_after = std::time::Duration::from_millis(1500);
+    let app = valise_desktop::App::unlocked(
+        options,
+        world.runtime.handle().clone(),
+        handle.clone(),
+        events,
+    );
+    let mut me = common::harness(app);
+    until_shown(&mut me, "Online");
+    until(&mut [&mut me], "the idle lock", |h| {
+        h.state().screen_name() == "unlock"
+    });
+    assert!(me.state().client().is_none(), "the window holds no client");
+    until_shown(&mut me, "Locked after a time without use");
+    // The client's task ends, and with it every key it held: it answers nothing more.
+    let deadline = std::time::Instant::now() + common::GIVE_UP;
+    while world.runtime.block_on(handle.inbox()).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the client never locked"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_contact_marked_verified_in_the_directory_shows_on_their_cables() {
+    let world = World::new();
+    let mut me = world.window_for(&AMBASSADOR);
+    let david = world
+        .runtime
+        .block_on(world.network.enrol(&COLLEAGUES[DAVID]))
+        .unwrap()
+        .0;
+    until_shown(&mut me, "Online");
+    sync(&world, &me);
+    click(&mut me, "Directory (Ctrl+4)");
+    until_shown(&mut me, "Mark david@paris verified");
+    me.check_accessibility();
+    click(&mut me, "Mark david@paris verified");
+    until_shown(&mut me, "verified in person");
+
+    world.runtime.block_on(david.sync_now()).unwrap();
+    world
+        .runtime
+        .block_on(david.compose(cable(
+            "ambassador@paris",
+            Classification::Secret,
+            &[],
+            Precedence::Routine,
+            "Weekly note",
+        )))
+        .unwrap();
+    click(&mut me, "Inbox (Ctrl+1)");
+    until_shown(&mut me, "Weekly note");
+    me.get_by_label_contains("Weekly note").click();
+    until_shown(&mut me, "Sender verified in person");
+}
