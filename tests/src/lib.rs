@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Once;
 
+pub mod inproc;
+
 /// The CA's and the node's passphrase in these scenarios.
 pub const IT_PASSPHRASE: &str = "ministry it passphrase";
 /// Every diplomat's passphrase in these scenarios.

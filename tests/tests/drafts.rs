@@ -7,27 +7,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::time::Duration;
-
 use valise_client::client::{Client, Event};
 use valise_client::compose::CableDraft;
 use valise_client::contacts::Verification;
-use valise_client::enrol::{Invitation, enrol};
-use valise_client::handle::{ClientHandle, EventStream};
+use valise_client::handle::ClientHandle;
 use valise_client::views::AddresseeKind;
-use valise_crypto::at_rest::KdfParams;
 use valise_proto::v1::{Caveat, Classification, Precedence};
-use valise_relay::enrolment::Invitation as Code;
 use valise_relay::limits::Limits;
 use valise_relay::local::{LocalPost, start_post};
-
-const FAST: KdfParams = KdfParams {
-    memory_kib: 8,
-    iterations: 1,
-    parallelism: 1,
-};
-/// Only so that a broken push fails the test instead of hanging it; nothing is timed.
-const GIVE_UP: Duration = Duration::from_secs(60);
+use valise_tests::inproc::{self, until};
 
 async fn diplomat(
     post: &LocalPost,
@@ -36,24 +24,7 @@ async fn diplomat(
     clearance: Classification,
     office: &str,
 ) -> Client {
-    let code = post
-        .node
-        .issue_code(Code {
-            user: user.into(),
-            display_name: format!("{user} (full name)"),
-            clearance,
-            offices: vec![office.into()],
-            foreign_national: false,
-        })
-        .unwrap();
-    let invitation = Invitation {
-        node_addr: post.addr.clone(),
-        code,
-        ca_fingerprint: post.fingerprint.clone(),
-    };
-    enrol(dir, b"drafts passphrase, tests", FAST, &invitation)
-        .await
-        .unwrap()
+    inproc::diplomat(post, dir, user, clearance, &[office]).await
 }
 
 fn draft(to: &[&str], classification: Classification, subject: &str) -> CableDraft {
@@ -70,19 +41,6 @@ fn draft(to: &[&str], classification: Classification, subject: &str) -> CableDra
         attachments: vec![],
         references: vec![],
     }
-}
-
-async fn until<T>(events: &mut EventStream, mut pick: impl FnMut(&Event) -> Option<T>) -> T {
-    tokio::time::timeout(GIVE_UP, async {
-        loop {
-            let event = events.next().await.expect("the handle ended");
-            if let Some(found) = pick(&event) {
-                return found;
-            }
-        }
-    })
-    .await
-    .expect("the event never came")
 }
 
 struct Post {

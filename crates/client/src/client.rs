@@ -149,6 +149,20 @@ impl DraftCheck {
     }
 }
 
+/// A received cable's classification (unspecified if it carries an unknown one).
+fn classification_of(header: &RoutingHeader) -> Classification {
+    Classification::try_from(header.classification).unwrap_or(Classification::Unspecified)
+}
+
+/// A received cable's caveats, as known to this version.
+fn caveats_of(header: &RoutingHeader) -> Vec<valise_proto::v1::Caveat> {
+    header
+        .caveats
+        .iter()
+        .filter_map(|c| valise_proto::v1::Caveat::try_from(*c).ok())
+        .collect()
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     SystemTime::now()
@@ -661,15 +675,10 @@ impl Client {
         Ok(CableDraft {
             action,
             info,
-            classification: Classification::try_from(header.classification)
-                .unwrap_or(Classification::Unspecified),
+            classification: classification_of(&header),
             precedence: Precedence::try_from(header.precedence).unwrap_or(Precedence::Routine),
             niact: false,
-            caveats: header
-                .caveats
-                .iter()
-                .filter_map(|c| valise_proto::v1::Caveat::try_from(*c).ok())
-                .collect(),
+            caveats: caveats_of(&header),
             tags: body.tags.clone(),
             subject,
             text: String::new(),
@@ -915,11 +924,7 @@ impl Client {
     ) -> Result<CableDraft, ClientError> {
         let (key, entry) = self.received(id)?;
         let header = entry.header.clone().unwrap_or_default();
-        let caveats: Vec<valise_proto::v1::Caveat> = header
-            .caveats
-            .iter()
-            .filter_map(|c| valise_proto::v1::Caveat::try_from(*c).ok())
-            .collect();
+        let caveats = caveats_of(&header);
         for (caveat, word) in [
             (valise_proto::v1::Caveat::Nodis, "NODIS"),
             (valise_proto::v1::Caveat::Exdis, "EXDIS"),
@@ -938,8 +943,7 @@ impl Client {
         Ok(CableDraft {
             action,
             info,
-            classification: Classification::try_from(header.classification)
-                .unwrap_or(Classification::Unspecified),
+            classification: classification_of(&header),
             precedence: Precedence::try_from(header.precedence).unwrap_or(Precedence::Routine),
             niact: false,
             caveats,

@@ -40,15 +40,7 @@ pub(crate) fn show(ui: &mut egui::Ui, session: &mut Session, bridge: &Bridge) {
         crate::inbox::nothing_open(ui);
         return;
     };
-    let handle = session.handle.clone();
-    let (background, text) = theme::banner(cable.routing.classification);
-    egui::Frame::new()
-        .fill(background)
-        .inner_margin(4.0)
-        .show(ui, |ui| {
-            ui.set_width(ui.available_width());
-            ui.label(RichText::new(&cable.routing.marking).color(text).strong());
-        });
+    marking_strip(ui, &cable);
     actions(ui, session, &cable, bridge);
     egui::ScrollArea::vertical()
         .id_salt("reading")
@@ -60,16 +52,20 @@ pub(crate) fn show(ui: &mut egui::Ui, session: &mut Session, bridge: &Bridge) {
             ui.add(egui::Label::new(RichText::new(&cable.text).monospace()).selectable(true));
             ui.separator();
             attachments(ui, session, &cable, bridge);
-            let (background, text) = theme::banner(cable.routing.classification);
-            egui::Frame::new()
-                .fill(background)
-                .inner_margin(4.0)
-                .show(ui, |ui| {
-                    ui.set_width(ui.available_width());
-                    ui.label(RichText::new(&cable.routing.marking).color(text).strong());
-                });
+            marking_strip(ui, &cable);
         });
-    let _ = handle;
+}
+
+/// The cable's marking in its classification's colours, above and below it as on paper.
+fn marking_strip(ui: &mut egui::Ui, cable: &CableView) {
+    let (background, text) = theme::banner(cable.routing.classification);
+    egui::Frame::new()
+        .fill(background)
+        .inner_margin(4.0)
+        .show(ui, |ui| {
+            ui.set_width(ui.available_width());
+            ui.label(RichText::new(&cable.routing.marking).color(text).strong());
+        });
 }
 
 /// Acknowledge, reply, reply to all, forward.
