@@ -8,10 +8,9 @@ use valise_client::client::{Client, Event};
 use valise_client::compose::CableDraft;
 use valise_client::enrol::{Invitation, enrol};
 use valise_client::handle::ClientHandle;
-use valise_client::inbox::InboxEntry;
-use valise_client::objectives;
-use valise_client::status::{DeliveryState, SentCable};
+use valise_client::status::DeliveryState;
 use valise_client::sync::{SyncReport, wipe_files};
+use valise_client::views::{CableView, DirectoryView, InboxRow, SentView};
 use valise_client::{evidence, present, text};
 use valise_crypto::at_rest::KdfParams;
 use valise_proto::v1::{Caveat, Classification, Precedence};
@@ -242,41 +241,36 @@ async fn with_client_rest(
 ) -> Result<()> {
     match command {
         Command::Inbox { unread } => {
-            let entries: Vec<(String, InboxEntry)> = client
-                .inbox()?
+            let rows: Vec<InboxRow> = client
+                .inbox_rows()?
                 .into_iter()
-                .filter(|(_, e)| !unread || !e.read)
+                .filter(|r| !unread || !r.read)
                 .collect();
             if json {
-                let list: Vec<Value> = entries
-                    .iter()
-                    .map(|(id, e)| inbox_json(client, id, e))
-                    .collect();
+                let list: Vec<Value> = rows.iter().map(inbox_json).collect();
                 print_json(&Value::Array(list));
-            } else if entries.is_empty() {
+            } else if rows.is_empty() {
                 println!("No cables.");
             } else {
                 println!(
                     "  {:10} {:16} {:14} {:18} {:32} RECEIVED",
                     "ID", "PRECEDENCE", "CLASS", "FROM", "SUBJECT"
                 );
-                for (id, e) in &entries {
-                    let header = e.header.clone().unwrap_or_default();
-                    let subject = safe(e.body.as_ref().map_or("", |b| b.subject.as_str()));
-                    let flag = if e.needs_ack() && !e.acknowledged {
+                for row in &rows {
+                    let flag = if row.ack_required {
                         "  ACK REQUIRED"
                     } else {
                         ""
                     };
                     println!(
                         "{} {:10} {:16} {:14} {:18} {} {}{flag}",
-                        if e.read { " " } else { "*" },
-                        &id[..10.min(id.len())],
-                        render::precedence(&header),
-                        render::fit(&render::marking(&header), 14),
-                        render::fit(&safe(&client.sender_address(e)), 18),
-                        render::fit(&subject, 32),
-                        render::dtg(e.received_at_ms),
+                        if row.read { " " } else { "*" },
+                        short(&row.id, 10),
+                        render::precedence(&row.routing),
+                        render::fit(&row.routing.marking, 14),
+                        render::fit(&safe(&row.from), 18),
+                        render::fit(&safe(&row.subject), 32),
+                        render::dtg(row.received_at_ms),
                     );
                 }
                 println!("(* unread)  Read one with: valise read ID");
@@ -288,6 +282,7 @@ async fn with_client_rest(
             save_attachments,
         } => {
             let (id, entry, note) = client.mark_read(&id)?;
+            let cable = client.view_of(id, &entry);
             if let Some(note) = note {
                 eprintln!("note: {note}");
             }
@@ -296,11 +291,11 @@ async fn with_client_rest(
                 client.send_pending(bars).await?;
             }
             let saved = match &save_attachments {
-                Some(dir) => client.save_attachments(&id, dir, bars).await?,
+                Some(dir) => client.save_attachments(&cable.id, dir, bars).await?,
                 None => Vec::new(),
             };
             if json {
-                let mut value = read_json(client, &id, &entry);
+                let mut value = read_json(&cable);
                 value["saved"] = json!(
                     saved
                         .iter()
@@ -309,12 +304,13 @@ async fn with_client_rest(
                 );
                 print_json(&value);
             } else {
-                print_cable(client, &id, &entry, &saved);
+                print_cable(&cable, &saved);
             }
             Ok(())
         }
         Command::Ack { id } => {
             let (id, entry, note) = client.acknowledge(&id)?;
+            let cable = client.view_of(id, &entry);
             if let Some(note) = note {
                 eprintln!("note: {note}");
             }
@@ -323,7 +319,7 @@ async fn with_client_rest(
             } else {
                 SyncReport::default()
             };
-            let from = safe(&client.sender_address(&entry));
+            let (id, from) = (&cable.id, safe(&cable.sender.address));
             let state = if online && report.offline.is_none() {
                 "sent"
             } else {
@@ -339,8 +335,8 @@ async fn with_client_rest(
         Command::Status { id } => {
             // One cable: an object. Every cable: an array, however many there are.
             let (cables, one) = match id {
-                Some(id) => (vec![client.status(&id)?], true),
-                None => (client.sent_cables()?, false),
+                Some(id) => (vec![client.status_view(&id)?], true),
+                None => (client.sent_views()?, false),
             };
             if json {
                 let list: Vec<Value> = cables.iter().map(status_json).collect();
@@ -359,40 +355,15 @@ async fn with_client_rest(
             Ok(())
         }
         Command::Directory { query } => {
-            let found = client.lookup(query.as_deref().unwrap_or(""));
+            let found = client.directory_views(query.as_deref().unwrap_or(""));
             if json {
-                let list: Vec<Value> = found
-                    .iter()
-                    .map(|e| {
-                        json!({
-                            "address": e.device.address(),
-                            "name": e.device.display_name,
-                            "offices": e.device.offices,
-                            "clearance": e.device.clearance.cable_name(),
-                            "device": e.device.id.to_string(),
-                            "revoked": e.revoked,
-                            "revoked_at": (e.revoked).then(|| render::rfc3339(e.revoked_at_ms)),
-                        })
-                    })
-                    .collect();
+                let list: Vec<Value> = found.iter().map(directory_json).collect();
                 print_json(&Value::Array(list));
             } else if found.is_empty() {
                 println!("Nobody in the directory matches.");
             } else {
-                for e in &found {
-                    println!(
-                        "{:20} {:24} {:13} {:16} device {}{}",
-                        e.device.address(),
-                        render::fit(&e.device.display_name, 24),
-                        e.device.clearance.cable_name(),
-                        e.device.offices.join(","),
-                        &e.device.id.to_string()[..8],
-                        if e.revoked {
-                            format!("  REVOKED on {}", render::dtg(e.revoked_at_ms))
-                        } else {
-                            String::new()
-                        }
-                    );
+                for person in &found {
+                    print_person(person);
                 }
             }
             Ok(())
@@ -413,7 +384,7 @@ async fn with_client_rest(
                         "Safety number between you ({}) and {} (device {}):\n",
                         client.address(),
                         device.address(),
-                        &device.id.to_string()[..8]
+                        short(&device.id.to_string(), 8)
                     );
                     for line in number.lines() {
                         println!("    {line}");
@@ -448,7 +419,7 @@ async fn with_client_rest(
                 for (id, from, until) in &keys {
                     println!(
                         "receive key {}  valid {} to {}",
-                        &id[..16.min(id.len())],
+                        short(id, 16),
                         render::dtg(*from),
                         render::dtg(*until)
                     );
@@ -677,86 +648,87 @@ fn safe(text: &str) -> String {
     text::single_line(text)
 }
 
-fn inbox_json(client: &Client, id: &str, e: &InboxEntry) -> Value {
-    let header = e.header.clone().unwrap_or_default();
+/// The first `n` characters of an id (ids are hex), or all of it when shorter.
+fn short(id: &str, n: usize) -> &str {
+    id.get(..n).unwrap_or(id)
+}
+
+fn inbox_json(row: &InboxRow) -> Value {
     json!({
-        "id": id,
-        "from": client.sender_address(e),
-        "subject": e.body.as_ref().map(|b| b.subject.clone()).unwrap_or_default(),
-        "precedence": render::precedence_word(&header),
-        "niact": header.niact,
-        "classification": render::classification_word(&header),
-        "marking": render::marking(&header),
-        "received_at": render::rfc3339(e.received_at_ms),
-        "read": e.read,
-        "ack_required": e.needs_ack() && !e.acknowledged,
-        "acknowledged": e.acknowledged,
+        "id": row.id,
+        "from": row.from,
+        "subject": row.subject,
+        "precedence": row.routing.precedence.cable_name(),
+        "niact": row.routing.niact,
+        "classification": row.routing.classification.cable_name(),
+        "marking": row.routing.marking,
+        "received_at": render::rfc3339(row.received_at_ms),
+        "read": row.read,
+        "ack_required": row.ack_required,
+        "acknowledged": row.acknowledged,
     })
 }
 
-fn read_json(client: &Client, id: &str, e: &InboxEntry) -> Value {
-    let header = e.header.clone().unwrap_or_default();
-    let body = e.body.clone().unwrap_or_default();
-    let sender = client.sender_of(e);
+fn read_json(cable: &CableView) -> Value {
+    let routing = &cable.routing;
     json!({
-        "id": id,
-        "from": client.sender_address(e),
-        "to": header.action_addressees,
-        "info": header.info_addressees,
-        "subject": body.subject,
-        "body": body.text,
-        "tags": body.tags,
-        "verified": sender.is_some(),
-        "sender_device": sender.as_ref().map(|(d, _)| d.id.to_string()),
-        "sender_revoked": sender.as_ref().is_some_and(|(_, r)| *r),
-        "classification": render::classification_word(&header),
-        "marking": render::marking(&header),
-        "precedence": render::precedence_word(&header),
-        "niact": header.niact,
-        "created_at": render::rfc3339(header.created_at_ms),
-        "received_at": render::rfc3339(e.received_at_ms),
-        "ack_required": e.needs_ack() && !e.acknowledged,
-        "acknowledged": e.acknowledged,
-        "attachments": body.attachments.iter().map(|a| json!({
+        "id": cable.id,
+        "from": cable.sender.address,
+        "to": routing.to,
+        "info": routing.info,
+        "subject": cable.subject,
+        "body": cable.text,
+        "tags": cable.tags,
+        "verified": cable.sender.device.is_some(),
+        "sender_device": cable.sender.device.map(|d| d.to_string()),
+        "sender_revoked": cable.sender.revoked,
+        "classification": routing.classification.cable_name(),
+        "marking": routing.marking,
+        "precedence": routing.precedence.cable_name(),
+        "niact": routing.niact,
+        "created_at": render::rfc3339(routing.created_at_ms),
+        "received_at": render::rfc3339(cable.received_at_ms),
+        "ack_required": cable.ack_required,
+        "acknowledged": cable.acknowledged,
+        "attachments": cable.attachments.iter().map(|a| json!({
             "name": a.name, "media_type": a.media_type, "size": a.size,
         })).collect::<Vec<_>>(),
     })
 }
 
-fn print_cable(client: &Client, id: &str, e: &InboxEntry, saved: &[PathBuf]) {
-    let header = e.header.clone().unwrap_or_default();
-    let body = e.body.clone().unwrap_or_default();
-    let marking = render::marking(&header);
-    println!("{}", render::banner(&marking));
-    println!("{}", render::precedence(&header));
-    println!("DTG:     {}", render::dtg(header.created_at_ms));
-    let verified = match client.sender_of(e) {
-        Some((d, false)) => format!("signature verified, device {}", &d.id.to_string()[..8]),
-        Some((d, true)) => format!(
+fn print_cable(cable: &CableView, saved: &[PathBuf]) {
+    let routing = &cable.routing;
+    let id = cable.id.as_str();
+    println!("{}", render::banner(&routing.marking));
+    println!("{}", render::precedence(routing));
+    println!("DTG:     {}", render::dtg(routing.created_at_ms));
+    let verified = match (&cable.sender.device, cable.sender.revoked) {
+        (Some(d), false) => format!("signature verified, device {}", short(&d.to_string(), 8)),
+        (Some(d), true) => format!(
             "signature verified, device {} (since REVOKED)",
-            &d.id.to_string()[..8]
+            short(&d.to_string(), 8)
         ),
-        None => "sender not in the directory".into(),
+        (None, _) => "sender not in the directory".into(),
     };
-    println!("FROM:    {}  ({verified})", safe(&client.sender_address(e)));
-    println!("TO:      {}", safe(&header.action_addressees.join(", ")));
-    if !header.info_addressees.is_empty() {
-        println!("INFO:    {}", safe(&header.info_addressees.join(", ")));
+    println!("FROM:    {}  ({verified})", safe(&cable.sender.address));
+    println!("TO:      {}", safe(&routing.to.join(", ")));
+    if !routing.info.is_empty() {
+        println!("INFO:    {}", safe(&routing.info.join(", ")));
     }
-    if !body.tags.is_empty() {
-        println!("TAGS:    {}", safe(&body.tags.join(", ")));
+    if !cable.tags.is_empty() {
+        println!("TAGS:    {}", safe(&cable.tags.join(", ")));
     }
-    println!("SUBJECT: {}", safe(&body.subject));
+    println!("SUBJECT: {}", safe(&cable.subject));
     println!("ID:      {id}");
     println!();
-    println!("{}", text::multi_line(body.text.trim_end()));
-    if !body.attachments.is_empty() {
+    println!("{}", text::multi_line(cable.text.trim_end()));
+    if !cable.attachments.is_empty() {
         println!();
         println!("ATTACHMENTS:");
-        for (i, a) in body.attachments.iter().enumerate() {
+        for a in &cable.attachments {
             println!(
                 "  {}. {} ({}, {})",
-                i + 1,
+                a.index + 1,
                 safe(&a.name),
                 safe(&a.media_type),
                 render::size(a.size)
@@ -768,69 +740,53 @@ fn print_cable(client: &Client, id: &str, e: &InboxEntry, saved: &[PathBuf]) {
         if saved.is_empty() {
             println!(
                 "  (save them with: valise read {} --save-attachments DIR)",
-                &id[..10.min(id.len())]
+                short(id, 10)
             );
         }
     }
-    if e.needs_ack() && !e.acknowledged {
+    if cable.ack_required {
         println!();
-        println!(
-            ">>> ACKNOWLEDGEMENT REQUIRED: valise ack {}",
-            &id[..10.min(id.len())]
-        );
+        println!(">>> ACKNOWLEDGEMENT REQUIRED: valise ack {}", short(id, 10));
     }
-    println!("{}", render::banner(&marking));
+    println!("{}", render::banner(&routing.marking));
 }
 
-fn status_json(cable: &SentCable) -> Value {
-    let header = cable.header.clone().unwrap_or_default();
-    let now = valise_client::client::now_ms();
+fn status_json(cable: &SentView) -> Value {
     json!({
-        "id": hex::encode(&cable.cable_id),
-        "subject": cable.body.as_ref().map(|b| b.subject.clone()).unwrap_or_default(),
-        "precedence": render::precedence_word(&header),
-        "classification": render::classification_word(&header),
+        "id": cable.id,
+        "subject": cable.subject,
+        "precedence": cable.routing.precedence.cable_name(),
+        "classification": cable.routing.classification.cable_name(),
         "created_at": render::rfc3339(cable.created_at_ms),
-        "refused": if cable.refused.is_empty() { None } else { Some(&cable.refused) },
+        "refused": cable.refused,
         "cancelled": cable.cancelled,
-        "ack_overdue": objectives::ack_overdue(cable, now),
+        "ack_overdue": cable.ack_overdue,
         "recipients": cable.recipients.iter().map(|r| json!({
             "address": r.address,
-            "device": hex::encode(&r.device_id),
-            "state": r.state().as_str(),
+            "device": r.device,
+            "state": r.state.as_str(),
             "updated_at": render::rfc3339(r.updated_at_ms),
             "action": r.action,
-            "objective": objectives::timeliness(cable, r, now).as_str(),
+            "objective": r.timeliness.as_str(),
         })).collect::<Vec<_>>(),
     })
 }
 
-fn print_status(cable: &SentCable) {
-    let header = cable.header.clone().unwrap_or_default();
-    let now = valise_client::client::now_ms();
-    let subject = cable
-        .body
-        .as_ref()
-        .map(|b| b.subject.as_str())
-        .unwrap_or("");
+fn print_status(cable: &SentView) {
     println!(
         "{}  {}  {}  {}",
-        hex::encode(&cable.cable_id),
-        render::precedence(&header),
-        render::marking(&header),
-        safe(subject)
+        cable.id,
+        render::precedence(&cable.routing),
+        cable.routing.marking,
+        safe(&cable.subject)
     );
-    if !cable.refused.is_empty() {
-        println!(
-            "  REFUSED by the node, not sent to anyone: {}",
-            safe(&cable.refused)
-        );
+    if let Some(why) = &cable.refused {
+        println!("  REFUSED by the node, not sent to anyone: {}", safe(why));
     }
     if cable.cancelled {
         println!("  CANCELLED on this device before the node took it: not sent to anyone");
     }
     for r in &cable.recipients {
-        let state = r.state();
         let marks: Vec<&str> = [
             DeliveryState::Custody,
             DeliveryState::Delivered,
@@ -838,27 +794,53 @@ fn print_status(cable: &SentCable) {
             DeliveryState::Acknowledged,
         ]
         .iter()
-        .map(|s| if state >= *s { s.as_str() } else { "-" })
+        .map(|s| if r.state >= *s { s.as_str() } else { "-" })
         .collect();
-        let objective = if cable.refused.is_empty() && !cable.cancelled {
-            present::timeliness(objectives::timeliness(cable, r, now))
+        let objective = if cable.refused.is_none() && !cable.cancelled {
+            present::timeliness(r.timeliness)
         } else {
             String::new()
         };
         println!(
             "  {:20} device {}  {:13} [{}]  {}  {objective}",
             safe(&r.address),
-            &hex::encode(&r.device_id)[..8],
-            state.as_str().to_uppercase(),
+            short(&r.device, 8),
+            r.state.as_str().to_uppercase(),
             marks.join(" > "),
             render::dtg(r.updated_at_ms)
         );
     }
-    let owed = objectives::ack_overdue(cable, now);
-    if !owed.is_empty() {
+    if !cable.ack_overdue.is_empty() {
         println!(
             "  ACK OVERDUE: not acknowledged within the objective by {}",
-            safe(&owed.join(", "))
+            safe(&cable.ack_overdue.join(", "))
         );
     }
+}
+
+fn directory_json(person: &DirectoryView) -> Value {
+    json!({
+        "address": person.address,
+        "name": person.name,
+        "offices": person.offices,
+        "clearance": person.clearance.cable_name(),
+        "device": person.device.to_string(),
+        "revoked": person.revoked_at_ms.is_some(),
+        "revoked_at": person.revoked_at_ms.map(render::rfc3339),
+    })
+}
+
+fn print_person(person: &DirectoryView) {
+    println!(
+        "{:20} {:24} {:13} {:16} device {}{}",
+        person.address,
+        render::fit(&person.name, 24),
+        person.clearance.cable_name(),
+        person.offices.join(","),
+        short(&person.device.to_string(), 8),
+        match person.revoked_at_ms {
+            Some(at) => format!("  REVOKED on {}", render::dtg(at)),
+            None => String::new(),
+        }
+    );
 }

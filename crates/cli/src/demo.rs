@@ -15,9 +15,10 @@ use valise_audit::verify::{VerifyKeys, verify_dir};
 use valise_client::client::Client;
 use valise_client::compose::CableDraft;
 use valise_client::enrol::{Invitation, enrol};
-use valise_client::status::{DeliveryState, SentCable};
+use valise_client::status::DeliveryState;
 use valise_client::sync::NoProgress;
 use valise_client::text;
+use valise_client::views::SentView;
 use valise_crypto::at_rest::KdfParams;
 use valise_proto::v1::{Caveat, Classification, Precedence};
 use valise_relay::enrolment::Invitation as Code;
@@ -308,28 +309,29 @@ pub async fn run(keep: Option<&Path>) -> Result<()> {
         println!(
             "   {:20} holds {} cable(s)",
             address,
-            staff.find(address)?.inbox()?.len()
+            staff.find(address)?.inbox_rows()?.len()
         );
     }
     println!("   ambassador@nairobi's inbox, most urgent first:");
     let ambassador = staff.find("ambassador@nairobi")?;
-    for (id, entry) in ambassador.inbox()? {
-        let header = entry.header.clone().unwrap_or_default();
+    for row in ambassador.inbox_rows()? {
         println!(
             "     {}  {:12} {:17} from {:18} {}",
-            &id[..8],
-            render::precedence(&header),
-            render::marking(&header),
-            ambassador.sender_address(&entry),
-            text::single_line(&entry.body.map(|b| b.subject).unwrap_or_default())
+            row.id.get(..8).unwrap_or(&row.id),
+            render::precedence(&row.routing),
+            row.routing.marking,
+            row.from,
+            text::single_line(&row.subject)
         );
     }
 
     step(5, "Reading, acknowledging and replying");
-    let (_, cable, _) = staff.get("ambassador@nairobi")?.acknowledge(&flash)?;
+    let nairobi = staff.get("ambassador@nairobi")?;
+    let (id, entry, _) = nairobi.acknowledge(&flash)?;
+    let cable = nairobi.view_of(id, &entry);
     println!(
         "   the ambassador in Nairobi acknowledges the FLASH NIACT cable \"{}\"",
-        cable.body.map(|b| b.subject).unwrap_or_default()
+        cable.subject
     );
     staff.get("alice@paris")?.mark_read(&flash)?;
     println!("   alice reads it in Paris");
@@ -426,7 +428,7 @@ pub async fn run(keep: Option<&Path>) -> Result<()> {
         })
         .await?;
     for (sender, id, _) in &receipts {
-        print_status(sender, &staff.find(sender)?.status(id)?);
+        print_status(sender, &staff.find(sender)?.status_view(id)?);
     }
 
     step(7, "Each node's audit log is witnessed by its neighbours");
@@ -553,20 +555,18 @@ impl Staff {
 
     /// Whether `address` has received every cable of `ids`.
     fn holds(&self, address: &str, ids: &[&String]) -> Result<bool> {
-        let inbox = self.find(address)?.inbox()?;
-        Ok(ids
-            .iter()
-            .all(|id| inbox.iter().any(|(held, _)| held == *id)))
+        let inbox = self.find(address)?.inbox_rows()?;
+        Ok(ids.iter().all(|id| inbox.iter().any(|row| row.id == **id)))
     }
 
     /// Whether `sender` knows that each recipient of cable `id` reached at least its state.
     fn reached(&self, sender: &str, id: &str, states: &[(&str, DeliveryState)]) -> Result<bool> {
-        let status = self.find(sender)?.status(id)?;
+        let status = self.find(sender)?.status_view(id)?;
         Ok(states.iter().all(|(address, state)| {
             status
                 .recipients
                 .iter()
-                .any(|r| r.address == *address && r.state() >= *state)
+                .any(|r| r.address == *address && r.state >= *state)
         }))
     }
 }
@@ -631,30 +631,25 @@ async fn send(client: &mut Client, draft: CableDraft) -> Result<String> {
     } else {
         "queued".to_owned()
     };
-    let header = client.status(&id)?.header.unwrap_or_default();
+    let routing = client.status_view(&id)?.routing;
     println!(
         "   {:16} {:17} {:18} -> {:37} {state}",
-        render::precedence(&header),
-        render::marking(&header),
+        render::precedence(&routing),
+        routing.marking,
         address,
         draft.action.join(","),
     );
     Ok(id)
 }
 
-fn print_status(sender: &str, cable: &SentCable) {
-    let header = cable.header.clone().unwrap_or_default();
+fn print_status(sender: &str, cable: &SentView) {
     println!(
         "   {} {} \"{}\", from {sender}",
-        render::precedence(&header),
-        render::marking(&header),
-        cable
-            .body
-            .as_ref()
-            .map(|b| b.subject.as_str())
-            .unwrap_or("")
+        render::precedence(&cable.routing),
+        cable.routing.marking,
+        cable.subject
     );
     for r in &cable.recipients {
-        println!("     {:20} {}", r.address, r.state().as_str());
+        println!("     {:20} {}", r.address, r.state.as_str());
     }
 }

@@ -1,10 +1,10 @@
 //! How cables look on a terminal: banners drawn in text, columns. What a cable's marking,
-//! precedence or date-time group *is* comes from the library (`valise_client::present`), the
-//! same for every front end.
+//! precedence or date-time group *is* comes from the library (`valise_client::present` and
+//! the views of `valise_client::views`), the same for every front end.
 
-use valise_proto::v1::{Classification, Precedence, RoutingHeader};
+use valise_client::views::Routing;
 
-pub use valise_client::present::{dtg, marking, rfc3339, size};
+pub use valise_client::present::{dtg, rfc3339, size};
 
 /// Width of banners.
 const WIDTH: usize = 78;
@@ -18,25 +18,8 @@ pub fn banner(marking: &str) -> String {
 }
 
 /// The precedence, with NIACT when set: `FLASH NIACT`.
-pub fn precedence(header: &RoutingHeader) -> String {
-    valise_client::present::precedence_label(
-        Precedence::try_from(header.precedence).unwrap_or_default(),
-        header.niact,
-    )
-}
-
-/// The precedence's name alone.
-pub fn precedence_word(header: &RoutingHeader) -> &'static str {
-    Precedence::try_from(header.precedence)
-        .unwrap_or_default()
-        .cable_name()
-}
-
-/// The classification's name alone.
-pub fn classification_word(header: &RoutingHeader) -> &'static str {
-    Classification::try_from(header.classification)
-        .unwrap_or_default()
-        .cable_name()
+pub fn precedence(routing: &Routing) -> String {
+    valise_client::present::precedence_label(routing.precedence, routing.niact)
 }
 
 /// Cuts `text` to `width` characters, marking the cut.
@@ -53,7 +36,7 @@ pub fn fit(text: &str, width: usize) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use valise_proto::v1::Caveat;
+    use valise_proto::v1::{Caveat, Classification, Precedence, RoutingHeader};
 
     #[test]
     fn a_date_time_group_reads_as_cables_write_it() {
@@ -64,18 +47,18 @@ mod tests {
 
     #[test]
     fn banners_carry_classification_and_caveats() {
-        let header = RoutingHeader {
+        let routing = Routing::of(&RoutingHeader {
             classification: Classification::TopSecret as i32,
             caveats: vec![Caveat::Nodis as i32, Caveat::Noforn as i32],
             precedence: Precedence::Flash as i32,
             niact: true,
             ..Default::default()
-        };
-        assert_eq!(marking(&header), "TOP SECRET//NODIS//NOFORN");
-        let line = banner(&marking(&header));
+        });
+        assert_eq!(routing.marking, "TOP SECRET//NODIS//NOFORN");
+        let line = banner(&routing.marking);
         assert_eq!(line.chars().count(), WIDTH);
         assert!(line.contains(" TOP SECRET//NODIS//NOFORN "));
-        assert_eq!(precedence(&header), "FLASH NIACT");
+        assert_eq!(precedence(&routing), "FLASH NIACT");
     }
 
     #[test]

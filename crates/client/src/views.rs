@@ -346,6 +346,11 @@ impl Client {
         }
     }
 
+    /// A sent cable's view now, by id or id prefix.
+    pub fn status_view(&self, id: &str) -> Result<SentView, ClientError> {
+        Ok(self.sent_view(&self.status(id)?, now_ms()))
+    }
+
     /// Every sent cable as views, newest first.
     pub fn sent_views(&self) -> Result<Vec<SentView>, ClientError> {
         let now = now_ms();
