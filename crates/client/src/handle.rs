@@ -143,7 +143,7 @@ impl ClientHandle {
         let stream = EventStream(events.subscribe());
         let address = client.address();
         let device = client.device_id().to_string();
-        let node = client.profile().node_name.clone();
+        let node = client.profile().node_addr.clone();
         let root = valise_crypto::tls::root_fingerprint(&client.profile().ca_pem)
             .unwrap_or_else(|e| format!("(unreadable: {e})"));
         tokio::spawn(run(client, rx));
@@ -170,7 +170,7 @@ impl ClientHandle {
         &self.device
     }
 
-    /// The name of the node that serves this device.
+    /// The address (`host:port`) of the node that serves this device.
     pub fn node(&self) -> &str {
         &self.node
     }

@@ -35,7 +35,7 @@ pub(crate) fn row_label(row: &InboxRow) -> String {
 }
 
 /// The row as drawn: precedence in its colour, the marking, the sender, the subject, flags.
-fn row_text(ui: &egui::Ui, row: &InboxRow) -> LayoutJob {
+fn row_text(ui: &egui::Ui, row: &InboxRow, selected: bool) -> LayoutJob {
     let mut job = LayoutJob::default();
     let font = egui::TextStyle::Monospace.resolve(ui.style());
     // Unread rows in the strong text colour, read ones in the ordinary one.
@@ -44,7 +44,11 @@ fn row_text(ui: &egui::Ui, row: &InboxRow) -> LayoutJob {
     } else {
         ui.visuals().strong_text_color()
     };
+    // On the selection's fill every part takes the selection's text colour: FLASH red or
+    // CONFIDENTIAL blue would not read on it.
+    let on_selection = ui.visuals().selection.stroke.color;
     let mut push = |text: &str, colour: Color32, _width: f32| {
+        let colour = if selected { on_selection } else { colour };
         job.append(text, 0.0, egui::TextFormat::simple(font.clone(), colour));
     };
     push(
@@ -144,9 +148,10 @@ impl InboxList {
                 for position in range {
                     let row = &self.rows[self.shown[position]];
                     let is_selected = selected.as_deref() == Some(row.id.as_str());
-                    let button = egui::Button::selectable(is_selected, row_text(ui, row))
-                        .truncate()
-                        .min_size(egui::vec2(ui.available_width(), ROW_HEIGHT - 2.0));
+                    let button =
+                        egui::Button::selectable(is_selected, row_text(ui, row, is_selected))
+                            .truncate()
+                            .min_size(egui::vec2(ui.available_width(), ROW_HEIGHT - 2.0));
                     let button = if flash.as_deref() == Some(row.id.as_str()) {
                         // A FLASH not yet opened pulses red until it is.
                         ui.ctx().request_repaint();

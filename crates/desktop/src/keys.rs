@@ -29,7 +29,7 @@ pub(crate) fn show(
     let mut ask = Ask::Nothing;
     ui.heading("Keys and emergency");
     ui.label(format!(
-        "This device: {} (device {}), served by node {}",
+        "This device: {} (device {}), served by the node at {}",
         session.handle.address(),
         session.handle.device(),
         session.handle.node()

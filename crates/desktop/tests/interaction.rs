@@ -78,6 +78,7 @@ fn enrol_unlock_then_a_flash_is_read_and_acknowledged() {
     // Locked, then a wrong passphrase, then the right one.
     click(&mut me, "Lock");
     assert_eq!(me.state().screen_name(), "unlock");
+    me.check_accessibility();
     type_into(&mut me, "Passphrase", "not the passphrase at all, no");
     click(&mut me, "Unlock");
     until_shown(&mut me, "wrong passphrase");
