@@ -43,15 +43,8 @@ pub enum ConfigError {
     },
 }
 
-/// A node's role in the network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NodeKind {
-    /// Headquarters: every post connects to it.
-    Hub,
-    /// An embassy, consulate or mission.
-    Post,
-}
+/// A node's role in the network (decided in the core, configured here).
+pub use valise_relay_core::routing::NodeKind;
 
 /// The whole configuration, with relative paths resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! The node's directory: [`valise_crypto::directory::Directory`], the verified, versioned
-//! directory the client holds too, answering the policy's questions ([`DirectoryView`]); and
-//! [`DurableDirectory`], which makes every update durable before it takes effect.
+//! directory the client holds too, which answers the policy's questions (the core implements
+//! [`DirectoryView`](crate::policy::DirectoryView) for it); and [`DurableDirectory`], which
+//! makes every update durable before it takes effect.
 //!
 //! Addresses: `alice@paris` is the user `alice` at `paris` (all her unrevoked devices);
 //! `POL@paris` is the office mailbox `POL` at `paris` (the devices of its members); a bare
@@ -12,11 +13,8 @@ use std::sync::Arc;
 use prost::Message;
 use valise_audit::store::{GroupCommit, SledStore, Store, StoreError, Write};
 
-use valise_crypto::directory::Address;
 use valise_crypto::identity::{DeviceId, IdentityPublicKey};
 use valise_proto::v1::{DeviceRecord, DirectoryUpdate, directory_update::Update};
-
-use crate::policy::{DeviceView, DirectoryView};
 
 pub use valise_crypto::directory::{Directory, FRONT_OFFICE, UpdateError};
 
@@ -35,30 +33,6 @@ pub enum DurableError {
 impl From<StoreError> for DurableError {
     fn from(e: StoreError) -> Self {
         DurableError::Store(e.to_string())
-    }
-}
-
-impl DirectoryView for Directory {
-    fn device(&self, id: &DeviceId) -> Option<DeviceView> {
-        self.lookup(id).map(|entry| DeviceView {
-            id: entry.device.id,
-            user: entry.device.address(),
-            post: entry.device.post.clone(),
-            identity: entry.device.identity,
-            clearance: entry.device.clearance,
-            revoked: entry.revoked,
-            foreign_national: entry.device.foreign_national,
-        })
-    }
-
-    fn devices_for(&self, address: &str) -> Option<Vec<DeviceId>> {
-        // An address nobody answers to is unknown, not an empty distribution.
-        let devices = self.resolve(address).ok()?;
-        Some(devices.iter().map(|d| d.id).collect())
-    }
-
-    fn is_office(&self, address: &str) -> bool {
-        Address::parse(address).is_ok_and(|a| a.office)
     }
 }
 

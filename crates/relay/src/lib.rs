@@ -1,7 +1,9 @@
 //! Valise relay node: the server run by ministry IT. It holds the QUIC listener, PKI and
 //! enrolment, the directory, durable precedence queues with custody transfer, the links
 //! between the hub and the posts, and the node's audit log. Following quinn's split, decisions
-//! live in modules that do no I/O and are tested without sockets:
+//! move into `valise-relay-core`, a crate with no runtime, network, storage or clock, so that
+//! the compiler holds the split; modules marked *core* below are that crate's, re-exported
+//! here under their old paths:
 //!
 //! | module | concept |
 //! |---|---|
@@ -10,14 +12,14 @@
 //! | [`devices`] | what a device may change about itself: its receive keys, its revocation on wipe |
 //! | [`directory`] | the verified directory (`valise_crypto::directory`) as the policy sees it, and kept durably |
 //! | [`enrolment`] | one-time enrolment codes: single use, expiry, rate limit |
-//! | [`gate`] | how many unauthenticated connections may wait, in all and per source address |
-//! | [`limits`] | every configurable bound on what the network may send |
+//! | [`gate`] (core) | how many unauthenticated connections may wait, in all and per source address |
+//! | [`limits`] (core) | every configurable bound on what the network may send |
 //! | [`logging`] | operator logs as text or JSON lines, ids and reasons only |
 //! | [`manifest`] | which stores the data folder must hold: a missing or swapped store refuses the start |
-//! | [`outbound`] | which queued cables a link forwards next; retry and redial delays |
-//! | [`policy`] | whether a submitted cable is accepted, and for which devices |
-//! | [`routing`] | the next hop for each recipient device: here, a peer post, or the hub (federation) |
-//! | [`queue`] | delivery order (precedence, then arrival) and at-least-once redelivery |
+//! | [`outbound`] (core) | which queued cables a link forwards next; retry and redial delays |
+//! | [`policy`] (core) | whether a submitted cable is accepted, and for which devices |
+//! | [`routing`] (core) | the next hop for each recipient device: here, a peer post, or the hub (federation) |
+//! | [`queue`] (core) | delivery order (precedence, then arrival) and at-least-once redelivery |
 //! | [`store`] | durable envelopes, per-device queues and the dedup set (group commit) |
 //! | [`users`] | one person, one identity: a new device matches its user's others; deliberate changes to all |
 //! | [`pki`] | the ministry CA, node and device certificates, the server configuration (the client side is `valise_crypto::tls`) |
@@ -34,19 +36,16 @@ pub mod devices;
 pub mod directory;
 pub mod enrolment;
 pub mod files;
-pub mod gate;
-pub mod limits;
 pub mod local;
 pub mod logging;
 pub mod manifest;
 pub mod metrics;
 pub mod node;
-pub mod outbound;
 pub mod pki;
-pub mod policy;
-pub mod queue;
-pub mod routing;
 pub mod status;
 pub mod store;
 pub mod users;
 pub mod witnessed;
+
+// The decisions live in the core crate; these paths stay so that callers need not change.
+pub use valise_relay_core::{gate, limits, outbound, policy, queue, routing};

@@ -7,7 +7,15 @@ use std::collections::BTreeMap;
 
 use valise_crypto::identity::DeviceId;
 
-use crate::config::NodeKind;
+/// A node's role in the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeKind {
+    /// Headquarters: every post connects to it.
+    Hub,
+    /// An embassy, consulate or mission.
+    Post,
+}
 
 /// Where a recipient device's copy goes from this node.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::fmt;
 
+use valise_crypto::directory::{Address, Directory};
 use valise_crypto::envelope::verify_signature;
 use valise_crypto::identity::{DeviceId, IdentityPublicKey};
 use valise_proto::ENVELOPE_VERSION;
@@ -488,4 +489,29 @@ fn header_within_limits<'e>(
 
 fn known<T: PartialEq>(value: Result<T, prost::UnknownEnumValue>, unspecified: T) -> Option<T> {
     value.ok().filter(|v| *v != unspecified)
+}
+
+/// The verified directory, as the policy reads it.
+impl DirectoryView for Directory {
+    fn device(&self, id: &DeviceId) -> Option<DeviceView> {
+        self.lookup(id).map(|entry| DeviceView {
+            id: entry.device.id,
+            user: entry.device.address(),
+            post: entry.device.post.clone(),
+            identity: entry.device.identity,
+            clearance: entry.device.clearance,
+            revoked: entry.revoked,
+            foreign_national: entry.device.foreign_national,
+        })
+    }
+
+    fn devices_for(&self, address: &str) -> Option<Vec<DeviceId>> {
+        // An address nobody answers to is unknown, not an empty distribution.
+        let devices = self.resolve(address).ok()?;
+        Some(devices.iter().map(|d| d.id).collect())
+    }
+
+    fn is_office(&self, address: &str) -> bool {
+        Address::parse(address).is_ok_and(|a| a.office)
+    }
 }

@@ -8,8 +8,10 @@ use valise_crypto::identity::{DeviceId, IdentityKeyPair};
 use valise_proto::v1::{
     Caveat, Classification, Envelope, ErrorCode, KeyWrap, Precedence, RoutingHeader,
 };
-use valise_relay::limits::Limits;
-use valise_relay::policy::{DeviceView, DirectoryView, Refusal, check_forward, check_submission};
+use valise_relay_core::limits::Limits;
+use valise_relay_core::policy::{
+    DeviceView, DirectoryView, Refusal, check_forward, check_submission,
+};
 
 /// Paris: alice (SECRET, 2 devices), bob (TOP SECRET), carol (CONFIDENTIAL, locally employed:
 /// a foreign national), mallory (revoked); the POL office is alice and bob.
@@ -113,7 +115,7 @@ fn unsigned_cable(to: &[&str], devices: &[DeviceId]) -> Envelope {
     }
 }
 
-fn check(env: &Envelope) -> Result<valise_relay::policy::Accepted, Refusal> {
+fn check(env: &Envelope) -> Result<valise_relay_core::policy::Accepted, Refusal> {
     check_submission(&Limits::default(), &Paris::new(), &id(1), 1000, env)
 }
 

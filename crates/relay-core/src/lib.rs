@@ -1,0 +1,30 @@
+//! `valise-relay-core`: what a relay node decides, as pure functions and state machines with
+//! time as an argument, in the way of quinn-proto. It depends on no async runtime, no network,
+//! no storage engine and no clock, so every decision here can be tested, and simulated, on its
+//! own; `valise-relay` is the shell that moves bytes and keeps state durable around it.
+//!
+//! | module | decides |
+//! |---|---|
+//! | [`policy`] | whether a submission or a forward may be taken: envelope checks, sender, clearance, caveats, limits |
+//! | [`routing`] | the next hop for each recipient device, from the node's role and the directory |
+//! | [`queue`] | delivery order: precedence rank and queue keys; a device's delivery window |
+//! | [`outbound`] | the forwarding window to a neighbour, urgent traffic first, and retry delays |
+//! | [`gate`] | connection admission: totals and per-source caps |
+//! | [`limits`] | the node's limits, as configured |
+
+#![forbid(unsafe_code)]
+// Decisions never unwrap, expect or panic: a bad input is an answer, not a crash.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub,
+    missing_docs
+)]
+
+pub mod gate;
+pub mod limits;
+pub mod outbound;
+pub mod policy;
+pub mod queue;
+pub mod routing;
