@@ -11,7 +11,8 @@ use valise_client::handle::EventStream;
 use valise_crypto::at_rest::KdfParams;
 use valise_proto::v1::Classification;
 use valise_relay::enrolment::Invitation as Code;
-use valise_relay::local::LocalPost;
+use valise_relay::limits::Limits;
+use valise_relay::local::{LocalPost, start_post};
 
 /// A cheap Argon2id for throwaway stores.
 pub const FAST: KdfParams = KdfParams {
@@ -25,6 +26,20 @@ pub const GIVE_UP: Duration = Duration::from_secs(60);
 
 /// The passphrase of every in-process diplomat.
 pub const INPROC_PASSPHRASE: &[u8] = b"in-process passphrase, tests";
+
+/// A post named `paris` of `mfa.example` on loopback, with a fresh root, in a temporary folder
+/// (devices go in its `devices` folder).
+pub fn post() -> (tempfile::TempDir, LocalPost) {
+    let dir = tempfile::tempdir().unwrap();
+    let post = start_post(
+        &dir.path().join("node"),
+        "mfa.example",
+        "paris",
+        Limits::default(),
+    )
+    .unwrap();
+    (dir, post)
+}
 
 /// Enrols `user` at `post` with a one-time code, into `dir`.
 pub async fn diplomat(

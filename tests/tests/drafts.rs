@@ -13,8 +13,7 @@ use valise_client::contacts::Verification;
 use valise_client::handle::ClientHandle;
 use valise_client::views::AddresseeKind;
 use valise_proto::v1::{Caveat, Classification, Precedence};
-use valise_relay::limits::Limits;
-use valise_relay::local::{LocalPost, start_post};
+use valise_relay::local::LocalPost;
 use valise_tests::inproc::{self, until};
 
 async fn diplomat(
@@ -49,14 +48,7 @@ struct Post {
 }
 
 fn post() -> Post {
-    let dir = tempfile::tempdir().unwrap();
-    let post = start_post(
-        &dir.path().join("node"),
-        "mfa.example",
-        "paris",
-        Limits::default(),
-    )
-    .unwrap();
+    let (dir, post) = inproc::post();
     Post { dir, post }
 }
 

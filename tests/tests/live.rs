@@ -11,8 +11,7 @@ use valise_client::handle::ClientHandle;
 use valise_client::status::DeliveryState;
 use valise_client::sync::NoProgress;
 use valise_proto::v1::{Classification, Precedence};
-use valise_relay::limits::Limits;
-use valise_relay::local::{LocalPost, start_post};
+use valise_relay::local::LocalPost;
 use valise_tests::inproc::{self, GIVE_UP, until};
 
 async fn diplomat(post: &LocalPost, root: &std::path::Path, user: &str) -> Client {
@@ -36,15 +35,7 @@ fn draft(to: &str, precedence: Precedence, subject: &str) -> CableDraft {
 }
 
 async fn network() -> (tempfile::TempDir, LocalPost) {
-    let dir = tempfile::tempdir().unwrap();
-    let post = start_post(
-        &dir.path().join("node"),
-        "mfa.example",
-        "paris",
-        Limits::default(),
-    )
-    .unwrap();
-    (dir, post)
+    inproc::post()
 }
 
 /// A cable waiting before Bob opens his client is reported by its first sync; a FLASH sent

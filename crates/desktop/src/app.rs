@@ -140,10 +140,7 @@ impl App {
         if let Some(session) = session {
             let handle = session.handle.clone();
             drop(session);
-            self.bridge.run(async move {
-                handle.lock().await;
-                Outcome::Event(valise_client::Event::Reload { missed: 0 })
-            });
+            self.bridge.spawn(async move { handle.lock().await });
         }
         forget_memory(ctx);
     }
@@ -152,14 +149,35 @@ impl App {
         for outcome in self.bridge.drain() {
             match outcome {
                 Outcome::Opened(opened) => self.opened(opened),
-                Outcome::WipeFinished(result) => {
-                    let told = match result {
-                        Ok(Ok(())) => "The node was told and has revoked this device.".to_owned(),
-                        Ok(Err(why)) => format!(
+                Outcome::WipeFinished(Err(e)) => {
+                    // The client's task has ended, so the window cannot go on as it was; and
+                    // the store may be partly erased. Say so, and start again from the disk.
+                    let why = format!(
+                        "The wipe did not finish: {e}. Try again with `valise wipe`, or ask \
+                         ministry IT to revoke this device."
+                    );
+                    self.screen =
+                        if valise_client::store::LocalStore::exists(&self.options.data_dir) {
+                            Screen::Unlock(unlock::Form {
+                                hint: self.options.unlock_hint.clone(),
+                                refusal: Some(why),
+                                ..unlock::Form::default()
+                            })
+                        } else {
+                            Screen::Enrol(enrol::Form {
+                                notice: Some(why),
+                                ..enrol::Form::default()
+                            })
+                        };
+                    forget_memory(ctx);
+                }
+                Outcome::WipeFinished(Ok(told)) => {
+                    let told = match told {
+                        Ok(()) => "The node was told and has revoked this device.".to_owned(),
+                        Err(why) => format!(
                             "The node could not be told ({why}): ask ministry IT to revoke this \
                              device."
                         ),
-                        Err(e) => format!("The wipe did not finish: {e}"),
                     };
                     if let Screen::Enrol(form) = &mut self.screen {
                         form.notice = Some(format!("This device was wiped. {told}"));

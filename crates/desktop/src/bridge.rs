@@ -96,6 +96,11 @@ impl Bridge {
         });
     }
 
+    /// Runs `work` on the runtime when nothing needs to come back (locking a client).
+    pub(crate) fn spawn(&self, work: impl Future<Output = ()> + Send + 'static) {
+        self.runtime.spawn(work);
+    }
+
     /// Forwards every event of `events` to the window until the client's task ends.
     pub(crate) fn forward(&self, mut events: EventStream) {
         let sender = self.sender.clone();
