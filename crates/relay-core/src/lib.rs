@@ -7,7 +7,8 @@
 //! |---|---|
 //! | [`policy`] | whether a submission or a forward may be taken: envelope checks, sender, clearance, caveats, limits |
 //! | [`routing`] | the next hop for each recipient device, from the node's role and the directory |
-//! | [`queue`] | delivery order: precedence rank and queue keys; a device's delivery window |
+//! | [`queue`] | delivery order: precedence rank and queue keys |
+//! | [`delivery`] | a device's delivery stream: rounds, the window in flight, redelivery, caught up |
 //! | [`outbound`] | the forwarding window to a neighbour, urgent traffic first, and retry delays |
 //! | [`gate`] | connection admission: totals and per-source caps |
 //! | [`limits`] | the node's limits, as configured |
@@ -22,6 +23,7 @@
     missing_docs
 )]
 
+pub mod delivery;
 pub mod gate;
 pub mod limits;
 pub mod outbound;

@@ -291,6 +291,7 @@ fn start_node(
             .map_err(fail)?,
         federation,
         dedup_retention: Duration::from_secs(30 * 86_400),
+        delivery: crate::delivery::DeliveryConfig::default(),
         extra_tags: Vec::new(),
     })
     .map_err(fail)?;

@@ -26,6 +26,7 @@ use valise_proto::v1::{
 use valise_relay::admin;
 use valise_relay::attachments::AttachmentStore;
 use valise_relay::config::{Config, NodeKind};
+use valise_relay::delivery::DeliveryConfig;
 use valise_relay::directory::DurableDirectory;
 use valise_relay::enrolment::{Codes, DurableCodes, Invitation};
 use valise_relay::files::{
@@ -759,6 +760,7 @@ async fn serve(config: Config, node_files: NodeFiles) -> Result<()> {
             forward_window: config.links.forward_window as usize,
         }),
         dedup_retention: config.dedup_retention(),
+        delivery: DeliveryConfig::default(),
         extra_tags: config.cables.extra_tags.clone(),
     })?;
     let metrics = node

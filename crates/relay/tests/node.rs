@@ -30,6 +30,7 @@ use valise_proto::v1::{
 };
 use valise_relay::attachments::AttachmentStore;
 use valise_relay::config::NodeKind;
+use valise_relay::delivery::DeliveryConfig;
 use valise_relay::directory::{Directory, DurableDirectory};
 use valise_relay::enrolment::{Codes, DurableCodes, Invitation};
 use valise_relay::limits::Limits;
@@ -114,6 +115,10 @@ fn enrolling_network(code_ttl_ms: u64) -> Net {
 }
 
 fn build(limits: Limits, code_ttl_ms: Option<u64>) -> Net {
+    build_with(limits, code_ttl_ms, DeliveryConfig::default())
+}
+
+fn build_with(limits: Limits, code_ttl_ms: Option<u64>, delivery: DeliveryConfig) -> Net {
     let ca = MinistryCa::generate("mfa.example", year()).unwrap();
     let node_cert = ca
         .issue_node("paris", NodeKind::Post, &["localhost".into()], year())
@@ -200,6 +205,7 @@ fn build(limits: Limits, code_ttl_ms: Option<u64>) -> Net {
         .unwrap(),
         federation: None,
         dedup_retention: Duration::from_secs(30 * 86_400),
+        delivery,
         extra_tags: vec!["KVAL".into()],
     })
     .unwrap();
@@ -1241,6 +1247,70 @@ fn ack(queue_key: Vec<u8>) -> ClientFrame {
     ClientFrame {
         frame: Some(client_frame::Frame::DeliveryAck(DeliveryAck { queue_key })),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_left_unacknowledged_is_sent_again_on_the_same_stream() {
+    // The device's store may fail after the frame arrived: the node must not wait for a
+    // reconnect. The timeout is shortened so the test need not wait 30 s.
+    let net = build_with(
+        Limits::default(),
+        None,
+        DeliveryConfig {
+            redeliver_after: Duration::from_millis(300),
+            ..DeliveryConfig::default()
+        },
+    );
+    let alice = connect(&net, Some(&net.alice.tls)).await.unwrap();
+    alice_sends_bob(&alice, &net, Precedence::Immediate, "unacked", 1).await;
+
+    let bob = connect(&net, Some(&net.bob.tls)).await.unwrap();
+    let (mut send, mut recv) = bob.open_bi().await.unwrap();
+    send.write_all(&encode(&subscribe_frame())).await.unwrap();
+    let mut decoder = FrameDecoder::new(1 << 24);
+    let mut deliveries = Vec::new();
+    let mut caught_up = Vec::new();
+    // Bob does not acknowledge: the cable comes again, and the node counts the resend.
+    while deliveries.len() < 2 {
+        let frame = next_node_frame(&mut recv, &mut decoder).await.unwrap();
+        match frame.frame {
+            Some(node_frame::Frame::Delivery(d)) => deliveries.push(d),
+            Some(node_frame::Frame::CaughtUp(c)) => caught_up.push(c.sent),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(
+        deliveries[0].queue_key, deliveries[1].queue_key,
+        "the same entry"
+    );
+    assert_eq!(
+        deliveries[0].envelope, deliveries[1].envelope,
+        "the same cable"
+    );
+    assert_eq!(caught_up, vec![1], "caught up once, after the first send");
+    let again = next_node_frame(&mut recv, &mut decoder).await.unwrap();
+    assert!(
+        matches!(again.frame, Some(node_frame::Frame::CaughtUp(ref c)) if c.sent == 2),
+        "{again:?}"
+    );
+
+    // Once acknowledged it is done: the next delivery on the stream is the next cable.
+    send.write_all(&encode(&ack(deliveries[0].queue_key.clone())))
+        .await
+        .unwrap();
+    wait_for_empty_queue(&net).await;
+    alice_sends_bob(&alice, &net, Precedence::Immediate, "next", 1).await;
+    let next = loop {
+        let frame = next_node_frame(&mut recv, &mut decoder).await.unwrap();
+        if let Some(node_frame::Frame::Delivery(d)) = frame.frame {
+            break d;
+        }
+    };
+    assert_ne!(
+        next.queue_key, deliveries[0].queue_key,
+        "not the acknowledged one"
+    );
+    assert_eq!(net.node.queue_depth().unwrap(), [0, 1, 0, 0]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

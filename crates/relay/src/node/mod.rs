@@ -46,6 +46,7 @@ use valise_proto::v1::directory_update::Update;
 use valise_proto::v1::{ActorKind, AuditEvent, AuditEventKind, AuditObject, Outcome};
 
 use crate::attachments::{AttachmentId, AttachmentStore};
+use crate::delivery::{AfterRound, DeliveryConfig, DeliveryWindow};
 use crate::directory::DurableDirectory;
 use crate::enrolment::{CODE_ENTROPY_BYTES, CodeError, DurableCodeError, DurableCodes, Invitation};
 use crate::limits::Limits;
@@ -64,13 +65,6 @@ use attachments::{receive_attachment, send_attachment};
 pub use link::{Federation, FederationError, LinkStatus, WITNESS_KEYS};
 use shared_directory::SharedDirectory;
 
-/// How long a delivery may go unacknowledged before it is sent again.
-const REDELIVER_AFTER: Duration = Duration::from_secs(30);
-/// How many new deliveries one round sends before looking at the queue again: small, so a
-/// FLASH that arrives waits behind at most this many.
-const DELIVERY_ROUND: usize = 16;
-/// Most deliveries awaiting acknowledgement at once, per device.
-const MAX_IN_FLIGHT: usize = 1024;
 /// QUIC application error codes a node closes connections with.
 const CLOSE_UNAUTHORISED: u32 = 1;
 const CLOSE_SHUTDOWN: u32 = 2;
@@ -130,6 +124,9 @@ pub struct NodeParams {
     /// How long a delivered cable's id is remembered, so a late resend is not delivered
     /// twice.
     pub dedup_retention: Duration,
+    /// How each device's delivery stream paces itself ([`DeliveryConfig::default`] in
+    /// production; tests shorten the redelivery timeout).
+    pub delivery: DeliveryConfig,
     /// TAGS this network adds to the standard ones, told to devices in the welcome.
     pub extra_tags: Vec<String>,
 }
@@ -215,6 +212,8 @@ struct Shared {
     links: link::Links,
     /// How long a delivered cable's id is remembered.
     dedup_retention: Duration,
+    /// How each device's delivery stream paces itself.
+    delivery: DeliveryConfig,
     /// TAGS this network adds, for the welcome.
     extra_tags: Vec<String>,
     /// The root's certificate of the node key, for the welcome.
@@ -339,6 +338,7 @@ pub fn start(params: NodeParams) -> Result<RunningNode, NodeError> {
         )),
         wakers: Mutex::new(HashMap::new()),
         dedup_retention: params.dedup_retention,
+        delivery: params.delivery,
         node_key_certificate: params.node_key_certificate,
         extra_tags: params
             .extra_tags
@@ -1203,7 +1203,7 @@ async fn deliver(
     device: DeviceId,
     shared: Arc<Shared>,
 ) {
-    let (acked_tx, mut acked) = mpsc::channel::<QueueKey>(MAX_IN_FLIGHT);
+    let (acked_tx, mut acked) = mpsc::channel::<QueueKey>(shared.delivery.max_in_flight.max(1));
     let reader_shared = Arc::clone(&shared);
     let reader = tokio::spawn(async move {
         while let Some(frame) = next_frame(&mut recv, &mut decoder, None).await {
@@ -1228,17 +1228,14 @@ async fn deliver(
         }
     });
     let waker = shared.waker(&device);
-    // Handed out and not yet acknowledged: the queue key, its cable, and when it was sent.
-    let mut sent: HashMap<QueueKey, Instant> = HashMap::new();
-    // Deliveries sent on this stream, resends included, and whether `CaughtUp` has been sent
-    // since the last of them: it marks each transition to caught up, once.
-    let mut deliveries: u64 = 0;
-    let mut announced = false;
+    // The stream's own clock: the window is told the time, it never reads one.
+    let epoch = Instant::now();
+    let mut window = DeliveryWindow::new(shared.delivery);
     'serve: loop {
         loop {
             match acked.try_recv() {
                 Ok(key) => {
-                    sent.remove(&key);
+                    window.acked(key);
                 }
                 Err(TryRecvError::Empty) => break,
                 // The device finished its side and every ack it sent is durable.
@@ -1246,32 +1243,23 @@ async fn deliver(
             }
         }
         let store = Arc::clone(&shared);
-        // Enough of the queue, most urgent first, to find a round of entries not yet sent.
-        let window = sent.len() + DELIVERY_ROUND;
+        let page = window.page_size();
         let Ok(Ok(queued)) =
-            tokio::task::spawn_blocking(move || store.store.queued(&device, window)).await
+            tokio::task::spawn_blocking(move || store.store.queued(&device, page)).await
         else {
             break;
         };
-        // A window shorter than asked for holds the whole queue.
-        let whole_queue = queued.len() < window;
-        let keys: Vec<QueueKey> = queued.iter().map(|(key, _)| *key).collect();
-        // Entries whose envelope cannot be read: never sendable, so not waited for.
-        let mut unreadable: Vec<QueueKey> = Vec::new();
-        let mut sent_now = 0;
-        for (key, cable) in queued {
-            if sent_now == DELIVERY_ROUND || sent.len() >= MAX_IN_FLIGHT {
-                break;
-            }
-            if sent
-                .get(&key)
-                .is_some_and(|at| at.elapsed() < REDELIVER_AFTER)
-            {
-                continue;
-            }
-            let Ok(Some(envelope)) = shared.store.envelope(&cable) else {
-                unreadable.push(key);
-                continue;
+        let cables: HashMap<QueueKey, crate::store::CableId> = queued.iter().cloned().collect();
+        window.begin_round(queued.into_iter().map(|(key, _)| key).collect());
+        let now = epoch.elapsed();
+        while let Some(key) = window.poll_send(now) {
+            let envelope = match cables.get(&key).map(|cable| shared.store.envelope(cable)) {
+                Some(Ok(Some(envelope))) => envelope,
+                // Never sendable, so not waited for.
+                _ => {
+                    window.unsendable(key);
+                    continue;
+                }
             };
             let delivery = NodeFrame {
                 frame: Some(node_frame::Frame::Delivery(Delivery {
@@ -1283,39 +1271,40 @@ async fn deliver(
                 reader.abort();
                 return;
             }
-            sent.insert(key, Instant::now());
-            sent_now += 1;
         }
-        if sent_now > 0 {
-            deliveries += sent_now as u64;
-            announced = false;
-        }
-        if sent_now == DELIVERY_ROUND && sent.len() < MAX_IN_FLIGHT {
+        let redeliver_at = match window.end_round() {
             // More may be waiting: look again at once, so newly arrived FLASH goes next.
-            continue;
-        }
-        let caught_up = whole_queue
-            && keys
-                .iter()
-                .all(|key| sent.contains_key(key) || unreadable.contains(key));
-        if caught_up && !announced {
-            let frame = NodeFrame {
-                frame: Some(node_frame::Frame::CaughtUp(CaughtUp { sent: deliveries })),
-            };
-            if !send_frame(&mut send, &frame).await {
-                reader.abort();
-                return;
+            AfterRound::Again => continue,
+            AfterRound::Wait {
+                caught_up,
+                redeliver_at,
+            } => {
+                if let Some(sent) = caught_up {
+                    let frame = NodeFrame {
+                        frame: Some(node_frame::Frame::CaughtUp(CaughtUp { sent })),
+                    };
+                    if !send_frame(&mut send, &frame).await {
+                        reader.abort();
+                        return;
+                    }
+                }
+                redeliver_at
             }
-            announced = true;
-        }
+        };
+        let redelivery = async {
+            match redeliver_at {
+                Some(at) => tokio::time::sleep_until((epoch + at).into()).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             () = waker.notified() => {}
             key = acked.recv() => match key {
-                Some(key) => { sent.remove(&key); }
+                Some(key) => { window.acked(key); }
                 // The reader ended after the store write of every ack it read.
                 None => break,
             },
-            () = tokio::time::sleep(REDELIVER_AFTER) => {}
+            () = redelivery => {}
             _ = send.stopped() => break,
         }
     }
