@@ -13,6 +13,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use crate::reason::Reason;
+
 /// Why a gate turned a connection away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Full {
@@ -24,10 +26,10 @@ pub enum Full {
 
 impl Full {
     /// The reason recorded in metrics and the audit log.
-    pub fn reason(self) -> &'static str {
+    pub fn reason(self) -> Reason {
         match self {
-            Full::Total => "unauthenticated_full",
-            Full::Source => "source_full",
+            Full::Total => Reason::UnauthenticatedFull,
+            Full::Source => Reason::SourceFull,
         }
     }
 }
@@ -144,7 +146,7 @@ mod tests {
         drop(a1);
         assert_eq!(gate.len(), 4);
         let _d1 = gate.enter(ip(4)).unwrap();
-        assert_eq!(Full::Source.reason(), "source_full");
+        assert_eq!(Full::Source.reason().as_str(), "source_full");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! | [`queue`] | delivery order: precedence rank and queue keys |
 //! | [`delivery`] | a device's delivery stream: rounds, the window in flight, redelivery, caught up |
 //! | [`outbound`] | the forwarding window to a neighbour, urgent traffic first, and retry delays |
+//! | [`reason`] | why something was refused or done, as the audit log and metrics name it |
 //! | [`gate`] | connection admission: totals and per-source caps |
 //! | [`limits`] | the node's limits, as configured |
 
@@ -29,4 +30,5 @@ pub mod limits;
 pub mod outbound;
 pub mod policy;
 pub mod queue;
+pub mod reason;
 pub mod routing;

@@ -11,6 +11,7 @@ use valise_proto::ENVELOPE_VERSION;
 use valise_proto::v1::{Caveat, Classification, Envelope, ErrorCode, Precedence, RoutingHeader};
 
 use crate::limits::Limits;
+use crate::reason::Reason;
 
 /// What the policy needs to know about one enrolled device.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,25 +136,25 @@ impl Refusal {
     }
 
     /// The machine-readable reason recorded in the audit log.
-    pub fn audit_reason(&self) -> &'static str {
+    pub fn audit_reason(&self) -> Reason {
         match self {
-            Refusal::TooLarge { .. } => "oversize",
-            Refusal::TooManyRecipients { .. } => "too_many_recipients",
-            Refusal::Malformed(_) => "malformed",
-            Refusal::UnsupportedVersion(_) => "unsupported_version",
-            Refusal::SenderMismatch => "sender_mismatch",
-            Refusal::UnknownSender => "unknown_sender",
-            Refusal::RevokedSender => "revoked_sender",
-            Refusal::ForgedSender { .. } => "forged_sender",
-            Refusal::BadSignature(_) => "bad_signature",
-            Refusal::SenderClearance { .. } => "sender_clearance",
-            Refusal::UnknownAddressee(_) => "unknown_addressee",
-            Refusal::UnknownRecipient(_) => "unknown_recipient",
-            Refusal::UnaddressedRecipient(_) => "unaddressed_recipient",
-            Refusal::Clearance { .. } => "clearance",
-            Refusal::NodisToOffice(_) => "nodis_to_office",
-            Refusal::Noforn(_) => "noforn",
-            Refusal::DirectoryBehind(_) => "directory_behind",
+            Refusal::TooLarge { .. } => Reason::Oversize,
+            Refusal::TooManyRecipients { .. } => Reason::TooManyRecipients,
+            Refusal::Malformed(_) => Reason::Malformed,
+            Refusal::UnsupportedVersion(_) => Reason::UnsupportedVersion,
+            Refusal::SenderMismatch => Reason::SenderMismatch,
+            Refusal::UnknownSender => Reason::UnknownSender,
+            Refusal::RevokedSender => Reason::RevokedSender,
+            Refusal::ForgedSender { .. } => Reason::ForgedSender,
+            Refusal::BadSignature(_) => Reason::BadSignature,
+            Refusal::SenderClearance { .. } => Reason::SenderClearance,
+            Refusal::UnknownAddressee(_) => Reason::UnknownAddressee,
+            Refusal::UnknownRecipient(_) => Reason::UnknownRecipient,
+            Refusal::UnaddressedRecipient(_) => Reason::UnaddressedRecipient,
+            Refusal::Clearance { .. } => Reason::Clearance,
+            Refusal::NodisToOffice(_) => Reason::NodisToOffice,
+            Refusal::Noforn(_) => Reason::Noforn,
+            Refusal::DirectoryBehind(_) => Reason::DirectoryBehind,
         }
     }
 }

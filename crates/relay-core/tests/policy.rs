@@ -135,7 +135,7 @@ fn a_proper_cable_is_accepted_for_its_devices() {
 fn a_recipient_below_the_classification_is_refused_by_name() {
     let err = check(&cable(&["carol@paris"], &[id(4)])).unwrap_err();
     assert_eq!(err.code(), ErrorCode::Clearance);
-    assert_eq!(err.audit_reason(), "clearance");
+    assert_eq!(err.audit_reason().as_str(), "clearance");
     assert!(
         err.to_string().contains(
             "carol@paris is cleared for CONFIDENTIAL, below this cable's classification SECRET"
@@ -272,7 +272,7 @@ fn a_cable_naming_another_sender_than_its_signing_device_is_refused() {
         }
     );
     assert_eq!(err.code(), ErrorCode::BadSignature);
-    assert_eq!(err.audit_reason(), "forged_sender");
+    assert_eq!(err.audit_reason().as_str(), "forged_sender");
     assert!(
         err.to_string()
             .contains("says it is from alice@paris, but it is signed by a device of carol@paris"),
@@ -287,7 +287,7 @@ fn a_cable_whose_signature_does_not_verify_is_refused_before_custody() {
     let err = check(&env).unwrap_err();
     assert!(matches!(err, Refusal::BadSignature(_)), "{err:?}");
     assert_eq!(err.code(), ErrorCode::BadSignature);
-    assert_eq!(err.audit_reason(), "bad_signature");
+    assert_eq!(err.audit_reason().as_str(), "bad_signature");
     // Signed by another key than the sending device's.
     let env = signed_by(3, unsigned_cable(&["bob@paris"], &[id(3)]));
     assert!(matches!(check(&env), Err(Refusal::BadSignature(_))));
@@ -310,7 +310,7 @@ fn a_sender_may_not_mark_a_cable_above_their_own_clearance() {
         }
     );
     assert_eq!(err.code(), ErrorCode::Clearance);
-    assert_eq!(err.audit_reason(), "sender_clearance");
+    assert_eq!(err.audit_reason().as_str(), "sender_clearance");
     assert!(
         err.to_string()
             .contains("alice@paris is cleared for SECRET and may not send a TOP SECRET cable"),
@@ -343,7 +343,7 @@ fn a_noforn_cable_never_reaches_a_foreign_national() {
     env.header.as_mut().unwrap().caveats = vec![Caveat::Noforn as i32];
     let err = check(&resigned(env.clone())).unwrap_err();
     assert_eq!(err, Refusal::Noforn("carol@paris".into()));
-    assert_eq!(err.audit_reason(), "noforn");
+    assert_eq!(err.audit_reason().as_str(), "noforn");
     assert!(
         err.to_string().contains("recorded as a foreign national"),
         "{err}"

@@ -6,6 +6,8 @@ use valise_crypto::directory::VerifiedDevice;
 use valise_crypto::receive_key::{ReceiveKeyError, VerifiedReceiveKey};
 use valise_proto::v1::{DeviceRecord, ReceiveKey};
 
+use crate::reason::Reason;
+
 /// Most receive keys a device may publish at once: the current one and a few still being
 /// phased out are plenty, and the record every client syncs stays small.
 pub const MAX_RECEIVE_KEYS: usize = 8;
@@ -53,13 +55,13 @@ pub enum PublishError {
 
 impl PublishError {
     /// A short reason for the audit log.
-    pub fn audit_reason(&self) -> &'static str {
+    pub fn audit_reason(&self) -> Reason {
         match self {
-            PublishError::OtherPost { .. } => "other_post",
-            PublishError::NoKeys => "no_keys",
-            PublishError::TooMany { .. } => "too_many_keys",
-            PublishError::BadKey { .. } => "bad_key",
-            PublishError::AllExpired => "expired_keys",
+            PublishError::OtherPost { .. } => Reason::OtherPost,
+            PublishError::NoKeys => Reason::NoKeys,
+            PublishError::TooMany { .. } => Reason::TooManyKeys,
+            PublishError::BadKey { .. } => Reason::BadKey,
+            PublishError::AllExpired => Reason::ExpiredKeys,
         }
     }
 }

@@ -91,7 +91,8 @@ impl Metrics {
     }
 
     /// A request was refused for `reason` (an audit reason such as `clearance`).
-    pub fn refused(&self, reason: &'static str) {
+    pub fn refused(&self, reason: &crate::reason::Reason) {
+        let reason = reason.label();
         *self
             .refused
             .lock()
@@ -292,8 +293,8 @@ mod tests {
         m.custody(Duration::from_millis(3));
         m.custody(Duration::from_millis(30));
         m.delivered();
-        m.refused("clearance");
-        m.refused("clearance");
+        m.refused(&crate::reason::Reason::Clearance);
+        m.refused(&crate::reason::Reason::Clearance);
         m.attachment_stored(1000);
         m.attachment_fetched(1000);
         m.attachment_fetched(24);

@@ -13,6 +13,7 @@ use valise_proto::v1::{
 
 use super::{Record, Shared, blocking, error, now_ms, record_async, send_frame};
 use crate::attachments::{AttachmentId, Held, Mismatch, Swept, UploadCheck};
+use crate::reason::Reason;
 
 /// QUIC stream error code when a fetched attachment cannot be read to its end.
 const RESET_UNREADABLE: u32 = 1;
@@ -67,11 +68,11 @@ async fn refuse_upload(
     shared: &Arc<Shared>,
     uploader: Uploader<'_>,
     id: Option<&AttachmentId>,
-    reason: &'static str,
+    reason: Reason,
     code: ErrorCode,
     message: String,
 ) -> ErrorFrame {
-    shared.metrics.refused(reason);
+    shared.metrics.refused(&reason);
     let mut record = uploader
         .actor(Record::new(AuditEventKind::RequestRefused, Outcome::Refused).reason(reason));
     if let Some(id) = id {
@@ -116,7 +117,7 @@ pub(super) async fn store_upload(
             shared,
             uploader,
             None,
-            "malformed",
+            Reason::Malformed,
             ErrorCode::Malformed,
             "an attachment upload must be the only frame on its stream; open a new stream for it"
                 .into(),
@@ -128,7 +129,7 @@ pub(super) async fn store_upload(
             shared,
             uploader,
             None,
-            "malformed",
+            Reason::Malformed,
             ErrorCode::Malformed,
             "ciphertext_sha256 must be the 32-byte SHA-256 of the attachment's ciphertext".into(),
         )
@@ -140,7 +141,7 @@ pub(super) async fn store_upload(
             shared,
             uploader,
             Some(&id),
-            "attachment_oversize",
+            Reason::AttachmentOversize,
             ErrorCode::TooLarge,
             format!(
                 "the attachment is {} bytes; this node accepts attachments of at most {max} \
@@ -192,7 +193,7 @@ pub(super) async fn store_upload(
             shared,
             uploader,
             Some(&id),
-            "digest_mismatch",
+            Reason::DigestMismatch,
             ErrorCode::DigestMismatch,
             mismatch.to_string(),
         )

@@ -9,6 +9,7 @@ use valise_crypto::identity::DeviceId;
 use valise_proto::v1::{AuditEventKind, Outcome};
 
 use super::{Record, Shared, blocking_store, now_ms};
+use crate::reason::Reason;
 
 /// How often housekeeping runs; the first round runs at start.
 const EVERY: Duration = Duration::from_secs(3600);
@@ -84,7 +85,7 @@ pub(super) fn purge_above(
                 for (key, cable) in &dropped {
                     shared.record(
                         Record::new(AuditEventKind::CableDelivered, Outcome::Refused)
-                            .reason("recipient_clearance_lowered")
+                            .reason(Reason::RecipientClearanceLowered)
                             .object("device", device.as_bytes(), &[])
                             .object("envelope", cable, &[])
                             .object("queue_entry", &key.to_bytes(), &[]),
@@ -106,7 +107,7 @@ pub(super) fn purge_queues(shared: &Shared, devices: &[DeviceId]) {
                 for (key, cable) in &dropped {
                     shared.record(
                         Record::new(AuditEventKind::CableDelivered, Outcome::Refused)
-                            .reason("recipient_revoked")
+                            .reason(Reason::RecipientRevoked)
                             .object("device", device.as_bytes(), &[])
                             .object("envelope", cable, &[])
                             .object("queue_entry", &key.to_bytes(), &[]),

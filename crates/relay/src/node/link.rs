@@ -40,6 +40,7 @@ use crate::config::{NodeKind, PeerSection};
 use crate::outbound::{Outbound, retry_delay};
 use crate::policy::check_forward;
 use crate::queue::QueueKey;
+use crate::reason::Reason;
 use crate::routing::{NextHop, Routes};
 use crate::store::{Enqueued, Onward};
 
@@ -844,7 +845,7 @@ async fn take_forward(shared: &Arc<Shared>, from: &Neighbour, forward: Forward) 
             if !accepted.revoked.is_empty() {
                 let dropped = Record::new(AuditEventKind::CustodyTaken, Outcome::Refused)
                     .by_node(&from.name)
-                    .reason("recipient_revoked")
+                    .reason(Reason::RecipientRevoked)
                     .object("envelope", &accepted.cable_id, &digest);
                 record_async(shared, dropped).await;
             }
@@ -867,7 +868,7 @@ async fn take_forward(shared: &Arc<Shared>, from: &Neighbour, forward: Forward) 
         Ok(Enqueued::Conflict) => {
             let refused = Record::new(AuditEventKind::CustodyTaken, Outcome::Refused)
                 .by_node(&from.name)
-                .reason("id_conflict")
+                .reason(Reason::IdConflict)
                 .object("envelope", &accepted.cable_id, &digest);
             record_async(shared, refused).await;
             link_error(ErrorCode::Conflict, super::CONFLICT_MESSAGE)
@@ -1148,10 +1149,9 @@ async fn send_forward(
     } else {
         PRIORITY_OTHER
     };
-    let forwarded = |outcome, reason: &str| {
+    let forwarded = |outcome| {
         Record::new(AuditEventKind::CableForwarded, outcome)
             .by_node(&shared.name)
-            .reason(reason)
             .object("envelope", &cable, &digest)
             .source(neighbour.name.clone())
     };
@@ -1202,11 +1202,9 @@ async fn send_forward(
                         attachment = %id,
                         "an attachment expired on this node before its cable could be forwarded; the cable goes on without it"
                     );
-                    let lost = forwarded(Outcome::Failure, "attachment_expired").object(
-                        "attachment",
-                        &[],
-                        id.as_bytes(),
-                    );
+                    let lost = forwarded(Outcome::Failure)
+                        .reason(Reason::AttachmentExpired)
+                        .object("attachment", &[], id.as_bytes());
                     record_async(shared, lost).await;
                 }
                 attachments.retain(|held| !expired.contains(held));
@@ -1245,7 +1243,7 @@ async fn send_forward(
             release(shared, hop, key)
                 .await
                 .map_err(|_| Duration::from_secs(5))?;
-            record_async(shared, forwarded(Outcome::Success, "")).await;
+            record_async(shared, forwarded(Outcome::Success)).await;
             Ok(())
         }
         Some(link_reply::Reply::Error(e)) => {
@@ -1280,7 +1278,11 @@ async fn send_forward(
                         HELD_RETRY.as_secs() / 60
                     ),
                 );
-                record_async(shared, forwarded(Outcome::Refused, code.as_str_name())).await;
+                record_async(
+                    shared,
+                    forwarded(Outcome::Refused).reason(Reason::RefusedByNextHop(code)),
+                )
+                .await;
                 return Err(HELD_RETRY);
             }
             // A neighbour cannot park a cable for longer than a held one.
@@ -1470,7 +1472,7 @@ async fn offer_checkpoints(shared: Arc<Shared>, hop: NextHop, neighbour: Neighbo
                 );
                 let refused = Record::new(AuditEventKind::CheckpointWitnessed, Outcome::Refused)
                     .by_node(&neighbour.name)
-                    .reason("refused_by_witness");
+                    .reason(Reason::RefusedByWitness);
                 record_async(&shared, refused).await;
                 offered = Some(size);
             }
@@ -1523,7 +1525,7 @@ async fn check_not_rolled_back(shared: &Arc<Shared>, witness: &str, size: u64, n
         tracing::error!(witness = %witness, size, "{message}");
         let record = Record::new(AuditEventKind::CheckpointWitnessed, Outcome::Failure)
             .by_node(witness)
-            .reason("this_log_rolled_back");
+            .reason(Reason::ThisLogRolledBack);
         record_async(shared, record).await;
     }
 }
@@ -1621,9 +1623,9 @@ fn witness(
                 .links
                 .failed(hop, format!("refused node {name}'s checkpoint: {e}"));
             let reason = match e {
-                WitnessError::Rollback { .. } => "rollback",
-                WitnessError::Fork { .. } => "fork",
-                _ => "bad_proof",
+                WitnessError::Rollback { .. } => Reason::Rollback,
+                WitnessError::Fork { .. } => Reason::Fork,
+                _ => Reason::BadProof,
             };
             shared.record(
                 Record::new(AuditEventKind::CheckpointWitnessed, Outcome::Refused)

@@ -54,6 +54,7 @@ use crate::pki::ALPN;
 use crate::pki::{ALPN_ENROLL, PostCa, Validity};
 use crate::policy::check_submission;
 use crate::queue::QueueKey;
+use crate::reason::Reason;
 use crate::routing::{NextHop, Routed};
 use crate::store::{Custody, Enqueued, RelayStore};
 
@@ -487,7 +488,7 @@ async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
         let pass = match shared.handshaking.enter(incoming.remote_address().ip()) {
             Ok(pass) => pass,
             Err(full) => {
-                shared.metrics.refused(full.reason());
+                shared.metrics.refused(&full.reason());
                 incoming.refuse();
                 continue;
             }
@@ -499,9 +500,9 @@ async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
                 // No certificate, another CA, an expired one, not TLS 1.3, or too slow.
                 Ok(Err(_)) | Err(_) => {
                     drop(pass);
-                    shared.metrics.refused("tls_handshake");
+                    shared.metrics.refused(&Reason::TlsHandshake);
                     let refused = Record::new(AuditEventKind::RequestRefused, Outcome::Refused)
-                        .reason("tls_handshake")
+                        .reason(Reason::TlsHandshake)
                         .source(source);
                     record_async(&shared, refused).await;
                 }
@@ -540,22 +541,22 @@ fn device_admission(
     directory: &crate::directory::Directory,
     device: &DeviceId,
     certified_by: &str,
-) -> Result<(), (&'static str, String)> {
+) -> Result<(), (Reason, String)> {
     let Some(entry) = directory.lookup(device) else {
         return Err((
-            "unknown_device",
+            Reason::UnknownDevice,
             "this device is not enrolled at any post this node knows".into(),
         ));
     };
     if entry.device.post != certified_by {
         return Err((
-            "device_of_another_post",
+            Reason::DeviceOfAnotherPost,
             "this device certificate was issued by another post than the device's own".into(),
         ));
     }
     if entry.revoked {
         return Err((
-            "revoked_device",
+            Reason::RevokedDevice,
             format!(
                 "this device was revoked on {} by its post: contact ministry IT to enrol a new \
                  one",
@@ -595,7 +596,7 @@ async fn serve_connection(
         let enrolling = match shared.enrolling.enter(connection.remote_address().ip()) {
             Ok(enrolling) => enrolling,
             Err(full) => {
-                shared.metrics.refused(full.reason());
+                shared.metrics.refused(&full.reason());
                 connection.close(
                     CLOSE_BUSY.into(),
                     b"too many connections without a certificate; retry in a minute",
@@ -614,7 +615,7 @@ async fn serve_connection(
     let admitted = match &certified {
         Some((device, post)) => device_admission(shared.directory.read().view(), device, post),
         None => Err((
-            "no_device_certificate",
+            Reason::NoDeviceCertificate,
             "not an active enrolled device".to_owned(),
         )),
     };
@@ -623,7 +624,10 @@ async fn serve_connection(
         // Enrolment has its own path; anything else without an active device is refused.
         let (reason, message) = match admitted {
             Err(refused) => refused,
-            Ok(()) => ("wrong_alpn", "not an active enrolled device".to_owned()),
+            Ok(()) => (
+                Reason::WrongAlpn,
+                "not an active enrolled device".to_owned(),
+            ),
         };
         connection.close(CLOSE_UNAUTHORISED.into(), message.as_bytes());
         let source = connection.remote_address().to_string();
@@ -642,7 +646,7 @@ async fn serve_connection(
     };
     // Enrolled devices have their own room, which no unauthenticated flood can fill.
     let Ok(_permit) = Arc::clone(&shared.connection_permits).try_acquire_owned() else {
-        shared.metrics.refused("busy");
+        shared.metrics.refused(&Reason::Busy);
         connection.close(
             CLOSE_BUSY.into(),
             b"the node serves as many devices as it may; retry in a minute",
@@ -885,7 +889,7 @@ fn greet(shared: &Shared, device: &DeviceId, session: u64) -> NodeFrame {
     shared.record(
         Record::new(AuditEventKind::RequestRefused, Outcome::Refused)
             .by_device(device)
-            .reason("cloned_device"),
+            .reason(Reason::ClonedDevice),
     );
     error(
         ErrorCode::ClonedDevice,
@@ -918,7 +922,7 @@ async fn submit_cable(shared: &Arc<Shared>, device: &DeviceId, submit: Submit) -
     let arrived = Instant::now();
     // Bounded work: past the cap the sender keeps its cable and retries, memory stays flat.
     let Ok(_permit) = Arc::clone(&shared.submission_permits).try_acquire_owned() else {
-        shared.metrics.refused("busy");
+        shared.metrics.refused(&Reason::Busy);
         return NodeFrame {
             frame: Some(node_frame::Frame::Error(ErrorFrame {
                 code: ErrorCode::Busy as i32,
@@ -928,7 +932,7 @@ async fn submit_cable(shared: &Arc<Shared>, device: &DeviceId, submit: Submit) -
         };
     };
     let digest = valise_crypto::sha256(&bytes);
-    let submitted = |outcome, reason: &str, cable: &[u8]| {
+    let submitted = |outcome, reason: Reason, cable: &[u8]| {
         Record::new(AuditEventKind::CableSubmitted, outcome)
             .by_device(device)
             .reason(reason)
@@ -937,8 +941,8 @@ async fn submit_cable(shared: &Arc<Shared>, device: &DeviceId, submit: Submit) -
     let envelope = match decode_envelope(&bytes) {
         Ok(e) => e,
         Err(e) => {
-            shared.metrics.refused("malformed");
-            record_async(shared, submitted(Outcome::Refused, "malformed", &[])).await;
+            shared.metrics.refused(&Reason::Malformed);
+            record_async(shared, submitted(Outcome::Refused, Reason::Malformed, &[])).await;
             return error(ErrorCode::Malformed, e.to_string());
         }
     };
@@ -969,7 +973,7 @@ async fn submit_cable(shared: &Arc<Shared>, device: &DeviceId, submit: Submit) -
     let (accepted, routed) = match checked {
         Ok(a) => a,
         Err(refusal) => {
-            shared.metrics.refused(refusal.audit_reason());
+            shared.metrics.refused(&refusal.audit_reason());
             record_async(
                 shared,
                 submitted(Outcome::Refused, refusal.audit_reason(), &cable_of()),
@@ -982,8 +986,12 @@ async fn submit_cable(shared: &Arc<Shared>, device: &DeviceId, submit: Submit) -
     let routed = match routed {
         Ok(routed) => routed,
         Err(e) => {
-            shared.metrics.refused("no_route");
-            record_async(shared, submitted(Outcome::Refused, "no_route", &cable_of())).await;
+            shared.metrics.refused(&Reason::NoRoute);
+            record_async(
+                shared,
+                submitted(Outcome::Refused, Reason::NoRoute, &cable_of()),
+            )
+            .await;
             return error(ErrorCode::Malformed, e.to_string());
         }
     };
@@ -991,7 +999,7 @@ async fn submit_cable(shared: &Arc<Shared>, device: &DeviceId, submit: Submit) -
     let attachments = match held_attachments(shared, &submit.attachments).await {
         Ok(ids) => ids,
         Err((reason, refusal)) => {
-            shared.metrics.refused(reason);
+            shared.metrics.refused(&reason);
             record_async(shared, submitted(Outcome::Refused, reason, &cable_of())).await;
             return refusal;
         }
@@ -1036,10 +1044,10 @@ async fn submit_cable(shared: &Arc<Shared>, device: &DeviceId, submit: Submit) -
             })),
         },
         Ok(Enqueued::Conflict) => {
-            shared.metrics.refused("id_conflict");
+            shared.metrics.refused(&Reason::IdConflict);
             record_async(
                 shared,
-                submitted(Outcome::Refused, "id_conflict", &accepted.cable_id),
+                submitted(Outcome::Refused, Reason::IdConflict, &accepted.cable_id),
             )
             .await;
             error(ErrorCode::Conflict, CONFLICT_MESSAGE)
@@ -1055,7 +1063,7 @@ const CONFLICT_MESSAGE: &str = "this node already holds a different cable with t
 
 /// The answer when custody could not be made durable: the sender keeps the cable and retries.
 fn custody_failed(shared: &Shared, e: &StoreError) -> NodeFrame {
-    shared.metrics.refused("unavailable");
+    shared.metrics.refused(&Reason::Unavailable);
     tracing::error!(error = %e, "a cable could not be made durable; it was not accepted, the sender keeps it");
     let (code, retry_after_ms) = match e {
         StoreError::Unavailable(_) => (ErrorCode::Unavailable, 5_000),
@@ -1078,9 +1086,13 @@ fn custody_failed(shared: &Shared, e: &StoreError) -> NodeFrame {
 async fn held_attachments(
     shared: &Arc<Shared>,
     raw: &[Vec<u8>],
-) -> Result<Vec<AttachmentId>, (&'static str, NodeFrame)> {
-    let ids = crate::attachments::parse_list(raw)
-        .map_err(|e| ("malformed", error(ErrorCode::Malformed, e.to_string())))?;
+) -> Result<Vec<AttachmentId>, (Reason, NodeFrame)> {
+    let ids = crate::attachments::parse_list(raw).map_err(|e| {
+        (
+            Reason::Malformed,
+            error(ErrorCode::Malformed, e.to_string()),
+        )
+    })?;
     if ids.is_empty() {
         return Ok(ids);
     }
@@ -1095,7 +1107,7 @@ async fn held_attachments(
     .await
     .map_err(|e| {
         (
-            "internal",
+            Reason::Internal,
             error(
                 ErrorCode::Internal,
                 format!("the node could not check the cable's attachments ({e}); retry later"),
@@ -1105,7 +1117,7 @@ async fn held_attachments(
     match missing.first() {
         None => Ok(ids),
         Some(id) => Err((
-            "attachment_missing",
+            Reason::AttachmentMissing,
             error(
                 ErrorCode::NotFound,
                 format!(
@@ -1378,8 +1390,8 @@ impl Record {
         self
     }
 
-    fn reason(mut self, reason: &str) -> Self {
-        self.reason = reason.to_owned();
+    fn reason(mut self, reason: Reason) -> Self {
+        self.reason = reason.as_str().to_owned();
         self
     }
 
@@ -1517,7 +1529,7 @@ async fn serve_enrolment(connection: quinn::Connection, shared: Arc<Shared>) {
 
 /// Redeems the code, signs the device's record, applies it, and issues its certificate.
 fn enrol(shared: &Shared, request: EnrolRequest, source: &str) -> NodeFrame {
-    let refuse = |reason: &str, message: String| {
+    let refuse = |reason: Reason, message: String| {
         shared.record(
             Record::new(AuditEventKind::DeviceEnrolled, Outcome::Refused)
                 .reason(reason)
@@ -1527,25 +1539,33 @@ fn enrol(shared: &Shared, request: EnrolRequest, source: &str) -> NodeFrame {
     };
     let Some(desk) = &shared.desk else {
         return refuse(
-            "no_desk",
+            Reason::NoDesk,
             "this node does not enrol devices; enrol at your post's node".into(),
         );
     };
     let identity = match IdentityPublicKey::from_slice(&request.identity_key) {
         Ok(k) => k,
-        Err(e) => return refuse("malformed", format!("the identity key is malformed: {e}")),
+        Err(e) => {
+            return refuse(
+                Reason::Malformed,
+                format!("the identity key is malformed: {e}"),
+            );
+        }
     };
     // Everything the code does not decide is checked before the code is spent, so a faulty
     // request from a device does not cost its user a new code.
     if request.receive_keys.is_empty() {
         return refuse(
-            "malformed",
+            Reason::Malformed,
             "the request carries no receive key; the device must publish one".into(),
         );
     }
     for key in &request.receive_keys {
         if let Err(e) = VerifiedReceiveKey::verify(key, &identity) {
-            return refuse("malformed", format!("a receive key does not verify: {e}"));
+            return refuse(
+                Reason::Malformed,
+                format!("a receive key does not verify: {e}"),
+            );
         }
     }
     let device = identity.device_id();
@@ -1567,7 +1587,7 @@ fn enrol(shared: &Shared, request: EnrolRequest, source: &str) -> NodeFrame {
             Ok(c) => c,
             Err(e) => {
                 return refuse(
-                    "csr",
+                    Reason::Csr,
                     format!("the certificate request is not acceptable: {e}"),
                 );
             }
@@ -1581,14 +1601,14 @@ fn enrol(shared: &Shared, request: EnrolRequest, source: &str) -> NodeFrame {
     {
         Ok(i) => i,
         Err(DurableCodeError::Code(CodeError::RateLimited)) => {
-            return refuse("rate_limited", CodeError::RateLimited.to_string());
+            return refuse(Reason::RateLimited, CodeError::RateLimited.to_string());
         }
-        Err(e) => return refuse("code", e.to_string()),
+        Err(e) => return refuse(Reason::Code, e.to_string()),
     };
     // The user's other devices may have changed since the code was issued.
     if let Err(conflict) = same_person(shared, &desk.post, &invitation) {
         return refuse(
-            "identity_conflict",
+            Reason::IdentityConflict,
             format!("{conflict}; ask ministry IT for a new code"),
         );
     }
@@ -1606,13 +1626,21 @@ fn enrol(shared: &Shared, request: EnrolRequest, source: &str) -> NodeFrame {
         foreign_national: invitation.foreign_national,
     };
     if let Err(e) = sign_device_record(&mut record, &desk.enrolment_key) {
-        return refuse("malformed", format!("the request cannot be recorded: {e}"));
+        return refuse(
+            Reason::Malformed,
+            format!("the request cannot be recorded: {e}"),
+        );
     }
     let version = {
         let mut directory = shared.directory.write();
         match directory.apply(Update::Device(record.clone())) {
             Ok(v) => v,
-            Err(e) => return refuse("record", format!("the device cannot be enrolled: {e}")),
+            Err(e) => {
+                return refuse(
+                    Reason::Record,
+                    format!("the device cannot be enrolled: {e}"),
+                );
+            }
         }
     };
     shared.record(
@@ -1719,7 +1747,7 @@ fn revoke_in_directory(
     for target in &targets {
         let mut record = Record::new(AuditEventKind::DeviceRevoked, Outcome::Success)
             .object("device", target.as_bytes(), &[])
-            .reason(reason);
+            .reason(Reason::Stated(reason.to_owned()));
         if let Some(by) = by {
             record = record.by_device(by);
         }
@@ -1748,7 +1776,7 @@ fn update_user(
             Record::new(AuditEventKind::UserUpdated, Outcome::Success)
                 .by_operator()
                 .object("device", device.as_bytes(), &[])
-                .reason(&change.fields()),
+                .reason(Reason::Changed(change.fields())),
         );
     }
     if let Some(clearance) = change.clearance {
@@ -1800,7 +1828,7 @@ fn refuse_own_request(
     shared: &Shared,
     kind: AuditEventKind,
     device: &DeviceId,
-    audit_reason: &str,
+    audit_reason: Reason,
     code: ErrorCode,
     message: String,
 ) -> NodeFrame {
@@ -1814,7 +1842,7 @@ fn refuse_own_request(
 }
 
 fn wipe_device(shared: &Shared, device: &DeviceId, reason: &str) -> NodeFrame {
-    let refuse = |audit_reason: &str, code: ErrorCode, message: String| {
+    let refuse = |audit_reason: Reason, code: ErrorCode, message: String| {
         refuse_own_request(
             shared,
             AuditEventKind::DeviceRevoked,
@@ -1826,7 +1854,7 @@ fn wipe_device(shared: &Shared, device: &DeviceId, reason: &str) -> NodeFrame {
     };
     let Some(desk) = &shared.desk else {
         return refuse(
-            "wipe_no_desk",
+            Reason::WipeNoDesk,
             ErrorCode::EnrolmentRefused,
             "this node holds no enrolment key and cannot revoke devices; send the wipe notice \
              to your post's node, or ask its operators to revoke the device"
@@ -1841,7 +1869,7 @@ fn wipe_device(shared: &Shared, device: &DeviceId, reason: &str) -> NodeFrame {
         .map(|entry| entry.device.post.clone());
     if post.as_deref() != Some(desk.post.as_str()) {
         return refuse(
-            "wipe_other_post",
+            Reason::WipeOtherPost,
             ErrorCode::EnrolmentRefused,
             format!(
                 "this device is not enrolled at {}; send the wipe notice to its own post's node",
@@ -1859,7 +1887,7 @@ fn wipe_device(shared: &Shared, device: &DeviceId, reason: &str) -> NodeFrame {
         Err(e) => {
             tracing::error!(device = %device, error = %e, "a wipe notice could not be recorded");
             refuse(
-                "wipe_failed",
+                Reason::WipeFailed,
                 ErrorCode::Internal,
                 format!("the node could not revoke this device ({e}); send the notice again"),
             )
@@ -1870,7 +1898,7 @@ fn wipe_device(shared: &Shared, device: &DeviceId, reason: &str) -> NodeFrame {
 /// Replaces the device's receive keys in its record, re-signed with the post's enrolment key
 /// and durable before the answer.
 fn publish_receive_keys(shared: &Shared, device: &DeviceId, keys: Vec<ReceiveKey>) -> NodeFrame {
-    let refuse = |audit_reason: &str, code: ErrorCode, message: String| {
+    let refuse = |audit_reason: Reason, code: ErrorCode, message: String| {
         refuse_own_request(
             shared,
             AuditEventKind::ReceiveKeysPublished,
@@ -1882,7 +1910,7 @@ fn publish_receive_keys(shared: &Shared, device: &DeviceId, keys: Vec<ReceiveKey
     };
     let Some(desk) = &shared.desk else {
         return refuse(
-            "no_desk",
+            Reason::NoDesk,
             ErrorCode::EnrolmentRefused,
             "this node holds no enrolment key; publish receive keys through your post's node"
                 .into(),
@@ -1892,12 +1920,12 @@ fn publish_receive_keys(shared: &Shared, device: &DeviceId, keys: Vec<ReceiveKey
         let mut directory = shared.directory.write();
         match directory.view().lookup(device) {
             None => Err((
-                "unknown",
+                Reason::Unknown,
                 ErrorCode::UnknownSender,
                 "this device is not in the directory; enrol it first".to_owned(),
             )),
             Some(entry) if entry.revoked => Err((
-                "revoked",
+                Reason::Revoked,
                 ErrorCode::Revoked,
                 "this device is revoked; enrol a new device".to_owned(),
             )),
@@ -1907,7 +1935,7 @@ fn publish_receive_keys(shared: &Shared, device: &DeviceId, keys: Vec<ReceiveKey
                     .and_then(|mut record| {
                         sign_device_record(&mut record, &desk.enrolment_key).map_err(|e| {
                             (
-                                "signing",
+                                Reason::Signing,
                                 ErrorCode::Internal,
                                 format!("the new record could not be signed ({e})"),
                             )
@@ -1915,12 +1943,12 @@ fn publish_receive_keys(shared: &Shared, device: &DeviceId, keys: Vec<ReceiveKey
                         let version = directory.apply(Update::Device(record.clone())).map_err(
                             |e| match e {
                                 crate::directory::DurableError::Refused(e) => (
-                                    "record",
+                                    Reason::Record,
                                     ErrorCode::EnrolmentRefused,
                                     format!("the new record is not acceptable: {e}"),
                                 ),
                                 crate::directory::DurableError::Store(_) => (
-                                    "store",
+                                    Reason::Store,
                                     ErrorCode::Internal,
                                     format!(
                                         "the node could not store the new record ({e}); \
@@ -1965,7 +1993,7 @@ impl crate::admin::AdminTarget for Shared {
         self.record(
             Record::new(AuditEventKind::AdminCommand, Outcome::Success)
                 .by_operator()
-                .reason("audit_export"),
+                .reason(Reason::AuditExport),
         );
         Ok(entries)
     }
@@ -1974,7 +2002,7 @@ impl crate::admin::AdminTarget for Shared {
         self.record(
             Record::new(AuditEventKind::Destruction, Outcome::Success)
                 .by_operator()
-                .reason(reason),
+                .reason(Reason::Stated(reason.to_owned())),
         );
         self.stop.notify_one();
     }
@@ -2007,7 +2035,7 @@ impl crate::admin::AdminTarget for Shared {
         self.record(
             Record::new(AuditEventKind::AdminCommand, Outcome::Success)
                 .by_operator()
-                .reason("enroll"),
+                .reason(Reason::Enroll),
         );
         Ok((code, self.ca_fingerprint.clone(), self.name.clone()))
     }
@@ -2035,7 +2063,7 @@ impl crate::admin::AdminTarget for Shared {
         self.record(
             Record::new(AuditEventKind::AdminCommand, outcome)
                 .by_operator()
-                .reason("revoke"),
+                .reason(Reason::Revoke),
         );
         result
     }
