@@ -5,11 +5,14 @@
 //!
 //! | module | decides |
 //! |---|---|
+//! | [`admission`] | one path for a device's submission and a neighbour's forward: the reply, the audit records, the durable write and the wake-ups, as data |
 //! | [`policy`] | whether a submission or a forward may be taken: envelope checks, sender, clearance, caveats, limits |
 //! | [`routing`] | the next hop for each recipient device, from the node's role and the directory |
 //! | [`queue`] | delivery order: precedence rank and queue keys |
 //! | [`delivery`] | a device's delivery stream: rounds, the window in flight, redelivery, caught up |
 //! | [`outbound`] | the forwarding window to a neighbour, urgent traffic first, and retry delays |
+//! | [`attachment`] | an attachment's id, and the list a cable carries |
+//! | [`record`] | an audit event as a decision describes it; the shell stamps the time |
 //! | [`reason`] | why something was refused or done, as the audit log and metrics name it |
 //! | [`gate`] | connection admission: totals and per-source caps |
 //! | [`limits`] | the node's limits, as configured |
@@ -24,6 +27,8 @@
     missing_docs
 )]
 
+pub mod admission;
+pub mod attachment;
 pub mod delivery;
 pub mod gate;
 pub mod limits;
@@ -31,4 +36,5 @@ pub mod outbound;
 pub mod policy;
 pub mod queue;
 pub mod reason;
+pub mod record;
 pub mod routing;

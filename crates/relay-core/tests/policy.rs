@@ -2,118 +2,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::HashMap;
+mod common;
 
-use valise_crypto::identity::{DeviceId, IdentityKeyPair};
-use valise_proto::v1::{
-    Caveat, Classification, Envelope, ErrorCode, KeyWrap, Precedence, RoutingHeader,
-};
+use common::*;
+use valise_crypto::identity::DeviceId;
+use valise_proto::v1::{Caveat, Classification, Envelope, ErrorCode, Precedence};
 use valise_relay_core::limits::Limits;
-use valise_relay_core::policy::{
-    DeviceView, DirectoryView, Refusal, check_forward, check_submission,
-};
-
-/// Paris: alice (SECRET, 2 devices), bob (TOP SECRET), carol (CONFIDENTIAL, locally employed:
-/// a foreign national), mallory (revoked); the POL office is alice and bob.
-struct Paris {
-    devices: HashMap<DeviceId, DeviceView>,
-    addresses: HashMap<String, Vec<DeviceId>>,
-}
-
-fn key(seed: u8) -> IdentityKeyPair {
-    IdentityKeyPair::from_seed(&[seed; 32]).unwrap()
-}
-
-fn id(seed: u8) -> DeviceId {
-    key(seed).device_id()
-}
-
-/// Signs `env` as the device of `seed` would (after any change a test made to it).
-fn signed_by(seed: u8, mut env: Envelope) -> Envelope {
-    env.signature = key(seed)
-        .sign(&valise_crypto::envelope::signed_bytes(&env).unwrap())
-        .to_vec();
-    env
-}
-
-fn resigned(env: Envelope) -> Envelope {
-    signed_by(1, env)
-}
-
-impl Paris {
-    fn new() -> Self {
-        let mut p = Paris {
-            devices: HashMap::new(),
-            addresses: HashMap::new(),
-        };
-        for (seed, user, clearance, revoked) in [
-            (1, "alice@paris", Classification::Secret, false),
-            (2, "alice@paris", Classification::Secret, false),
-            (3, "bob@paris", Classification::TopSecret, false),
-            (4, "carol@paris", Classification::Confidential, false),
-            (5, "mallory@paris", Classification::TopSecret, true),
-        ] {
-            p.devices.insert(
-                id(seed),
-                DeviceView {
-                    id: id(seed),
-                    user: user.into(),
-                    post: "paris".into(),
-                    identity: *key(seed).public(),
-                    clearance,
-                    revoked,
-                    foreign_national: seed == 4,
-                },
-            );
-            p.addresses.entry(user.into()).or_default().push(id(seed));
-        }
-        p.addresses
-            .insert("POL@paris".into(), vec![id(1), id(2), id(3)]);
-        p
-    }
-}
-
-impl DirectoryView for Paris {
-    fn device(&self, id: &DeviceId) -> Option<DeviceView> {
-        self.devices.get(id).cloned()
-    }
-    fn devices_for(&self, address: &str) -> Option<Vec<DeviceId>> {
-        self.addresses.get(address).cloned()
-    }
-    fn is_office(&self, address: &str) -> bool {
-        address.starts_with("POL@")
-    }
-}
-
-/// A SECRET IMMEDIATE cable from alice's first device to bob, with wraps for `devices`,
-/// signed by that device.
-fn cable(to: &[&str], devices: &[DeviceId]) -> Envelope {
-    resigned(unsigned_cable(to, devices))
-}
-
-fn unsigned_cable(to: &[&str], devices: &[DeviceId]) -> Envelope {
-    Envelope {
-        header: Some(RoutingHeader {
-            version: 1,
-            cable_id: vec![9; 16],
-            sender_device: id(1).as_bytes().to_vec(),
-            from: "alice@paris".into(),
-            action_addressees: to.iter().map(|s| (*s).into()).collect(),
-            classification: Classification::Secret as i32,
-            precedence: Precedence::Immediate as i32,
-            created_at_ms: 1,
-            ..Default::default()
-        }),
-        key_wraps: devices
-            .iter()
-            .map(|d| KeyWrap {
-                device_id: d.as_bytes().to_vec(),
-                ..Default::default()
-            })
-            .collect(),
-        ..Default::default()
-    }
-}
+use valise_relay_core::policy::{Refusal, check_forward, check_submission};
 
 fn check(env: &Envelope) -> Result<valise_relay_core::policy::Accepted, Refusal> {
     check_submission(&Limits::default(), &Paris::new(), &id(1), 1000, env)

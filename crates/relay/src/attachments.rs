@@ -14,40 +14,13 @@ use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Length of an attachment's id: the SHA-256 of its ciphertext.
-pub const ATTACHMENT_ID_LEN: usize = 32;
+pub use valise_relay_core::attachment::{ATTACHMENT_ID_LEN, AttachmentId, ListError, parse_list};
+
 /// Prefix of the temporary files uploads are written to.
 const UPLOAD_PREFIX: &str = ".upload-";
 /// An unfinished upload untouched for this long was abandoned: the sweep removes it.
 pub const STALE_UPLOAD_MS: u64 = 86_400_000;
 const DAY_MS: u64 = 86_400_000;
-
-/// An attachment's id: the SHA-256 of its ciphertext.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct AttachmentId([u8; ATTACHMENT_ID_LEN]);
-
-impl AttachmentId {
-    /// The id in a frame's `ciphertext_sha256`, if it is 32 bytes.
-    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
-        bytes.try_into().ok().map(AttachmentId)
-    }
-
-    /// The raw digest.
-    pub fn as_bytes(&self) -> &[u8; ATTACHMENT_ID_LEN] {
-        &self.0
-    }
-
-    /// The stored file's name: the digest in lowercase hex.
-    fn file_name(&self) -> String {
-        hex::encode(self.0)
-    }
-}
-
-impl fmt::Display for AttachmentId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex::encode(self.0))
-    }
-}
 
 /// Why uploaded bytes were refused: they are not what the upload announced.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -79,38 +52,6 @@ pub enum Mismatch {
          ciphertext exactly as uploaded, then upload again"
     )]
     Digest,
-}
-
-/// Why a cable's list of attachments (`Submit.attachments`, `Forward.attachments`) is refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ListError {
-    /// More than a cable may carry.
-    #[error(
-        "the cable lists {0} attachments; a cable carries at most {max}",
-        max = valise_proto::MAX_ATTACHMENTS_PER_CABLE
-    )]
-    TooMany(usize),
-    /// An entry is not a SHA-256.
-    #[error(
-        "attachment {0} of the cable's list is not a 32-byte SHA-256 of an attachment ciphertext"
-    )]
-    NotADigest(usize),
-}
-
-/// The attachments a cable lists, each once, in the order given.
-pub fn parse_list(raw: &[Vec<u8>]) -> Result<Vec<AttachmentId>, ListError> {
-    if raw.len() > valise_proto::MAX_ATTACHMENTS_PER_CABLE {
-        return Err(ListError::TooMany(raw.len()));
-    }
-    let mut ids: Vec<AttachmentId> = Vec::with_capacity(raw.len());
-    for (i, bytes) in raw.iter().enumerate() {
-        let id = AttachmentId::from_slice(bytes).ok_or(ListError::NotADigest(i + 1))?;
-        if !ids.contains(&id) {
-            ids.push(id);
-        }
-    }
-    Ok(ids)
 }
 
 /// Checks an upload's bytes, as they arrive, against its announced size and SHA-256.
@@ -290,7 +231,7 @@ impl AttachmentStore {
     }
 
     fn path(&self, id: &AttachmentId) -> PathBuf {
-        self.dir.join(id.file_name())
+        self.dir.join(id.to_string())
     }
 
     /// The attachment, if held and not expired at `now_ms`.
@@ -435,7 +376,7 @@ impl PendingUpload {
         let Some(temp) = self.temp.take() else {
             return Err(io::Error::other("the upload was already committed"));
         };
-        let path = self.dir.join(id.file_name());
+        let path = self.dir.join(id.to_string());
         let result = (|| {
             self.file.sync_all()?;
             fs::rename(&temp, &path)?;
@@ -482,7 +423,7 @@ mod tests {
     use super::*;
 
     fn id_of(bytes: &[u8]) -> AttachmentId {
-        AttachmentId(valise_crypto::sha256(bytes))
+        AttachmentId::of(bytes)
     }
 
     #[test]
@@ -590,21 +531,6 @@ mod tests {
     }
 
     #[test]
-    fn a_cable_list_is_digests_each_once_and_bounded() {
-        let a = id_of(b"a");
-        let b = id_of(b"b");
-        let raw = vec![a.0.to_vec(), b.0.to_vec(), a.0.to_vec()];
-        assert_eq!(parse_list(&raw).unwrap(), vec![a, b]);
-        assert_eq!(parse_list(&[]).unwrap(), vec![]);
-        let short = vec![a.0.to_vec(), vec![1u8; 31]];
-        assert_eq!(parse_list(&short), Err(ListError::NotADigest(2)));
-        let many = vec![a.0.to_vec(); valise_proto::MAX_ATTACHMENTS_PER_CABLE + 1];
-        let refused = parse_list(&many).unwrap_err();
-        assert_eq!(refused, ListError::TooMany(65));
-        assert!(refused.to_string().contains("at most 64"), "{refused}");
-    }
-
-    #[test]
     fn missing_names_what_is_not_held_and_renews_the_rest() {
         let dir = tempfile::tempdir().unwrap();
         let store = AttachmentStore::open(dir.path(), Duration::from_secs(86_400)).unwrap();
@@ -618,7 +544,7 @@ mod tests {
         let old = SystemTime::now() - Duration::from_secs(3600);
         File::options()
             .write(true)
-            .open(dir.path().join(held.file_name()))
+            .open(dir.path().join(held.to_string()))
             .unwrap()
             .set_modified(old)
             .unwrap();

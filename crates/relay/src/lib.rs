@@ -48,4 +48,6 @@ pub mod users;
 pub mod witnessed;
 
 // The decisions live in the core crate; these paths stay so that callers need not change.
-pub use valise_relay_core::{delivery, gate, limits, outbound, policy, queue, reason, routing};
+pub use valise_relay_core::{
+    admission, attachment, delivery, gate, limits, outbound, policy, queue, reason, record, routing,
+};

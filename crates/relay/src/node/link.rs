@@ -22,7 +22,6 @@ use valise_audit::note::{CosignatureSigner, NoteVerifier};
 use valise_audit::store::{SledStore, Store, StoreError, Write};
 use valise_audit::{Witness, WitnessError};
 use valise_crypto::custody;
-use valise_crypto::envelope::decode_envelope;
 use valise_crypto::identity::{DeviceId, IdentityKeyPair, IdentityPublicKey};
 use valise_crypto::tls::CertifiedKey;
 use valise_proto::framing::{self, FrameDecoder};
@@ -32,17 +31,15 @@ use valise_proto::v1::{
     link_reply, link_request, node_frame,
 };
 
-use super::{
-    Arrival, Record, Shared, blocking_store, now_ms, posts_of, record_async, take_custody,
-};
+use super::{Record, Shared, blocking_store, now_ms, record_async};
+use crate::admission::{Offer, Reply, Sender};
 use crate::attachments::AttachmentId;
 use crate::config::{NodeKind, PeerSection};
 use crate::outbound::{Outbound, retry_delay};
-use crate::policy::check_forward;
 use crate::queue::QueueKey;
 use crate::reason::Reason;
 use crate::routing::{NextHop, Routes};
-use crate::store::{Enqueued, Onward};
+use crate::store::Onward;
 
 mod carry;
 use carry::CarryError;
@@ -744,148 +741,40 @@ async fn answer(
 /// Takes custody of a forwarded cable: checks it, routes its devices onward or here, makes it
 /// durable, and signs the receipt.
 async fn take_forward(shared: &Arc<Shared>, from: &Neighbour, forward: Forward) -> LinkReply {
-    let digest = valise_crypto::sha256(&forward.envelope);
-    let envelope = match decode_envelope(&forward.envelope) {
-        Ok(e) => e,
-        Err(e) => return link_error(ErrorCode::Malformed, &e.to_string()),
-    };
-    let checked = {
-        let directory = shared.directory.read();
-        check_forward(
-            &shared.limits,
-            directory.view(),
-            forward.envelope.len(),
-            &envelope,
-            &forward.devices,
-        )
-        .map(|accepted| {
-            let routed = shared
-                .links
-                .routes
-                .route(&posts_of(directory.view(), &accepted.devices));
-            (accepted, routed)
-        })
-    };
-    let (accepted, routed) = match checked {
-        Ok(ok) => ok,
-        Err(refusal) => {
-            let cable = envelope
-                .header
-                .as_ref()
-                .map(|h| h.cable_id.clone())
-                .unwrap_or_default();
-            let refused = Record::new(AuditEventKind::CustodyTaken, Outcome::Refused)
-                .by_node(&from.name)
-                .reason(refusal.audit_reason())
-                .object("envelope", &cable, &digest);
-            record_async(shared, refused).await;
-            let retry = if refusal.code() == ErrorCode::DirectoryBehind {
-                Duration::from_secs(1)
-            } else {
-                Duration::ZERO
-            };
-            return link_error_retry(refusal.code(), &refusal.to_string(), retry);
+    let taking = Arc::clone(shared);
+    let name = from.name.clone();
+    let taken = tokio::task::spawn_blocking(move || {
+        let offer = Offer {
+            sender: Sender::Neighbour {
+                name: &name,
+                devices: &forward.devices,
+                accepted_at_ms: forward.accepted_at_ms,
+            },
+            envelope: &forward.envelope,
+            attachments: &forward.attachments,
+        };
+        super::intake::take(&taking, offer)
+    })
+    .await;
+    let reply = match taken {
+        Ok(super::intake::Taken::Reply(Reply::Receipt(receipt))) => {
+            link_reply::Reply::CustodyReceipt(receipt)
         }
-    };
-    let routed = match routed {
-        Ok(routed) => routed,
-        Err(e) => return link_error(ErrorCode::Malformed, &e.to_string()),
-    };
-    // Custody of the cable includes its attachments: ask for those not held here yet.
-    let attachments = match crate::attachments::parse_list(&forward.attachments) {
-        Ok(ids) => ids,
-        Err(e) => return link_error(ErrorCode::Malformed, &e.to_string()),
-    };
-    // A cable already held came with its attachments: it is answered with a receipt again,
-    // and a re-offer tells the neighbour nothing about which attachments this node holds.
-    let store = Arc::clone(shared);
-    let cable = accepted.cable_id;
-    let check_seen = !attachments.is_empty();
-    let held = match blocking_store(move || Ok(check_seen && store.store.seen(&cable)?)).await {
-        Ok(held) => held,
-        Err(e) => {
-            return link_error(
+        Ok(super::intake::Taken::Reply(Reply::Error(error))) => link_reply::Reply::Error(error),
+        Ok(super::intake::Taken::Wanted(missing)) => {
+            link_reply::Reply::AttachmentsWanted(AttachmentsWanted {
+                ciphertext_sha256: missing.iter().map(|id| id.as_bytes().to_vec()).collect(),
+            })
+        }
+        Err(_) => {
+            return link_error_retry(
                 ErrorCode::Internal,
-                &format!("the cable could not be looked up ({e}); retry later"),
+                "the node failed while taking the cable; it was not accepted, retry later",
+                Duration::from_secs(1),
             );
         }
     };
-    let wanted = if held {
-        Ok(Vec::new())
-    } else {
-        carry::wanted(shared, attachments.clone()).await
-    };
-    match wanted {
-        Ok(missing) if missing.is_empty() => {}
-        Ok(missing) => {
-            return LinkReply {
-                reply: Some(link_reply::Reply::AttachmentsWanted(AttachmentsWanted {
-                    ciphertext_sha256: missing.iter().map(|id| id.as_bytes().to_vec()).collect(),
-                })),
-            };
-        }
-        Err(reply) => return reply,
-    }
-    let at = now_ms();
-    let custody_record = Record::new(AuditEventKind::CustodyTaken, Outcome::Success)
-        .by_node(&from.name)
-        .object("envelope", &accepted.cable_id, &digest);
-    let arrival = Arrival {
-        cable: accepted.cable_id,
-        precedence: accepted.precedence,
-        envelope: forward.envelope.clone(),
-        routed,
-        accepted_at_ms: forward.accepted_at_ms,
-        now_ms: at,
-        attachments,
-    };
-    let stored = take_custody(shared, arrival, custody_record).await;
-    match stored {
-        Ok(Enqueued::Stored { .. } | Enqueued::Duplicate) => {
-            if !accepted.revoked.is_empty() {
-                let dropped = Record::new(AuditEventKind::CustodyTaken, Outcome::Refused)
-                    .by_node(&from.name)
-                    .reason(Reason::RecipientRevoked)
-                    .object("envelope", &accepted.cable_id, &digest);
-                record_async(shared, dropped).await;
-            }
-            let receipt = custody::sign(
-                &shared.node_key,
-                &shared.name,
-                &accepted.cable_id,
-                &forward.envelope,
-                at,
-            );
-            LinkReply {
-                reply: Some(link_reply::Reply::CustodyReceipt(receipt)),
-            }
-        }
-        Ok(Enqueued::InProgress) => link_error_retry(
-            ErrorCode::Busy,
-            "this cable is being stored; retry",
-            Duration::from_millis(200),
-        ),
-        Ok(Enqueued::Conflict) => {
-            let refused = Record::new(AuditEventKind::CustodyTaken, Outcome::Refused)
-                .by_node(&from.name)
-                .reason(Reason::IdConflict)
-                .object("envelope", &accepted.cable_id, &digest);
-            record_async(shared, refused).await;
-            link_error(ErrorCode::Conflict, super::CONFLICT_MESSAGE)
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "a forwarded cable could not be stored; the neighbour keeps it");
-            let retry = match e {
-                StoreError::Unavailable(_) => Duration::from_secs(5),
-                _ => Duration::from_secs(1),
-            };
-            link_error_retry(
-                ErrorCode::Unavailable,
-                &format!("the cable could not be stored ({e}); it was not accepted, retry later"),
-                retry,
-            )
-        }
-    }
+    LinkReply { reply: Some(reply) }
 }
 
 /// Answers a directory pull, holding it up to the wait asked for while nothing is newer.

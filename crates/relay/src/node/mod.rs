@@ -28,38 +28,38 @@ use quinn::crypto::rustls::{HandshakeData, QuicServerConfig};
 use time::OffsetDateTime;
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{Notify, mpsc};
-use valise_crypto::custody;
 use valise_crypto::directory::sign_device_record;
-use valise_crypto::envelope::decode_envelope;
 use valise_crypto::identity::{DeviceId, IdentityKeyPair, IdentityPublicKey};
 use valise_crypto::receive_key::VerifiedReceiveKey;
 use valise_proto::framing::{self, FrameDecoder};
 use valise_proto::v1::{
-    CaughtUp, ClientFrame, CustodyReceipt, Delivery, DeviceRecord, DirectoryPage, EnrolRequest,
-    EnrolResponse, ErrorCode, ErrorFrame, Limits as WireLimits, NodeFrame, ReceiveKey,
-    ReceiveKeysPublished, Submit, Welcome, WipeConfirmed, client_frame, node_frame,
+    CaughtUp, ClientFrame, Delivery, DeviceRecord, DirectoryPage, EnrolRequest, EnrolResponse,
+    ErrorCode, ErrorFrame, Limits as WireLimits, NodeFrame, ReceiveKey, ReceiveKeysPublished,
+    Submit, Welcome, WipeConfirmed, client_frame, node_frame,
 };
 
 use valise_audit::AuditLog;
 use valise_audit::store::StoreError;
 use valise_proto::v1::directory_update::Update;
-use valise_proto::v1::{ActorKind, AuditEvent, AuditEventKind, AuditObject, Outcome};
+use valise_proto::v1::{AuditEvent, AuditEventKind, Outcome};
 
-use crate::attachments::{AttachmentId, AttachmentStore};
+use crate::admission::{Offer, Reply, Sender};
+use crate::attachments::AttachmentStore;
 use crate::delivery::{AfterRound, DeliveryConfig, DeliveryWindow};
 use crate::directory::DurableDirectory;
 use crate::enrolment::{CODE_ENTROPY_BYTES, CodeError, DurableCodeError, DurableCodes, Invitation};
 use crate::limits::Limits;
 use crate::pki::ALPN;
 use crate::pki::{ALPN_ENROLL, PostCa, Validity};
-use crate::policy::check_submission;
 use crate::queue::QueueKey;
 use crate::reason::Reason;
-use crate::routing::{NextHop, Routed};
-use crate::store::{Custody, Enqueued, RelayStore};
+use crate::record::Record;
+use crate::routing::NextHop;
+use crate::store::RelayStore;
 
 mod attachments;
 mod housekeeping;
+mod intake;
 mod link;
 mod shared_directory;
 use attachments::{receive_attachment, send_attachment};
@@ -918,7 +918,6 @@ fn welcome(shared: &Shared) -> NodeFrame {
 }
 
 async fn submit_cable(shared: &Arc<Shared>, device: &DeviceId, submit: Submit) -> NodeFrame {
-    let bytes = submit.envelope;
     let arrived = Instant::now();
     // Bounded work: past the cap the sender keeps its cable and retries, memory stays flat.
     let Ok(_permit) = Arc::clone(&shared.submission_permits).try_acquire_owned() else {
@@ -931,278 +930,33 @@ async fn submit_cable(shared: &Arc<Shared>, device: &DeviceId, submit: Submit) -
             })),
         };
     };
-    let digest = valise_crypto::sha256(&bytes);
-    let submitted = |outcome, reason: Reason, cable: &[u8]| {
-        Record::new(AuditEventKind::CableSubmitted, outcome)
-            .by_device(device)
-            .reason(reason)
-            .object("envelope", cable, &digest)
-    };
-    let envelope = match decode_envelope(&bytes) {
-        Ok(e) => e,
-        Err(e) => {
-            shared.metrics.refused(&Reason::Malformed);
-            record_async(shared, submitted(Outcome::Refused, Reason::Malformed, &[])).await;
-            return error(ErrorCode::Malformed, e.to_string());
-        }
-    };
-    let checked = {
-        let directory = shared.directory.read();
-        check_submission(
-            &shared.limits,
-            directory.view(),
-            device,
-            bytes.len(),
-            &envelope,
-        )
-        .map(|accepted| {
-            let routed = shared
-                .links
-                .routes
-                .route(&posts_of(directory.view(), &accepted.recipients));
-            (accepted, routed)
-        })
-    };
-    let cable_of = || {
-        envelope
-            .header
-            .as_ref()
-            .map(|h| h.cable_id.clone())
-            .unwrap_or_default()
-    };
-    let (accepted, routed) = match checked {
-        Ok(a) => a,
-        Err(refusal) => {
-            shared.metrics.refused(&refusal.audit_reason());
-            record_async(
-                shared,
-                submitted(Outcome::Refused, refusal.audit_reason(), &cable_of()),
-            )
-            .await;
-            return error(refusal.code(), refusal.to_string());
-        }
-    };
-    // One unroutable recipient refuses the cable before custody, so nothing is half-sent.
-    let routed = match routed {
-        Ok(routed) => routed,
-        Err(e) => {
-            shared.metrics.refused(&Reason::NoRoute);
-            record_async(
-                shared,
-                submitted(Outcome::Refused, Reason::NoRoute, &cable_of()),
-            )
-            .await;
-            return error(ErrorCode::Malformed, e.to_string());
-        }
-    };
-    // Every attachment the cable names is held here, so it can travel with the cable.
-    let attachments = match held_attachments(shared, &submit.attachments).await {
-        Ok(ids) => ids,
-        Err((reason, refusal)) => {
-            shared.metrics.refused(&reason);
-            record_async(shared, submitted(Outcome::Refused, reason, &cable_of())).await;
-            return refusal;
-        }
-    };
-    let at = now_ms();
-    let custody = Record::new(AuditEventKind::CustodyTaken, Outcome::Success)
-        .by_device(device)
-        .object("envelope", &accepted.cable_id, &digest);
-    let stored = take_custody(
-        shared,
-        Arrival {
-            cable: accepted.cable_id,
-            precedence: accepted.precedence,
-            envelope: bytes.clone(),
-            routed,
-            accepted_at_ms: at,
-            now_ms: at,
-            attachments,
-        },
-        custody,
-    )
-    .await;
-    match stored {
-        Ok(Enqueued::Stored { .. } | Enqueued::Duplicate) => {
-            shared.metrics.custody(arrived.elapsed());
-            let receipt: CustodyReceipt = custody::sign(
-                &shared.node_key,
-                &shared.name,
-                &accepted.cable_id,
-                &bytes,
-                at,
-            );
-            NodeFrame {
-                frame: Some(node_frame::Frame::CustodyReceipt(receipt)),
-            }
-        }
-        Ok(Enqueued::InProgress) => NodeFrame {
-            frame: Some(node_frame::Frame::Error(ErrorFrame {
-                code: ErrorCode::Busy as i32,
-                message: "this cable is being stored by another submission; retry shortly".into(),
-                retry_after_ms: 200,
-            })),
-        },
-        Ok(Enqueued::Conflict) => {
-            shared.metrics.refused(&Reason::IdConflict);
-            record_async(
-                shared,
-                submitted(Outcome::Refused, Reason::IdConflict, &accepted.cable_id),
-            )
-            .await;
-            error(ErrorCode::Conflict, CONFLICT_MESSAGE)
-        }
-        // Nothing was acknowledged: the sender keeps the cable and retries.
-        Err(e) => custody_failed(shared, &e),
-    }
-}
-
-/// A cable id held with other content: never answered with a receipt.
-const CONFLICT_MESSAGE: &str = "this node already holds a different cable with this id; the \
-     envelope was not accepted. Seal the cable again (it gets a new id) and send that";
-
-/// The answer when custody could not be made durable: the sender keeps the cable and retries.
-fn custody_failed(shared: &Shared, e: &StoreError) -> NodeFrame {
-    shared.metrics.refused(&Reason::Unavailable);
-    tracing::error!(error = %e, "a cable could not be made durable; it was not accepted, the sender keeps it");
-    let (code, retry_after_ms) = match e {
-        StoreError::Unavailable(_) => (ErrorCode::Unavailable, 5_000),
-        _ => (ErrorCode::Internal, 1_000),
-    };
-    NodeFrame {
-        frame: Some(node_frame::Frame::Error(ErrorFrame {
-            code: code as i32,
-            message: format!(
-                "the node could not store the cable ({e}); it was not accepted: keep it and \
-                 retry later"
-            ),
-            retry_after_ms,
-        })),
-    }
-}
-
-/// The attachments a submitted cable names, each checked to be held by this node; or the
-/// audit reason and the refusal.
-async fn held_attachments(
-    shared: &Arc<Shared>,
-    raw: &[Vec<u8>],
-) -> Result<Vec<AttachmentId>, (Reason, NodeFrame)> {
-    let ids = crate::attachments::parse_list(raw).map_err(|e| {
-        (
-            Reason::Malformed,
-            error(ErrorCode::Malformed, e.to_string()),
-        )
-    })?;
-    if ids.is_empty() {
-        return Ok(ids);
-    }
-    let store = Arc::clone(shared);
-    let now = now_ms();
-    let (ids, missing) = blocking(move || {
-        store
-            .attachments
-            .missing(&ids, now, false)
-            .map(|missing| (ids, missing))
-    })
-    .await
-    .map_err(|e| {
-        (
-            Reason::Internal,
-            error(
-                ErrorCode::Internal,
-                format!("the node could not check the cable's attachments ({e}); retry later"),
-            ),
-        )
-    })?;
-    match missing.first() {
-        None => Ok(ids),
-        Some(id) => Err((
-            Reason::AttachmentMissing,
-            error(
-                ErrorCode::NotFound,
-                format!(
-                    "the cable names attachment {id}, which this node does not hold; upload \
-                     every attachment before the cable that carries it, then submit again"
-                ),
-            ),
-        )),
-    }
-}
-
-/// Each device with the post its directory record names, for routing.
-fn posts_of(
-    directory: &crate::directory::Directory,
-    devices: &[DeviceId],
-) -> Vec<(DeviceId, String)> {
-    devices
-        .iter()
-        .filter_map(|d| directory.verified(d).map(|v| (*d, v.post.clone())))
-        .collect()
-}
-
-/// A cable arriving for custody, from a device or a neighbouring node.
-struct Arrival {
-    cable: crate::store::CableId,
-    precedence: valise_proto::v1::Precedence,
-    envelope: Vec<u8>,
-    routed: Routed,
-    accepted_at_ms: u64,
-    now_ms: u64,
-    /// The attachments it carries, all held here.
-    attachments: Vec<AttachmentId>,
-}
-
-/// Takes custody: the cable's every queue entry, then its audit `record`, both durable before
-/// this returns (no custody without a record); then wakes the delivery streams and links the
-/// cable joined. The caller signs the receipt only on `Stored` or `Duplicate`.
-async fn take_custody(
-    shared: &Arc<Shared>,
-    arrival: Arrival,
-    record: Record,
-) -> Result<Enqueued, StoreError> {
-    let store = Arc::clone(shared);
-    let (stored, arrival) = tokio::task::spawn_blocking(move || {
-        let custody = Custody {
-            cable: arrival.cable,
-            precedence: arrival.precedence,
-            envelope: &arrival.envelope,
-            local: &arrival.routed.local,
-            onward: &arrival.routed.onward,
-            accepted_at_ms: arrival.accepted_at_ms,
-            attachments: &arrival.attachments,
+    let taking = Arc::clone(shared);
+    let device = *device;
+    let taken = tokio::task::spawn_blocking(move || {
+        let offer = Offer {
+            sender: Sender::Device(&device),
+            envelope: &submit.envelope,
+            attachments: &submit.attachments,
         };
-        let stored = store
-            .store
-            .take_custody(custody, arrival.now_ms)
-            .and_then(|stored| {
-                let Enqueued::Stored { seq } = stored else {
-                    return Ok(stored);
-                };
-                let event = record.event(&store.name);
-                log_event(&event);
-                if let Err(e) = store.audit.append(event) {
-                    // No custody without its record: undo it, so the sender's resend is
-                    // stored afresh once the audit log can write again.
-                    if let Err(undo) = store.store.abandon(custody, seq) {
-                        tracing::error!(error = %undo, "a cable whose custody record failed could not be removed");
-                    }
-                    return Err(StoreError::Unavailable(format!("the audit log: {e}")));
-                }
-                Ok(stored)
-            });
-        (stored, arrival)
+        intake::take(&taking, offer)
     })
-    .await
-    .map_err(|e| StoreError::Io(e.to_string()))?;
-    if let Ok(Enqueued::Stored { .. } | Enqueued::Duplicate) = stored {
-        for device in &arrival.routed.local {
-            shared.waker(device).notify_one();
+    .await;
+    let frame = match taken {
+        Ok(intake::Taken::Reply(Reply::Receipt(receipt))) => {
+            shared.metrics.custody(arrived.elapsed());
+            node_frame::Frame::CustodyReceipt(receipt)
         }
-        for (hop, _) in &arrival.routed.onward {
-            shared.links.wake(hop);
-        }
-    }
-    stored
+        Ok(intake::Taken::Reply(Reply::Error(error))) => node_frame::Frame::Error(error),
+        // A device's cable names only attachments it uploaded: never asked for more.
+        Ok(intake::Taken::Wanted(_)) | Err(_) => node_frame::Frame::Error(ErrorFrame {
+            code: ErrorCode::Internal as i32,
+            message: "the node failed while taking the cable; it was not accepted: keep it and \
+                      retry later"
+                .into(),
+            retry_after_ms: 1_000,
+        }),
+    };
+    NodeFrame { frame: Some(frame) }
 }
 
 /// Streams this device's queue, most urgent first, until the stream or connection ends, or the
@@ -1342,90 +1096,12 @@ async fn blocking<T: Send + 'static>(
         .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
 }
 
-/// An audit event being built: what, who, from where, about what, how it ended. Ids and
-/// digests only, never content.
-struct Record {
-    kind: AuditEventKind,
-    outcome: Outcome,
-    actor_kind: ActorKind,
-    actor_id: String,
-    source: String,
-    reason: String,
-    objects: Vec<AuditObject>,
-}
-
-impl Record {
-    fn new(kind: AuditEventKind, outcome: Outcome) -> Self {
-        Record {
-            kind,
-            outcome,
-            actor_kind: ActorKind::Unspecified,
-            actor_id: String::new(),
-            source: String::new(),
-            reason: String::new(),
-            objects: Vec::new(),
-        }
-    }
-
-    fn by_device(mut self, device: &DeviceId) -> Self {
-        self.actor_kind = ActorKind::Device;
-        self.actor_id = device.to_string();
-        self
-    }
-
-    fn by_operator(mut self) -> Self {
-        self.actor_kind = ActorKind::Operator;
-        self.actor_id = "admin-socket".into();
-        self
-    }
-
-    fn by_node(mut self, node: &str) -> Self {
-        self.actor_kind = ActorKind::Node;
-        self.actor_id = node.to_owned();
-        self
-    }
-
-    fn source(mut self, source: String) -> Self {
-        self.source = source;
-        self
-    }
-
-    fn reason(mut self, reason: Reason) -> Self {
-        self.reason = reason.as_str().to_owned();
-        self
-    }
-
-    fn object(mut self, kind: &str, id: &[u8], sha256: &[u8]) -> Self {
-        self.objects.push(AuditObject {
-            kind: kind.to_owned(),
-            id: id.to_vec(),
-            sha256: sha256.to_vec(),
-        });
-        self
-    }
-
-    fn event(self, node: &str) -> AuditEvent {
-        AuditEvent {
-            index: 0,
-            time_ms: now_ms(),
-            node: node.to_owned(),
-            kind: self.kind as i32,
-            actor_kind: self.actor_kind as i32,
-            actor_id: self.actor_id,
-            source: self.source,
-            objects: self.objects,
-            outcome: self.outcome as i32,
-            reason: self.reason,
-        }
-    }
-}
-
 impl Shared {
     /// Appends an event, blocking until it is durable. A failure is kept by the log for health
     /// reporting; the request it describes has already been answered or refused.
     /// Every audited event is also an operator log event.
     fn record(&self, record: Record) {
-        let event = record.event(&self.name);
+        let event = record.event(&self.name, now_ms());
         log_event(&event);
         if let Err(e) = self.audit.append(event) {
             tracing::error!(error = %e, "audit append failed; /healthz now reports the node unhealthy");

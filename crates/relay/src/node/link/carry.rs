@@ -16,7 +16,7 @@ use valise_proto::v1::{
 
 use super::super::attachments::{Uploader, store_upload};
 use super::super::{Shared, blocking, now_ms};
-use super::{Neighbour, REQUEST_TIMEOUT, link_error, read_one};
+use super::{Neighbour, REQUEST_TIMEOUT, read_one};
 use crate::attachments::{AttachmentId, read_piece};
 
 /// How much of an attachment is read from disk and written to the stream at once.
@@ -51,28 +51,6 @@ impl CarryError {
             CarryError::Retry(after, why) => (after, why),
         }
     }
-}
-
-/// Of the attachments a forwarded cable lists, those not held here. Those held have their
-/// retention restarted, since another cable now needs them.
-pub(super) async fn wanted(
-    shared: &Arc<Shared>,
-    ids: Vec<AttachmentId>,
-) -> Result<Vec<AttachmentId>, LinkReply> {
-    if ids.is_empty() {
-        return Ok(ids);
-    }
-    let store = Arc::clone(shared);
-    let now = now_ms();
-    blocking(move || store.attachments.missing(&ids, now, true))
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "a forwarded cable's attachments could not be checked");
-            link_error(
-                ErrorCode::Internal,
-                &format!("the node could not check the cable's attachments ({e}); retry later"),
-            )
-        })
 }
 
 /// Answers an `attachment` request: stores the raw bytes that follow it on the stream.
