@@ -13,6 +13,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use valise_proto::v1::ErrorCode;
+
 use crate::queue::QueueKey;
 
 /// The first delay before retrying a cable or redialling a link.
@@ -27,6 +29,43 @@ pub fn retry_delay(attempt: u32, jitter: f64) -> Duration {
     let doubled = FIRST_RETRY.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
     let capped = doubled.min(MAX_RETRY);
     capped.mul_f64(0.5 + jitter.clamp(0.0, 1.0) / 2.0)
+}
+
+/// How long a cable the next hop refuses for good waits before it is offered again: this
+/// node acknowledged it, so it never drops it, and the neighbour may be reconfigured or
+/// upgraded meanwhile.
+pub const HELD_RETRY: Duration = Duration::from_secs(15 * 60);
+/// After a failure on this node's side of a forward: the cable cannot be read, the receipt
+/// does not verify, or the neighbour asks again for attachments just uploaded.
+pub const LOCAL_FAILURE_RETRY: Duration = Duration::from_secs(30);
+/// After an answer that is neither a receipt nor an error, or a queue that could not be read
+/// or released.
+pub const UNEXPECTED_RETRY: Duration = Duration::from_secs(5);
+
+/// What a next hop's refusal means for the cable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextHopRefusal {
+    /// The next hop can never take this cable as it is configured (lower limits, an older
+    /// version, an id it holds for other bytes): hold it, say so, and offer it again after
+    /// [`HELD_RETRY`].
+    Lasting(ErrorCode),
+    /// It may take the cable later (busy, directory behind, a transient failure): after at
+    /// least this, never longer than a held cable waits.
+    Later(Duration),
+}
+
+/// Classifies a next hop's refusal by its code and the delay it asked for.
+pub fn classify_refusal(code: i32, retry_after_ms: u64) -> NextHopRefusal {
+    let code = ErrorCode::try_from(code).unwrap_or(ErrorCode::Unspecified);
+    match code {
+        ErrorCode::Malformed
+        | ErrorCode::TooLarge
+        | ErrorCode::TooManyRecipients
+        | ErrorCode::UnsupportedVersion
+        | ErrorCode::BadSignature
+        | ErrorCode::Conflict => NextHopRefusal::Lasting(code),
+        _ => NextHopRefusal::Later(Duration::from_millis(retry_after_ms).min(HELD_RETRY)),
+    }
 }
 
 /// One link's forwarding state.
@@ -137,6 +176,42 @@ fn urgent(key: &QueueKey) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refusal_the_next_hop_will_repeat_holds_the_cable_and_others_wait_as_asked() {
+        for code in [
+            ErrorCode::Malformed,
+            ErrorCode::TooLarge,
+            ErrorCode::TooManyRecipients,
+            ErrorCode::UnsupportedVersion,
+            ErrorCode::BadSignature,
+            ErrorCode::Conflict,
+        ] {
+            assert_eq!(
+                classify_refusal(code as i32, 1_000),
+                NextHopRefusal::Lasting(code),
+                "{code:?}"
+            );
+        }
+        assert_eq!(
+            classify_refusal(ErrorCode::Busy as i32, 200),
+            NextHopRefusal::Later(Duration::from_millis(200))
+        );
+        assert_eq!(
+            classify_refusal(ErrorCode::DirectoryBehind as i32, 1_000),
+            NextHopRefusal::Later(Duration::from_secs(1))
+        );
+        assert_eq!(
+            classify_refusal(ErrorCode::Unavailable as i32, u64::MAX),
+            NextHopRefusal::Later(HELD_RETRY),
+            "a neighbour cannot park a cable for longer than a held one"
+        );
+        assert_eq!(
+            classify_refusal(9_999, 0),
+            NextHopRefusal::Later(Duration::ZERO),
+            "an unknown code from a newer node is not taken as lasting"
+        );
+    }
     use valise_proto::v1::Precedence;
 
     fn routine(seq: u64) -> QueueKey {

@@ -35,7 +35,10 @@ use super::{Record, Shared, blocking_store, now_ms, record_async};
 use crate::admission::{Offer, Reply, Sender};
 use crate::attachments::AttachmentId;
 use crate::config::{NodeKind, PeerSection};
-use crate::outbound::{Outbound, retry_delay};
+use crate::outbound::{
+    HELD_RETRY, LOCAL_FAILURE_RETRY, NextHopRefusal, Outbound, UNEXPECTED_RETRY, classify_refusal,
+    retry_delay,
+};
 use crate::queue::QueueKey;
 use crate::reason::Reason;
 use crate::routing::{NextHop, Routes};
@@ -62,8 +65,6 @@ const CLOSE_REFUSED: u32 = 3;
 const CLOSE_REPLACED: u32 = 4;
 /// The file, in the link state folder, listing the witnesses' keys.
 pub const WITNESS_KEYS: &str = "witness-keys";
-/// How long a cable the next hop refuses outright waits before it is offered again.
-const HELD_RETRY: Duration = Duration::from_secs(15 * 60);
 /// How long a dial may take.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -963,7 +964,7 @@ async fn forward_queue(shared: Arc<Shared>, hop: NextHop, neighbour: Neighbour) 
                     shared
                         .links
                         .failed(&hop, format!("cannot read the queue: {e}"));
-                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    tokio::time::sleep(UNEXPECTED_RETRY).await;
                     continue;
                 }
             };
@@ -1024,7 +1025,7 @@ async fn send_forward(
                 hop,
                 format!("cannot read cable {}: {e}", hex::encode(cable)),
             );
-            return Err(Duration::from_secs(30));
+            return Err(LOCAL_FAILURE_RETRY);
         }
         Ok(None) => {
             // Nothing left to send: the entry is stale.
@@ -1078,7 +1079,7 @@ async fn send_forward(
                     hex::encode(cable)
                 ),
             );
-            return Err(Duration::from_secs(30));
+            return Err(LOCAL_FAILURE_RETRY);
         }
         match carry_wanted(shared, neighbour, &attachments, &wanted, priority).await {
             Ok(expired) if expired.is_empty() => {}
@@ -1126,27 +1127,17 @@ async fn send_forward(
                         neighbour.name
                     ),
                 );
-                return Err(Duration::from_secs(30));
+                return Err(LOCAL_FAILURE_RETRY);
             }
             // The neighbour holds it durably: only now is this node's copy let go.
             release(shared, hop, key)
                 .await
-                .map_err(|_| Duration::from_secs(5))?;
+                .map_err(|_| UNEXPECTED_RETRY)?;
             record_async(shared, forwarded(Outcome::Success)).await;
             Ok(())
         }
-        Some(link_reply::Reply::Error(e)) => {
-            let code = ErrorCode::try_from(e.code).unwrap_or(ErrorCode::Unspecified);
-            let lasting = matches!(
-                code,
-                ErrorCode::Malformed
-                    | ErrorCode::TooLarge
-                    | ErrorCode::TooManyRecipients
-                    | ErrorCode::UnsupportedVersion
-                    | ErrorCode::BadSignature
-                    | ErrorCode::Conflict
-            );
-            if lasting {
+        Some(link_reply::Reply::Error(e)) => match classify_refusal(e.code, e.retry_after_ms) {
+            NextHopRefusal::Lasting(code) => {
                 // This node acknowledged the cable, so it never drops it: a neighbour with
                 // lower limits or an older version may be reconfigured or upgraded. It is held,
                 // shown in status, audited, and offered again now and then.
@@ -1172,12 +1163,11 @@ async fn send_forward(
                     forwarded(Outcome::Refused).reason(Reason::RefusedByNextHop(code)),
                 )
                 .await;
-                return Err(HELD_RETRY);
+                Err(HELD_RETRY)
             }
-            // A neighbour cannot park a cable for longer than a held one.
-            Err(Duration::from_millis(e.retry_after_ms).min(HELD_RETRY))
-        }
-        _ => Err(Duration::from_secs(5)),
+            NextHopRefusal::Later(after) => Err(after),
+        },
+        _ => Err(UNEXPECTED_RETRY),
     }
 }
 
@@ -1197,7 +1187,7 @@ async fn carry_wanted(
         .filter(|ids| ids.iter().all(|id| listed.contains(id)))
         .ok_or_else(|| {
             CarryError::Retry(
-                Duration::from_secs(30),
+                LOCAL_FAILURE_RETRY,
                 format!(
                     "node {} asked for attachments the cable does not carry",
                     neighbour.name

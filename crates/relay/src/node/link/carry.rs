@@ -44,10 +44,10 @@ impl CarryError {
     pub(super) fn into_retry(self) -> (Duration, String) {
         match self {
             CarryError::NotHeld(id) => (
-                Duration::from_secs(30),
+                crate::outbound::LOCAL_FAILURE_RETRY,
                 format!("attachment {id} is no longer held by this node"),
             ),
-            CarryError::Refused(e) => (super::HELD_RETRY, e.message),
+            CarryError::Refused(e) => (crate::outbound::HELD_RETRY, e.message),
             CarryError::Retry(after, why) => (after, why),
         }
     }
