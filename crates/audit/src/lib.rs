@@ -5,7 +5,7 @@
 //! | RFC 9162 Merkle hashing, proofs, compact ranges (no I/O) | [`merkle`] |
 //! | C2SP signed notes, checkpoints, cosignatures | [`note`] |
 //! | checkpoint cadence (pure, time as argument) | [`policy`] |
-//! | storage behind a small trait; sled with fsync | [`store`] |
+//! | how entries, checkpoints and metadata are laid out in a `valise_store::Store` | `records` |
 //! | the log: group-committed appends, checkpoints, proofs | [`log`] |
 //! | offline verification of a whole log (streaming, no I/O in its core) | [`verify`] |
 //! | the versioned export format | [`export`] |
@@ -22,7 +22,7 @@ pub mod log;
 pub mod merkle;
 pub mod note;
 pub mod policy;
-pub mod store;
+mod records;
 pub mod verify;
 pub mod witness;
 

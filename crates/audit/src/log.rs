@@ -16,7 +16,8 @@ use valise_proto::v1::AuditEvent;
 use crate::merkle::{self, CompactRange, Hash, NodeReader};
 use crate::note::{Checkpoint, Note, NoteError, NoteSigner, NoteVerifier, SignedCheckpoint};
 use crate::policy::CheckpointPolicy;
-use crate::store::{self, SledStore, Store, StoreError, Write};
+use crate::records;
+use valise_store::{SledStore, Store, StoreError, Write};
 
 /// Most appends committed by one flush.
 const MAX_GROUP: usize = 4096;
@@ -191,7 +192,7 @@ impl AuditLog {
         store: Box<dyn Store>,
     ) -> Result<Self, LogError> {
         let verifier = signer.verifier();
-        match store.get(&store::meta_key("origin"))? {
+        match store.get(&records::meta_key("origin"))? {
             Some(stored) if stored != config.origin.as_bytes() => {
                 return Err(LogError::OriginMismatch {
                     stored: String::from_utf8_lossy(&stored).into_owned(),
@@ -201,14 +202,14 @@ impl AuditLog {
             Some(_) => {}
             None => {
                 store.apply(vec![Write::Put(
-                    store::meta_key("origin"),
+                    records::meta_key("origin"),
                     config.origin.as_bytes().to_vec(),
                 )])?;
                 store.sync()?;
             }
         }
-        let size = match store.get(&store::meta_key("size"))? {
-            Some(v) => store::be_u64(&v)
+        let size = match store.get(&records::meta_key("size"))? {
+            Some(v) => records::be_u64(&v)
                 .ok_or_else(|| LogError::Corrupt("the recorded size is malformed".into()))?,
             None => 0,
         };
@@ -393,7 +394,7 @@ impl AuditLog {
             .cosigning
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let key = store::checkpoint_key(size);
+        let key = records::checkpoint_key(size);
         let stored = self
             .shared
             .store
@@ -461,14 +462,14 @@ impl Shared {
             });
         }
         let record = self.record(index)?;
-        let (_, entry) = store::decode_record(&record)
+        let (_, entry) = records::decode_record(&record)
             .ok_or_else(|| LogError::Corrupt(format!("entry {index} is malformed")))?;
         Ok(entry.to_vec())
     }
 
     fn record(&self, index: u64) -> Result<Vec<u8>, LogError> {
         self.store
-            .get(&store::entry_key(index))?
+            .get(&records::entry_key(index))?
             .ok_or_else(|| LogError::Corrupt(format!("entry {index} is missing")))
     }
 
@@ -486,7 +487,7 @@ impl Shared {
         let mut rebuilt = CompactRange::new();
         for item in self.store.scan(b"e") {
             let (key, record) = item?;
-            let index = store::be_u64(&key[1..])
+            let index = records::be_u64(&key[1..])
                 .ok_or_else(|| LogError::Corrupt("an entry key is malformed".into()))?;
             if index != rebuilt.size() {
                 return Err(LogError::Corrupt(format!(
@@ -501,7 +502,7 @@ impl Shared {
                      restore the store from backup"
                 ))
             };
-            let (hashes, entry) = store::decode_record(&record).ok_or_else(edited)?;
+            let (hashes, entry) = records::decode_record(&record).ok_or_else(edited)?;
             let completed: Vec<Hash> = rebuilt
                 .push(merkle::leaf_hash(entry))
                 .into_iter()
@@ -527,7 +528,7 @@ impl Shared {
             .scan(b"c")
             .map(|r| {
                 let (k, v) = r?;
-                let size = store::be_u64(&k[1..])
+                let size = records::be_u64(&k[1..])
                     .ok_or_else(|| LogError::Corrupt("checkpoint key".into()))?;
                 let note = String::from_utf8(v)
                     .map_err(|_| LogError::Corrupt(format!("checkpoint {size} is not text")))?;
@@ -571,9 +572,9 @@ impl NodeReader for Shared {
 
     fn perfect(&self, level: u8, index: u64) -> Result<Hash, LogError> {
         let missing = || LogError::Corrupt(format!("tree node ({level}, {index}) is missing"));
-        let leaf = store::completing_leaf(level, index).ok_or_else(missing)?;
+        let leaf = records::completing_leaf(level, index).ok_or_else(missing)?;
         let record = self.record(leaf)?;
-        let (hashes, _) = store::decode_record(&record).ok_or_else(missing)?;
+        let (hashes, _) = records::decode_record(&record).ok_or_else(missing)?;
         hashes.get(usize::from(level)).copied().ok_or_else(missing)
     }
 }
@@ -691,13 +692,13 @@ impl Committer {
                 .map(|(_, _, h)| h)
                 .collect();
             writes.push(Write::Put(
-                store::entry_key(index),
-                store::encode_record(&completed, &bytes),
+                records::entry_key(index),
+                records::encode_record(&completed, &bytes),
             ));
             replies.push((index, reply));
         }
         writes.push(Write::Put(
-            store::meta_key("size"),
+            records::meta_key("size"),
             self.range.size().to_be_bytes().to_vec(),
         ));
         let durable = self
@@ -756,7 +757,7 @@ impl Committer {
         }
         let note_text = self.signer.sign(&checkpoint.to_text())?;
         self.shared.store.apply(vec![Write::Put(
-            store::checkpoint_key(checkpoint.size),
+            records::checkpoint_key(checkpoint.size),
             note_text.clone().into_bytes(),
         )])?;
         self.shared.store.sync()?;

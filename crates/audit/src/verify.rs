@@ -12,7 +12,8 @@ use valise_proto::v1::AuditEvent;
 
 use crate::merkle::{self, CompactRange, Hash};
 use crate::note::{Checkpoint, NoteVerifier, SignedCheckpoint};
-use crate::store::{self, SledStore, Store};
+use crate::records;
+use valise_store::{SledStore, Store};
 
 /// The keys an auditor trusts.
 #[derive(Debug, Clone)]
@@ -302,16 +303,17 @@ pub fn verify_dir(
     };
     let store = SledStore::open(dir).map_err(|e| unreadable(&e))?;
     let recorded_size = match store
-        .get(&store::meta_key("size"))
+        .get(&records::meta_key("size"))
         .map_err(|e| unreadable(&e))?
     {
-        Some(v) => store::be_u64(&v).ok_or_else(|| unreadable(&"malformed size record"))?,
+        Some(v) => records::be_u64(&v).ok_or_else(|| unreadable(&"malformed size record"))?,
         None => 0,
     };
     let mut checkpoints = BTreeMap::new();
     for item in store.scan(b"c") {
         let (k, v) = item.map_err(|e| unreadable(&e))?;
-        let size = store::be_u64(&k[1..]).ok_or_else(|| unreadable(&"malformed checkpoint key"))?;
+        let size =
+            records::be_u64(&k[1..]).ok_or_else(|| unreadable(&"malformed checkpoint key"))?;
         checkpoints.insert(size, String::from_utf8_lossy(&v).into_owned());
     }
 
@@ -322,7 +324,8 @@ pub fn verify_dir(
     for item in store.scan(b"e") {
         let (k, record) = item.map_err(|e| unreadable(&e))?;
         let index = verifier.size();
-        let stored_at = store::be_u64(&k[1..]).ok_or_else(|| unreadable(&"malformed entry key"))?;
+        let stored_at =
+            records::be_u64(&k[1..]).ok_or_else(|| unreadable(&"malformed entry key"))?;
         if stored_at != index {
             return Err(Inconsistency::MissingEntry { index });
         }
@@ -333,7 +336,7 @@ pub fn verify_dir(
             });
         }
         let (stored, bytes) =
-            store::decode_record(&record).ok_or(Inconsistency::DamagedHashes { index })?;
+            records::decode_record(&record).ok_or(Inconsistency::DamagedHashes { index })?;
         let completed = verifier.entry(bytes)?;
         if stored.first() != completed.first() {
             return Err(Inconsistency::ChangedEntry { index });

@@ -10,7 +10,7 @@ use valise_proto::v1::WitnessEvidence;
 
 use crate::merkle::{self, Hash};
 use crate::note::{Checkpoint, CosignatureSigner, Note, NoteVerifier};
-use crate::store::{Store, StoreError, Write};
+use valise_store::{Store, StoreError, Write};
 
 /// Why a witness refused a checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -8,10 +8,10 @@ use common::*;
 use valise_audit::bundle::{BundleError, prove, verify_bundle};
 use valise_audit::export::{export, verify_export};
 use valise_audit::note::CosignatureSigner;
-use valise_audit::store::SledStore;
 use valise_audit::verify::{Inconsistency, VerifyKeys};
 use valise_audit::{AuditLog, Witness};
 use valise_crypto::identity::IdentityKeyPair;
+use valise_store::SledStore;
 
 fn log_with(dir: &std::path::Path, n: u64) -> AuditLog {
     let log = AuditLog::open(config(&dir.join("log"), 8), node_key()).unwrap();

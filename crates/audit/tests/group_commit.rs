@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use common::*;
 use valise_audit::AuditLog;
-use valise_audit::store::{Scan, SledStore, Store, StoreError, Write};
 use valise_audit::verify::verify_dir;
+use valise_store::{Scan, SledStore, Store, StoreError, Write};
 
 const APPENDERS: u64 = 64;
 const EACH: u64 = 16;

@@ -7,10 +7,10 @@ mod common;
 use common::*;
 use valise_audit::merkle::Hash;
 use valise_audit::note::{CosignatureSigner, Note, NoteSigner, SignedCheckpoint};
-use valise_audit::store::SledStore;
 use valise_audit::verify::{VerifyKeys, verify_dir};
 use valise_audit::{AuditLog, Witness, WitnessError};
 use valise_crypto::identity::IdentityKeyPair;
+use valise_store::SledStore;
 
 const NOW: u64 = 1_795_000_000;
 

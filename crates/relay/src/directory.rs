@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use prost::Message;
-use valise_audit::store::{GroupCommit, SledStore, Store, StoreError, Write};
+use valise_store::{GroupCommit, SledStore, Store, StoreError, Write};
 
 use valise_crypto::identity::{DeviceId, IdentityPublicKey};
 use valise_proto::v1::{DeviceRecord, DirectoryUpdate, directory_update::Update};

@@ -347,8 +347,8 @@ mod tests {
 /// Records: `p` ‖ SHA-256(code) → `PendingEnrolment`.
 pub struct DurableCodes {
     codes: Codes,
-    store: std::sync::Arc<valise_audit::store::SledStore>,
-    commit: valise_audit::store::GroupCommit,
+    store: std::sync::Arc<valise_store::SledStore>,
+    commit: valise_store::GroupCommit,
 }
 
 /// Why a durable code operation failed.
@@ -363,8 +363,8 @@ pub enum DurableCodeError {
     Store(String),
 }
 
-impl From<valise_audit::store::StoreError> for DurableCodeError {
-    fn from(e: valise_audit::store::StoreError) -> Self {
+impl From<valise_store::StoreError> for DurableCodeError {
+    fn from(e: valise_store::StoreError) -> Self {
         DurableCodeError::Store(e.to_string())
     }
 }
@@ -382,8 +382,8 @@ impl DurableCodes {
         now_ms: u64,
     ) -> Result<Self, DurableCodeError> {
         use prost::Message;
-        use valise_audit::store::{Store, Write};
-        let store = std::sync::Arc::new(valise_audit::store::SledStore::open(dir)?);
+        use valise_store::{Store, Write};
+        let store = std::sync::Arc::new(valise_store::SledStore::open(dir)?);
         let mut expired = Vec::new();
         for item in store.scan(b"p") {
             let (key, value) = item?;
@@ -409,7 +409,7 @@ impl DurableCodes {
             };
             codes.restore(digest, invitation, record.expires_ms);
         }
-        let commit = valise_audit::store::GroupCommit::start(std::sync::Arc::clone(&store))?;
+        let commit = valise_store::GroupCommit::start(std::sync::Arc::clone(&store))?;
         if !expired.is_empty() {
             commit.commit(expired)?;
         }
@@ -441,7 +441,7 @@ impl DurableCodes {
             expires_ms: issued.expires_ms,
             ..record
         };
-        let stored = self.commit.commit(vec![valise_audit::store::Write::Put(
+        let stored = self.commit.commit(vec![valise_store::Write::Put(
             pending_key(&issued.digest),
             record.encode_to_vec(),
         )]);
@@ -468,7 +468,7 @@ impl DurableCodes {
         };
         if let Some(key) = key {
             self.commit
-                .commit(vec![valise_audit::store::Write::Delete(pending_key(&key))])?;
+                .commit(vec![valise_store::Write::Delete(pending_key(&key))])?;
         }
         Ok(redeemed?.0)
     }
@@ -480,7 +480,7 @@ impl DurableCodes {
 
     /// Makes everything durable (e.g. at shutdown).
     pub fn sync(&self) -> Result<(), DurableCodeError> {
-        use valise_audit::store::Store;
+        use valise_store::Store;
         Ok(self.store.sync()?)
     }
 }

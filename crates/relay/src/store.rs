@@ -32,10 +32,10 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use valise_audit::store::{GroupCommit, SledStore, Store, StoreError, Write};
 use valise_crypto::at_rest::{RecordSealer, StorageKey};
 use valise_crypto::identity::DeviceId;
 use valise_proto::v1::Precedence;
+use valise_store::{GroupCommit, SledStore, Store, StoreError, Write};
 
 use crate::attachments::{ATTACHMENT_ID_LEN, AttachmentId};
 use crate::queue::QueueKey;

@@ -464,29 +464,26 @@ fn a_reused_cable_id_with_other_content_is_a_conflict_not_a_duplicate() {
 
 /// sled, with syncs failing while `full` is set: a disk with no space left.
 struct FullDisk {
-    inner: valise_audit::store::SledStore,
+    inner: valise_store::SledStore,
     full: std::sync::atomic::AtomicBool,
 }
 
-impl valise_audit::store::Store for FullDisk {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, valise_audit::store::StoreError> {
+impl valise_store::Store for FullDisk {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, valise_store::StoreError> {
         self.inner.get(key)
     }
-    fn apply(
-        &self,
-        writes: Vec<valise_audit::store::Write>,
-    ) -> Result<(), valise_audit::store::StoreError> {
+    fn apply(&self, writes: Vec<valise_store::Write>) -> Result<(), valise_store::StoreError> {
         self.inner.apply(writes)
     }
-    fn sync(&self) -> Result<(), valise_audit::store::StoreError> {
+    fn sync(&self) -> Result<(), valise_store::StoreError> {
         if self.full.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(valise_audit::store::StoreError::Io(
+            return Err(valise_store::StoreError::Io(
                 "No space left on device (os error 28)".into(),
             ));
         }
         self.inner.sync()
     }
-    fn scan(&self, prefix: &[u8]) -> valise_audit::store::Scan<'_> {
+    fn scan(&self, prefix: &[u8]) -> valise_store::Scan<'_> {
         self.inner.scan(prefix)
     }
 }
@@ -497,10 +494,10 @@ impl valise_audit::store::Store for FullDisk {
 /// is freed, and only then answers the retry, truthfully, as held.
 #[test]
 fn on_a_full_disk_nothing_is_acknowledged_that_is_not_durable() {
-    use valise_audit::store::StoreError;
+    use valise_store::StoreError;
     let dir = tempfile::tempdir().unwrap();
     let disk = Arc::new(FullDisk {
-        inner: valise_audit::store::SledStore::open(dir.path()).unwrap(),
+        inner: valise_store::SledStore::open(dir.path()).unwrap(),
         full: false.into(),
     });
     let store = RelayStore::open_on(disk.clone(), &storage_key()).unwrap();

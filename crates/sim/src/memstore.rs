@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use valise_audit::store::{KeyValue, Scan, Store, StoreError, Write};
+use valise_store::{KeyValue, Scan, Store, StoreError, Write};
 
 /// A store's content, key to value.
 pub type Map = BTreeMap<Vec<u8>, Vec<u8>>;

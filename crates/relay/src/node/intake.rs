@@ -2,7 +2,7 @@
 //! ([`crate::admission`]) for a device's submission or a neighbour's forward, makes the plan
 //! durable with its audit record, and does what the settlement says.
 
-use valise_audit::store::StoreError;
+use valise_store::StoreError;
 
 use super::{Shared, log_event, now_ms};
 use crate::admission::{Admission, Here, Holdings, Offer, Reply, Sender, Stored, admit};

@@ -19,7 +19,6 @@ use prost::Message;
 use tokio::sync::{Notify, mpsc};
 use valise_audit::merkle::Hash;
 use valise_audit::note::{CosignatureSigner, NoteVerifier};
-use valise_audit::store::{SledStore, Store, StoreError, Write};
 use valise_audit::{Witness, WitnessError};
 use valise_crypto::custody;
 use valise_crypto::identity::{DeviceId, IdentityKeyPair, IdentityPublicKey};
@@ -30,6 +29,7 @@ use valise_proto::v1::{
     LinkHello, LinkReply, LinkRequest, Outcome, WitnessRefused, WitnessRequest, WitnessSize,
     link_reply, link_request, node_frame,
 };
+use valise_store::{SledStore, Store, StoreError, Write};
 
 use super::{Record, Shared, blocking_store, now_ms, record_async};
 use crate::admission::{Offer, Reply, Sender};

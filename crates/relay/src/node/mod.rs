@@ -39,9 +39,9 @@ use valise_proto::v1::{
 };
 
 use valise_audit::AuditLog;
-use valise_audit::store::StoreError;
 use valise_proto::v1::directory_update::Update;
 use valise_proto::v1::{AuditEvent, AuditEventKind, Outcome};
+use valise_store::StoreError;
 
 use crate::admission::{Offer, Reply, Sender};
 use crate::attachments::AttachmentStore;

@@ -1,10 +1,10 @@
-//! The storage layer shared by the audit log and the relay.
+//! The storage every part of a node writes through: batches, syncs, group commit, a failing disk.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
 
-use valise_audit::store::{GroupCommit, SledStore, Store, Write};
+use valise_store::{GroupCommit, SledStore, Store, Write};
 
 #[test]
 fn concurrent_commits_are_all_durable_and_deletes_apply() {
@@ -74,28 +74,28 @@ struct FullDisk {
 }
 
 impl Store for FullDisk {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, valise_audit::store::StoreError> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, valise_store::StoreError> {
         self.inner.get(key)
     }
-    fn apply(&self, writes: Vec<Write>) -> Result<(), valise_audit::store::StoreError> {
+    fn apply(&self, writes: Vec<Write>) -> Result<(), valise_store::StoreError> {
         self.inner.apply(writes)
     }
-    fn sync(&self) -> Result<(), valise_audit::store::StoreError> {
+    fn sync(&self) -> Result<(), valise_store::StoreError> {
         if self.full.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(valise_audit::store::StoreError::Io(
+            return Err(valise_store::StoreError::Io(
                 "No space left on device (os error 28)".into(),
             ));
         }
         self.inner.sync()
     }
-    fn scan(&self, prefix: &[u8]) -> valise_audit::store::Scan<'_> {
+    fn scan(&self, prefix: &[u8]) -> valise_store::Scan<'_> {
         self.inner.scan(prefix)
     }
 }
 
 #[test]
 fn a_failed_sync_refuses_every_commit_until_the_disk_recovers_by_itself() {
-    use valise_audit::store::StoreError;
+    use valise_store::StoreError;
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(FullDisk {
         inner: SledStore::open(dir.path()).unwrap(),

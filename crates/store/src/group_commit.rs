@@ -1,0 +1,147 @@
+//! Group commit over any [`Store`]: many writers share one sync, and each returns only once
+//! a sync that covers its writes has returned.
+
+use std::time::Duration;
+
+use crate::{Store, StoreError, Write};
+
+/// One caller's writes and where to send the outcome.
+type CommitRequest = (Vec<Write>, std::sync::mpsc::Sender<Result<(), StoreError>>);
+
+/// How often a degraded store tries to sync again on its own.
+const RECOVERY_EVERY: Duration = Duration::from_secs(1);
+
+/// Group commit over any [`Store`]: each caller's writes are applied atomically and made
+/// durable before `commit` returns, and every caller waiting when a sync starts shares it.
+///
+/// A failed apply or sync leaves the store *degraded*: writes of the failed group may be
+/// visible to readers without being durable. Until a sync succeeds again, every commit fails
+/// at once with [`StoreError::Unavailable`] and applies nothing; the committer retries the sync
+/// every second by itself, so the store recovers when the disk does. An empty commit is
+/// therefore a durability barrier: it returns `Ok` only once everything visible before it is
+/// durable.
+pub struct GroupCommit {
+    requests: Option<std::sync::mpsc::Sender<CommitRequest>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    degraded: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl GroupCommit {
+    /// Starts the committer thread for `store`.
+    pub fn start<S: Store + ?Sized>(store: std::sync::Arc<S>) -> Result<Self, StoreError> {
+        let (tx, rx) = std::sync::mpsc::channel::<CommitRequest>();
+        let degraded = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+        let state = std::sync::Arc::clone(&degraded);
+        let thread = std::thread::Builder::new()
+            .name("group-commit".into())
+            .spawn(move || commit_loop(&*store, &rx, &state))
+            .map_err(|e| StoreError::Io(format!("cannot start the group-commit thread: {e}")))?;
+        Ok(GroupCommit {
+            requests: Some(tx),
+            thread: Some(thread),
+            degraded,
+        })
+    }
+
+    /// Applies `writes` atomically and returns once they are durable.
+    pub fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let closed = || StoreError::Io("the store is closed".into());
+        self.requests
+            .as_ref()
+            .ok_or_else(closed)?
+            .send((writes, tx))
+            .map_err(|_| closed())?;
+        rx.recv().map_err(|_| closed())?
+    }
+
+    /// Why the store is degraded (it cannot make writes durable), or `None` when it is well.
+    pub fn degraded(&self) -> Option<String> {
+        self.degraded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+fn commit_loop<S: Store + ?Sized>(
+    store: &S,
+    rx: &std::sync::mpsc::Receiver<CommitRequest>,
+    state: &std::sync::Mutex<Option<String>>,
+) {
+    let set = |value: Option<String>| {
+        *state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = value;
+    };
+    let mut degraded: Option<String> = None;
+    loop {
+        let first = if degraded.is_some() {
+            match rx.recv_timeout(RECOVERY_EVERY) {
+                Ok(request) => Some(request),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        } else {
+            match rx.recv() {
+                Ok(request) => Some(request),
+                Err(_) => return,
+            }
+        };
+        if degraded.is_some() {
+            // Whatever a failed group left visible becomes durable with this sync, or not.
+            match store.sync() {
+                Ok(()) => {
+                    degraded = None;
+                    set(None);
+                }
+                Err(e) => {
+                    degraded = Some(e.to_string());
+                    set(degraded.clone());
+                }
+            }
+        }
+        let Some(first) = first else { continue };
+        let mut group = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            group.push(more);
+        }
+        if let Some(why) = &degraded {
+            for (_, reply) in group {
+                let _ = reply.send(Err(StoreError::Unavailable(why.clone())));
+            }
+            continue;
+        }
+        let writes: Vec<Write> = group
+            .iter_mut()
+            .flat_map(|(w, _)| std::mem::take(w))
+            .collect();
+        let result = if writes.is_empty() {
+            store.sync()
+        } else {
+            store.apply(writes).and_then(|()| store.sync())
+        };
+        let result = result.map_err(|e| {
+            let why = e.to_string();
+            degraded = Some(why.clone());
+            set(Some(why.clone()));
+            StoreError::Unavailable(why)
+        });
+        for (_, reply) in group {
+            let _ = reply.send(match &result {
+                Ok(()) => Ok(()),
+                Err(StoreError::Unavailable(why)) => Err(StoreError::Unavailable(why.clone())),
+                Err(e) => Err(StoreError::Io(e.to_string())),
+            });
+        }
+    }
+}
+
+impl Drop for GroupCommit {
+    fn drop(&mut self) {
+        self.requests.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
