@@ -17,7 +17,7 @@ use crate::merkle::{self, CompactRange, Hash, NodeReader};
 use crate::note::{Checkpoint, Note, NoteError, NoteSigner, NoteVerifier, SignedCheckpoint};
 use crate::policy::CheckpointPolicy;
 use crate::records;
-use valise_store::{SledStore, Store, StoreError, Write};
+use valise_store::{DiskStore, Store, StoreError, Write};
 
 /// Most appends committed by one flush.
 const MAX_GROUP: usize = 4096;
@@ -141,8 +141,11 @@ pub fn witness_name(ministry: &str, node: &str) -> String {
     format!("valise/{ministry}/{node}/witness")
 }
 
+/// What the committer calls once appended events are durable: with the index of the first.
+pub type Appended = Box<dyn FnOnce(Result<u64, LogError>) + Send>;
+
 enum Request {
-    Append(AuditEvent, mpsc::Sender<Result<u64, LogError>>),
+    Append(Vec<AuditEvent>, Appended),
     Checkpoint(mpsc::Sender<Result<SignedCheckpoint, LogError>>),
 }
 
@@ -170,7 +173,7 @@ impl AuditLog {
     /// checkpoint and anchor.
     pub fn open(config: LogConfig, key: IdentityKeyPair) -> Result<Self, LogError> {
         let signer = NoteSigner::new(&config.origin, key)?;
-        let store = SledStore::open(&config.dir)?;
+        let store = DiskStore::open(&config.dir)?;
         Self::start(config, signer, Box::new(store))
     }
 
@@ -282,8 +285,27 @@ impl AuditLog {
     /// Appends an event and returns its index once it is durable. The log sets `event.index`.
     pub fn append(&self, event: AuditEvent) -> Result<u64, LogError> {
         let (tx, rx) = mpsc::channel();
-        self.send(Request::Append(event, tx))?;
+        self.append_then(
+            vec![event],
+            Box::new(move |result| {
+                let _ = tx.send(result);
+            }),
+        );
         rx.recv().map_err(|_| LogError::Closed)?
+    }
+
+    /// Appends `events`, in order at consecutive indices, and calls `done` with the first
+    /// index once they are all durable (or with why not: then none is). `done` runs on the
+    /// committer's thread, so it must be quick; an async caller sends on a one-shot channel.
+    pub fn append_then(&self, events: Vec<AuditEvent>, done: Appended) {
+        let Some(requests) = &self.requests else {
+            return done(Err(LogError::Closed));
+        };
+        if let Err(mpsc::SendError(Request::Append(_, done))) =
+            requests.send(Request::Append(events, done))
+        {
+            done(Err(LogError::Closed));
+        }
     }
 
     /// Signs a checkpoint of everything appended so far, now, whatever the policy.
@@ -661,7 +683,7 @@ impl Committer {
         let mut checkpoints = Vec::new();
         for request in batch {
             match request {
-                Request::Append(event, reply) => appends.push((event, reply)),
+                Request::Append(events, done) => appends.push((events, done)),
                 Request::Checkpoint(reply) => checkpoints.push(reply),
             }
         }
@@ -677,25 +699,28 @@ impl Committer {
     }
 
     /// Group commit: one atomic batch and one durable sync for every append waiting.
-    fn commit(&mut self, appends: Vec<(AuditEvent, mpsc::Sender<Result<u64, LogError>>)>) {
+    fn commit(&mut self, appends: Vec<(Vec<AuditEvent>, Appended)>) {
         let before = self.range.clone();
         let mut writes = Vec::with_capacity(appends.len() + 1);
         let mut replies = Vec::with_capacity(appends.len());
-        for (mut event, reply) in appends {
-            let index = self.range.size();
-            event.index = index;
-            let bytes = event.encode_to_vec();
-            let completed: Vec<Hash> = self
-                .range
-                .push(merkle::leaf_hash(&bytes))
-                .into_iter()
-                .map(|(_, _, h)| h)
-                .collect();
-            writes.push(Write::Put(
-                records::entry_key(index),
-                records::encode_record(&completed, &bytes),
-            ));
-            replies.push((index, reply));
+        for (events, done) in appends {
+            let first = self.range.size();
+            for mut event in events {
+                let index = self.range.size();
+                event.index = index;
+                let bytes = event.encode_to_vec();
+                let completed: Vec<Hash> = self
+                    .range
+                    .push(merkle::leaf_hash(&bytes))
+                    .into_iter()
+                    .map(|(_, _, h)| h)
+                    .collect();
+                writes.push(Write::Put(
+                    records::entry_key(index),
+                    records::encode_record(&completed, &bytes),
+                ));
+            }
+            replies.push((first, done));
         }
         writes.push(Write::Put(
             records::meta_key("size"),
@@ -711,8 +736,8 @@ impl Committer {
                 self.clear_store_error();
                 self.shared.size.store(self.range.size(), Ordering::Release);
                 self.unsigned_since.get_or_insert_with(Instant::now);
-                for (index, reply) in replies {
-                    let _ = reply.send(Ok(index));
+                for (first, done) in replies {
+                    done(Ok(first));
                 }
             }
             Err(e) => {
@@ -720,8 +745,8 @@ impl Committer {
                 self.range = before;
                 let e = LogError::from(e);
                 self.record::<()>(Err(e.clone()));
-                for (_, reply) in replies {
-                    let _ = reply.send(Err(e.clone()));
+                for (_, done) in replies {
+                    done(Err(e.clone()));
                 }
             }
         }

@@ -13,7 +13,7 @@ use valise_proto::v1::AuditEvent;
 use crate::merkle::{self, CompactRange, Hash};
 use crate::note::{Checkpoint, NoteVerifier, SignedCheckpoint};
 use crate::records;
-use valise_store::{SledStore, Store};
+use valise_store::{DiskStore, Store};
 
 /// The keys an auditor trusts.
 #[derive(Debug, Clone)]
@@ -292,16 +292,16 @@ pub fn verify_dir(
     keys: &VerifyKeys,
     trusted: Option<Checkpoint>,
 ) -> Result<Report, Inconsistency> {
-    if !dir.join("db").is_file() {
+    if !DiskStore::exists(dir) {
         return Err(Inconsistency::Unreadable(format!(
-            "{} is not an audit store (no sled database in it)",
+            "{} is not an audit store (no store in it)",
             dir.display()
         )));
     }
     let unreadable = |e: &dyn std::fmt::Display| {
         Inconsistency::Unreadable(format!("cannot read {}: {e}", dir.display()))
     };
-    let store = SledStore::open(dir).map_err(|e| unreadable(&e))?;
+    let store = DiskStore::open(dir).map_err(|e| unreadable(&e))?;
     let recorded_size = match store
         .get(&records::meta_key("size"))
         .map_err(|e| unreadable(&e))?

@@ -11,7 +11,7 @@ use valise_audit::note::CosignatureSigner;
 use valise_audit::verify::{Inconsistency, VerifyKeys};
 use valise_audit::{AuditLog, Witness};
 use valise_crypto::identity::IdentityKeyPair;
-use valise_store::SledStore;
+use valise_store::DiskStore;
 
 fn log_with(dir: &std::path::Path, n: u64) -> AuditLog {
     let log = AuditLog::open(config(&dir.join("log"), 8), node_key()).unwrap();
@@ -131,7 +131,7 @@ fn a_proof_bundle_verifies_alone_with_cosignatures() {
     let dir = tempfile::tempdir().unwrap();
     let log = log_with(dir.path(), 21);
     let w = Witness::new(
-        SledStore::open(&dir.path().join("w")).unwrap(),
+        DiskStore::open(&dir.path().join("w")).unwrap(),
         CosignatureSigner::new(
             "hq.mfa.example/witness",
             IdentityKeyPair::from_seed(&[5; 32]).unwrap(),

@@ -1,7 +1,7 @@
 //! Group commit, as the disk sees it: concurrent appenders share one sync, and no append is
 //! acknowledged before a sync that covers its entry has returned.
 //!
-//! The log runs on sled through a wrapper that records, for each entry written, whether a
+//! The log runs on the store's engine through a wrapper that records, for each entry written, whether a
 //! sync has completed since. The wrapper's sync also pauses 1 ms, as a slow disk's fsync
 //! would: time enough for appenders to queue, not a measure of speed.
 
@@ -16,7 +16,7 @@ use std::time::Duration;
 use common::*;
 use valise_audit::AuditLog;
 use valise_audit::verify::verify_dir;
-use valise_store::{Scan, SledStore, Store, StoreError, Write};
+use valise_store::{DiskStore, Scan, Store, StoreError, Write};
 
 const APPENDERS: u64 = 64;
 const EACH: u64 = 16;
@@ -32,7 +32,7 @@ struct Disk {
 }
 
 struct Observed {
-    inner: SledStore,
+    inner: DiskStore,
     disk: Mutex<Disk>,
 }
 
@@ -83,7 +83,7 @@ fn concurrent_appends_share_syncs_and_each_returns_only_once_durable() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("log");
     let store = ObservedStore(Arc::new(Observed {
-        inner: SledStore::open(&path).unwrap(),
+        inner: DiskStore::open(&path).unwrap(),
         disk: Mutex::default(),
     }));
     let log = AuditLog::open_with_store(store.clone(), config(&path, 256), node_key()).unwrap();

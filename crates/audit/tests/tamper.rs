@@ -11,6 +11,7 @@ use std::path::Path;
 use common::*;
 use valise_audit::verify::{Inconsistency, verify_dir};
 use valise_audit::{AuditLog, note::Checkpoint};
+use valise_store::{DiskStore, Store, StoreError, Write};
 
 const N: u64 = 40;
 
@@ -18,11 +19,27 @@ fn entry_key(i: u64) -> Vec<u8> {
     [&b"e"[..], &i.to_be_bytes()].concat()
 }
 
-/// Opens the stopped node's store directly, as an attacker with the disk would.
-fn with_raw_store(path: &Path, edit: impl FnOnce(&sled::Db)) {
-    let db = sled::open(path).unwrap();
+/// The stopped node's store opened directly, as an attacker with the disk would: the
+/// engine's own reads and writes, past the log.
+struct RawStore(DiskStore);
+
+impl RawStore {
+    fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>, StoreError> {
+        self.0.get(key.as_ref())
+    }
+    fn insert(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<(), StoreError> {
+        let (key, value) = (key.as_ref().to_vec(), value.as_ref().to_vec());
+        self.0.apply(vec![Write::Put(key, value)])
+    }
+    fn remove(&self, key: impl AsRef<[u8]>) -> Result<(), StoreError> {
+        self.0.apply(vec![Write::Delete(key.as_ref().to_vec())])
+    }
+}
+
+fn with_raw_store(path: &Path, edit: impl FnOnce(&RawStore)) {
+    let db = RawStore(DiskStore::open(path).unwrap());
     edit(&db);
-    db.flush().unwrap();
+    db.0.sync().unwrap();
 }
 
 /// A fresh log of N entries and the checkpoint an auditor already trusts (its latest).
@@ -162,7 +179,7 @@ fn a_careful_truncation_is_caught_by_the_trusted_checkpoint() {
             db.remove([&b"c"[..], &size.to_be_bytes()].concat())
                 .unwrap();
         }
-        db.insert(b"msize", &24u64.to_be_bytes()).unwrap();
+        db.insert(b"msize", 24u64.to_be_bytes()).unwrap();
     });
     assert!(
         verify_dir(&path, &keys(), None).is_ok(),
@@ -289,8 +306,8 @@ fn a_directory_that_is_not_a_store_gets_a_clear_error() {
     assert!(err.to_string().contains("is not an audit store"), "{err}");
 }
 
-/// The node itself refuses to open, and so to append after, an entry edited in place: sled's
-/// checksums are valid, so only the recorded hashes can tell.
+/// The node itself refuses to open, and so to append after, an entry edited in place: the
+/// engine's own checksums are valid, so only the recorded hashes can tell.
 #[test]
 fn the_node_refuses_to_open_a_store_with_an_entry_edited_in_place() {
     for forge_leaf in [false, true] {

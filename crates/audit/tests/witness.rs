@@ -10,12 +10,12 @@ use valise_audit::note::{CosignatureSigner, Note, NoteSigner, SignedCheckpoint};
 use valise_audit::verify::{VerifyKeys, verify_dir};
 use valise_audit::{AuditLog, Witness, WitnessError};
 use valise_crypto::identity::IdentityKeyPair;
-use valise_store::SledStore;
+use valise_store::DiskStore;
 
 const NOW: u64 = 1_795_000_000;
 
-fn witness(dir: &std::path::Path) -> Witness<SledStore> {
-    let store = SledStore::open(&dir.join("witness")).unwrap();
+fn witness(dir: &std::path::Path) -> Witness<DiskStore> {
+    let store = DiskStore::open(&dir.join("witness")).unwrap();
     let signer = CosignatureSigner::new(
         "hq.mfa.example/witness",
         IdentityKeyPair::from_seed(&[5; 32]).unwrap(),
@@ -36,7 +36,7 @@ fn forge(size: u64, root: Hash) -> String {
 }
 
 /// Presents the log's latest checkpoint to the witness, from the witness's last size.
-fn present(log: &AuditLog, w: &Witness<SledStore>) -> Result<String, WitnessError> {
+fn present(log: &AuditLog, w: &Witness<DiskStore>) -> Result<String, WitnessError> {
     let cp = log.checkpoint_now().unwrap();
     let old = w.cosigned(log.origin()).unwrap().map_or(0, |c| c.size);
     let proof = if old == 0 {

@@ -28,6 +28,7 @@ use valise_proto::v1::{
 use crate::attachment::{AttachmentId, parse_list};
 use crate::limits::Limits;
 use crate::policy::{DirectoryView, Refusal, check_forward, check_submission};
+use crate::queue::QueueKey;
 use crate::reason::Reason;
 use crate::record::Record;
 use crate::routing::{NextHop, Routed, Routes};
@@ -146,8 +147,11 @@ pub struct CustodyPlan<'a> {
 /// What the store said of a [`CustodyPlan`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stored {
-    /// Stored durably, its custody record with it.
-    New,
+    /// Stored durably at arrival number `seq`, its custody record with it.
+    New {
+        /// The arrival number: with the precedence, the cable's place in every queue.
+        seq: u64,
+    },
     /// Already held, byte for byte, and durable: custody was taken before.
     Duplicate,
     /// Another envelope with this id is held.
@@ -170,8 +174,10 @@ pub struct Settled {
     pub records: Vec<Record>,
     /// Why it was refused, for the refusal metrics.
     pub refused: Option<Reason>,
-    /// Delivery streams to wake: these devices have a cable queued here.
+    /// Delivery streams to tell: these devices have the cable queued here, at `queued`.
     pub wake_devices: Vec<DeviceId>,
+    /// Where the cable sits in every queue it joined, when it was newly queued.
+    pub queued: Option<QueueKey>,
     /// Links to wake: these next hops have a cable to forward.
     pub wake_hops: Vec<NextHop>,
 }
@@ -341,6 +347,7 @@ impl CustodyPlan<'_> {
             ],
             refused: Some(reason),
             wake_devices: Vec::new(),
+            queued: None,
             wake_hops: Vec::new(),
         };
         let unstored = |reason: Reason, error: ErrorFrame| Settled {
@@ -348,10 +355,15 @@ impl CustodyPlan<'_> {
             records: Vec::new(),
             refused: Some(reason),
             wake_devices: Vec::new(),
+            queued: None,
             wake_hops: Vec::new(),
         };
+        let queued = match stored {
+            Stored::New { seq } => Some(QueueKey::new(self.precedence, seq)),
+            _ => None,
+        };
         match stored {
-            Stored::New | Stored::Duplicate => {
+            Stored::New { .. } | Stored::Duplicate => {
                 let receipt =
                     custody::sign(node_key, name, &self.cable, self.envelope, self.now_ms);
                 let mut records = Vec::new();
@@ -366,6 +378,7 @@ impl CustodyPlan<'_> {
                     records,
                     refused: None,
                     wake_devices: self.routed.local,
+                    queued,
                     wake_hops: self.routed.onward.into_iter().map(|(hop, _)| hop).collect(),
                 }
             }
@@ -383,6 +396,7 @@ impl CustodyPlan<'_> {
                 records: Vec::new(),
                 refused: None,
                 wake_devices: Vec::new(),
+                queued: None,
                 wake_hops: Vec::new(),
             },
             // Nothing was acknowledged: the sender keeps the cable and retries.

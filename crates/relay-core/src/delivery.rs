@@ -1,17 +1,19 @@
-//! One device's delivery stream: which queued entries to send now, which await the device's
-//! acknowledgement, when one not acknowledged is sent again, and when to tell the device it has
-//! caught up. Pure: the durable queue lives in the shell's store, time is an argument.
+//! One device's delivery stream: which queued entry to send next, which await the device's
+//! acknowledgement, when one not acknowledged is sent again, and when to tell the device it
+//! has caught up. Pure: the durable queue lives in the shell's store, time is an argument.
 //!
-//! The stream runs in rounds. Each round the shell reads the head of the device's queue, most
-//! urgent first ([`DeliveryWindow::page_size`] entries), and hands the keys to
-//! [`DeliveryWindow::begin_round`]; it sends what [`DeliveryWindow::poll_send`] names, then asks
-//! [`DeliveryWindow::end_round`] what to do next. A round sends at most
-//! [`DeliveryConfig::round`] entries, so a FLASH that arrives mid-stream waits behind at most
-//! that many before the next read of the queue puts it first.
+//! The window holds a prefix of the device's queue in memory, most urgent first: the shell
+//! reads it a page at a time ([`DeliveryWindow::wants_page`], [`DeliveryWindow::loaded`]) and
+//! tells the window of each cable queued for the device while the stream runs
+//! ([`DeliveryWindow::queued`]). Nothing is read twice, however long the queue: a stream
+//! costs the same per delivery with ten cables queued or a million. A FLASH that arrives
+//! mid-stream is the next entry sent, ahead of everything not yet sent.
 //!
 //! An entry sent stays *in flight* until the device acknowledges it (after it has stored the
 //! cable). One not acknowledged within [`DeliveryConfig::redeliver_after`] is sent again; the
-//! device dedups by cable id, so it sees each cable once.
+//! device dedups by cable id, so it sees each cable once. The window bounds what is in flight
+//! by count, and the bytes of PRIORITY and ROUTINE in flight: those are what a FLASH sent now
+//! may queue behind on the stream, so on a slow link they bound its wait.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -23,60 +25,59 @@ use crate::queue::QueueKey;
 pub struct DeliveryConfig {
     /// How long a delivery may go unacknowledged before it is sent again.
     pub redeliver_after: Duration,
-    /// How many deliveries one round sends before the queue is read again: small, so a FLASH
-    /// that arrives waits behind at most this many.
-    pub round: usize,
     /// Most deliveries awaiting acknowledgement at once.
     pub max_in_flight: usize,
+    /// Most bytes of PRIORITY and ROUTINE cables awaiting acknowledgement at once (one
+    /// delivery always goes, whatever its size): what a FLASH sent now may queue behind on the
+    /// stream. FLASH and IMMEDIATE are not held by it, only by [`Self::max_in_flight`].
+    pub max_in_flight_bytes: u64,
+    /// How many queue entries a page read holds.
+    pub page: usize,
 }
 
 impl Default for DeliveryConfig {
     fn default() -> Self {
         DeliveryConfig {
             redeliver_after: Duration::from_secs(30),
-            round: 16,
             max_in_flight: 1024,
+            max_in_flight_bytes: 1024 * 1024,
+            page: 1024,
         }
     }
 }
 
-/// What the stream does once a round has been sent.
+/// A read of the durable queue the window asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AfterRound {
-    /// The round was full and the window has room: read the queue again at once.
-    Again,
-    /// Wait for an acknowledgement, a new arrival, or `redeliver_at`, whichever comes first.
-    Wait {
-        /// Tell the device it has caught up first, with the number of deliveries sent on this
-        /// stream (resends included). Said once per transition to caught up.
-        caught_up: Option<u64>,
-        /// When the oldest delivery in flight is due to be sent again; `None` when nothing is
-        /// in flight.
-        redeliver_at: Option<Duration>,
-    },
+pub struct PageRequest {
+    /// Read the entries after this key (`None`: from the head of the queue).
+    pub after: Option<QueueKey>,
+    /// At most this many.
+    pub limit: usize,
 }
 
-/// The round being sent: the head of the queue as read, and how far through it the stream is.
-#[derive(Debug, Default)]
-struct Round {
-    page: Vec<QueueKey>,
-    /// The page is shorter than was asked for, so it holds the whole queue.
-    whole_queue: bool,
-    next: usize,
-    sent: usize,
-    /// Entries that cannot be sent (their envelope cannot be read): not waited for.
-    unsendable: BTreeSet<QueueKey>,
+/// How much of the durable queue the window has read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Loaded {
+    /// Nothing yet.
+    Nothing,
+    /// Every entry up to and including this key; those after it are only on disk.
+    UpTo(QueueKey),
+    /// The whole queue: what arrives from now on is told with [`DeliveryWindow::queued`].
+    All,
 }
 
 /// One device's delivery window over its durable queue.
 #[derive(Debug)]
 pub struct DeliveryWindow {
     config: DeliveryConfig,
-    /// When each entry in flight was last sent.
-    in_flight: HashMap<QueueKey, Duration>,
+    loaded: Loaded,
+    /// Entries read or told, not yet sent on this stream, most urgent first.
+    pending: BTreeSet<QueueKey>,
+    /// Entries sent and not yet acknowledged: when each was last sent, and its size.
+    in_flight: HashMap<QueueKey, (Duration, u64)>,
     /// The same entries by when they were sent, oldest first: the next redelivery is the first.
     by_time: BTreeSet<(Duration, QueueKey)>,
-    round: Round,
+    in_flight_bytes: u64,
     deliveries: u64,
     announced: bool,
 }
@@ -86,107 +87,144 @@ impl DeliveryWindow {
     pub fn new(config: DeliveryConfig) -> Self {
         DeliveryWindow {
             config: DeliveryConfig {
-                round: config.round.max(1),
                 max_in_flight: config.max_in_flight.max(1),
+                page: config.page.max(1),
                 ..config
             },
+            loaded: Loaded::Nothing,
+            pending: BTreeSet::new(),
             in_flight: HashMap::new(),
             by_time: BTreeSet::new(),
-            round: Round::default(),
+            in_flight_bytes: 0,
             deliveries: 0,
             announced: false,
         }
     }
 
-    /// How many entries, from the head of the queue, the next round needs to see: everything
-    /// in flight and a round more.
-    pub fn page_size(&self) -> usize {
-        self.in_flight.len() + self.config.round
+    /// The page of the durable queue to read now, if any: the first, and then the next one
+    /// whenever what is held runs low.
+    pub fn wants_page(&self) -> Option<PageRequest> {
+        let after = match self.loaded {
+            Loaded::Nothing => None,
+            Loaded::UpTo(last) if self.pending.len() < self.config.page / 2 => Some(last),
+            Loaded::UpTo(_) | Loaded::All => return None,
+        };
+        Some(PageRequest {
+            after,
+            limit: self.config.page,
+        })
     }
 
-    /// Starts a round over `page`, the head of the queue as just read, most urgent first and at
-    /// most [`Self::page_size`] long.
-    pub fn begin_round(&mut self, page: Vec<QueueKey>) {
-        let whole_queue = page.len() < self.page_size();
-        self.round = Round {
-            page,
-            whole_queue,
-            ..Round::default()
+    /// The page asked for by [`Self::wants_page`], as read: the queue's entries after its
+    /// `after`, in order, at most `limit` of them.
+    pub fn loaded(&mut self, request: PageRequest, page: &[QueueKey]) {
+        for key in page {
+            if !self.in_flight.contains_key(key) {
+                self.pending.insert(*key);
+            }
+        }
+        self.loaded = match page.last() {
+            Some(last) if page.len() >= request.limit => Loaded::UpTo(*last),
+            _ => Loaded::All,
         };
     }
 
-    /// The next entry of this round to send at `now`, counted as sent; `None` once the round is
-    /// full, the window is full, or the page has nothing more that is due.
+    /// A cable was queued for the device while the stream runs. One beyond what the window
+    /// has read is left to the next page read.
+    pub fn queued(&mut self, key: QueueKey) {
+        let held = match self.loaded {
+            Loaded::Nothing => false,
+            Loaded::UpTo(last) => key <= last,
+            Loaded::All => true,
+        };
+        if held && !self.in_flight.contains_key(&key) {
+            self.pending.insert(key);
+        }
+    }
+
+    /// The next entry to send at `now`, counted as in flight: the most urgent of those not
+    /// yet sent and those due again. `None` when nothing is due, or the window is full (only
+    /// what is due again goes then: it already has its place).
     pub fn poll_send(&mut self, now: Duration) -> Option<QueueKey> {
-        while self.round.sent < self.config.round {
-            let key = *self.round.page.get(self.round.next)?;
-            self.round.next += 1;
-            match self.in_flight.get(&key) {
-                // Sent, and not yet due again.
-                Some(&sent) if now.saturating_sub(sent) < self.config.redeliver_after => continue,
-                // Due again: a resend takes no more room in the window.
-                Some(&sent) => {
-                    self.by_time.remove(&(sent, key));
-                }
-                // New, but the window is full: only resends go until an acknowledgement.
-                None if self.in_flight.len() >= self.config.max_in_flight => continue,
-                None => {}
-            }
-            self.in_flight.insert(key, now);
-            self.by_time.insert((now, key));
-            self.round.sent += 1;
-            return Some(key);
+        let due = self
+            .by_time
+            .first()
+            .filter(|(sent, _)| now.saturating_sub(*sent) >= self.config.redeliver_after)
+            .map(|(_, key)| *key);
+        let fresh = self
+            .pending
+            .first()
+            .copied()
+            .filter(|key| self.has_room(key));
+        let key = match (fresh, due) {
+            (Some(fresh), Some(due)) if due < fresh => due,
+            (Some(fresh), _) => fresh,
+            (None, Some(due)) => due,
+            (None, None) => return None,
+        };
+        if self.pending.remove(&key) {
+            self.in_flight.insert(key, (now, 0));
+        } else if let Some((sent, _)) = self.in_flight.get_mut(&key) {
+            self.by_time.remove(&(*sent, key));
+            *sent = now;
         }
-        None
+        self.by_time.insert((now, key));
+        Some(key)
     }
 
-    /// The entry [`Self::poll_send`] just named could not be sent (its envelope is unreadable):
-    /// it is not in flight, and the stream does not wait for it.
-    pub fn unsendable(&mut self, key: QueueKey) {
-        if let Some(sent) = self.in_flight.remove(&key) {
-            self.by_time.remove(&(sent, key));
-            self.round.sent = self.round.sent.saturating_sub(1);
-        }
-        self.round.unsendable.insert(key);
+    /// Whether `key` may be sent for the first time now: the window has a place, and, for all
+    /// but FLASH and IMMEDIATE, the bytes in flight are within their bound.
+    fn has_room(&self, key: &QueueKey) -> bool {
+        self.in_flight.len() < self.config.max_in_flight
+            && (key.rank <= 1
+                || self.in_flight.is_empty()
+                || self.in_flight_bytes < self.config.max_in_flight_bytes)
     }
 
-    /// The device acknowledged `key`, and the shell made the acknowledgement durable. Returns
-    /// whether it was in flight (a duplicate or unknown acknowledgement is harmless).
+    /// The entry [`Self::poll_send`] just named went out with `bytes` of envelope: they count
+    /// against the window until it is acknowledged.
+    pub fn sent(&mut self, key: QueueKey, bytes: u64) {
+        self.deliveries += 1;
+        self.announced = false;
+        if let Some((_, size)) = self.in_flight.get_mut(&key) {
+            self.in_flight_bytes = self.in_flight_bytes.saturating_sub(*size) + bytes;
+            *size = bytes;
+        }
+    }
+
+    /// The entry is no longer queued for the device (purged, or its envelope cannot be read):
+    /// it is not sent, and the stream does not wait for it.
+    pub fn gone(&mut self, key: QueueKey) {
+        self.pending.remove(&key);
+        self.forget(key);
+    }
+
+    /// The device acknowledged `key`, and the shell removed it from the queue. Returns whether
+    /// it was in flight (a duplicate or unknown acknowledgement is harmless).
     pub fn acked(&mut self, key: QueueKey) -> bool {
+        self.pending.remove(&key);
+        self.forget(key)
+    }
+
+    fn forget(&mut self, key: QueueKey) -> bool {
         match self.in_flight.remove(&key) {
-            Some(sent) => {
+            Some((sent, bytes)) => {
                 self.by_time.remove(&(sent, key));
+                self.in_flight_bytes = self.in_flight_bytes.saturating_sub(bytes);
                 true
             }
             None => false,
         }
     }
 
-    /// What to do once this round's entries have been sent.
-    pub fn end_round(&mut self) -> AfterRound {
-        let sent = self.round.sent;
-        if sent > 0 {
-            self.deliveries += sent as u64;
-            self.announced = false;
-        }
-        if sent == self.config.round && self.in_flight.len() < self.config.max_in_flight {
-            return AfterRound::Again;
-        }
-        let caught_up =
-            self.round.whole_queue
-                && self.round.page.iter().all(|key| {
-                    self.in_flight.contains_key(key) || self.round.unsendable.contains(key)
-                });
-        let caught_up = if caught_up && !self.announced {
+    /// Once everything queued has been sent: tell the device it has caught up, with the number
+    /// of deliveries sent on this stream (resends included). Said once per transition.
+    pub fn caught_up(&mut self) -> Option<u64> {
+        if self.loaded == Loaded::All && self.pending.is_empty() && !self.announced {
             self.announced = true;
-            Some(self.deliveries)
-        } else {
-            None
-        };
-        AfterRound::Wait {
-            caught_up,
-            redeliver_at: self.next_redelivery(),
+            return Some(self.deliveries);
         }
+        None
     }
 
     /// When the oldest delivery in flight is due to be sent again.
@@ -199,5 +237,10 @@ impl DeliveryWindow {
     /// How many deliveries await acknowledgement.
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
+    }
+
+    /// How many entries the window holds that it has not sent yet.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
     }
 }

@@ -149,7 +149,8 @@ fn a_devices_cable_is_planned_for_every_hop_and_its_receipt_signed_once_durable(
     assert_eq!(event.actor_id, id(1).to_string());
     assert_eq!(event.objects[0].sha256, valise_crypto::sha256(&envelope));
 
-    let settled = settle(plan, Stored::New);
+    let precedence = plan.precedence;
+    let settled = settle(plan, Stored::New { seq: 41 });
     let Reply::Receipt(receipt) = &settled.reply else {
         panic!("{:?}", settled.reply)
     };
@@ -158,6 +159,11 @@ fn a_devices_cable_is_planned_for_every_hop_and_its_receipt_signed_once_durable(
     assert_eq!(receipt.accepted_at_ms, NOW);
     assert!(settled.records.is_empty() && settled.refused.is_none());
     assert_eq!(settled.wake_devices, vec![id(3)]);
+    assert_eq!(
+        settled.queued,
+        Some(valise_relay_core::queue::QueueKey::new(precedence, 41)),
+        "bob's stream is told where the cable sits in his queue"
+    );
     assert_eq!(settled.wake_hops, vec![NextHop::Hub]);
 }
 
@@ -306,7 +312,7 @@ fn a_forward_for_a_device_revoked_since_is_taken_and_the_drop_recorded() {
         &Held::default(),
     ));
     assert_eq!(plan.routed.local, vec![id(3)], "not mallory, revoked");
-    let settled = settle(plan, Stored::New);
+    let settled = settle(plan, Stored::New { seq: 1 });
     assert!(settled.reply.is_receipt());
     assert_eq!(settled.records.len(), 1);
     let event = settled.records[0].clone().event("paris", NOW);

@@ -1,6 +1,7 @@
 //! A device's delivery stream, as the device observes it: what arrives, in what order, what
 //! arrives again when it does not acknowledge, and when it is told it has caught up. The
-//! durable queue is modelled by a sorted map, as the store's queue tree sorts by key.
+//! durable queue is modelled by a sorted map, as the store's queue tree sorts by key; the
+//! model counts every entry it reads, as the store's reads cost.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -8,60 +9,99 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use valise_proto::v1::Precedence;
-use valise_relay_core::delivery::{AfterRound, DeliveryConfig, DeliveryWindow};
+use valise_relay_core::delivery::{DeliveryConfig, DeliveryWindow};
 use valise_relay_core::queue::{QueueKey, precedence_of, rank};
 
 const REDELIVER: Duration = Duration::from_secs(30);
+const SIZE: u64 = 4096;
 
 fn config() -> DeliveryConfig {
     DeliveryConfig {
         redeliver_after: REDELIVER,
-        round: 16,
         max_in_flight: 64,
+        max_in_flight_bytes: 1 << 30,
+        page: 128,
     }
 }
 
 /// The device's queue on the node: entries leave it only when acknowledged.
 #[derive(Default)]
-struct Queue(BTreeMap<QueueKey, u64>);
+struct Queue {
+    entries: BTreeMap<QueueKey, u64>,
+    /// Entries read from the queue so far, over every page.
+    reads: usize,
+}
 
 impl Queue {
-    fn push(&mut self, precedence: Precedence, seq: u64) {
-        self.0.insert(QueueKey::new(precedence, seq), seq);
+    fn key(precedence: Precedence, seq: u64) -> QueueKey {
+        QueueKey::new(precedence, seq)
     }
 
-    fn head(&self, n: usize) -> Vec<QueueKey> {
-        self.0.keys().take(n).copied().collect()
+    fn push(&mut self, precedence: Precedence, seq: u64) -> QueueKey {
+        let key = Self::key(precedence, seq);
+        self.entries.insert(key, seq);
+        key
     }
 
-    /// One round at `now`, as the shell runs it: what was sent (by arrival number), and what
-    /// the stream does next.
-    fn round(&self, window: &mut DeliveryWindow, now: Duration) -> (Vec<u64>, AfterRound) {
-        window.begin_round(self.head(window.page_size()));
-        let mut sent = Vec::new();
-        while let Some(key) = window.poll_send(now) {
-            sent.push(self.0[&key]);
+    /// A cable arrives while the stream runs: queued durably, then the stream is told.
+    fn arrive(&mut self, window: &mut DeliveryWindow, precedence: Precedence, seq: u64) {
+        let key = self.push(precedence, seq);
+        window.queued(key);
+    }
+
+    /// The page reads the window asks for, as the shell serves them.
+    fn serve_pages(&mut self, window: &mut DeliveryWindow) {
+        while let Some(request) = window.wants_page() {
+            let page: Vec<QueueKey> = self
+                .entries
+                .keys()
+                .filter(|k| request.after.is_none_or(|after| **k > after))
+                .take(request.limit)
+                .copied()
+                .collect();
+            self.reads += page.len();
+            window.loaded(request, &page);
         }
-        (sent, window.end_round())
+    }
+
+    /// Sends what the window allows at `now`, at most `n`, as the shell does: by arrival
+    /// number.
+    fn send(&mut self, window: &mut DeliveryWindow, now: Duration, n: usize) -> Vec<u64> {
+        let mut sent = Vec::new();
+        while sent.len() < n {
+            self.serve_pages(window);
+            let Some(key) = window.poll_send(now) else {
+                break;
+            };
+            match self.entries.get(&key) {
+                Some(seq) => {
+                    window.sent(key, SIZE);
+                    sent.push(*seq);
+                }
+                None => window.gone(key),
+            }
+        }
+        sent
     }
 
     /// The device acknowledges `seq`; the node removes it from the queue.
     fn ack(&mut self, window: &mut DeliveryWindow, seq: u64) -> bool {
-        let key = *self.0.iter().find(|(_, s)| **s == seq).unwrap().0;
-        self.0.remove(&key);
+        let key = *self.entries.iter().find(|(_, s)| **s == seq).unwrap().0;
+        self.entries.remove(&key);
         window.acked(key)
     }
 
-    /// Runs the stream at `now`, the device acknowledging everything at once, until it waits.
+    /// Runs the stream at `now`, the device acknowledging everything as it arrives, until the
+    /// queue is empty.
     fn drain(&mut self, window: &mut DeliveryWindow, now: Duration) -> Vec<u64> {
         let mut order = Vec::new();
         loop {
-            let (sent, next) = self.round(window, now);
+            let sent = self.send(window, now, 16);
             for seq in &sent {
                 assert!(self.ack(window, *seq));
             }
-            order.extend(sent);
-            if matches!(next, AfterRound::Wait { .. }) && self.0.is_empty() {
+            order.extend(&sent);
+            if sent.is_empty() {
                 return order;
             }
         }
@@ -86,44 +126,81 @@ fn precedence_first_then_arrival() {
         queue.drain(&mut window, Duration::ZERO),
         vec![4, 2, 5, 1, 0, 3]
     );
+    assert!(queue.entries.is_empty());
 }
 
 #[test]
-fn a_flash_that_arrives_mid_stream_waits_behind_at_most_one_round() {
+fn a_flash_that_arrives_mid_stream_is_the_next_sent() {
     let mut queue = Queue::default();
     for seq in 0..1000 {
         queue.push(Precedence::Routine, seq);
     }
     let mut window = DeliveryWindow::new(config());
-    // The device acknowledges as it goes; a FLASH arrives after the third round was sent.
     let mut order = Vec::new();
-    for round in 0.. {
-        let (sent, next) = queue.round(&mut window, Duration::ZERO);
-        assert!(sent.len() <= 16, "a round sends at most 16");
+    for step in 0.. {
+        // Three sends between two looks at what arrived.
+        let sent = queue.send(&mut window, Duration::ZERO, 3);
+        if sent.is_empty() {
+            break;
+        }
         for seq in &sent {
             queue.ack(&mut window, *seq);
         }
         order.extend(sent);
-        if round == 2 {
-            queue.push(Precedence::Flash, 1000);
-        }
-        if queue.0.is_empty() {
-            assert!(matches!(next, AfterRound::Wait { .. }));
-            break;
+        if step == 5 {
+            queue.arrive(&mut window, Precedence::Flash, 1000);
         }
     }
     let flash_at = order.iter().position(|s| *s == 1000).unwrap();
-    assert_eq!(
-        flash_at, 48,
-        "first of the round after the one it arrived during"
-    );
+    assert_eq!(flash_at, 18, "sent right after the sends it arrived during");
     let mut rest = order.clone();
     rest.remove(flash_at);
     assert_eq!(
         rest,
         (0..1000).collect::<Vec<_>>(),
-        "ROUTINE in arrival order"
+        "ROUTINE in arrival order, each once"
     );
+}
+
+#[test]
+fn each_entry_is_read_once_however_long_the_queue() {
+    let mut queue = Queue::default();
+    for seq in 0..10_000 {
+        queue.push(Precedence::Routine, seq);
+    }
+    let mut window = DeliveryWindow::new(config());
+    let mut order = Vec::new();
+    let mut most_held = 0;
+    let mut next_arrival = 1000;
+    loop {
+        let sent = queue.send(&mut window, Duration::ZERO, 16);
+        most_held = most_held.max(window.pending() + window.in_flight());
+        if sent.is_empty() {
+            break;
+        }
+        for seq in &sent {
+            queue.ack(&mut window, *seq);
+        }
+        order.extend(sent);
+        // ROUTINE keeps arriving beyond what the window has read: left to a later page.
+        if order.len() >= next_arrival && next_arrival <= 4000 {
+            queue.arrive(
+                &mut window,
+                Precedence::Routine,
+                10_000 + next_arrival as u64,
+            );
+            next_arrival += 1000;
+        }
+    }
+    assert_eq!(order.len(), 10_004);
+    assert_eq!(queue.reads, 10_004, "no entry read twice");
+    assert!(
+        most_held <= 128 + 64,
+        "the window holds at most a page and what is in flight, not the queue: {most_held}"
+    );
+    let mut sorted = order.clone();
+    sorted.sort_unstable();
+    assert_eq!(order, sorted, "arrival order");
 }
 
 #[test]
@@ -133,54 +210,41 @@ fn an_unacknowledged_delivery_is_sent_again_when_due_and_not_before() {
     let mut window = DeliveryWindow::new(config());
     let start = Duration::from_secs(100);
 
-    let (sent, next) = queue.round(&mut window, start);
-    assert_eq!(sent, vec![7]);
-    assert_eq!(
-        next,
-        AfterRound::Wait {
-            caught_up: Some(1),
-            redeliver_at: Some(start + REDELIVER),
-        },
-        "caught up, and the shell is told when to look again"
-    );
+    assert_eq!(queue.send(&mut window, start, 16), vec![7]);
+    assert_eq!(window.caught_up(), Some(1), "caught up once all is sent");
+    assert_eq!(window.next_redelivery(), Some(start + REDELIVER));
 
     let just_before = start + REDELIVER - Duration::from_millis(1);
-    let (sent, next) = queue.round(&mut window, just_before);
-    assert!(sent.is_empty(), "still in flight: not sent twice");
-    assert_eq!(
-        next,
-        AfterRound::Wait {
-            caught_up: None,
-            redeliver_at: Some(start + REDELIVER),
-        },
-        "caught up is said once"
+    assert!(
+        queue.send(&mut window, just_before, 16).is_empty(),
+        "still in flight: not sent twice"
     );
+    assert_eq!(window.caught_up(), None, "caught up is said once");
 
-    let (sent, next) = queue.round(&mut window, start + REDELIVER);
-    assert_eq!(sent, vec![7], "sent again once due");
     assert_eq!(
-        next,
-        AfterRound::Wait {
-            caught_up: Some(2),
-            redeliver_at: Some(start + REDELIVER * 2),
-        },
+        queue.send(&mut window, start + REDELIVER, 16),
+        vec![7],
+        "sent again once due"
+    );
+    assert_eq!(
+        window.caught_up(),
+        Some(2),
         "the resend counts as a delivery on this stream"
     );
+    assert_eq!(window.next_redelivery(), Some(start + REDELIVER * 2));
 
     assert!(queue.ack(&mut window, 7));
     assert!(
-        !window.acked(QueueKey::new(Precedence::Flash, 7)),
+        !window.acked(Queue::key(Precedence::Flash, 7)),
         "a duplicate ack is harmless"
     );
-    let (sent, next) = queue.round(&mut window, start + REDELIVER * 10);
-    assert!(sent.is_empty(), "never again once acknowledged");
-    assert_eq!(
-        next,
-        AfterRound::Wait {
-            caught_up: None,
-            redeliver_at: None,
-        }
+    assert!(
+        queue
+            .send(&mut window, start + REDELIVER * 10, 16)
+            .is_empty(),
+        "never again once acknowledged"
     );
+    assert_eq!(window.next_redelivery(), None);
 }
 
 #[test]
@@ -190,90 +254,92 @@ fn the_window_holds_at_most_its_size_yet_resends_what_is_due() {
         queue.push(Precedence::Routine, seq);
     }
     let mut window = DeliveryWindow::new(config());
-    let mut sent = Vec::new();
-    let mut now = Duration::ZERO;
-    // The device acknowledges nothing: the window fills, a round at a time.
-    loop {
-        let (round, next) = queue.round(&mut window, now);
-        sent.extend(round);
-        now += Duration::from_millis(1);
-        if let AfterRound::Wait {
-            caught_up,
-            redeliver_at,
-        } = next
-        {
-            assert_eq!(caught_up, None, "36 entries were never sent");
-            assert_eq!(
-                redeliver_at,
-                Some(REDELIVER),
-                "the first round is due first"
-            );
-            break;
-        }
-    }
+    // The device acknowledges nothing: the window fills.
+    let sent = queue.send(&mut window, Duration::ZERO, 1000);
     assert_eq!(sent, (0..64).collect::<Vec<_>>());
     assert_eq!(window.in_flight(), 64);
+    assert_eq!(window.caught_up(), None, "36 entries were never sent");
+    assert_eq!(window.next_redelivery(), Some(REDELIVER));
 
-    // Full: new entries wait, but the overdue ones are sent again.
-    let (resent, _) = queue.round(&mut window, REDELIVER);
+    // Full: new entries wait, but the overdue ones are sent again, oldest first.
+    let resent = queue.send(&mut window, REDELIVER, 16);
     assert_eq!(resent, (0..16).collect::<Vec<_>>());
     assert_eq!(window.in_flight(), 64, "a resend takes no more room");
 
-    // One acknowledgement makes room for one new entry.
+    // One acknowledgement makes room for one new entry, ahead of the remaining resends
+    // only if it is more urgent: these are all ROUTINE, so the resends go first.
     assert!(queue.ack(&mut window, 20));
-    let (round, _) = queue.round(&mut window, REDELIVER);
-    assert_eq!(round, vec![64]);
+    let next = queue.send(&mut window, REDELIVER, 100);
+    assert_eq!(next.first(), Some(&16));
+    assert_eq!(
+        next.last(),
+        Some(&64),
+        "then the one new entry there is room for"
+    );
+    assert_eq!(window.in_flight(), 64);
 }
 
 #[test]
-fn caught_up_waits_for_the_whole_queue_and_not_for_what_cannot_be_sent() {
+fn bytes_in_flight_are_bounded_but_one_delivery_always_goes() {
+    let mut queue = Queue::default();
+    for seq in 0..10 {
+        queue.push(Precedence::Routine, seq);
+    }
+    let mut window = DeliveryWindow::new(DeliveryConfig {
+        max_in_flight_bytes: 3 * SIZE,
+        ..config()
+    });
+    assert_eq!(queue.send(&mut window, Duration::ZERO, 100), vec![0, 1, 2]);
+    queue.ack(&mut window, 0);
+    assert_eq!(queue.send(&mut window, Duration::ZERO, 100), vec![3]);
+    // A FLASH is not held by the bytes of ROUTINE ahead of it: they are what it would wait
+    // behind, and they are bounded.
+    queue.arrive(&mut window, Precedence::Flash, 10);
+    queue.arrive(&mut window, Precedence::Immediate, 11);
+    assert_eq!(queue.send(&mut window, Duration::ZERO, 100), vec![10, 11]);
+
+    // A cable larger than the whole budget still goes, alone.
+    let mut window = DeliveryWindow::new(DeliveryConfig {
+        max_in_flight_bytes: 1,
+        ..config()
+    });
+    let mut queue = Queue::default();
+    queue.push(Precedence::Routine, 0);
+    queue.push(Precedence::Routine, 1);
+    assert_eq!(queue.send(&mut window, Duration::ZERO, 100), vec![0]);
+    assert!(queue.ack(&mut window, 0));
+    assert_eq!(queue.send(&mut window, Duration::ZERO, 100), vec![1]);
+}
+
+#[test]
+fn caught_up_waits_for_the_whole_queue_and_not_for_what_is_gone() {
     let mut queue = Queue::default();
     for seq in 0..3 {
         queue.push(Precedence::Priority, seq);
     }
     let mut window = DeliveryWindow::new(config());
-    window.begin_round(queue.head(window.page_size()));
-    let first = window.poll_send(Duration::ZERO).unwrap();
-    // Its envelope cannot be read: the shell says so, and the stream does not wait for it.
-    window.unsendable(first);
-    let mut sent = Vec::new();
-    while let Some(key) = window.poll_send(Duration::ZERO) {
-        sent.push(key);
-    }
-    assert_eq!(sent.len(), 2);
-    assert_eq!(
-        window.end_round(),
-        AfterRound::Wait {
-            caught_up: Some(2),
-            redeliver_at: Some(REDELIVER),
-        }
-    );
-    assert_eq!(
-        window.in_flight(),
-        2,
-        "the unsendable entry is not in flight"
-    );
+    queue.serve_pages(&mut window);
+    // Purged before it was sent (its device's clearance lowered, say): the stream does not
+    // wait for it.
+    queue.entries.remove(&Queue::key(Precedence::Priority, 0));
+    assert_eq!(queue.send(&mut window, Duration::ZERO, 16), vec![1, 2]);
+    assert_eq!(window.caught_up(), Some(2));
+    assert_eq!(window.in_flight(), 2, "the purged entry is not in flight");
 
-    // A longer queue than a page is never "caught up" on one page.
+    // A queue longer than a page is never "caught up" on one page.
     let mut long = Queue::default();
-    for seq in 0..40 {
+    for seq in 0..300 {
         long.push(Precedence::Routine, seq);
     }
-    let mut window = DeliveryWindow::new(DeliveryConfig {
-        round: 16,
-        max_in_flight: 16,
-        ..config()
-    });
-    let (sent, next) = long.round(&mut window, Duration::ZERO);
-    assert_eq!(sent.len(), 16);
-    assert_eq!(
-        next,
-        AfterRound::Wait {
-            caught_up: None,
-            redeliver_at: Some(REDELIVER),
-        },
-        "the window is full and 24 entries were never sent"
-    );
+    let mut window = DeliveryWindow::new(config());
+    let sent = long.send(&mut window, Duration::ZERO, 1000);
+    assert_eq!(sent.len(), 64, "the window is full");
+    assert_eq!(window.caught_up(), None, "236 entries were never sent");
+    for seq in sent {
+        long.ack(&mut window, seq);
+    }
+    assert_eq!(long.drain(&mut window, Duration::ZERO).len(), 236);
+    assert_eq!(window.caught_up(), Some(300));
 }
 
 #[test]
@@ -283,8 +349,10 @@ fn a_new_stream_after_a_disconnect_sends_everything_not_acknowledged() {
         queue.push(Precedence::Immediate, seq);
     }
     let mut window = DeliveryWindow::new(config());
-    let (sent, _) = queue.round(&mut window, Duration::ZERO);
-    assert_eq!(sent, vec![0, 1, 2, 3, 4]);
+    assert_eq!(
+        queue.send(&mut window, Duration::ZERO, 16),
+        vec![0, 1, 2, 3, 4]
+    );
     queue.ack(&mut window, 1);
     queue.ack(&mut window, 3);
     drop(window);
@@ -295,6 +363,17 @@ fn a_new_stream_after_a_disconnect_sends_everything_not_acknowledged() {
         queue.drain(&mut window, Duration::from_secs(1)),
         vec![0, 2, 4]
     );
+}
+
+#[test]
+fn an_arrival_told_before_the_first_page_is_read_is_sent_once() {
+    // The shell listens for arrivals before it reads the queue, so a cable stored meanwhile is
+    // both told and read: it goes once.
+    let mut queue = Queue::default();
+    let mut window = DeliveryWindow::new(config());
+    queue.arrive(&mut window, Precedence::Flash, 0);
+    queue.push(Precedence::Routine, 1);
+    assert_eq!(queue.drain(&mut window, Duration::ZERO), vec![0, 1]);
 }
 
 #[test]

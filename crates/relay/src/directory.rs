@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use prost::Message;
-use valise_store::{GroupCommit, SledStore, Store, StoreError, Write};
+use valise_store::{DiskStore, GroupCommit, Store, StoreError, Write};
 
 use valise_crypto::identity::{DeviceId, IdentityPublicKey};
 use valise_proto::v1::{DeviceRecord, DirectoryUpdate, directory_update::Update};
@@ -60,7 +60,7 @@ pub enum ChangeError {
 /// rebuilt on open by replaying (and so re-verifying) the stored history.
 pub struct DurableDirectory {
     directory: Directory,
-    store: Arc<SledStore>,
+    store: Arc<DiskStore>,
     commit: GroupCommit,
     /// The digest of every update held, so one replicated back, or from two peers, is applied
     /// once.
@@ -93,7 +93,7 @@ impl DurableDirectory {
         ministry: &str,
         root: IdentityPublicKey,
     ) -> Result<Self, DurableError> {
-        let store = Arc::new(SledStore::open(dir)?);
+        let store = Arc::new(DiskStore::open(dir)?);
         let mut directory = Directory::new(ministry, root);
         let mut held = HashSet::new();
         for item in store.scan(b"u") {

@@ -347,7 +347,7 @@ mod tests {
 /// Records: `p` ‖ SHA-256(code) → `PendingEnrolment`.
 pub struct DurableCodes {
     codes: Codes,
-    store: std::sync::Arc<valise_store::SledStore>,
+    store: std::sync::Arc<valise_store::DiskStore>,
     commit: valise_store::GroupCommit,
 }
 
@@ -383,7 +383,7 @@ impl DurableCodes {
     ) -> Result<Self, DurableCodeError> {
         use prost::Message;
         use valise_store::{Store, Write};
-        let store = std::sync::Arc::new(valise_store::SledStore::open(dir)?);
+        let store = std::sync::Arc::new(valise_store::DiskStore::open(dir)?);
         let mut expired = Vec::new();
         for item in store.scan(b"p") {
             let (key, value) = item?;

@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use valise_crypto::at_rest::{RecordSealer, StorageKey};
 use valise_crypto::identity::DeviceId;
 use valise_proto::v1::Precedence;
-use valise_store::{GroupCommit, SledStore, Store, StoreError, Write};
+use valise_store::{DiskStore, GroupCommit, Store, StoreError, Write};
 
 use crate::attachments::{ATTACHMENT_ID_LEN, AttachmentId};
 use crate::queue::QueueKey;
@@ -105,13 +105,31 @@ pub enum Enqueued {
     InProgress,
 }
 
+/// A custody ready to commit ([`RelayStore::prepare_custody`]).
+#[must_use]
+pub struct PreparedCustody(Prepared);
+
+enum Prepared {
+    /// Nothing to write: the answer is known.
+    Answer(Enqueued),
+    /// Already held byte for byte: a duplicate once what is held is durable.
+    Barrier,
+    /// The writes of a new custody.
+    Write {
+        cable: CableId,
+        seq: u64,
+        writes: Vec<Write>,
+    },
+}
+
 /// The node's store of cables in transit.
 pub struct RelayStore {
     kv: Arc<dyn Store>,
     sealer: RecordSealer,
     commit: GroupCommit,
     /// Serialises the dedup check and sequence allocation; the durable sync happens outside.
-    admission: Mutex<Admission>,
+    /// Shared with the committer, which ends a cable's "in progress" mark once it is durable.
+    admission: Arc<Mutex<Admission>>,
     /// Serialises acknowledgements, which read and update a cable's recipient count.
     acks: Mutex<()>,
 }
@@ -147,7 +165,7 @@ impl RelayStore {
     /// Opens (or creates) the store in `dir`, sealed under `storage_key`, and resumes its
     /// queues.
     pub fn open(dir: &Path, storage_key: &StorageKey) -> Result<Self, StoreError> {
-        Self::open_on(Arc::new(SledStore::open(dir)?), storage_key)
+        Self::open_on(Arc::new(DiskStore::open(dir)?), storage_key)
     }
 
     /// Opens the store on any engine (a test may inject faults), sealed under `storage_key`.
@@ -165,10 +183,10 @@ impl RelayStore {
             kv,
             sealer,
             commit,
-            admission: Mutex::new(Admission {
+            admission: Arc::new(Mutex::new(Admission {
                 next_seq: last.map_or(0, |s| s + 1),
                 storing: HashSet::new(),
-            }),
+            })),
             acks: Mutex::new(()),
         })
     }
@@ -199,8 +217,30 @@ impl RelayStore {
 
     /// Takes custody of a cable: its envelope, a delivery queue entry per local device and a
     /// forwarding entry per next hop, in one atomic batch, durable before it returns
-    /// [`Enqueued::Stored`].
+    /// [`Enqueued::Stored`]. Blocks: an async caller uses [`Self::prepare_custody`] and
+    /// [`Self::commit_custody`].
     pub fn take_custody(&self, custody: Custody<'_>, now_ms: u64) -> Result<Enqueued, StoreError> {
+        let prepared = self.prepare_custody(custody, now_ms)?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.commit_custody(
+            prepared,
+            Box::new(move |result| {
+                let _ = tx.send(result);
+            }),
+        );
+        rx.recv()
+            .map_err(|_| StoreError::Io("the store is closed".into()))?
+    }
+
+    /// The first half of taking custody, without waiting on the disk: the dedup check, the
+    /// arrival number, the sealed envelope and every write, or why nothing is to be written.
+    /// Hand the result to [`Self::commit_custody`], always: it also ends the "in progress"
+    /// mark that makes a concurrent resend wait.
+    pub fn prepare_custody(
+        &self,
+        custody: Custody<'_>,
+        now_ms: u64,
+    ) -> Result<PreparedCustody, StoreError> {
         let cable = custody.cable;
         let digest = valise_crypto::sha256(custody.envelope);
         let seq = {
@@ -209,45 +249,88 @@ impl RelayStore {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
             if admission.storing.contains(&cable) {
-                return Ok(Enqueued::InProgress);
+                return Ok(PreparedCustody(Prepared::Answer(Enqueued::InProgress)));
             }
             if let Some(seen) = self.kv.get(&key(b'd', &[&cable]))? {
                 drop(admission);
-                return self.resent(&cable, &seen, &digest, custody.envelope);
+                return self
+                    .resent(&cable, &seen, &digest, custody.envelope)
+                    .map(PreparedCustody);
             }
             admission.storing.insert(cable);
             let seq = admission.next_seq;
             admission.next_seq += 1;
             seq
         };
+        match self.custody_writes(&custody, seq, &digest, now_ms) {
+            Ok(writes) => Ok(PreparedCustody(Prepared::Write { cable, seq, writes })),
+            Err(e) => {
+                self.done_storing(&cable);
+                Err(e)
+            }
+        }
+    }
+
+    /// The second half: commits what [`Self::prepare_custody`] prepared, and calls `done` with
+    /// the outcome once it is durable. `done` runs on the committer's thread: it must be quick.
+    pub fn commit_custody(
+        &self,
+        prepared: PreparedCustody,
+        done: Box<dyn FnOnce(Result<Enqueued, StoreError>) + Send>,
+    ) {
+        match prepared.0 {
+            Prepared::Answer(answer) => done(Ok(answer)),
+            // A duplicate is answered once what is held is durable: an empty commit is the
+            // barrier.
+            Prepared::Barrier => self.commit.commit_then(
+                Vec::new(),
+                Box::new(move |r| done(r.map(|()| Enqueued::Duplicate))),
+            ),
+            Prepared::Write { cable, seq, writes } => {
+                let admission = Arc::clone(&self.admission);
+                self.commit.commit_then(
+                    writes,
+                    Box::new(move |result| {
+                        admission
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .storing
+                            .remove(&cable);
+                        done(result.map(|()| Enqueued::Stored { seq }));
+                    }),
+                );
+            }
+        }
+    }
+
+    /// Every write of one cable's custody, at arrival number `seq`.
+    fn custody_writes(
+        &self,
+        custody: &Custody<'_>,
+        seq: u64,
+        digest: &[u8; 32],
+        now_ms: u64,
+    ) -> Result<Vec<Write>, StoreError> {
+        let cable = custody.cable;
         let at = QueueKey::new(custody.precedence, seq);
         let entries = custody.local.len() + custody.onward.len();
         if entries == 0 {
             // Nobody left to deliver to (every recipient revoked since sealing): remembered as
             // seen, so a resend is a duplicate, but no envelope is kept that nothing would free.
-            let result = self.commit.commit(vec![
-                Write::Put(key(b'd', &[&cable]), seen_value(now_ms, &digest)),
+            return Ok(vec![
+                Write::Put(key(b'd', &[&cable]), seen_value(now_ms, digest)),
                 Write::Put(b"mseq".to_vec(), seq.to_be_bytes().to_vec()),
             ]);
-            self.done_storing(&cable);
-            return result.map(|()| Enqueued::Stored { seq });
         }
         let count = u32::try_from(entries).unwrap_or(u32::MAX);
         let sealed = self
             .sealer
             .seal(ENVELOPE_TABLE, &cable, custody.envelope)
-            .map_err(|e| StoreError::Io(format!("cannot seal the envelope: {e}")));
-        let sealed = match sealed {
-            Ok(sealed) => sealed,
-            Err(e) => {
-                self.done_storing(&cable);
-                return Err(e);
-            }
-        };
+            .map_err(|e| StoreError::Io(format!("cannot seal the envelope: {e}")))?;
         let mut writes = vec![
             Write::Put(key(b'v', &[&cable]), sealed),
             Write::Put(key(b'r', &[&cable]), count.to_be_bytes().to_vec()),
-            Write::Put(key(b'd', &[&cable]), seen_value(now_ms, &digest)),
+            Write::Put(key(b'd', &[&cable]), seen_value(now_ms, digest)),
             Write::Put(b"mseq".to_vec(), seq.to_be_bytes().to_vec()),
         ];
         if !custody.attachments.is_empty() && !custody.onward.is_empty() {
@@ -272,9 +355,7 @@ impl RelayStore {
             }
             Write::Put(hop_key(hop, at), value)
         }));
-        let result = self.commit.commit(writes);
-        self.done_storing(&cable);
-        result.map(|()| Enqueued::Stored { seq })
+        Ok(writes)
     }
 
     /// A cable id already in the dedup set arrived again: a duplicate only if it is the same
@@ -285,17 +366,17 @@ impl RelayStore {
         seen: &[u8],
         digest: &[u8; 32],
         envelope: &[u8],
-    ) -> Result<Enqueued, StoreError> {
+    ) -> Result<Prepared, StoreError> {
         let same = match seen.get(8..) {
             Some(held) if held.len() == 32 => held == digest,
             // Written before digests were kept: compare with the envelope, if still held.
             _ => self.envelope(cable)?.is_some_and(|held| held == envelope),
         };
-        if !same {
-            return Ok(Enqueued::Conflict);
-        }
-        self.commit.commit(Vec::new())?;
-        Ok(Enqueued::Duplicate)
+        Ok(if same {
+            Prepared::Barrier
+        } else {
+            Prepared::Answer(Enqueued::Conflict)
+        })
     }
 
     /// Removes a cable whose custody could not be completed (its audit record failed), so a
@@ -396,6 +477,40 @@ impl RelayStore {
             .collect()
     }
 
+    /// Up to `limit` keys queued for `device` after `after` (from the head with `None`), in
+    /// delivery order: a page of a delivery stream.
+    pub fn queued_after(
+        &self,
+        device: &DeviceId,
+        after: Option<QueueKey>,
+        limit: usize,
+    ) -> Result<Vec<QueueKey>, StoreError> {
+        let prefix = key(b'q', &[device.as_bytes()]);
+        let start = match after {
+            // The smallest key sorting after `after`'s own.
+            Some(after) => [queue_key(device, after), vec![0]].concat(),
+            None => prefix.clone(),
+        };
+        self.kv
+            .scan_from(&prefix, &start)
+            .take(limit)
+            .map(|item| {
+                let (k, _) = item?;
+                QueueKey::from_bytes(&k[prefix.len()..]).ok_or_else(|| damaged("queue key"))
+            })
+            .collect()
+    }
+
+    /// The envelope queued for `device` at `at`, if the entry is still queued: what a delivery
+    /// stream sends. `None` once acknowledged or purged.
+    pub fn delivery(&self, device: &DeviceId, at: QueueKey) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(value) = self.kv.get(&queue_key(device, at))? else {
+            return Ok(None);
+        };
+        let cable: CableId = value.try_into().map_err(|_| damaged("queue entry"))?;
+        self.envelope(&cable)
+    }
+
     /// The envelope of a cable still being delivered. A record that does not open under this
     /// node's storage key (altered, moved, or from another key) is an error, never delivered.
     pub fn envelope(&self, cable: &CableId) -> Result<Option<Vec<u8>>, StoreError> {
@@ -457,6 +572,52 @@ impl RelayStore {
     /// recipient has it. Returns whether the entry was still queued (a repeated ack is harmless).
     pub fn ack(&self, device: &DeviceId, at: QueueKey) -> Result<bool, StoreError> {
         self.release(queue_key(device, at), |v| Some(v.to_vec()))
+    }
+
+    /// `device` has stored the cables at `keys`: drops their queue entries, and each envelope
+    /// once every recipient has it, in one batch. Returns the entries that were still queued.
+    pub fn ack_many(
+        &self,
+        device: &DeviceId,
+        keys: &[QueueKey],
+    ) -> Result<Vec<QueueKey>, StoreError> {
+        let _serial = self.acks.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut writes = Vec::with_capacity(keys.len() * 2);
+        let mut left: std::collections::HashMap<Vec<u8>, u32> = Default::default();
+        let mut removed = Vec::with_capacity(keys.len());
+        for at in keys {
+            let entry = queue_key(device, *at);
+            let Some(cable) = self.kv.get(&entry)? else {
+                continue;
+            };
+            let rk = key(b'r', &[&cable]);
+            let count = match left.get(&rk) {
+                Some(count) => *count,
+                None => self
+                    .kv
+                    .get(&rk)?
+                    .and_then(|v| v.try_into().ok())
+                    .map_or(1, u32::from_be_bytes),
+            };
+            writes.push(Write::Delete(entry));
+            if count <= 1 {
+                writes.push(Write::Delete(key(b'v', &[&cable])));
+                writes.push(Write::Delete(key(b'a', &[&cable])));
+            }
+            left.insert(rk, count.saturating_sub(1));
+            removed.push(*at);
+        }
+        for (rk, count) in left {
+            writes.push(if count == 0 {
+                Write::Delete(rk)
+            } else {
+                Write::Put(rk, count.to_be_bytes().to_vec())
+            });
+        }
+        if !writes.is_empty() {
+            self.kv.apply(writes)?;
+        }
+        Ok(removed)
     }
 
     /// Deletes one queue entry (its value names the cable through `cable_of`), and the

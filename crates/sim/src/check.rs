@@ -38,19 +38,19 @@ impl Checker {
         self.flash_waiting.insert((node, device, key), 0);
     }
 
-    /// `node` sent entry `key` to `device`; a FLASH must not have waited behind more than
-    /// `round` first sends of lower precedence.
-    pub fn delivery_sent(&mut self, node: usize, device: usize, key: QueueKey, round: usize) {
+    /// `node` sent entry `key` to `device`; a FLASH must not have waited behind any cable of
+    /// lower precedence sent to that device for the first time after it was queued.
+    pub fn delivery_sent(&mut self, node: usize, device: usize, key: QueueKey) {
         if !self.first_sent.insert((node, device, key)) {
             return;
         }
         if key.rank == 0 {
             if let Some(behind) = self.flash_waiting.remove(&(node, device, key))
-                && behind > round
+                && behind > 0
             {
                 self.violation(format!(
                     "node {node} sent {behind} cables of lower precedence to device {device} \
-                         while a FLASH waited for it (a round is {round})"
+                     while a FLASH waited for it"
                 ));
             }
             return;

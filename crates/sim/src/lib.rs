@@ -12,8 +12,8 @@
 //!
 //! A settled run must show ([`check`]):
 //! - every cable whose custody receipt was signed is stored once by each of its recipients;
-//! - no FLASH waits behind more than a round of lower traffic for a device, and none is held
-//!   back from a link with room in its window;
+//! - no FLASH waits behind a cable of lower precedence sent to its device after it was
+//!   queued, and none is held back from a link with room in its window;
 //! - no node signed a checkpoint its log does not extend, and no witness cosigned a tree the
 //!   log does not hold, two trees of one size, or a smaller size after a larger.
 

@@ -18,7 +18,7 @@ use valise_relay_core::admission::{
     Admission, Here, Holdings, Offer, Reply, Sender, Stored, admit,
 };
 use valise_relay_core::attachment::AttachmentId;
-use valise_relay_core::delivery::{AfterRound, DeliveryConfig, DeliveryWindow};
+use valise_relay_core::delivery::{DeliveryConfig, DeliveryWindow};
 use valise_relay_core::limits::Limits;
 use valise_relay_core::outbound::{NextHopRefusal, Outbound, classify_refusal};
 use valise_relay_core::queue::QueueKey;
@@ -45,8 +45,9 @@ pub const WINDOW: usize = 4;
 /// run settles in virtual seconds.
 pub const DELIVERY: DeliveryConfig = DeliveryConfig {
     redeliver_after: Duration::from_secs(1),
-    round: 16,
     max_in_flight: 64,
+    max_in_flight_bytes: 256 * 1024,
+    page: 16,
 };
 
 /// A deliberate fault in a node's own logic, to show the checker catches it.
@@ -452,12 +453,21 @@ impl Node {
                 self.store.seen.insert(cable, digest);
                 self.store.envelopes.insert(cable, plan.envelope.to_vec());
                 self.record(plan.record.clone(), ctx);
-                Stored::New
+                Stored::New { seq }
             }
         };
         let settled = plan.settle(stored, &self.key, &self.name);
         for record in settled.records {
             self.record(record, ctx);
+        }
+        // As the shell does: every stream of a device the cable is queued for is told.
+        if let Some(key) = settled.queued {
+            for device in &settled.wake_devices {
+                let d = ctx.devices.iter().position(|x| x == device);
+                if let Some(window) = d.and_then(|d| self.sessions.get_mut(&d)) {
+                    window.queued(key);
+                }
+            }
         }
         (cable, settled.reply)
     }
@@ -585,7 +595,7 @@ impl Node {
         }
     }
 
-    /// Runs the node's timers at `ctx.now`: delivery rounds, forwarding, syncs, checkpoints.
+    /// Runs the node's timers at `ctx.now`: delivery, forwarding, syncs, checkpoints.
     pub fn tick(&mut self, ctx: &mut Ctx<'_>) {
         let now = ctx.now;
         if now.saturating_sub(self.last_sync) >= SYNC_EVERY_MS {
@@ -606,30 +616,36 @@ impl Node {
             let device = ctx.devices[*d];
             let empty = BTreeMap::new();
             let queue = self.store.delivery.get(&device).unwrap_or(&empty);
-            // As the shell does: rounds until one says wait.
-            for _ in 0..64 {
-                window.begin_round(queue.keys().take(window.page_size()).copied().collect());
-                while let Some(key) = window.poll_send(now) {
-                    let envelope = queue
-                        .get(&key)
-                        .and_then(|cable| self.store.envelopes.get(cable));
-                    let Some(envelope) = envelope else {
-                        window.unsendable(key);
-                        continue;
-                    };
-                    ctx.checker
-                        .delivery_sent(self.index, *d, key, DELIVERY.round);
-                    ctx.out.push((
-                        Addr::Device(*d),
-                        Msg::Delivery {
-                            key,
-                            envelope: envelope.clone(),
-                        },
-                    ));
+            // As the shell does: the pages the window asks for, then every send it allows.
+            loop {
+                while let Some(request) = window.wants_page() {
+                    let page: Vec<QueueKey> = queue
+                        .keys()
+                        .filter(|k| request.after.is_none_or(|after| **k > after))
+                        .take(request.limit)
+                        .copied()
+                        .collect();
+                    window.loaded(request, &page);
                 }
-                if let AfterRound::Wait { .. } = window.end_round() {
+                let Some(key) = window.poll_send(now) else {
                     break;
-                }
+                };
+                let envelope = queue
+                    .get(&key)
+                    .and_then(|cable| self.store.envelopes.get(cable));
+                let Some(envelope) = envelope else {
+                    window.gone(key);
+                    continue;
+                };
+                ctx.checker.delivery_sent(self.index, *d, key);
+                window.sent(key, envelope.len() as u64);
+                ctx.out.push((
+                    Addr::Device(*d),
+                    Msg::Delivery {
+                        key,
+                        envelope: envelope.clone(),
+                    },
+                ));
             }
         }
     }

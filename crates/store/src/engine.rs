@@ -35,6 +35,16 @@ pub trait Store: Send + Sync + 'static {
     fn sync(&self) -> Result<(), StoreError>;
     /// All keys with `prefix`, in key order.
     fn scan(&self, prefix: &[u8]) -> Scan<'_>;
+    /// The keys with `prefix` from `start` on (`start` itself included), in key order: a page
+    /// of a long range without reading what comes before it. Engines that can seek override
+    /// this; the default reads the whole prefix.
+    fn scan_from(&self, prefix: &[u8], start: &[u8]) -> Scan<'_> {
+        let start = start.to_vec();
+        Box::new(self.scan(prefix).filter(move |item| match item {
+            Ok((k, _)) => *k >= start,
+            Err(_) => true,
+        }))
+    }
 }
 
 /// A shared store is a store: one sled database can back several users (e.g. a witness and
@@ -51,5 +61,8 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn scan(&self, prefix: &[u8]) -> Scan<'_> {
         (**self).scan(prefix)
+    }
+    fn scan_from(&self, prefix: &[u8], start: &[u8]) -> Scan<'_> {
+        (**self).scan_from(prefix, start)
     }
 }

@@ -13,8 +13,8 @@ pub enum StoreError {
     Open {
         /// The store's directory.
         path: PathBuf,
-        /// The cause.
-        source: sled::Error,
+        /// The cause, as the engine reported it.
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A read or write failed.
     #[error("audit store I/O failed: {0}")]
@@ -34,6 +34,12 @@ pub enum StoreError {
 
 impl From<sled::Error> for StoreError {
     fn from(e: sled::Error) -> Self {
+        StoreError::Io(e.to_string())
+    }
+}
+
+impl From<fjall::Error> for StoreError {
+    fn from(e: fjall::Error) -> Self {
         StoreError::Io(e.to_string())
     }
 }

@@ -1,12 +1,19 @@
-//! Group commit over any [`Store`]: many writers share one sync, and each returns only once
-//! a sync that covers its writes has returned.
+//! Group commit over any [`Store`]: many writers share one sync, and each learns of its
+//! commit only once a sync that covers its writes has returned.
+//!
+//! A writer either blocks ([`GroupCommit::commit`]) or hands over a completion that the
+//! committer calls ([`GroupCommit::commit_then`]): an async shell wraps the latter in its own
+//! one-shot channel, so no thread waits and this crate needs no runtime.
 
 use std::time::Duration;
 
 use crate::{Store, StoreError, Write};
 
-/// One caller's writes and where to send the outcome.
-type CommitRequest = (Vec<Write>, std::sync::mpsc::Sender<Result<(), StoreError>>);
+/// What the committer calls once a commit is durable, or failed.
+pub type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+/// One caller's writes and what to call with the outcome.
+type CommitRequest = (Vec<Write>, Completion);
 
 /// How often a degraded store tries to sync again on its own.
 const RECOVERY_EVERY: Duration = Duration::from_secs(1);
@@ -46,13 +53,25 @@ impl GroupCommit {
     /// Applies `writes` atomically and returns once they are durable.
     pub fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         let (tx, rx) = std::sync::mpsc::channel();
-        let closed = || StoreError::Io("the store is closed".into());
-        self.requests
-            .as_ref()
-            .ok_or_else(closed)?
-            .send((writes, tx))
-            .map_err(|_| closed())?;
+        self.commit_then(
+            writes,
+            Box::new(move |result| {
+                let _ = tx.send(result);
+            }),
+        );
         rx.recv().map_err(|_| closed())?
+    }
+
+    /// Applies `writes` atomically and calls `done` once they are durable (or failed), on the
+    /// committer's thread: `done` must be quick and must not block. It is called exactly once,
+    /// at once if the store is closed.
+    pub fn commit_then(&self, writes: Vec<Write>, done: Completion) {
+        let Some(requests) = &self.requests else {
+            return done(Err(closed()));
+        };
+        if let Err(std::sync::mpsc::SendError((_, done))) = requests.send((writes, done)) {
+            done(Err(closed()));
+        }
     }
 
     /// Why the store is degraded (it cannot make writes durable), or `None` when it is well.
@@ -62,6 +81,10 @@ impl GroupCommit {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
+}
+
+fn closed() -> StoreError {
+    StoreError::Io("the store is closed".into())
 }
 
 fn commit_loop<S: Store + ?Sized>(
@@ -107,8 +130,8 @@ fn commit_loop<S: Store + ?Sized>(
             group.push(more);
         }
         if let Some(why) = &degraded {
-            for (_, reply) in group {
-                let _ = reply.send(Err(StoreError::Unavailable(why.clone())));
+            for (_, done) in group {
+                done(Err(StoreError::Unavailable(why.clone())));
             }
             continue;
         }
@@ -127,8 +150,8 @@ fn commit_loop<S: Store + ?Sized>(
             set(Some(why.clone()));
             StoreError::Unavailable(why)
         });
-        for (_, reply) in group {
-            let _ = reply.send(match &result {
+        for (_, done) in group {
+            done(match &result {
                 Ok(()) => Ok(()),
                 Err(StoreError::Unavailable(why)) => Err(StoreError::Unavailable(why.clone())),
                 Err(e) => Err(StoreError::Io(e.to_string())),

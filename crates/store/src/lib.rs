@@ -3,7 +3,9 @@
 //! | module | concept |
 //! |---|---|
 //! | [`engine`] | the [`Store`] trait: atomic batches, a sync that reaches stable storage, reads and scans |
-//! | [`sled_engine`] | [`SledStore`]: sled 0.34.7, with the fsync its own flush leaves out |
+//! | [`disk`] | [`DiskStore`]: a store in a folder, on whichever engine made it |
+//! | [`fjall_engine`] | [`FjallStore`]: fjall, the engine every new store is made with |
+//! | [`sled_engine`] | [`SledStore`]: sled 0.34.7, with the fsync its own flush leaves out, for stores made before |
 //! | [`group_commit`] | [`GroupCommit`]: many writers share one sync; a failed sync degrades the store until one succeeds |
 //! | [`error`] | [`StoreError`], for every engine |
 //!
@@ -13,12 +15,16 @@
 #![forbid(unsafe_code)]
 #![deny(unreachable_pub, missing_docs)]
 
+pub mod disk;
 pub mod engine;
 pub mod error;
+pub mod fjall_engine;
 pub mod group_commit;
 pub mod sled_engine;
 
+pub use disk::DiskStore;
 pub use engine::{KeyValue, Scan, Store, Write};
 pub use error::StoreError;
-pub use group_commit::GroupCommit;
+pub use fjall_engine::FjallStore;
+pub use group_commit::{Completion, GroupCommit};
 pub use sled_engine::SledStore;

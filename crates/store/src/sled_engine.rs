@@ -7,6 +7,11 @@ use std::time::Duration;
 
 use crate::{Scan, Store, StoreError, Write};
 
+/// Whether `dir` holds a sled store.
+pub(crate) fn is_sled(dir: &Path) -> bool {
+    dir.join("conf").is_file() && dir.join("db").is_file()
+}
+
 /// sled 0.34, made durable: `flush` uses `sync_file_range`, which does not reach stable storage
 /// (sled issue #1452), so [`Store::sync`] follows it with an `fsync` of the database file.
 pub struct SledStore {
@@ -24,7 +29,9 @@ fn lock_is_held(e: &std::io::Error) -> bool {
 }
 
 impl SledStore {
-    /// Opens (or creates) the store in `dir`.
+    /// Opens (or creates) a sled store in `dir`. New stores are made with
+    /// [`DiskStore::open`](crate::DiskStore::open), which keeps this engine only for stores
+    /// made before.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         // HighThroughput trades disk space for write speed: it doubles durable appends here
         // (docs/benchmarks.md), and an append-only log rarely rewrites anything to compact.
@@ -46,7 +53,7 @@ impl SledStore {
                 Err(source) => {
                     return Err(StoreError::Open {
                         path: dir.to_owned(),
-                        source,
+                        source: Box::new(source),
                     });
                 }
             }
@@ -85,5 +92,19 @@ impl Store for SledStore {
             r.map(|(k, v)| (k.to_vec(), v.to_vec()))
                 .map_err(StoreError::from)
         }))
+    }
+
+    fn scan_from(&self, prefix: &[u8], start: &[u8]) -> Scan<'_> {
+        let prefix = prefix.to_vec();
+        let from = start.max(prefix.as_slice()).to_vec();
+        Box::new(
+            self.db
+                .range(from..)
+                .take_while(move |r| r.as_ref().map_or(true, |(k, _)| k.starts_with(&prefix)))
+                .map(|r| {
+                    r.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                        .map_err(StoreError::from)
+                }),
+        )
     }
 }

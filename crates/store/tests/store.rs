@@ -4,13 +4,13 @@
 
 use std::sync::Arc;
 
-use valise_store::{GroupCommit, SledStore, Store, Write};
+use valise_store::{DiskStore, GroupCommit, SledStore, Store, Write};
 
 #[test]
 fn concurrent_commits_are_all_durable_and_deletes_apply() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = Arc::new(SledStore::open(dir.path()).unwrap());
+        let store = Arc::new(DiskStore::open(dir.path()).unwrap());
         let commit = Arc::new(GroupCommit::start(Arc::clone(&store)).unwrap());
         std::thread::scope(|s| {
             for t in 0..16u8 {
@@ -32,7 +32,7 @@ fn concurrent_commits_are_all_durable_and_deletes_apply() {
             .unwrap();
     }
     // Reopened from disk: everything committed is there, the deleted key is not.
-    let store = SledStore::open(dir.path()).unwrap();
+    let store = DiskStore::open(dir.path()).unwrap();
     assert_eq!(store.scan(b"k").count(), 16 * 50 - 1);
     assert_eq!(store.get(&[b'k', 0, 0]).unwrap(), None);
     assert_eq!(store.get(&[b'k', 15, 49]).unwrap(), Some(vec![15, 49]));
@@ -45,7 +45,7 @@ fn a_closed_store_reopens_at_once_with_its_data() {
     // admin command right after the node stops) must not trip over that.
     let dir = tempfile::tempdir().unwrap();
     for round in 0..40u8 {
-        let store = SledStore::open(dir.path()).unwrap();
+        let store = DiskStore::open(dir.path()).unwrap();
         if round > 0 {
             assert_eq!(store.get(b"round").unwrap(), Some(vec![round - 1]));
         }
@@ -59,17 +59,17 @@ fn a_closed_store_reopens_at_once_with_its_data() {
 #[test]
 fn a_store_held_by_another_owner_is_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
-    let _held = SledStore::open(dir.path()).unwrap();
-    let message = match SledStore::open(dir.path()) {
+    let _held = DiskStore::open(dir.path()).unwrap();
+    let message = match DiskStore::open(dir.path()) {
         Ok(_) => panic!("two owners of one store"),
         Err(e) => e.to_string(),
     };
     assert!(message.contains("no other process holds it"), "{message}");
 }
 
-/// A sled store whose syncs fail while `full` is set, as on a full disk.
+/// A store whose syncs fail while `full` is set, as on a full disk.
 struct FullDisk {
-    inner: SledStore,
+    inner: DiskStore,
     full: std::sync::atomic::AtomicBool,
 }
 
@@ -98,7 +98,7 @@ fn a_failed_sync_refuses_every_commit_until_the_disk_recovers_by_itself() {
     use valise_store::StoreError;
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(FullDisk {
-        inner: SledStore::open(dir.path()).unwrap(),
+        inner: DiskStore::open(dir.path()).unwrap(),
         full: false.into(),
     });
     let commit = GroupCommit::start(Arc::clone(&store)).unwrap();
@@ -138,4 +138,62 @@ fn a_failed_sync_refuses_every_commit_until_the_disk_recovers_by_itself() {
         .commit(vec![Write::Put(b"c".to_vec(), b"3".to_vec())])
         .unwrap();
     assert_eq!(store.get(b"c").unwrap(), Some(b"3".to_vec()));
+}
+
+#[test]
+fn new_stores_are_made_on_fjall_and_ranges_read_from_where_they_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = DiskStore::open(dir.path()).unwrap();
+    assert_eq!(store.engine(), "fjall");
+    let writes = (0..10u8)
+        .map(|i| Write::Put(vec![b'q', i], vec![i]))
+        .chain([Write::Put(b"r".to_vec(), b"other".to_vec())])
+        .collect();
+    store.apply(writes).unwrap();
+    store.sync().unwrap();
+    let from: Vec<u8> = store
+        .scan_from(b"q", &[b'q', 7])
+        .map(|item| item.unwrap().1[0])
+        .collect();
+    assert_eq!(
+        from,
+        vec![7, 8, 9],
+        "from the start key, within the prefix only"
+    );
+    assert_eq!(
+        store.scan_from(b"q", b"a").count(),
+        10,
+        "a start before the prefix"
+    );
+    assert_eq!(store.scan_from(b"q", b"z").count(), 0);
+    assert!(DiskStore::exists(dir.path()));
+    assert!(!DiskStore::exists(&dir.path().join("none")));
+}
+
+#[test]
+fn a_store_an_earlier_version_made_on_sled_opens_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let old = SledStore::open(dir.path()).unwrap();
+        old.apply(vec![
+            Write::Put(b"q1".to_vec(), b"kept".to_vec()),
+            Write::Put(b"q2".to_vec(), b"too".to_vec()),
+        ])
+        .unwrap();
+        old.sync().unwrap();
+    }
+    let store = DiskStore::open(dir.path()).unwrap();
+    assert_eq!(
+        store.engine(),
+        "sled",
+        "never converted behind the operator's back"
+    );
+    assert_eq!(store.get(b"q1").unwrap(), Some(b"kept".to_vec()));
+    assert_eq!(store.scan_from(b"q", b"q2").count(), 1);
+    store.apply(vec![Write::Delete(b"q1".to_vec())]).unwrap();
+    store.sync().unwrap();
+    drop(store);
+    let again = DiskStore::open(dir.path()).unwrap();
+    assert_eq!(again.get(b"q1").unwrap(), None);
+    assert!(DiskStore::exists(dir.path()));
 }

@@ -1,10 +1,15 @@
 //! Taking custody, as the shell carries it out: runs the core's one admission path
 //! ([`crate::admission`]) for a device's submission or a neighbour's forward, makes the plan
 //! durable with its audit record, and does what the settlement says.
+//!
+//! No thread waits here. The admission is pure work on the calling task; the custody write
+//! and then its audit record are each handed to their group committer, which completes them
+//! with every other commit waiting at the same time, one sync for all; the task is woken when
+//! its own is durable.
 
 use valise_store::StoreError;
 
-use super::{Shared, log_event, now_ms};
+use super::{Shared, completed, log_event, now_ms, record_all};
 use crate::admission::{Admission, Here, Holdings, Offer, Reply, Sender, Stored, admit};
 use crate::attachment::AttachmentId;
 use crate::store::{Custody, Enqueued};
@@ -17,9 +22,9 @@ pub(super) enum Taken {
     Wanted(Vec<AttachmentId>),
 }
 
-/// Decides on `offer`, takes custody if it may, and returns the answer. Blocks on the store
-/// and the audit log: run it off the async runtime.
-pub(super) fn take(shared: &Shared, offer: Offer<'_>) -> Taken {
+/// Decides on `offer`, takes custody if it may, and returns the answer once any custody is
+/// durable and audited.
+pub(super) async fn take(shared: &Shared, offer: Offer<'_>) -> Taken {
     let now = now_ms();
     let holdings = StoreHoldings {
         shared,
@@ -39,7 +44,7 @@ pub(super) fn take(shared: &Shared, offer: Offer<'_>) -> Taken {
     let plan = match admission {
         Admission::Refused(refused) => {
             shared.metrics.refused(&refused.reason);
-            shared.record(refused.record);
+            record_all(shared, vec![refused.record]).await;
             return Taken::Reply(Reply::Error(refused.error));
         }
         Admission::Wanted(ids) => return Taken::Wanted(ids),
@@ -54,19 +59,28 @@ pub(super) fn take(shared: &Shared, offer: Offer<'_>) -> Taken {
         accepted_at_ms: plan.accepted_at_ms,
         attachments: &plan.attachments,
     };
-    let stored = match shared.store.take_custody(custody, plan.now_ms) {
+    let enqueued = match shared.store.prepare_custody(custody, plan.now_ms) {
+        Ok(prepared) => completed(|done| shared.store.commit_custody(prepared, done))
+            .await
+            .unwrap_or_else(|| Err(StoreError::Io("the store closed".into()))),
+        Err(e) => Err(e),
+    };
+    let stored = match enqueued {
         Ok(Enqueued::Stored { seq }) => {
             let event = plan.record.clone().event(&shared.name, now_ms());
             log_event(&event);
-            match shared.audit.append(event) {
-                Ok(_) => Stored::New,
-                Err(e) => {
-                    // No custody without its record: undo it, so the sender's resend is stored
-                    // afresh once the audit log can write again.
-                    if let Err(undo) = shared.store.abandon(custody, seq) {
-                        tracing::error!(error = %undo, "a cable whose custody record failed could not be removed");
-                    }
+            let audited = completed(|done| shared.audit.append_then(vec![event], done)).await;
+            match audited {
+                Some(Ok(_)) => Stored::New { seq },
+                Some(Err(e)) => {
+                    // No custody without its record: undo it, so the sender's resend is
+                    // stored afresh once the audit log can write again.
+                    undo(shared, custody, seq).await;
                     Stored::Unavailable(format!("the audit log: {e}"))
+                }
+                None => {
+                    undo(shared, custody, seq).await;
+                    Stored::Unavailable("the audit log closed".into())
                 }
             }
         }
@@ -83,16 +97,23 @@ pub(super) fn take(shared: &Shared, offer: Offer<'_>) -> Taken {
     if let Some(reason) = &settled.refused {
         shared.metrics.refused(reason);
     }
-    for record in settled.records {
-        shared.record(record);
-    }
-    for device in &settled.wake_devices {
-        shared.waker(device).notify_one();
+    record_all(shared, settled.records).await;
+    if let Some(key) = settled.queued {
+        for device in &settled.wake_devices {
+            shared.deliveries.arrived(device, key);
+        }
     }
     for hop in &settled.wake_hops {
         shared.links.wake(hop);
     }
     Taken::Reply(settled.reply)
+}
+
+/// Removes a custody whose audit record failed (a rare path, so it may hold a thread).
+async fn undo(shared: &Shared, custody: Custody<'_>, seq: u64) {
+    if let Err(undo) = shared.store.abandon(custody, seq) {
+        tracing::error!(error = %undo, "a cable whose custody record failed could not be removed");
+    }
 }
 
 /// The attachments and the cables this node holds, as the admission asks about them.

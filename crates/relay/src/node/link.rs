@@ -29,7 +29,7 @@ use valise_proto::v1::{
     LinkHello, LinkReply, LinkRequest, Outcome, WitnessRefused, WitnessRequest, WitnessSize,
     link_reply, link_request, node_frame,
 };
-use valise_store::{SledStore, Store, StoreError, Write};
+use valise_store::{DiskStore, Store, StoreError, Write};
 
 use super::{Record, Shared, blocking_store, now_ms, record_async};
 use crate::admission::{Offer, Reply, Sender};
@@ -112,7 +112,7 @@ pub(super) struct Links {
     pub(super) routes: Routes,
     ministry: String,
     federation: Option<Dial>,
-    state: Option<Arc<SledStore>>,
+    state: Option<Arc<DiskStore>>,
     /// The link state folder: the witness-keys file and the witnessed notes live there.
     state_dir: Option<PathBuf>,
     /// The current connection of each hop, so a newer link replaces an older one.
@@ -181,7 +181,7 @@ impl Links {
 
     pub(super) fn federated(name: &str, federation: Federation) -> Result<Self, FederationError> {
         let state =
-            SledStore::open(&federation.state_dir).map_err(|source| FederationError::State {
+            DiskStore::open(&federation.state_dir).map_err(|source| FederationError::State {
                 path: federation.state_dir.clone(),
                 source,
             })?;
@@ -241,7 +241,7 @@ impl Links {
         routes: Routes,
         ministry: String,
         federation: Option<Dial>,
-        state: Option<(Arc<SledStore>, PathBuf)>,
+        state: Option<(Arc<DiskStore>, PathBuf)>,
         status: BTreeMap<NextHop, LinkStatus>,
     ) -> Self {
         let (state, state_dir) = state.unzip();
@@ -742,37 +742,24 @@ async fn answer(
 /// Takes custody of a forwarded cable: checks it, routes its devices onward or here, makes it
 /// durable, and signs the receipt.
 async fn take_forward(shared: &Arc<Shared>, from: &Neighbour, forward: Forward) -> LinkReply {
-    let taking = Arc::clone(shared);
-    let name = from.name.clone();
-    let taken = tokio::task::spawn_blocking(move || {
-        let offer = Offer {
-            sender: Sender::Neighbour {
-                name: &name,
-                devices: &forward.devices,
-                accepted_at_ms: forward.accepted_at_ms,
-            },
-            envelope: &forward.envelope,
-            attachments: &forward.attachments,
-        };
-        super::intake::take(&taking, offer)
-    })
-    .await;
-    let reply = match taken {
-        Ok(super::intake::Taken::Reply(Reply::Receipt(receipt))) => {
+    let offer = Offer {
+        sender: Sender::Neighbour {
+            name: &from.name,
+            devices: &forward.devices,
+            accepted_at_ms: forward.accepted_at_ms,
+        },
+        envelope: &forward.envelope,
+        attachments: &forward.attachments,
+    };
+    let reply = match super::intake::take(shared, offer).await {
+        super::intake::Taken::Reply(Reply::Receipt(receipt)) => {
             link_reply::Reply::CustodyReceipt(receipt)
         }
-        Ok(super::intake::Taken::Reply(Reply::Error(error))) => link_reply::Reply::Error(error),
-        Ok(super::intake::Taken::Wanted(missing)) => {
+        super::intake::Taken::Reply(Reply::Error(error)) => link_reply::Reply::Error(error),
+        super::intake::Taken::Wanted(missing) => {
             link_reply::Reply::AttachmentsWanted(AttachmentsWanted {
                 ciphertext_sha256: missing.iter().map(|id| id.as_bytes().to_vec()).collect(),
             })
-        }
-        Err(_) => {
-            return link_error_retry(
-                ErrorCode::Internal,
-                "the node failed while taking the cable; it was not accepted, retry later",
-                Duration::from_secs(1),
-            );
         }
     };
     LinkReply { reply: Some(reply) }

@@ -26,16 +26,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use quinn::crypto::rustls::{HandshakeData, QuicServerConfig};
 use time::OffsetDateTime;
-use tokio::sync::mpsc::error::TryRecvError;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use valise_crypto::directory::sign_device_record;
 use valise_crypto::identity::{DeviceId, IdentityKeyPair, IdentityPublicKey};
 use valise_crypto::receive_key::VerifiedReceiveKey;
 use valise_proto::framing::{self, FrameDecoder};
 use valise_proto::v1::{
-    CaughtUp, ClientFrame, Delivery, DeviceRecord, DirectoryPage, EnrolRequest, EnrolResponse,
-    ErrorCode, ErrorFrame, Limits as WireLimits, NodeFrame, ReceiveKey, ReceiveKeysPublished,
-    Submit, Welcome, WipeConfirmed, client_frame, node_frame,
+    ClientFrame, DeviceRecord, DirectoryPage, EnrolRequest, EnrolResponse, ErrorCode, ErrorFrame,
+    Limits as WireLimits, NodeFrame, ReceiveKey, ReceiveKeysPublished, Submit, Welcome,
+    WipeConfirmed, client_frame, node_frame,
 };
 
 use valise_audit::AuditLog;
@@ -45,19 +44,19 @@ use valise_store::StoreError;
 
 use crate::admission::{Offer, Reply, Sender};
 use crate::attachments::AttachmentStore;
-use crate::delivery::{AfterRound, DeliveryConfig, DeliveryWindow};
+use crate::delivery::DeliveryConfig;
 use crate::directory::DurableDirectory;
 use crate::enrolment::{CODE_ENTROPY_BYTES, CodeError, DurableCodeError, DurableCodes, Invitation};
 use crate::limits::Limits;
 use crate::pki::ALPN;
 use crate::pki::{ALPN_ENROLL, PostCa, Validity};
-use crate::queue::QueueKey;
 use crate::reason::Reason;
 use crate::record::Record;
 use crate::routing::NextHop;
 use crate::store::RelayStore;
 
 mod attachments;
+mod deliver;
 mod housekeeping;
 mod intake;
 mod link;
@@ -207,8 +206,8 @@ struct Shared {
     stop: Arc<Notify>,
     /// Live connections per device, closed at once when the device is revoked.
     connections: Mutex<HashMap<DeviceId, Vec<quinn::Connection>>>,
-    /// Wakes a device's delivery stream when a cable for it arrives.
-    wakers: Mutex<HashMap<DeviceId, Arc<Notify>>>,
+    /// The delivery streams running, told of each cable queued for their device.
+    deliveries: Arc<deliver::Deliveries>,
     /// Links to other nodes, and where each recipient goes next.
     links: link::Links,
     /// How long a delivered cable's id is remembered.
@@ -256,11 +255,6 @@ impl Shared {
             all.push(format!("audit log: {e}"));
         }
         all
-    }
-
-    fn waker(&self, device: &DeviceId) -> Arc<Notify> {
-        let mut wakers = self.wakers.lock().unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(wakers.entry(*device).or_default())
     }
 }
 
@@ -337,7 +331,7 @@ pub fn start(params: NodeParams) -> Result<RunningNode, NodeError> {
         submission_permits: Arc::new(tokio::sync::Semaphore::new(
             params.limits.max_concurrent_submissions as usize,
         )),
-        wakers: Mutex::new(HashMap::new()),
+        deliveries: Arc::default(),
         dedup_retention: params.dedup_retention,
         delivery: params.delivery,
         node_key_certificate: params.node_key_certificate,
@@ -778,7 +772,7 @@ async fn serve_stream(
                 submit_cable(&shared, &device, submit).await
             }
             Some(client_frame::Frame::Subscribe(_)) => {
-                deliver(send, recv, decoder, device, shared).await;
+                deliver::deliver(send, recv, decoder, device, shared).await;
                 return;
             }
             Some(client_frame::Frame::DirectorySync(sync)) => {
@@ -930,25 +924,20 @@ async fn submit_cable(shared: &Arc<Shared>, device: &DeviceId, submit: Submit) -
             })),
         };
     };
-    let taking = Arc::clone(shared);
-    let device = *device;
-    let taken = tokio::task::spawn_blocking(move || {
-        let offer = Offer {
-            sender: Sender::Device(&device),
-            envelope: &submit.envelope,
-            attachments: &submit.attachments,
-        };
-        intake::take(&taking, offer)
-    })
-    .await;
+    let offer = Offer {
+        sender: Sender::Device(device),
+        envelope: &submit.envelope,
+        attachments: &submit.attachments,
+    };
+    let taken = intake::take(shared, offer).await;
     let frame = match taken {
-        Ok(intake::Taken::Reply(Reply::Receipt(receipt))) => {
+        intake::Taken::Reply(Reply::Receipt(receipt)) => {
             shared.metrics.custody(arrived.elapsed());
             node_frame::Frame::CustodyReceipt(receipt)
         }
-        Ok(intake::Taken::Reply(Reply::Error(error))) => node_frame::Frame::Error(error),
+        intake::Taken::Reply(Reply::Error(error)) => node_frame::Frame::Error(error),
         // A device's cable names only attachments it uploaded: never asked for more.
-        Ok(intake::Taken::Wanted(_)) | Err(_) => node_frame::Frame::Error(ErrorFrame {
+        intake::Taken::Wanted(_) => node_frame::Frame::Error(ErrorFrame {
             code: ErrorCode::Internal as i32,
             message: "the node failed while taking the cable; it was not accepted: keep it and \
                       retry later"
@@ -957,125 +946,6 @@ async fn submit_cable(shared: &Arc<Shared>, device: &DeviceId, submit: Submit) -
         }),
     };
     NodeFrame { frame: Some(frame) }
-}
-
-/// Streams this device's queue, most urgent first, until the stream or connection ends, or the
-/// device finishes its side: then every acknowledgement it sent has been processed, and the
-/// node finishes its side to say so.
-async fn deliver(
-    mut send: quinn::SendStream,
-    mut recv: quinn::RecvStream,
-    mut decoder: FrameDecoder,
-    device: DeviceId,
-    shared: Arc<Shared>,
-) {
-    let (acked_tx, mut acked) = mpsc::channel::<QueueKey>(shared.delivery.max_in_flight.max(1));
-    let reader_shared = Arc::clone(&shared);
-    let reader = tokio::spawn(async move {
-        while let Some(frame) = next_frame(&mut recv, &mut decoder, None).await {
-            let Some(client_frame::Frame::DeliveryAck(ack)) = frame.frame else {
-                continue;
-            };
-            let Some(key) = QueueKey::from_bytes(&ack.queue_key) else {
-                continue;
-            };
-            let shared = Arc::clone(&reader_shared);
-            let _ = tokio::task::spawn_blocking(move || {
-                if let Ok(true) = shared.store.ack(&device, key) {
-                    shared.metrics.delivered();
-                    let delivered = Record::new(AuditEventKind::CableDelivered, Outcome::Success)
-                        .by_device(&device)
-                        .object("queue_entry", &key.to_bytes(), &[]);
-                    shared.record(delivered);
-                }
-            })
-            .await;
-            let _ = acked_tx.send(key).await;
-        }
-    });
-    let waker = shared.waker(&device);
-    // The stream's own clock: the window is told the time, it never reads one.
-    let epoch = Instant::now();
-    let mut window = DeliveryWindow::new(shared.delivery);
-    'serve: loop {
-        loop {
-            match acked.try_recv() {
-                Ok(key) => {
-                    window.acked(key);
-                }
-                Err(TryRecvError::Empty) => break,
-                // The device finished its side and every ack it sent is durable.
-                Err(TryRecvError::Disconnected) => break 'serve,
-            }
-        }
-        let store = Arc::clone(&shared);
-        let page = window.page_size();
-        let Ok(Ok(queued)) =
-            tokio::task::spawn_blocking(move || store.store.queued(&device, page)).await
-        else {
-            break;
-        };
-        let cables: HashMap<QueueKey, crate::store::CableId> = queued.iter().cloned().collect();
-        window.begin_round(queued.into_iter().map(|(key, _)| key).collect());
-        let now = epoch.elapsed();
-        while let Some(key) = window.poll_send(now) {
-            let envelope = match cables.get(&key).map(|cable| shared.store.envelope(cable)) {
-                Some(Ok(Some(envelope))) => envelope,
-                // Never sendable, so not waited for.
-                _ => {
-                    window.unsendable(key);
-                    continue;
-                }
-            };
-            let delivery = NodeFrame {
-                frame: Some(node_frame::Frame::Delivery(Delivery {
-                    queue_key: key.to_bytes().to_vec(),
-                    envelope,
-                })),
-            };
-            if !send_frame(&mut send, &delivery).await {
-                reader.abort();
-                return;
-            }
-        }
-        let redeliver_at = match window.end_round() {
-            // More may be waiting: look again at once, so newly arrived FLASH goes next.
-            AfterRound::Again => continue,
-            AfterRound::Wait {
-                caught_up,
-                redeliver_at,
-            } => {
-                if let Some(sent) = caught_up {
-                    let frame = NodeFrame {
-                        frame: Some(node_frame::Frame::CaughtUp(CaughtUp { sent })),
-                    };
-                    if !send_frame(&mut send, &frame).await {
-                        reader.abort();
-                        return;
-                    }
-                }
-                redeliver_at
-            }
-        };
-        let redelivery = async {
-            match redeliver_at {
-                Some(at) => tokio::time::sleep_until((epoch + at).into()).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            () = waker.notified() => {}
-            key = acked.recv() => match key {
-                Some(key) => { window.acked(key); }
-                // The reader ended after the store write of every ack it read.
-                None => break,
-            },
-            () = redelivery => {}
-            _ = send.stopped() => break,
-        }
-    }
-    reader.abort();
-    let _ = send.finish();
 }
 
 /// Runs blocking store work off the async runtime.
@@ -1114,6 +984,18 @@ impl Shared {
 fn log_event(event: &AuditEvent) {
     let kind = AuditEventKind::try_from(event.kind).unwrap_or(AuditEventKind::Unspecified);
     let outcome = Outcome::try_from(event.outcome).unwrap_or(Outcome::Unspecified);
+    let routine = outcome != Outcome::Failure
+        && matches!(
+            (kind, outcome),
+            (
+                AuditEventKind::CustodyTaken | AuditEventKind::CableDelivered,
+                _
+            ) | (AuditEventKind::CableSubmitted, Outcome::Success)
+        );
+    // Two events per cable: their words are built only if someone reads them.
+    if routine && !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
     let objects: Vec<String> = event
         .objects
         .iter()
@@ -1142,10 +1024,43 @@ fn log_event(event: &AuditEvent) {
     }
 }
 
-/// Records an event from async code without blocking the runtime.
-async fn record_async(shared: &Arc<Shared>, record: Record) {
-    let shared = Arc::clone(shared);
-    let _ = tokio::task::spawn_blocking(move || shared.record(record)).await;
+/// Records an event from async code: returns once it is durable, holding no thread.
+async fn record_async(shared: &Shared, record: Record) {
+    record_all(shared, vec![record]).await;
+}
+
+/// Records events in order from async code: returns once they are durable, holding no thread
+/// meanwhile. A failure is kept by the log for health reporting.
+async fn record_all(shared: &Shared, records: Vec<Record>) {
+    if records.is_empty() {
+        return;
+    }
+    let now = now_ms();
+    let events: Vec<AuditEvent> = records
+        .into_iter()
+        .map(|record| {
+            let event = record.event(&shared.name, now);
+            log_event(&event);
+            event
+        })
+        .collect();
+    match completed(|done| shared.audit.append_then(events, done)).await {
+        Some(Ok(_)) => {}
+        Some(Err(e)) => {
+            tracing::error!(error = %e, "audit append failed; /healthz now reports the node unhealthy");
+        }
+        None => tracing::error!("the audit log closed before an append completed"),
+    }
+}
+
+/// Waits, without holding a thread, for a completion another thread calls: the group
+/// committers of the store and of the audit log. `None` if it was dropped uncalled.
+async fn completed<T: Send + 'static>(start: impl FnOnce(Box<dyn FnOnce(T) + Send>)) -> Option<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    start(Box::new(move |value| {
+        let _ = tx.send(value);
+    }));
+    rx.await.ok()
 }
 
 /// The enrolment desk's state inside the running node.
