@@ -870,3 +870,44 @@ fn the_checkpoint_signed_at_shutdown_is_witnessed_at_the_next_link() {
         "the shutdown checkpoint of size {at_stop} has the hub's cosignature"
     );
 }
+
+#[test]
+fn posts_link_again_to_a_restarted_hub_without_waiting_for_their_idle_timeout() {
+    // A hub restarted in place (killed, then started on its own files) answers the posts'
+    // pings on their old connections with a stateless reset, and they dial it at once: the
+    // links are back long before the 30 s a dead connection takes to be noticed. (How long it
+    // takes is measured by `valise-loadgen --relink`; here, that it happens and what it
+    // brings back.)
+    let (_network, mut hub, paris, nairobi) = three_nodes();
+    let (alice, bob) = alice_and_bob(&paris, &nairobi);
+    for node in [&paris, &nairobi] {
+        eventually("the posts to link", || {
+            (hub_link(&status(node))["connected"] == true).then_some(())
+        });
+    }
+    hub.kill();
+    hub.start();
+    let restarted = Instant::now();
+    for node in [&paris, &nairobi] {
+        eventually("the posts to link to the restarted hub", || {
+            let link = status(node);
+            let link = hub_link(&link);
+            // A link that came up after the restart, not the old one still believed alive.
+            let since = link["since_ms"].as_u64()?;
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()?
+                .as_millis() as u64;
+            let up_for = Duration::from_millis(now_ms.saturating_sub(since));
+            (link["connected"] == true && up_for <= restarted.elapsed()).then_some(())
+        });
+    }
+    assert!(
+        restarted.elapsed() < Duration::from_secs(30),
+        "the posts waited out their idle timeout: {:?}",
+        restarted.elapsed()
+    );
+    let id = send(&alice, "bob@nairobi", "IMMEDIATE", "After the restart");
+    let inbox = inbox_of(&bob, 1);
+    assert_eq!(inbox[0]["id"], id.as_str());
+}

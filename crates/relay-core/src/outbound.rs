@@ -31,6 +31,24 @@ pub fn retry_delay(attempt: u32, jitter: f64) -> Duration {
     capped.mul_f64(0.5 + jitter.clamp(0.0, 1.0) / 2.0)
 }
 
+/// How many times a node dials a neighbour quickly after losing the link to it.
+pub const QUICK_REDIALS: u32 = 8;
+/// The delay between two quick redials.
+pub const QUICK_REDIAL: Duration = Duration::from_millis(250);
+
+/// How long a node waits before dialling a neighbour again, after `failed` dials in a row
+/// since the link was last up: at once after a link drops (its end may have just restarted,
+/// and its stateless reset is what ended the link), then every quarter second for a couple
+/// of seconds, then backing off as [`retry_delay`] does, so a post cut off for hours does not
+/// dial all the time. `jitter` (0.0 to 1.0) spreads posts that lost the hub together.
+pub fn redial_delay(failed: u32, jitter: f64) -> Duration {
+    match failed {
+        0 => Duration::ZERO,
+        n if n <= QUICK_REDIALS => QUICK_REDIAL.mul_f64(0.5 + jitter.clamp(0.0, 1.0) / 2.0),
+        n => retry_delay(n - QUICK_REDIALS, jitter),
+    }
+}
+
 /// How long a cable the next hop refuses for good waits before it is offered again: this
 /// node acknowledged it, so it never drops it, and the neighbour may be reconfigured or
 /// upgraded meanwhile.
@@ -298,6 +316,23 @@ mod tests {
         out.pick(&queue, FIRST_RETRY * 3);
         let asked = out.retry_later(routine(0), FIRST_RETRY * 3, Duration::from_secs(30), 1.0);
         assert_eq!(asked, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_lost_link_is_dialled_again_at_once_then_quickly_then_backing_off() {
+        assert_eq!(redial_delay(0, 0.7), Duration::ZERO);
+        for failed in 1..=QUICK_REDIALS {
+            assert_eq!(redial_delay(failed, 1.0), QUICK_REDIAL);
+            assert_eq!(redial_delay(failed, 0.0), QUICK_REDIAL / 2);
+        }
+        assert_eq!(redial_delay(QUICK_REDIALS + 1, 1.0), FIRST_RETRY);
+        assert_eq!(redial_delay(QUICK_REDIALS + 2, 1.0), FIRST_RETRY * 2);
+        assert_eq!(redial_delay(u32::MAX, 1.0), MAX_RETRY);
+        let quick: Duration = (1..=QUICK_REDIALS).map(|n| redial_delay(n, 1.0)).sum();
+        assert!(
+            quick <= Duration::from_secs(2),
+            "the quick phase spans {quick:?}"
+        );
     }
 
     #[test]

@@ -37,7 +37,7 @@ use crate::attachments::AttachmentId;
 use crate::config::{NodeKind, PeerSection};
 use crate::outbound::{
     HELD_RETRY, LOCAL_FAILURE_RETRY, NextHopRefusal, Outbound, UNEXPECTED_RETRY, classify_refusal,
-    retry_delay,
+    redial_delay,
 };
 use crate::queue::QueueKey;
 use crate::reason::Reason;
@@ -66,7 +66,9 @@ const CLOSE_REPLACED: u32 = 4;
 /// The file, in the link state folder, listing the witnesses' keys.
 pub const WITNESS_KEYS: &str = "witness-keys";
 /// How long a dial may take.
-const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a quiet link is pinged.
+const LINK_KEEP_ALIVE: Duration = Duration::from_secs(1);
 
 /// What a node needs to join the network.
 pub struct Federation {
@@ -190,12 +192,19 @@ impl Links {
         let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
             .map_err(|e| FederationError::Tls(e.to_string()))?;
         let mut transport = quinn::TransportConfig::default();
-        // Satellite links: keep a quiet link open. A dead one is noticed after 30 s of silence
-        // (the smaller of the two ends' idle timeouts: the acceptor keeps quinn's default).
-        transport.keep_alive_interval(Some(Duration::from_secs(10)));
+        // A ping a second keeps a quiet link open and finds out soon when its other end has
+        // restarted: the new process answers with a stateless reset (its reset key is derived
+        // from its node key) and the link is dialled again at once. A dead end is noticed
+        // after 30 s of silence (the smaller of the two ends' idle timeouts).
+        transport.keep_alive_interval(Some(LINK_KEEP_ALIVE));
         if let Ok(idle) = Duration::from_secs(30).try_into() {
             transport.max_idle_timeout(Some(idle));
         }
+        // Before the first sample, quinn assumes a 333 ms round trip and first retransmits a
+        // lost handshake packet after about a second: a hub that comes back in the meantime
+        // would wait that long for a post's dial. Retransmitting sooner costs a few small
+        // packets on a slow link.
+        transport.initial_rtt(Duration::from_millis(100));
         let mut client = quinn::ClientConfig::new(Arc::new(crypto));
         client.transport_config(Arc::new(transport));
         // Peer posts: the one whose name sorts first dials, so a pair keeps one connection.
@@ -339,17 +348,20 @@ async fn keep_dialling(
     addr: String,
     expect: Option<String>,
 ) {
-    let mut attempt: u32 = 0;
+    // Dials failed in a row since the link was last up.
+    let mut failed: u32 = 0;
     loop {
         match dial(&shared, &endpoint, &hop, &addr, expect.as_deref()).await {
             Ok(neighbour) => {
-                attempt = 0;
                 run_link(&shared, hop.clone(), neighbour).await;
+                failed = 0;
             }
-            Err(e) => shared.links.failed(&hop, e),
+            Err(e) => {
+                shared.links.failed(&hop, e);
+                failed = failed.saturating_add(1);
+            }
         }
-        attempt = attempt.saturating_add(1);
-        tokio::time::sleep(retry_delay(attempt, jitter())).await;
+        tokio::time::sleep(redial_delay(failed, jitter())).await;
     }
 }
 

@@ -57,6 +57,7 @@ use crate::store::RelayStore;
 
 mod attachments;
 mod deliver;
+mod endpoint;
 mod housekeeping;
 mod intake;
 mod link;
@@ -283,11 +284,23 @@ pub fn start(params: NodeParams) -> Result<RunningNode, NodeError> {
     transport.max_concurrent_bidi_streams(params.limits.max_streams_per_connection.into());
     transport.max_concurrent_uni_streams(0u32.into());
     server.transport_config(Arc::new(transport));
-    let endpoint =
-        quinn::Endpoint::server(server, params.listen).map_err(|source| NodeError::Bind {
-            addr: params.listen,
-            source,
-        })?;
+    let bind_error = |source| NodeError::Bind {
+        addr: params.listen,
+        source,
+    };
+    let socket = endpoint::bind(params.listen).map_err(bind_error)?;
+    let runtime = quinn::default_runtime().ok_or_else(|| {
+        bind_error(std::io::Error::other(
+            "no async runtime to serve the socket on",
+        ))
+    })?;
+    let endpoint = quinn::Endpoint::new(
+        endpoint::config(&params.node_key).map_err(NodeError::Tls)?,
+        Some(server),
+        socket,
+        runtime,
+    )
+    .map_err(bind_error)?;
     let local_addr = endpoint.local_addr().map_err(|source| NodeError::Bind {
         addr: params.listen,
         source,
