@@ -16,7 +16,8 @@ use valise_proto::v1::{
 
 use super::super::attachments::{Uploader, store_upload};
 use super::super::{Shared, blocking, now_ms};
-use super::{Neighbour, REQUEST_TIMEOUT, read_one};
+use super::wire::read_one;
+use super::{Neighbour, REQUEST_TIMEOUT};
 use crate::attachments::{AttachmentId, read_piece};
 
 /// How much of an attachment is read from disk and written to the stream at once.
