@@ -22,7 +22,9 @@
 //! | [`queue`] (core) | delivery order (precedence, then arrival) and at-least-once redelivery |
 //! | [`store`] | durable envelopes, per-device queues and the dedup set (group commit) |
 //! | [`users`] | one person, one identity: a new device matches its user's others; deliberate changes to all |
-//! | [`pki`] | the ministry CA, node and device certificates, the server configuration (the client side is `valise_crypto::tls`) |
+//!
+//! The ministry's transport PKI (root, post CAs, node and device certificates, the server
+//! configuration) is `valise_pki`; the client side of TLS is `valise_crypto::tls`.
 //!
 //! The network shell over them is [`node`]: QUIC on tokio, serving hello, submission with
 //! custody, delivery with acknowledgements, attachments, key publication and wipe notices.
@@ -41,7 +43,7 @@ pub mod logging;
 pub mod manifest;
 pub mod metrics;
 pub mod node;
-pub mod pki;
+mod pki;
 pub mod status;
 pub mod store;
 pub mod users;

@@ -18,6 +18,10 @@ use valise_crypto::at_rest::KdfParams;
 use valise_crypto::directory::sign_revocation;
 use valise_crypto::identity::DeviceId;
 use valise_crypto::identity::IdentityKeyPair;
+use valise_crypto::tls::{directory_root, root_fingerprint};
+use valise_pki::{
+    IssuedNode, MinistryCa, NodeRequest, PostCa, Role, RootFolder, Validity, server_config,
+};
 use valise_proto::v1::directory_update::Update;
 use valise_proto::v1::{
     AdminAuditExport, AdminAuditProve, AdminEnroll, AdminRequest, AdminResponse, AdminRevoke,
@@ -25,25 +29,19 @@ use valise_proto::v1::{
 };
 use valise_relay::admin;
 use valise_relay::attachments::AttachmentStore;
-use valise_relay::config::{Config, NodeKind};
+use valise_relay::config::Config;
 use valise_relay::delivery::DeliveryConfig;
 use valise_relay::directory::DurableDirectory;
 use valise_relay::enrolment::{Codes, DurableCodes, Invitation};
 use valise_relay::files::{
-    self, ATTACHMENTS_DIR, ENROLMENT_CERT, ENROLMENT_KEY, LINKS_DIR, NODE_SIGNING_KEY,
-    NODE_STORAGE_KEY, NodeFiles, POST_CA_KEY, POST_CA_PEM, QUEUE_DIR,
+    self, ATTACHMENTS_DIR, ENROLMENT_KEY, LINKS_DIR, NODE_SIGNING_KEY, NODE_STORAGE_KEY, NodeFiles,
+    POST_CA_KEY, QUEUE_DIR,
 };
 use valise_relay::manifest::Manifest;
 use valise_relay::node::{EnrolmentDesk, Federation, NodeParams, start};
-use valise_relay::pki::{
-    MinistryCa, PostCa, Validity, directory_root, root_fingerprint, server_config,
-};
 use valise_relay::store::RelayStore;
 use zeroize::Zeroizing;
 
-const CA_CERT: &str = "ca.pem";
-const CA_KEY: &str = "ca.key.sealed";
-const CA_MINISTRY: &str = "ministry";
 const YEAR: Duration = Duration::from_secs(365 * 86_400);
 
 /// The Valise relay node and its administration.
@@ -462,13 +460,8 @@ fn passphrase(file: Option<&Path>, creating: bool) -> Result<Zeroizing<String>> 
     Ok(first)
 }
 
-fn validity(years: u32) -> Validity {
-    let now = OffsetDateTime::now_utc();
-    Validity {
-        not_before: now - time::Duration::hours(1),
-        not_after: now + time::Duration::days(365 * i64::from(years)),
-    }
-}
+/// How long the ministry root is valid.
+const ROOT_YEARS: u32 = 20;
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -480,47 +473,33 @@ fn ca_init(ministry: &str, out: &Path, passphrase_file: Option<&Path>) -> Result
     if ministry.is_empty() || ministry.contains(char::is_whitespace) {
         bail!("--ministry must be a name without spaces, e.g. mfa.example");
     }
-    if out.join(CA_CERT).exists() {
-        bail!(
-            "{} already holds a CA; refusing to overwrite it",
-            out.display()
-        );
-    }
+    RootFolder::check_free(out)?;
     let pass = passphrase(passphrase_file, true)?;
     if pass.chars().count() < 12 {
         bail!("the CA passphrase must be at least 12 characters");
     }
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let ca = MinistryCa::generate(ministry, validity(20))
-        .context("cannot create the root certificate")?;
-    let sealed = ca
-        .seal_key(pass.as_bytes(), KdfParams::default())
-        .context("cannot seal the CA key")?;
-    files::write_public(&out.join(CA_CERT), ca.cert_pem().as_bytes())?;
-    files::write_secret(&out.join(CA_KEY), &sealed)?;
-    files::write_public(&out.join(CA_MINISTRY), ministry.as_bytes())?;
+    let ca = RootFolder::create(
+        out,
+        ministry,
+        Validity::years_from(OffsetDateTime::now_utc(), ROOT_YEARS),
+        pass.as_bytes(),
+        KdfParams::default(),
+    )?;
     println!("Ministry root created for {ministry}.");
     println!("Root fingerprint: {}", ca.fingerprint());
     println!(
         "Pin {} on every node and device. Keep {} offline.",
-        out.join(CA_CERT).display(),
-        out.join(CA_KEY).display()
+        out.join(valise_pki::folder::CA_CERT).display(),
+        out.join(valise_pki::folder::CA_KEY).display()
     );
     Ok(())
 }
 
 fn load_ca(dir: &Path, passphrase_file: Option<&Path>) -> Result<MinistryCa> {
-    let ministry = std::fs::read_to_string(dir.join(CA_MINISTRY)).with_context(|| {
-        format!(
-            "{} is not a CA folder written by `valise-relay ca init`",
-            dir.display()
-        )
-    })?;
-    let cert = std::fs::read_to_string(dir.join(CA_CERT))
-        .with_context(|| format!("cannot read {}", dir.join(CA_CERT).display()))?;
-    let sealed = files::read(&dir.join(CA_KEY))?;
+    let folder = RootFolder::read(dir)?;
     let pass = passphrase(passphrase_file, false)?;
-    MinistryCa::open_sealed(ministry.trim(), &cert, &sealed, pass.as_bytes())
+    folder
+        .open(pass.as_bytes())
         .context("cannot open the CA key")
 }
 
@@ -540,51 +519,28 @@ fn issue_node(
     if kind == Kind::Hub && hub.is_some() {
         bail!("a hub does not connect to another hub; drop --hub");
     }
-    if out.join("node.pem").exists() {
+    if out.join(files::NODE_PEM).exists() {
         bail!(
             "{} already holds a node; refusing to overwrite it",
             out.display()
         );
     }
     let ca = load_ca(ca_dir, passphrase_file)?;
-    let ministry = std::fs::read_to_string(ca_dir.join(CA_MINISTRY))?
-        .trim()
-        .to_owned();
+    let ministry = ca.ministry().to_owned();
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let node = ca
-        .issue_node(
+    let issued = IssuedNode::issue(
+        &ca,
+        NodeRequest {
             name,
-            match kind {
-                Kind::Hub => NodeKind::Hub,
-                Kind::Post => NodeKind::Post,
+            role: match kind {
+                Kind::Hub => Role::Hub,
+                Kind::Post => Role::Post,
             },
-            &[host.to_owned()],
-            validity(2),
-        )
-        .context("cannot issue the node certificate")?;
-    files::write_public(&out.join("ca.pem"), ca.cert_pem().as_bytes())?;
-    files::write_public(&out.join("node.pem"), node.chain_pem.as_bytes())?;
-    files::write_secret(&out.join("node.key"), node.key_pem.as_bytes())?;
-    let signing = IdentityKeyPair::generate().context("cannot generate the node signing key")?;
-    files::write_secret(&out.join(NODE_SIGNING_KEY), &signing.seed()[..])?;
-    let until = now_ms().saturating_add(u64::try_from((5 * YEAR).as_millis()).unwrap_or(u64::MAX));
-    let signing_cert = ca.certify_node_key(name, signing.public(), now_ms(), until)?;
-    files::write_public(
-        &out.join(files::NODE_SIGNING_CERT),
-        &signing_cert.encode_to_vec(),
+            hosts: &[host.to_owned()],
+        },
+        OffsetDateTime::now_utc(),
     )?;
-    files::create_storage_key(&out.join(NODE_STORAGE_KEY))?;
-    if kind == Kind::Post {
-        let enrolment = IdentityKeyPair::generate().context("cannot generate the enrolment key")?;
-        let until =
-            now_ms().saturating_add(u64::try_from((5 * YEAR).as_millis()).unwrap_or(u64::MAX));
-        let cert = ca.certify_enroller(name, enrolment.public(), now_ms(), until)?;
-        files::write_secret(&out.join(ENROLMENT_KEY), &enrolment.seed()[..])?;
-        files::write_public(&out.join(ENROLMENT_CERT), &cert.encode_to_vec())?;
-        let post_ca = ca.issue_post_ca(name, validity(5))?;
-        files::write_public(&out.join(POST_CA_PEM), post_ca.chain_pem.as_bytes())?;
-        files::write_secret(&out.join(POST_CA_KEY), post_ca.key_pem.as_bytes())?;
-    }
+    files::write_issued(out, &issued)?;
     let kind_name = if kind == Kind::Hub { "hub" } else { "post" };
     let hub_line = hub.map(|h| format!("hub = \"{h}\"\n")).unwrap_or_default();
     let toml = format!(

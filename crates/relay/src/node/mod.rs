@@ -31,6 +31,8 @@ use tokio::sync::{Notify, mpsc};
 use valise_crypto::directory::sign_device_record;
 use valise_crypto::identity::{DeviceId, IdentityKeyPair, IdentityPublicKey};
 use valise_crypto::receive_key::VerifiedReceiveKey;
+use valise_crypto::tls::{ALPN, ALPN_ENROLL, ALPN_LINK};
+use valise_pki::{PostCa, Validity};
 use valise_proto::framing::{self, FrameDecoder};
 use valise_proto::v1::{
     CaughtUp, ClientFrame, Delivery, DeviceRecord, DirectoryPage, EnrolRequest, EnrolResponse,
@@ -49,8 +51,6 @@ use crate::delivery::{AfterRound, DeliveryConfig, DeliveryWindow};
 use crate::directory::DurableDirectory;
 use crate::enrolment::{CODE_ENTROPY_BYTES, CodeError, DurableCodeError, DurableCodes, Invitation};
 use crate::limits::Limits;
-use crate::pki::ALPN;
-use crate::pki::{ALPN_ENROLL, PostCa, Validity};
 use crate::queue::QueueKey;
 use crate::reason::Reason;
 use crate::record::Record;
@@ -99,7 +99,7 @@ pub struct NodeParams {
     pub name: String,
     /// The QUIC listen address.
     pub listen: SocketAddr,
-    /// The TLS server configuration ([`crate::pki::server_config`]).
+    /// The TLS server configuration ([`valise_pki::server_config`]).
     pub tls: rustls::ServerConfig,
     /// The key that signs custody receipts.
     pub node_key: IdentityKeyPair,
@@ -519,7 +519,7 @@ fn certificate_names(connection: &quinn::Connection) -> Vec<String> {
             i.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
                 .ok()
         })
-        .and_then(|certs| certs.first().map(|c| crate::pki::dns_names(c)))
+        .and_then(|certs| certs.first().map(|c| valise_pki::dns_names(c)))
         .unwrap_or_default()
 }
 
@@ -608,7 +608,7 @@ async fn serve_connection(
         drop(enrolling);
         return;
     }
-    if alpn.as_deref() == Some(crate::pki::ALPN_LINK) {
+    if alpn.as_deref() == Some(ALPN_LINK) {
         return link::accept(connection, shared).await;
     }
     let certified = peer_device(&connection);

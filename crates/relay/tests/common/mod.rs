@@ -101,17 +101,17 @@ pub struct Device {
     pub identity: valise_crypto::identity::IdentityKeyPair,
     pub keys: Vec<valise_crypto::receive_key::ReceiveKeyPair>,
     pub published: valise_crypto::receive_key::VerifiedReceiveKey,
-    pub tls: valise_relay::pki::CertifiedKey,
+    pub tls: valise_pki::CertifiedKey,
 }
 
 /// Connects to the Paris node at `addr` (pinning `paris/ca.pem`), as `who` or anonymously.
 pub async fn connect(
     dir: &Path,
     addr: std::net::SocketAddr,
-    who: Option<&valise_relay::pki::CertifiedKey>,
+    who: Option<&valise_pki::CertifiedKey>,
 ) -> Option<quinn::Connection> {
     let ca_pem = std::fs::read_to_string(dir.join("paris/ca.pem")).unwrap();
-    let config = valise_relay::pki::client_config(&ca_pem, who).unwrap();
+    let config = valise_crypto::tls::client_config(&ca_pem, who).unwrap();
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(config).unwrap();
     let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
     endpoint.set_default_client_config(quinn::ClientConfig::new(std::sync::Arc::new(crypto)));
@@ -158,7 +158,7 @@ pub async fn enrol_device(dir: &Path, addr: std::net::SocketAddr, code: &str) ->
     let Some(node_frame::Frame::Enrolled(enrolled)) = exchange(&conn, &request).await?.frame else {
         return None;
     };
-    let tls = valise_relay::pki::CertifiedKey {
+    let tls = valise_pki::CertifiedKey {
         chain_pem: enrolled.certificate_chain,
         key_pem: zeroize::Zeroizing::new(tls_key.serialize_pem()),
     };
