@@ -16,6 +16,7 @@
 //! | [`limits`] (core) | every configurable bound on what the network may send |
 //! | [`logging`] | operator logs as text or JSON lines, ids and reasons only |
 //! | [`manifest`] | which stores the data folder must hold: a missing or swapped store refuses the start |
+//! | [`operations`] | what an operator does to a post's users and devices (enrol, revoke, update), shared by the admin socket and the commands on a stopped node |
 //! | [`outbound`] (core) | which queued cables a link forwards next; retry and redial delays |
 //! | [`policy`] (core) | whether a submitted cable is accepted, and for which devices |
 //! | [`routing`] (core) | the next hop for each recipient device: here, a peer post, or the hub (federation) |
@@ -43,7 +44,9 @@ pub mod logging;
 pub mod manifest;
 pub mod metrics;
 pub mod node;
+pub mod operations;
 mod pki;
+mod shared_directory;
 pub mod status;
 pub mod store;
 pub mod users;

@@ -170,6 +170,55 @@ pub async fn enrol_device(dir: &Path, addr: std::net::SocketAddr, code: &str) ->
     })
 }
 
+/// A cable from `from` (at `from_address`) to `to` (at `to_address`), sealed to `to`'s
+/// device; returns its id and the envelope's bytes.
+pub fn sealed_cable(
+    from: &Device,
+    from_address: &str,
+    to: &Device,
+    to_address: &str,
+    classification: valise_proto::v1::Classification,
+) -> (Vec<u8>, Vec<u8>) {
+    use prost::Message;
+    let header = valise_proto::v1::RoutingHeader {
+        cable_id: valise_crypto::envelope::new_cable_id().unwrap().to_vec(),
+        from: from_address.into(),
+        action_addressees: vec![to_address.into()],
+        classification: classification as i32,
+        precedence: valise_proto::v1::Precedence::Routine as i32,
+        created_at_ms: 1,
+        ..Default::default()
+    };
+    let id = header.cable_id.clone();
+    let body = valise_proto::v1::CableBody {
+        text: "queued".into(),
+        ..Default::default()
+    };
+    let envelope = valise_crypto::envelope::seal(
+        &from.identity,
+        header,
+        &body,
+        std::slice::from_ref(&to.published),
+    )
+    .unwrap();
+    (id, envelope.encode_to_vec())
+}
+
+/// Submits `envelope` on `conn` and checks that the node took custody of it.
+pub async fn submit(conn: &quinn::Connection, envelope: Vec<u8>) {
+    let frame = ClientFrame {
+        frame: Some(client_frame::Frame::Submit(valise_proto::v1::Submit {
+            envelope,
+            attachments: vec![],
+        })),
+    };
+    let reply = exchange(conn, &frame).await.unwrap();
+    assert!(
+        matches!(reply.frame, Some(node_frame::Frame::CustodyReceipt(_))),
+        "{reply:?}"
+    );
+}
+
 /// Issues an enrolment code with the `enroll` command (online or offline).
 pub fn enroll_code(dir: &Path, user: &str, clearance: &str) -> String {
     let out = relay(

@@ -20,7 +20,7 @@ use valise_relay::files::{self, LINKS_DIR, NODE_SIGNING_KEY};
 
 use crate::admin_client::{ask_is_running, ask_running_node_for};
 use crate::clock::now_ms;
-use crate::stopped::{anchor_path, open_stopped_log};
+use crate::stopped::open_stopped_log;
 
 /// `audit verify --config`: the whole log, its anchor and what the neighbours cosigned.
 pub(crate) fn verify(config_path: &Path, witnesses: &[String]) -> Result<()> {
@@ -201,7 +201,7 @@ pub(crate) fn key(config_path: &Path) -> Result<()> {
 /// an audit store and anchor restored from an older copy are still caught).
 fn trusted_checkpoint(config: &Config, keys: &VerifyKeys) -> Result<Option<(Checkpoint, String)>> {
     let mut candidates = Vec::new();
-    let anchor = anchor_path(config);
+    let anchor = config.audit_anchor();
     match std::fs::read_to_string(&anchor) {
         Ok(text) => {
             let signed = SignedCheckpoint::verify(&text, &keys.log).with_context(|| {

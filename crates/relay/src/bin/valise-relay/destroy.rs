@@ -13,7 +13,6 @@ use valise_relay::files::{self, ENROLMENT_KEY, NODE_SIGNING_KEY, NODE_STORAGE_KE
 
 use crate::admin_client::ask_running_node;
 use crate::clock::now_ms;
-use crate::stopped::anchor_path;
 
 /// The file that marks a destroyed node, beside its keys.
 pub(crate) fn destroyed_marker(config: &Config) -> PathBuf {
@@ -72,7 +71,7 @@ pub(crate) fn destroy(config_path: &Path, confirm: &str) -> Result<()> {
         )
         .as_bytes(),
     )?;
-    let _ = std::fs::remove_file(anchor_path(&config));
+    let _ = std::fs::remove_file(config.audit_anchor());
     if config.node.data_dir.exists() {
         std::fs::remove_dir_all(&config.node.data_dir)
             .with_context(|| format!("cannot delete {}", config.node.data_dir.display()))?;

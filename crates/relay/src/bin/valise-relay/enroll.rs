@@ -1,18 +1,16 @@
 //! `enroll`: a one-time enrolment code for a diplomat at this post, issued by the running node
-//! or, when it is stopped, straight into its store.
+//! or, when it is stopped, straight into its store by the same operation
+//! (`valise_relay::operations`), audited alike.
 
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
-use valise_crypto::tls::root_fingerprint;
-use valise_proto::v1::{AdminEnroll, AdminRequest, AuditEventKind, admin_request, admin_response};
+use anyhow::{Result, bail};
+use valise_proto::v1::{AdminEnroll, AdminRequest, admin_request, admin_response};
 use valise_relay::config::Config;
-use valise_relay::enrolment::{DurableCodes, Invitation};
-use valise_relay::files::NodeFiles;
+use valise_relay::enrolment::Invitation;
 
 use crate::admin_client::ask_running_node_for;
-use crate::clock::now_ms;
-use crate::stopped::{audit_offline, codes_rules, open_stopped_directory};
+use crate::stopped::open_post;
 
 /// `enroll`: prints a one-time enrolment code and the root fingerprint to pin.
 pub(crate) fn enroll(config_path: &Path, invitation: Invitation, json: bool) -> Result<()> {
@@ -36,28 +34,17 @@ pub(crate) fn enroll(config_path: &Path, invitation: Invitation, json: bool) -> 
     })? {
         Some(answer) => answer,
         None => {
-            // The node is stopped: issue the code straight into its store.
-            let node_files = NodeFiles::load(&config)?;
-            if node_files.enrolment.is_none() {
-                bail!("this node holds no enrolment key; enrol at the diplomat's post");
-            }
-            let mut codes = DurableCodes::open(
-                &config.node.data_dir.join("enrolment"),
-                codes_rules(&config),
-                now_ms(),
-            )
-            .context("cannot open the enrolment store (is the node starting?)")?;
-            let directory = open_stopped_directory(&config, &node_files.ca_pem)?;
-            let address = format!("{user}@{}", config.node.name);
-            let devices = directory.view().resolve(&address).unwrap_or_default();
-            valise_relay::users::check_same_person(&address, &devices, &invitation)?;
-            drop(directory);
-            let mut entropy = [0u8; valise_relay::enrolment::CODE_ENTROPY_BYTES];
-            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut entropy)
-                .map_err(|_| anyhow::anyhow!("the random number generator failed"))?;
-            let issued = codes.issue(invitation, entropy, now_ms())?;
-            audit_offline(&config, AuditEventKind::AdminCommand, "enroll", Vec::new())?;
-            (issued.code, root_fingerprint(&node_files.ca_pem)?)
+            // The node is stopped: issue the code straight into its store, as it would.
+            let post = open_post(
+                &config,
+                "this node holds no enrolment key; enrol at the diplomat's post",
+            )?;
+            let enrolled = post.operator().enroll(invitation);
+            let fingerprint = post.ca_fingerprint().to_owned();
+            let closed = post.close();
+            let code = enrolled?;
+            closed?;
+            (code, fingerprint)
         }
     };
     if json {

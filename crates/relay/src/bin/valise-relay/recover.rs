@@ -12,7 +12,6 @@ use valise_relay::manifest::Manifest;
 
 use crate::admin_client::ask_is_running;
 use crate::clock::now_ms;
-use crate::stopped::anchor_path;
 
 /// `recover`: accepts a lost store or anchor deliberately, and records it.
 pub(crate) fn recover(
@@ -53,7 +52,7 @@ pub(crate) fn recover(
     }
     let signing = files::read_key(&config.key_file(NODE_SIGNING_KEY))?;
     let mut log_config = LogConfig::new(data.join(files::AUDIT_DIR), config.audit_origin());
-    log_config.anchor = Some(anchor_path(&config));
+    log_config.anchor = Some(config.audit_anchor());
     log_config.recreate_anchor = recreate_anchor;
     let log = AuditLog::open(log_config, signing).context("cannot open the audit log")?;
     let mut reasons: Vec<String> = start_empty

@@ -1,21 +1,18 @@
 //! `revoke`: a device, or every device of a user, revoked at once: by the running node (which
-//! closes their connections), or on a stopped node's files.
+//! also closes their connections), or on a stopped node's files by the same operation
+//! (`valise_relay::operations`): revocations signed and durable, the devices' queues dropped,
+//! everything audited alike.
 
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use valise_crypto::directory::sign_revocation;
 use valise_crypto::identity::DeviceId;
-use valise_proto::v1::directory_update::Update;
-use valise_proto::v1::{
-    AdminRequest, AdminRevoke, AuditEventKind, Revocation, admin_request, admin_response,
-};
+use valise_proto::v1::{AdminRequest, AdminRevoke, admin_request, admin_response};
 use valise_relay::config::Config;
-use valise_relay::files::NodeFiles;
+use valise_relay::operations::RevokeError;
 
 use crate::admin_client::ask_running_node_for;
-use crate::clock::now_ms;
-use crate::stopped::{audit_offline, device_object, open_stopped_directory};
+use crate::stopped::open_post;
 
 /// `revoke`: revokes a device, or every device of a user, and prints those revoked.
 pub(crate) fn revoke(
@@ -49,44 +46,20 @@ pub(crate) fn revoke(
     })? {
         Some(answer) => answer,
         None => {
-            let node_files = NodeFiles::load(&config)?;
-            let enrolment = node_files
-                .enrolment
-                .context("this node holds no enrolment key; revoke at the device's post")?;
-            let mut directory = open_stopped_directory(&config, &node_files.ca_pem)?;
-            let targets: Vec<DeviceId> = match device {
-                Some(d) => vec![d]
-                    .into_iter()
-                    .filter(|d| directory.view().is_active(d))
-                    .collect(),
-                None => valise_relay::policy::DirectoryView::devices_for(
-                    directory.view(),
-                    &format!("{user}@{}", config.node.name),
-                )
-                .unwrap_or_default(),
+            // The node is stopped: the same revocation, on its files. No connection is open.
+            let post = open_post(
+                &config,
+                "this node holds no enrolment key; revoke at the device's post",
+            )?;
+            let revoked = post.operator().revoke(device, user, reason, |_| {});
+            let closed = post.close();
+            let targets = match revoked {
+                Err(RevokeError::NotFound(_)) => {
+                    bail!("no active device matches; check the device id or user")
+                }
+                other => other?,
             };
-            if targets.is_empty() {
-                bail!("no active device matches; check the device id or user");
-            }
-            for target in &targets {
-                let mut revocation = Revocation {
-                    device_id: target.as_bytes().to_vec(),
-                    reason: reason.to_owned(),
-                    revoked_at_ms: now_ms(),
-                    signature: Vec::new(),
-                };
-                sign_revocation(&mut revocation, &enrolment.key)?;
-                directory.apply(Update::Revocation(revocation))?;
-            }
-            drop(directory);
-            for target in &targets {
-                audit_offline(
-                    &config,
-                    AuditEventKind::DeviceRevoked,
-                    reason,
-                    vec![device_object(target)],
-                )?;
-            }
+            closed?;
             targets.iter().map(ToString::to_string).collect()
         }
     };

@@ -23,7 +23,6 @@ use valise_relay::store::RelayStore;
 
 use crate::clock::now_ms;
 use crate::destroy::destroyed_marker;
-use crate::stopped::{anchor_path, codes_rules};
 
 const YEAR: Duration = Duration::from_secs(365 * 86_400);
 
@@ -57,7 +56,7 @@ async fn serve(config: Config, node_files: NodeFiles) -> Result<()> {
     log_config.policy.every_entries = config.audit.checkpoint_every_entries;
     log_config.policy.every = config.checkpoint_interval();
     // Outside the data directory: a restored older copy of it cannot roll the anchor back.
-    log_config.anchor = Some(anchor_path(&config));
+    log_config.anchor = Some(config.audit_anchor());
     let audit_key = IdentityKeyPair::from_seed(&node_files.signing_key.seed()[..])?;
     let audit =
         Arc::new(AuditLog::open(log_config, audit_key).context("cannot open the audit log")?);
@@ -75,7 +74,7 @@ async fn serve(config: Config, node_files: NodeFiles) -> Result<()> {
                 post: config.node.name.clone(),
                 enrolment_key: e.key,
                 post_ca: PostCa::from_pem(&config.node.name, &config.node.ministry, &e.post_ca)?,
-                codes: DurableCodes::open(&data.join("enrolment"), codes_rules(&config), now_ms())?,
+                codes: DurableCodes::open(&data.join("enrolment"), config.code_rules(), now_ms())?,
                 certificate_validity: YEAR,
             })
         }

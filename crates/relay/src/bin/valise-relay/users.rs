@@ -1,15 +1,16 @@
 //! `user update`: a user's details changed on every one of their devices at once, by the
-//! running node or on a stopped node's files.
+//! running node or on a stopped node's files by the same operation
+//! (`valise_relay::operations`), audited alike; a lowered clearance drops what is queued above
+//! it either way.
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
-use valise_proto::v1::{AdminRequest, AuditEventKind, admin_request, admin_response};
+use anyhow::Result;
+use valise_proto::v1::{AdminRequest, admin_request, admin_response};
 use valise_relay::config::Config;
-use valise_relay::files::NodeFiles;
 
 use crate::admin_client::ask_running_node_for;
-use crate::stopped::{audit_offline, device_object, open_stopped_directory};
+use crate::stopped::open_post;
 
 /// `user update`: changes a user on all of the user's devices, and prints those changed.
 pub(crate) fn update(
@@ -38,27 +39,16 @@ pub(crate) fn update(
     })? {
         Some(changed) => changed,
         None => {
-            let node_files = NodeFiles::load(&config)?;
-            let enrolment = node_files
-                .enrolment
-                .context("this node holds no enrolment key; change the user at their post")?;
-            let mut directory = open_stopped_directory(&config, &node_files.ca_pem)?;
-            let changed = directory.change_user(&enrolment.key, &config.node.name, user, change)?;
-            drop(directory);
-            for device in &changed {
-                audit_offline(
-                    &config,
-                    AuditEventKind::UserUpdated,
-                    &change.fields(),
-                    vec![device_object(device)],
-                )?;
-            }
-            if change.clearance.is_some() {
-                println!(
-                    "note: the node is stopped; anything queued above the new clearance is \
-                     dropped when it is next changed while running"
-                );
-            }
+            // The node is stopped: the same change on its files, and what is queued above a
+            // lowered clearance dropped, as the running node does.
+            let post = open_post(
+                &config,
+                "this node holds no enrolment key; change the user at their post",
+            )?;
+            let updated = post.operator().update_user(user, change);
+            let closed = post.close();
+            let changed = updated?;
+            closed?;
             changed.iter().map(ToString::to_string).collect()
         }
     };
