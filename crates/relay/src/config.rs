@@ -580,6 +580,21 @@ impl Config {
         Duration::from_secs(self.attachments.retention_days.saturating_mul(86_400))
     }
 
+    /// The audit log's anchor: beside the keys, outside the data directory, so a restored
+    /// older copy of that cannot roll it back.
+    pub fn audit_anchor(&self) -> PathBuf {
+        self.key_file("audit.anchor")
+    }
+
+    /// The enrolment code rules this configuration sets.
+    pub fn code_rules(&self) -> crate::enrolment::Codes {
+        crate::enrolment::Codes::new(
+            self.enrolment.code_ttl_hours.saturating_mul(3_600_000),
+            self.limits.max_pending_enrolments as usize,
+            self.enrolment.attempts_per_minute,
+        )
+    }
+
     /// The admin socket's path.
     pub fn admin_socket(&self) -> PathBuf {
         self.node.data_dir.join(&self.admin.socket)

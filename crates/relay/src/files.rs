@@ -23,8 +23,14 @@ use valise_proto::v1::EnrolmentCertificate;
 use zeroize::Zeroizing;
 
 use crate::config::Config;
-use crate::pki::CertifiedKey;
+use valise_pki::{CertifiedKey, IssuedNode};
 
+/// The pinned ministry root's file (the configuration's default `tls.ca_cert`).
+pub const CA_PEM: &str = "ca.pem";
+/// The node's TLS chain (the default `tls.node_cert`).
+pub const NODE_PEM: &str = "node.pem";
+/// The node's TLS key (the default `tls.node_key`); the other key files sit beside it.
+pub const NODE_KEY: &str = "node.key";
 /// The node signing key's file.
 pub const NODE_SIGNING_KEY: &str = "node-signing.key";
 /// The root's certificate of the node signing key.
@@ -142,6 +148,30 @@ pub fn create_storage_key(path: &Path) -> Result<StorageKey, FileError> {
     let key = StorageKey::generate().map_err(|_| FileError::Random("a node storage key"))?;
     write_secret(path, &key.to_bytes()[..])?;
     Ok(key)
+}
+
+/// Writes what the root issued for a node into `out`, where [`NodeFiles::load`] reads it with
+/// the default paths, and a fresh node storage key. Keys are written owner-only.
+pub fn write_issued(out: &Path, issued: &IssuedNode) -> Result<(), FileError> {
+    write_public(&out.join(CA_PEM), issued.ca_pem.as_bytes())?;
+    write_public(&out.join(NODE_PEM), issued.tls.chain_pem.as_bytes())?;
+    write_secret(&out.join(NODE_KEY), issued.tls.key_pem.as_bytes())?;
+    write_secret(&out.join(NODE_SIGNING_KEY), &issued.signing_key.seed()[..])?;
+    write_public(
+        &out.join(NODE_SIGNING_CERT),
+        &issued.signing_certificate.encode_to_vec(),
+    )?;
+    create_storage_key(&out.join(NODE_STORAGE_KEY))?;
+    if let Some(desk) = &issued.desk {
+        write_secret(&out.join(ENROLMENT_KEY), &desk.enrolment_key.seed()[..])?;
+        write_public(
+            &out.join(ENROLMENT_CERT),
+            &desk.enrolment_certificate.encode_to_vec(),
+        )?;
+        write_public(&out.join(POST_CA_PEM), desk.post_ca.chain_pem.as_bytes())?;
+        write_secret(&out.join(POST_CA_KEY), desk.post_ca.key_pem.as_bytes())?;
+    }
+    Ok(())
 }
 
 /// The node storage key. A node issued before storage keys existed gets one on its first
@@ -297,10 +327,10 @@ impl NodeFiles {
             reason,
         };
         let node_cert = &config.tls.node_cert;
-        let cert = crate::pki::first_certificate(&self.tls.chain_pem)
+        let cert = valise_pki::first_certificate(&self.tls.chain_pem)
             .ok_or_else(|| other(node_cert, "it holds no certificate".into()))?;
         let expected = format!("{name}.{ministry}");
-        let names = crate::pki::dns_names(&cert);
+        let names = valise_pki::dns_names(&cert);
         if !names.contains(&expected) {
             return Err(other(
                 node_cert,
@@ -360,10 +390,10 @@ impl NodeFiles {
             ));
         }
         let ca_path = config.key_file(POST_CA_PEM);
-        let post_ca = crate::pki::first_certificate(&enrolment.post_ca.chain_pem)
+        let post_ca = valise_pki::first_certificate(&enrolment.post_ca.chain_pem)
             .ok_or_else(|| other(&ca_path, "it holds no certificate".into()))?;
-        let domain = crate::pki::device_domain(name, ministry);
-        let permitted = crate::pki::permitted_dns(&post_ca);
+        let domain = valise_pki::device_domain(name, ministry);
+        let permitted = valise_pki::permitted_dns(&post_ca);
         if permitted != [domain.clone()] {
             return Err(other(
                 &ca_path,

@@ -16,13 +16,16 @@
 //! | [`limits`] (core) | every configurable bound on what the network may send |
 //! | [`logging`] | operator logs as text or JSON lines, ids and reasons only |
 //! | [`manifest`] | which stores the data folder must hold: a missing or swapped store refuses the start |
+//! | [`operations`] | what an operator does to a post's users and devices (enrol, revoke, update), shared by the admin socket and the commands on a stopped node |
 //! | [`outbound`] (core) | which queued cables a link forwards next; retry and redial delays |
 //! | [`policy`] (core) | whether a submitted cable is accepted, and for which devices |
 //! | [`routing`] (core) | the next hop for each recipient device: here, a peer post, or the hub (federation) |
 //! | [`queue`] (core) | delivery order (precedence, then arrival) and at-least-once redelivery |
 //! | [`store`] | durable envelopes, per-device queues and the dedup set (group commit) |
 //! | [`users`] | one person, one identity: a new device matches its user's others; deliberate changes to all |
-//! | [`pki`] | the ministry CA, node and device certificates, the server configuration (the client side is `valise_crypto::tls`) |
+//!
+//! The ministry's transport PKI (root, post CAs, node and device certificates, the server
+//! configuration) is `valise_pki`; the client side of TLS is `valise_crypto::tls`.
 //!
 //! The network shell over them is [`node`]: QUIC on tokio, serving hello, submission with
 //! custody, delivery with acknowledgements, attachments, key publication and wipe notices.
@@ -41,7 +44,9 @@ pub mod logging;
 pub mod manifest;
 pub mod metrics;
 pub mod node;
-pub mod pki;
+pub mod operations;
+mod pki;
+mod shared_directory;
 pub mod status;
 pub mod store;
 pub mod users;

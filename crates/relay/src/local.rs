@@ -16,6 +16,8 @@ use valise_crypto::at_rest::StorageKey;
 use valise_crypto::directory::sign_device_record;
 use valise_crypto::identity::{DeviceId, IdentityKeyPair, IdentityPublicKey};
 use valise_crypto::receive_key::{ReceiveKeyPair, VerifiedReceiveKey};
+use valise_crypto::tls::{client_config, directory_root};
+use valise_pki::{CertifiedKey, MinistryCa, PostCa, Validity, server_config};
 use valise_proto::v1::directory_update::Update;
 use valise_proto::v1::{Classification, DeviceRecord};
 
@@ -25,7 +27,6 @@ use crate::directory::DurableDirectory;
 use crate::enrolment::{Codes, DurableCodes};
 use crate::limits::Limits;
 use crate::node::{EnrolmentDesk, Federation, LinkStatus, NodeParams, RunningNode, start};
-use crate::pki::{CertifiedKey, MinistryCa, PostCa, Validity, directory_root, server_config};
 use crate::routing::NextHop;
 use crate::store::RelayStore;
 
@@ -90,8 +91,7 @@ impl LocalDevice {
                 self.address, self.home
             ))
         };
-        let config =
-            crate::pki::client_config(&self.ca_pem, Some(&self.tls)).map_err(|e| failed(&e))?;
+        let config = client_config(&self.ca_pem, Some(&self.tls)).map_err(|e| failed(&e))?;
         let crypto =
             quinn::crypto::rustls::QuicClientConfig::try_from(config).map_err(|e| failed(&e))?;
         let mut transport = quinn::TransportConfig::default();
@@ -199,14 +199,15 @@ fn start_node(
     limits: Limits,
 ) -> Result<LocalNode, LocalError> {
     let (ca, ministry, validity) = (&root.ca, root.ministry.as_str(), root.validity);
+    let kind = if matches!(role, Role::Hub) {
+        NodeKind::Hub
+    } else {
+        NodeKind::Post
+    };
     let node_cert = ca
         .issue_node(
             name,
-            if matches!(role, Role::Hub) {
-                NodeKind::Hub
-            } else {
-                NodeKind::Post
-            },
+            crate::pki::role(kind),
             &["127.0.0.1".into(), "localhost".into()],
             validity,
         )
@@ -248,10 +249,7 @@ fn start_node(
         Role::LonePost => None,
         Role::Hub | Role::Post { .. } => Some(Federation {
             ministry: ministry.into(),
-            kind: match role {
-                Role::Hub => NodeKind::Hub,
-                _ => NodeKind::Post,
-            },
+            kind,
             hub: match role {
                 Role::Post { hub } => Some(hub.to_owned()),
                 _ => None,

@@ -209,7 +209,7 @@ async fn enrol_and_hello(
     dir: &Path,
     addr: std::net::SocketAddr,
     code: &str,
-) -> (bool, Option<valise_relay::pki::CertifiedKey>) {
+) -> (bool, Option<valise_pki::CertifiedKey>) {
     let Some(device) = enrol_device(dir, addr, code).await else {
         return (false, None);
     };
@@ -322,7 +322,7 @@ async fn enrolment_and_revocation_work_with_the_node_stopped_or_running() {
     let hello_after = {
         use valise_proto::v1::{ClientFrame, client_frame};
         let ca_pem = std::fs::read_to_string(dir.path().join("paris/ca.pem")).unwrap();
-        let config = valise_relay::pki::client_config(&ca_pem, alice_cert.as_ref()).unwrap();
+        let config = valise_crypto::tls::client_config(&ca_pem, alice_cert.as_ref()).unwrap();
         let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(config).unwrap();
         let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
         endpoint.set_default_client_config(quinn::ClientConfig::new(std::sync::Arc::new(crypto)));

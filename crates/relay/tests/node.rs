@@ -20,6 +20,8 @@ use valise_crypto::directory::{sign_device_record, sign_revocation};
 use valise_crypto::envelope::{decode_envelope, new_cable_id, open, seal};
 use valise_crypto::identity::{IdentityKeyPair, IdentityPublicKey};
 use valise_crypto::receive_key::{ReceiveKeyPair, VerifiedReceiveKey};
+use valise_crypto::tls::{client_config, directory_root};
+use valise_pki::{CertifiedKey, MinistryCa, PostCa, Role, Validity, server_config};
 use valise_proto::framing::{FrameDecoder, encode};
 use valise_proto::v1::directory_update::{self, Update};
 use valise_proto::v1::{AuditEventKind, Outcome};
@@ -29,15 +31,11 @@ use valise_proto::v1::{
     Revocation, RoutingHeader, Submit, Subscribe, client_frame, node_frame,
 };
 use valise_relay::attachments::AttachmentStore;
-use valise_relay::config::NodeKind;
 use valise_relay::delivery::DeliveryConfig;
 use valise_relay::directory::{Directory, DurableDirectory};
 use valise_relay::enrolment::{Codes, DurableCodes, Invitation};
 use valise_relay::limits::Limits;
 use valise_relay::node::{EnrolmentDesk, NodeParams, RunningNode, start};
-use valise_relay::pki::{
-    CertifiedKey, MinistryCa, PostCa, Validity, client_config, directory_root, server_config,
-};
 use valise_relay::store::RelayStore;
 
 use common::{fetch, next_node_frame, noise, refusal, upload, upload_frame};
@@ -121,7 +119,7 @@ fn build(limits: Limits, code_ttl_ms: Option<u64>) -> Net {
 fn build_with(limits: Limits, code_ttl_ms: Option<u64>, delivery: DeliveryConfig) -> Net {
     let ca = MinistryCa::generate("mfa.example", year()).unwrap();
     let node_cert = ca
-        .issue_node("paris", NodeKind::Post, &["localhost".into()], year())
+        .issue_node("paris", Role::Post, &["localhost".into()], year())
         .unwrap();
     let post_ca = PostCa::from_pem(
         "paris",
@@ -1041,7 +1039,7 @@ async fn without_a_certificate_only_enrolment_is_served() {
     let net = enrolling_network(3_600_000);
     // A client without a certificate asking for the authenticated protocol is turned away.
     let mut config = client_config(net.ca.cert_pem(), None).unwrap();
-    config.alpn_protocols = vec![valise_relay::pki::ALPN.to_vec()];
+    config.alpn_protocols = vec![valise_crypto::tls::ALPN.to_vec()];
     let crypto = QuicClientConfig::try_from(config).unwrap();
     let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
     endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));

@@ -464,7 +464,7 @@ fn a_reused_cable_id_with_other_content_is_a_conflict_not_a_duplicate() {
 
 /// sled, with syncs failing while `full` is set: a disk with no space left.
 struct FullDisk {
-    inner: valise_store::SledStore,
+    inner: valise_store::DiskStore,
     full: std::sync::atomic::AtomicBool,
 }
 
@@ -497,7 +497,7 @@ fn on_a_full_disk_nothing_is_acknowledged_that_is_not_durable() {
     use valise_store::StoreError;
     let dir = tempfile::tempdir().unwrap();
     let disk = Arc::new(FullDisk {
-        inner: valise_store::SledStore::open(dir.path()).unwrap(),
+        inner: valise_store::DiskStore::open(dir.path()).unwrap(),
         full: false.into(),
     });
     let store = RelayStore::open_on(disk.clone(), &storage_key()).unwrap();

@@ -6,10 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use valise_crypto::identity::DeviceId;
-use valise_proto::v1::{AuditEventKind, Outcome};
 
-use super::{Record, Shared, blocking_store, now_ms};
-use crate::reason::Reason;
+use super::{Shared, blocking_store, now_ms};
 
 /// How often housekeeping runs; the first round runs at start.
 const EVERY: Duration = Duration::from_secs(3600);
@@ -55,71 +53,10 @@ async fn purge_revoked(shared: &Arc<Shared>) {
     match revoked {
         Ok(devices) if !devices.is_empty() => {
             let shared = Arc::clone(shared);
-            let _ = tokio::task::spawn_blocking(move || purge_queues(&shared, &devices)).await;
+            let _ =
+                tokio::task::spawn_blocking(move || shared.operator().purge_queues(&devices)).await;
         }
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "the queues of revoked devices could not be listed"),
-    }
-}
-
-/// Drops what is queued for each of `devices` above `clearance` (just lowered): cables
-/// accepted under the old clearance that the user may no longer read. Each drop is audited.
-pub(super) fn purge_above(
-    shared: &Shared,
-    devices: &[DeviceId],
-    clearance: valise_proto::v1::Classification,
-) {
-    for device in devices {
-        let above = |cable: &[u8; 16]| {
-            shared
-                .store
-                .envelope(cable)
-                .ok()
-                .flatten()
-                .and_then(|bytes| valise_crypto::envelope::decode_envelope(&bytes).ok())
-                .and_then(|e| e.header)
-                .is_some_and(|h| h.classification > clearance as i32)
-        };
-        match shared.store.purge_device_where(device, above) {
-            Ok(dropped) => {
-                for (key, cable) in &dropped {
-                    shared.record(
-                        Record::new(AuditEventKind::CableDelivered, Outcome::Refused)
-                            .reason(Reason::RecipientClearanceLowered)
-                            .object("device", device.as_bytes(), &[])
-                            .object("envelope", cable, &[])
-                            .object("queue_entry", &key.to_bytes(), &[]),
-                    );
-                }
-            }
-            Err(e) => {
-                tracing::error!(device = %device, error = %e, "the queue of a device whose clearance was lowered could not be checked")
-            }
-        }
-    }
-}
-
-/// Drops what is queued for each of `devices` (revoked), auditing every entry dropped.
-pub(super) fn purge_queues(shared: &Shared, devices: &[DeviceId]) {
-    for device in devices {
-        match shared.store.purge_device(device) {
-            Ok(dropped) => {
-                for (key, cable) in &dropped {
-                    shared.record(
-                        Record::new(AuditEventKind::CableDelivered, Outcome::Refused)
-                            .reason(Reason::RecipientRevoked)
-                            .object("device", device.as_bytes(), &[])
-                            .object("envelope", cable, &[])
-                            .object("queue_entry", &key.to_bytes(), &[]),
-                    );
-                }
-                if !dropped.is_empty() {
-                    tracing::info!(device = %device, dropped = dropped.len(), "purged the queue of a revoked device");
-                }
-            }
-            Err(e) => {
-                tracing::error!(device = %device, error = %e, "the queue of a revoked device could not be purged")
-            }
-        }
     }
 }

@@ -30,6 +30,8 @@ use tokio::sync::Notify;
 use valise_crypto::directory::sign_device_record;
 use valise_crypto::identity::{DeviceId, IdentityKeyPair, IdentityPublicKey};
 use valise_crypto::receive_key::VerifiedReceiveKey;
+use valise_crypto::tls::{ALPN, ALPN_ENROLL, ALPN_LINK};
+use valise_pki::{PostCa, Validity};
 use valise_proto::framing::{self, FrameDecoder};
 use valise_proto::v1::{
     ClientFrame, DeviceRecord, DirectoryPage, EnrolRequest, EnrolResponse, ErrorCode, ErrorFrame,
@@ -46,13 +48,13 @@ use crate::admission::{Offer, Reply, Sender};
 use crate::attachments::AttachmentStore;
 use crate::delivery::DeliveryConfig;
 use crate::directory::DurableDirectory;
-use crate::enrolment::{CODE_ENTROPY_BYTES, CodeError, DurableCodeError, DurableCodes, Invitation};
+use crate::enrolment::{CodeError, DurableCodeError, DurableCodes, Invitation};
 use crate::limits::Limits;
-use crate::pki::ALPN;
-use crate::pki::{ALPN_ENROLL, PostCa, Validity};
+use crate::operations::{IssueError, Operator, RevokeError};
 use crate::reason::Reason;
 use crate::record::Record;
 use crate::routing::NextHop;
+use crate::shared_directory::SharedDirectory;
 use crate::store::RelayStore;
 
 mod attachments;
@@ -61,10 +63,8 @@ mod endpoint;
 mod housekeeping;
 mod intake;
 mod link;
-mod shared_directory;
 use attachments::{receive_attachment, send_attachment};
 pub use link::{Federation, FederationError, LinkStatus, WITNESS_KEYS};
-use shared_directory::SharedDirectory;
 
 /// QUIC application error codes a node closes connections with.
 const CLOSE_UNAUTHORISED: u32 = 1;
@@ -99,7 +99,7 @@ pub struct NodeParams {
     pub name: String,
     /// The QUIC listen address.
     pub listen: SocketAddr,
-    /// The TLS server configuration ([`crate::pki::server_config`]).
+    /// The TLS server configuration ([`valise_pki::server_config`]).
     pub tls: rustls::ServerConfig,
     /// The key that signs custody receipts.
     pub node_key: IdentityKeyPair,
@@ -144,42 +144,6 @@ pub struct EnrolmentDesk {
     pub codes: DurableCodes,
     /// How long device certificates are valid.
     pub certificate_validity: Duration,
-}
-
-/// Why devices could not be revoked.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum RevokeError {
-    /// This node holds no enrolment key: revoke at the device's post.
-    #[error("this node holds no enrolment key; revoke the device at its post's node")]
-    NoDesk,
-    /// Nothing matched.
-    #[error("no active device of {0} at this post")]
-    NotFound(String),
-    /// The directory refused or could not store the revocation.
-    #[error(transparent)]
-    Directory(#[from] crate::directory::DurableError),
-    /// Signing failed.
-    #[error("the revocation could not be signed: {0}")]
-    Signing(String),
-}
-
-/// Why an enrolment code could not be issued.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum IssueError {
-    /// This node does not enrol devices.
-    #[error("this node does not enrol devices (it has no enrolment key)")]
-    NoDesk,
-    /// The code could not be issued.
-    #[error(transparent)]
-    Code(#[from] DurableCodeError),
-    /// Randomness failed.
-    #[error("the operating system's random number generator failed")]
-    Random,
-    /// The user is enrolled with other details.
-    #[error(transparent)]
-    Conflict(#[from] crate::users::Conflict),
 }
 
 struct Shared {
@@ -390,9 +354,10 @@ impl RunningNode {
         change(&mut self.shared.directory.write())
     }
 
-    /// Issues a one-time enrolment code for `invitation` (the `enroll` admin command).
+    /// Issues a one-time enrolment code for `invitation`, as the `enroll` admin command does
+    /// ([`Operator::enroll`], which also records the command).
     pub fn issue_code(&self, invitation: Invitation) -> Result<String, IssueError> {
-        issue_code(&self.shared, invitation)
+        self.shared.operator().issue_code(invitation)
     }
 
     /// Revokes `device`, or every active device of `user` at this post, for `reason`: signs
@@ -404,7 +369,12 @@ impl RunningNode {
         user: &str,
         reason: &str,
     ) -> Result<Vec<DeviceId>, RevokeError> {
-        revoke(&self.shared, device, user, reason)
+        let shared = &self.shared;
+        shared
+            .operator()
+            .revoke_devices(device, user, reason, |devices| {
+                close_connections(shared, devices)
+            })
     }
 
     /// Changes a user's details on all of the user's devices at this post, deliberately:
@@ -415,7 +385,7 @@ impl RunningNode {
         user: &str,
         change: &crate::users::Change,
     ) -> Result<Vec<DeviceId>, crate::directory::ChangeError> {
-        update_user(&self.shared, user, change)
+        self.shared.operator().update_user(user, change)
     }
 
     /// Serves the admin channel on the Unix socket `path` (owner-only) until the node stops.
@@ -526,7 +496,7 @@ fn certificate_names(connection: &quinn::Connection) -> Vec<String> {
             i.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
                 .ok()
         })
-        .and_then(|certs| certs.first().map(|c| crate::pki::dns_names(c)))
+        .and_then(|certs| certs.first().map(|c| valise_pki::dns_names(c)))
         .unwrap_or_default()
 }
 
@@ -615,7 +585,7 @@ async fn serve_connection(
         drop(enrolling);
         return;
     }
-    if alpn.as_deref() == Some(crate::pki::ALPN_LINK) {
+    if alpn.as_deref() == Some(ALPN_LINK) {
         return link::accept(connection, shared).await;
     }
     let certified = peer_device(&connection);
@@ -1210,7 +1180,9 @@ fn enrol(shared: &Shared, request: EnrolRequest, source: &str) -> NodeFrame {
         Err(e) => return refuse(Reason::Code, e.to_string()),
     };
     // The user's other devices may have changed since the code was issued.
-    if let Err(conflict) = same_person(shared, &desk.post, &invitation) {
+    if let Err(conflict) =
+        crate::operations::enrol::same_person(&shared.directory, &desk.post, &invitation)
+    {
         return refuse(
             Reason::IdentityConflict,
             format!("{conflict}; ask ministry IT for a new code"),
@@ -1271,123 +1243,6 @@ fn source_ip(source: &str) -> String {
 }
 
 const CLOSE_REVOKED: u32 = 3;
-
-/// Checks that `invitation` describes the same person as the user's active devices here.
-fn same_person(
-    shared: &Shared,
-    post: &str,
-    invitation: &Invitation,
-) -> Result<(), crate::users::Conflict> {
-    let address = format!("{}@{post}", invitation.user);
-    let directory = shared.directory.read();
-    let devices = directory.view().resolve(&address).unwrap_or_default();
-    crate::users::check_same_person(&address, &devices, invitation)
-}
-
-fn issue_code(shared: &Shared, invitation: Invitation) -> Result<String, IssueError> {
-    let desk = shared.desk.as_ref().ok_or(IssueError::NoDesk)?;
-    same_person(shared, &desk.post, &invitation)?;
-    let mut entropy = [0u8; CODE_ENTROPY_BYTES];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut entropy)
-        .map_err(|_| IssueError::Random)?;
-    let mut codes = desk.codes.lock().unwrap_or_else(PoisonError::into_inner);
-    Ok(codes.issue(invitation, entropy, now_ms())?.code)
-}
-
-fn revoke(
-    shared: &Shared,
-    device: Option<DeviceId>,
-    user: &str,
-    reason: &str,
-) -> Result<Vec<DeviceId>, RevokeError> {
-    let (targets, _) = revoke_in_directory(shared, device, user, reason, None)?;
-    close_connections(shared, &targets);
-    housekeeping::purge_queues(shared, &targets);
-    Ok(targets)
-}
-
-/// Signs and durably applies the revocations, and records them (done `by` the device itself
-/// for a wipe). The devices' connections stay open. Returns the devices and the directory
-/// version that includes them.
-fn revoke_in_directory(
-    shared: &Shared,
-    device: Option<DeviceId>,
-    user: &str,
-    reason: &str,
-    by: Option<&DeviceId>,
-) -> Result<(Vec<DeviceId>, u64), RevokeError> {
-    let desk = shared.desk.as_ref().ok_or(RevokeError::NoDesk)?;
-    let mut directory = shared.directory.write();
-    let targets: Vec<DeviceId> = match device {
-        Some(d) => vec![d]
-            .into_iter()
-            .filter(|d| directory.view().is_active(d))
-            .collect(),
-        None => crate::policy::DirectoryView::devices_for(
-            directory.view(),
-            &format!("{user}@{}", desk.post),
-        )
-        .unwrap_or_default(),
-    };
-    if targets.is_empty() {
-        return Err(RevokeError::NotFound(device.map_or_else(
-            || format!("{user}@{}", desk.post),
-            |d| d.to_string(),
-        )));
-    }
-    let mut version = directory.view().version();
-    for target in &targets {
-        let mut revocation = valise_proto::v1::Revocation {
-            device_id: target.as_bytes().to_vec(),
-            reason: reason.to_owned(),
-            revoked_at_ms: now_ms(),
-            signature: Vec::new(),
-        };
-        valise_crypto::directory::sign_revocation(&mut revocation, &desk.enrolment_key)
-            .map_err(|e| RevokeError::Signing(e.to_string()))?;
-        version = directory.apply(Update::Revocation(revocation))?;
-    }
-    drop(directory);
-    for target in &targets {
-        let mut record = Record::new(AuditEventKind::DeviceRevoked, Outcome::Success)
-            .object("device", target.as_bytes(), &[])
-            .reason(Reason::Stated(reason.to_owned()));
-        if let Some(by) = by {
-            record = record.by_device(by);
-        }
-        shared.record(record);
-    }
-    Ok((targets, version))
-}
-
-fn update_user(
-    shared: &Shared,
-    user: &str,
-    change: &crate::users::Change,
-) -> Result<Vec<DeviceId>, crate::directory::ChangeError> {
-    let Some(desk) = &shared.desk else {
-        return Err(crate::directory::ChangeError::NotFound(format!(
-            "{user} (this node enrols no devices: change the user at their post)"
-        )));
-    };
-    let changed =
-        shared
-            .directory
-            .write()
-            .change_user(&desk.enrolment_key, &desk.post, user, change)?;
-    for device in &changed {
-        shared.record(
-            Record::new(AuditEventKind::UserUpdated, Outcome::Success)
-                .by_operator()
-                .object("device", device.as_bytes(), &[])
-                .reason(Reason::Changed(change.fields())),
-        );
-    }
-    if let Some(clearance) = change.clearance {
-        housekeeping::purge_above(shared, &changed, clearance);
-    }
-    Ok(changed)
-}
 
 /// Closes the devices' connections at once: they are revoked.
 fn close_connections(shared: &Shared, devices: &[DeviceId]) {
@@ -1482,7 +1337,10 @@ fn wipe_device(shared: &Shared, device: &DeviceId, reason: &str) -> NodeFrame {
         );
     }
     let reason = crate::devices::wipe_reason(reason);
-    match revoke_in_directory(shared, Some(*device), "", &reason, Some(device)) {
+    match shared
+        .operator()
+        .revoke_in_directory(Some(*device), "", &reason, Some(device))
+    {
         Ok((_, directory_version)) => NodeFrame {
             frame: Some(node_frame::Frame::WipeConfirmed(WipeConfirmed {
                 directory_version,
@@ -1586,6 +1444,25 @@ fn publish_receive_keys(shared: &Shared, device: &DeviceId, keys: Vec<ReceiveKey
     }
 }
 
+impl Shared {
+    /// The operator's view of this node: the operations its admin socket shares with the
+    /// commands that work on a stopped node.
+    fn operator(&self) -> Operator<'_> {
+        let desk = self.desk.as_ref().map(|d| crate::operations::Desk {
+            post: &d.post,
+            enrolment_key: &d.enrolment_key,
+            codes: &d.codes,
+        });
+        Operator::new(desk, &self.directory, &self.store, self)
+    }
+}
+
+impl crate::operations::Recorder for Shared {
+    fn record(&self, record: Record) {
+        Shared::record(self, record);
+    }
+}
+
 impl crate::admin::AdminTarget for Shared {
     fn audit_export(&self, path: &std::path::Path) -> Result<u64, String> {
         let file = std::fs::OpenOptions::new()
@@ -1635,12 +1512,10 @@ impl crate::admin::AdminTarget for Shared {
     }
 
     fn enroll(&self, invitation: Invitation) -> Result<(String, String, String), String> {
-        let code = issue_code(self, invitation).map_err(|e| e.to_string())?;
-        self.record(
-            Record::new(AuditEventKind::AdminCommand, Outcome::Success)
-                .by_operator()
-                .reason(Reason::Enroll),
-        );
+        let code = self
+            .operator()
+            .enroll(invitation)
+            .map_err(|e| e.to_string())?;
         Ok((code, self.ca_fingerprint.clone(), self.name.clone()))
     }
 
@@ -1649,7 +1524,9 @@ impl crate::admin::AdminTarget for Shared {
         user: &str,
         change: &crate::users::Change,
     ) -> Result<Vec<DeviceId>, String> {
-        update_user(self, user, change).map_err(|e| e.to_string())
+        self.operator()
+            .update_user(user, change)
+            .map_err(|e| e.to_string())
     }
 
     fn revoke(
@@ -1658,18 +1535,11 @@ impl crate::admin::AdminTarget for Shared {
         user: &str,
         reason: &str,
     ) -> Result<Vec<DeviceId>, String> {
-        let result = revoke(self, device, user, reason).map_err(|e| e.to_string());
-        let outcome = if result.is_ok() {
-            Outcome::Success
-        } else {
-            Outcome::Refused
-        };
-        self.record(
-            Record::new(AuditEventKind::AdminCommand, outcome)
-                .by_operator()
-                .reason(Reason::Revoke),
-        );
-        result
+        self.operator()
+            .revoke(device, user, reason, |devices| {
+                close_connections(self, devices)
+            })
+            .map_err(|e| e.to_string())
     }
 }
 

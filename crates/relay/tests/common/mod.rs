@@ -101,17 +101,17 @@ pub struct Device {
     pub identity: valise_crypto::identity::IdentityKeyPair,
     pub keys: Vec<valise_crypto::receive_key::ReceiveKeyPair>,
     pub published: valise_crypto::receive_key::VerifiedReceiveKey,
-    pub tls: valise_relay::pki::CertifiedKey,
+    pub tls: valise_pki::CertifiedKey,
 }
 
 /// Connects to the Paris node at `addr` (pinning `paris/ca.pem`), as `who` or anonymously.
 pub async fn connect(
     dir: &Path,
     addr: std::net::SocketAddr,
-    who: Option<&valise_relay::pki::CertifiedKey>,
+    who: Option<&valise_pki::CertifiedKey>,
 ) -> Option<quinn::Connection> {
     let ca_pem = std::fs::read_to_string(dir.join("paris/ca.pem")).unwrap();
-    let config = valise_relay::pki::client_config(&ca_pem, who).unwrap();
+    let config = valise_crypto::tls::client_config(&ca_pem, who).unwrap();
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(config).unwrap();
     let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
     endpoint.set_default_client_config(quinn::ClientConfig::new(std::sync::Arc::new(crypto)));
@@ -158,7 +158,7 @@ pub async fn enrol_device(dir: &Path, addr: std::net::SocketAddr, code: &str) ->
     let Some(node_frame::Frame::Enrolled(enrolled)) = exchange(&conn, &request).await?.frame else {
         return None;
     };
-    let tls = valise_relay::pki::CertifiedKey {
+    let tls = valise_pki::CertifiedKey {
         chain_pem: enrolled.certificate_chain,
         key_pem: zeroize::Zeroizing::new(tls_key.serialize_pem()),
     };
@@ -168,6 +168,55 @@ pub async fn enrol_device(dir: &Path, addr: std::net::SocketAddr, code: &str) ->
         published,
         tls,
     })
+}
+
+/// A cable from `from` (at `from_address`) to `to` (at `to_address`), sealed to `to`'s
+/// device; returns its id and the envelope's bytes.
+pub fn sealed_cable(
+    from: &Device,
+    from_address: &str,
+    to: &Device,
+    to_address: &str,
+    classification: valise_proto::v1::Classification,
+) -> (Vec<u8>, Vec<u8>) {
+    use prost::Message;
+    let header = valise_proto::v1::RoutingHeader {
+        cable_id: valise_crypto::envelope::new_cable_id().unwrap().to_vec(),
+        from: from_address.into(),
+        action_addressees: vec![to_address.into()],
+        classification: classification as i32,
+        precedence: valise_proto::v1::Precedence::Routine as i32,
+        created_at_ms: 1,
+        ..Default::default()
+    };
+    let id = header.cable_id.clone();
+    let body = valise_proto::v1::CableBody {
+        text: "queued".into(),
+        ..Default::default()
+    };
+    let envelope = valise_crypto::envelope::seal(
+        &from.identity,
+        header,
+        &body,
+        std::slice::from_ref(&to.published),
+    )
+    .unwrap();
+    (id, envelope.encode_to_vec())
+}
+
+/// Submits `envelope` on `conn` and checks that the node took custody of it.
+pub async fn submit(conn: &quinn::Connection, envelope: Vec<u8>) {
+    let frame = ClientFrame {
+        frame: Some(client_frame::Frame::Submit(valise_proto::v1::Submit {
+            envelope,
+            attachments: vec![],
+        })),
+    };
+    let reply = exchange(conn, &frame).await.unwrap();
+    assert!(
+        matches!(reply.frame, Some(node_frame::Frame::CustodyReceipt(_))),
+        "{reply:?}"
+    );
 }
 
 /// Issues an enrolment code with the `enroll` command (online or offline).

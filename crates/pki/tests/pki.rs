@@ -9,10 +9,8 @@ use rustls::pki_types::ServerName;
 use rustls::{ClientConnection, ServerConnection};
 use time::{Duration, OffsetDateTime};
 use valise_crypto::at_rest::KdfParams;
-use valise_relay::config::NodeKind;
-use valise_relay::pki::{
-    ALPN, ALPN_ENROLL, CertifiedKey, MinistryCa, PostCa, Validity, client_config, server_config,
-};
+use valise_crypto::tls::{ALPN, ALPN_ENROLL, client_config, directory_root};
+use valise_pki::{CertifiedKey, MinistryCa, PostCa, Role, Validity, certified_role, server_config};
 
 fn year() -> Validity {
     let now = OffsetDateTime::now_utc();
@@ -91,7 +89,7 @@ fn flight<A, B>(
 fn an_enrolled_device_and_its_node_authenticate_each_other() {
     let ca = ca("mfa.example");
     let node = ca
-        .issue_node("paris", NodeKind::Post, &["localhost".into()], year())
+        .issue_node("paris", Role::Post, &["localhost".into()], year())
         .unwrap();
     let device = device(&ca, year());
     let alpn = handshake(
@@ -106,7 +104,7 @@ fn an_enrolled_device_and_its_node_authenticate_each_other() {
 #[test]
 fn a_client_without_a_certificate_is_refused() {
     let ca = ca("mfa.example");
-    let node = ca.issue_node("paris", NodeKind::Post, &[], year()).unwrap();
+    let node = ca.issue_node("paris", Role::Post, &[], year()).unwrap();
     let err = handshake(
         client_config(ca.cert_pem(), None).unwrap(),
         server_config(ca.cert_pem(), &node, false).unwrap(),
@@ -125,7 +123,7 @@ fn a_client_without_a_certificate_is_refused() {
 #[test]
 fn without_a_certificate_only_enrolment_is_possible() {
     let ca = ca("mfa.example");
-    let node = ca.issue_node("paris", NodeKind::Post, &[], year()).unwrap();
+    let node = ca.issue_node("paris", Role::Post, &[], year()).unwrap();
     let alpn = handshake(
         client_config(ca.cert_pem(), None).unwrap(),
         server_config(ca.cert_pem(), &node, true).unwrap(),
@@ -142,9 +140,7 @@ fn without_a_certificate_only_enrolment_is_possible() {
 fn a_certificate_from_another_ca_is_refused() {
     let ours = ca("mfa.example");
     let theirs = ca("mfa.example");
-    let node = ours
-        .issue_node("paris", NodeKind::Post, &[], year())
-        .unwrap();
+    let node = ours.issue_node("paris", Role::Post, &[], year()).unwrap();
     let impostor = device(&theirs, year());
     let err = handshake(
         client_config(ours.cert_pem(), Some(&impostor)).unwrap(),
@@ -154,9 +150,7 @@ fn a_certificate_from_another_ca_is_refused() {
     .unwrap_err();
     assert_invalid_certificate(&err);
     // And a device refuses a node certified by another CA.
-    let fake_node = theirs
-        .issue_node("paris", NodeKind::Post, &[], year())
-        .unwrap();
+    let fake_node = theirs.issue_node("paris", Role::Post, &[], year()).unwrap();
     let device = device(&ours, year());
     let err = handshake(
         client_config(ours.cert_pem(), Some(&device)).unwrap(),
@@ -170,7 +164,7 @@ fn a_certificate_from_another_ca_is_refused() {
 #[test]
 fn an_expired_certificate_is_refused() {
     let ca = ca("mfa.example");
-    let node = ca.issue_node("paris", NodeKind::Post, &[], year()).unwrap();
+    let node = ca.issue_node("paris", Role::Post, &[], year()).unwrap();
     let now = OffsetDateTime::now_utc();
     let expired = Validity {
         not_before: now - Duration::days(30),
@@ -197,7 +191,7 @@ fn an_expired_certificate_is_refused() {
 #[test]
 fn a_node_is_only_trusted_under_its_own_name() {
     let ca = ca("mfa.example");
-    let node = ca.issue_node("paris", NodeKind::Post, &[], year()).unwrap();
+    let node = ca.issue_node("paris", Role::Post, &[], year()).unwrap();
     let device = device(&ca, year());
     let err = handshake(
         client_config(ca.cert_pem(), Some(&device)).unwrap(),
@@ -226,7 +220,7 @@ fn the_ca_key_is_sealed_under_its_passphrase() {
     assert_eq!(reopened.fingerprint(), ca.fingerprint());
     // The reopened CA still issues certificates the node accepts.
     let node = reopened
-        .issue_node("paris", NodeKind::Post, &[], year())
+        .issue_node("paris", Role::Post, &[], year())
         .unwrap();
     let device = device(&reopened, year());
     assert!(
@@ -257,7 +251,7 @@ fn fingerprints_are_grouped_hex() {
 #[test]
 fn a_device_certificate_is_issued_from_its_own_request() {
     let ca = ca("mfa.example");
-    let node = ca.issue_node("paris", NodeKind::Post, &[], year()).unwrap();
+    let node = ca.issue_node("paris", Role::Post, &[], year()).unwrap();
     // The device keeps its key and asks, cheekily, to be named as the hub.
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
     let csr = rcgen::CertificateParams::new(vec!["hq.mfa.example".to_owned()])
@@ -309,9 +303,7 @@ fn signed_by_paris(ca: &MinistryCa, name: &str) -> CertifiedKey {
 #[test]
 fn a_post_ca_cannot_certify_another_posts_devices() {
     let ca = ca("mfa.example");
-    let node = ca
-        .issue_node("nairobi", NodeKind::Post, &[], year())
-        .unwrap();
+    let node = ca.issue_node("nairobi", Role::Post, &[], year()).unwrap();
     let connect = |device: &CertifiedKey| {
         handshake(
             client_config(ca.cert_pem(), Some(device)).unwrap(),
@@ -338,14 +330,14 @@ fn the_ministry_root_anchors_the_directory_too() {
         .certify_enroller("paris", post.public(), 0, u64::MAX)
         .unwrap();
     // A client holding only the pinned root certificate checks the enrolment key with it.
-    let root = valise_relay::pki::directory_root(ca.cert_pem()).unwrap();
+    let root = directory_root(ca.cert_pem()).unwrap();
     assert_eq!(root, ca.root_key().unwrap());
     let enroller = valise_crypto::directory::Enroller::verify(&cert, &root, "mfa.example").unwrap();
     assert_eq!(enroller.post, "paris");
     // Another ministry root does not vouch for it.
-    let rogue = valise_relay::pki::directory_root(self::ca("mfa.example").cert_pem()).unwrap();
+    let rogue = directory_root(self::ca("mfa.example").cert_pem()).unwrap();
     assert!(valise_crypto::directory::Enroller::verify(&cert, &rogue, "mfa.example").is_err());
-    assert!(valise_relay::pki::directory_root("not a certificate").is_err());
+    assert!(directory_root("not a certificate").is_err());
 }
 
 /// A node's role is the root's word in its certificate: a post's certificate says post, the
@@ -360,19 +352,10 @@ fn a_node_certificate_carries_the_role_the_root_gave_it() {
             .unwrap()
             .unwrap()
     };
-    let hub = ca.issue_node("hq", NodeKind::Hub, &[], year()).unwrap();
-    let post = ca.issue_node("rome", NodeKind::Post, &[], year()).unwrap();
-    assert_eq!(
-        valise_relay::pki::certified_role(&first(&hub.chain_pem)),
-        Some(NodeKind::Hub)
-    );
-    assert_eq!(
-        valise_relay::pki::certified_role(&first(&post.chain_pem)),
-        Some(NodeKind::Post)
-    );
+    let hub = ca.issue_node("hq", Role::Hub, &[], year()).unwrap();
+    let post = ca.issue_node("rome", Role::Post, &[], year()).unwrap();
+    assert_eq!(certified_role(&first(&hub.chain_pem)), Some(Role::Hub));
+    assert_eq!(certified_role(&first(&post.chain_pem)), Some(Role::Post));
     let device = device(&ca, year());
-    assert_eq!(
-        valise_relay::pki::certified_role(&first(&device.chain_pem)),
-        None
-    );
+    assert_eq!(certified_role(&first(&device.chain_pem)), None);
 }
