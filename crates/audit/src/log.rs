@@ -17,7 +17,7 @@ use crate::merkle::{self, CompactRange, Hash, NodeReader};
 use crate::note::{Checkpoint, Note, NoteError, NoteSigner, NoteVerifier, SignedCheckpoint};
 use crate::policy::CheckpointPolicy;
 use crate::records;
-use valise_store::{DiskStore, Store, StoreError, Write};
+use valise_store::{DiskStore, Lane, Store, StoreError, Write};
 
 /// Most appends committed by one flush.
 const MAX_GROUP: usize = 4096;
@@ -145,9 +145,13 @@ pub fn witness_name(ministry: &str, node: &str) -> String {
 pub type Appended = Box<dyn FnOnce(Result<u64, LogError>) + Send>;
 
 enum Request {
-    Append(Vec<AuditEvent>, Appended),
+    Append(Vec<AuditEvent>, Lane, Appended),
     Checkpoint(mpsc::Sender<Result<SignedCheckpoint, LogError>>),
 }
+
+/// Most events one bulk group appends: bounds how long an urgent append that arrives during
+/// a group waits for it.
+const MAX_BULK_EVENTS: usize = 512;
 
 struct Shared {
     store: Box<dyn Store>,
@@ -298,11 +302,17 @@ impl AuditLog {
     /// index once they are all durable (or with why not: then none is). `done` runs on the
     /// committer's thread, so it must be quick; an async caller sends on a one-shot channel.
     pub fn append_then(&self, events: Vec<AuditEvent>, done: Appended) {
+        self.append_in(Lane::Bulk, events, done);
+    }
+
+    /// As [`Self::append_then`], in `lane`: urgent appends (a FLASH cable's custody record)
+    /// are committed in a group of their own, ahead of the bulk appends waiting.
+    pub fn append_in(&self, lane: Lane, events: Vec<AuditEvent>, done: Appended) {
         let Some(requests) = &self.requests else {
             return done(Err(LogError::Closed));
         };
-        if let Err(mpsc::SendError(Request::Append(_, done))) =
-            requests.send(Request::Append(events, done))
+        if let Err(mpsc::SendError(Request::Append(_, _, done))) =
+            requests.send(Request::Append(events, lane, done))
         {
             done(Err(LogError::Closed));
         }
@@ -614,31 +624,63 @@ struct Committer {
 
 impl Committer {
     fn run(mut self, rx: mpsc::Receiver<Request>) {
+        // Bulk appends taken from the channel and not yet committed, oldest first.
+        let mut waiting: std::collections::VecDeque<(Vec<AuditEvent>, Appended)> =
+            Default::default();
         loop {
-            let budget = self.policy.sleep_budget(self.unsigned(), self.waited());
-            let first = match budget {
-                Some(t) => rx.recv_timeout(t),
-                None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+            let first = if waiting.is_empty() {
+                match self.policy.sleep_budget(self.unsigned(), self.waited()) {
+                    Some(t) => rx.recv_timeout(t),
+                    None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+                }
+            } else {
+                rx.try_recv().map_err(|e| match e {
+                    mpsc::TryRecvError::Empty => mpsc::RecvTimeoutError::Timeout,
+                    mpsc::TryRecvError::Disconnected => mpsc::RecvTimeoutError::Disconnected,
+                })
             };
-            match first {
-                Ok(request) => {
-                    let mut batch = vec![request];
-                    while batch.len() < MAX_GROUP {
-                        match rx.try_recv() {
-                            Ok(r) => batch.push(r),
-                            Err(_) => break,
-                        }
-                    }
-                    self.process(batch);
+            let disconnected = matches!(first, Err(mpsc::RecvTimeoutError::Disconnected));
+            let mut urgent = Vec::new();
+            let mut checkpoints = Vec::new();
+            let more = std::iter::from_fn(|| rx.try_recv().ok()).take(MAX_GROUP);
+            for request in first.ok().into_iter().chain(more) {
+                match request {
+                    Request::Append(events, Lane::Urgent, done) => urgent.push((events, done)),
+                    Request::Append(events, Lane::Bulk, done) => waiting.push_back((events, done)),
+                    Request::Checkpoint(reply) => checkpoints.push(reply),
                 }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    if self.unsigned() > 0 {
-                        let result = self.checkpoint();
-                        self.record(result);
+            }
+            if !urgent.is_empty() {
+                self.commit(urgent);
+            } else if !waiting.is_empty() {
+                let mut group = Vec::new();
+                let mut events = 0;
+                while let Some(append) = waiting.pop_front() {
+                    events += append.0.len();
+                    group.push(append);
+                    if events >= MAX_BULK_EVENTS {
+                        break;
                     }
-                    return;
                 }
+                self.commit(group);
+            }
+            if !checkpoints.is_empty() {
+                // Of everything appended before the request: what waits is committed first.
+                while !waiting.is_empty() {
+                    let group: Vec<_> = waiting.drain(..).collect();
+                    self.commit(group);
+                }
+                let result = self.checkpoint();
+                for reply in checkpoints {
+                    let _ = reply.send(result.clone());
+                }
+            }
+            if disconnected && waiting.is_empty() {
+                if self.unsigned() > 0 {
+                    let result = self.checkpoint();
+                    self.record(result);
+                }
+                return;
             }
             if self.policy.due(self.unsigned(), self.waited()) {
                 let result = self.checkpoint();
@@ -675,26 +717,6 @@ impl Committer {
             .unwrap_or_else(PoisonError::into_inner);
         if matches!(*last, Some(LogError::Store(_))) {
             *last = None;
-        }
-    }
-
-    fn process(&mut self, batch: Vec<Request>) {
-        let mut appends = Vec::new();
-        let mut checkpoints = Vec::new();
-        for request in batch {
-            match request {
-                Request::Append(events, done) => appends.push((events, done)),
-                Request::Checkpoint(reply) => checkpoints.push(reply),
-            }
-        }
-        if !appends.is_empty() {
-            self.commit(appends);
-        }
-        if !checkpoints.is_empty() {
-            let result = self.checkpoint();
-            for reply in checkpoints {
-                let _ = reply.send(result.clone());
-            }
         }
     }
 

@@ -16,6 +16,7 @@ use std::time::Duration;
 use common::*;
 use valise_audit::AuditLog;
 use valise_audit::verify::verify_dir;
+use valise_store::Lane;
 use valise_store::{DiskStore, Scan, Store, StoreError, Write};
 
 const APPENDERS: u64 = 64;
@@ -131,4 +132,44 @@ fn concurrent_appends_share_syncs_and_each_returns_only_once_durable() {
     drop(store);
     let report = verify_dir(&path, &keys(), None).unwrap();
     assert_eq!(report.entries, appends);
+}
+
+#[test]
+fn an_urgent_append_is_written_ahead_of_the_bulk_appends_waiting() {
+    // A FLASH cable's custody record must not queue behind a backlog of routine records: it
+    // goes in the next group, alone, and takes its place in the log there.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log");
+    let store = ObservedStore(Arc::new(Observed {
+        inner: DiskStore::open(&path).unwrap(),
+        disk: Mutex::default(),
+    }));
+    let log = AuditLog::open_with_store(store.clone(), config(&path, 100_000), node_key()).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tell = |name: &'static str| -> valise_audit::log::Appended {
+        let tx = tx.clone();
+        Box::new(move |r| tx.send((name, r.unwrap())).unwrap())
+    };
+    // Forty appends of a hundred routine records each, then one urgent record.
+    for i in 0..40 {
+        let events = (0..100).map(|n| event(i * 1000 + n)).collect();
+        log.append_in(Lane::Bulk, events, tell("bulk"));
+    }
+    log.append_in(Lane::Urgent, vec![event(999_999)], tell("flash"));
+    let done: Vec<(&str, u64)> = (0..41).map(|_| rx.recv().unwrap()).collect();
+    let flash = done.iter().find(|(n, _)| *n == "flash").unwrap().1;
+    let bulk_before = done
+        .iter()
+        .filter(|(n, first)| *n == "bulk" && *first < flash)
+        .count();
+    assert!(
+        bulk_before <= 6,
+        "the urgent record was written after {bulk_before} groups of routine ones"
+    );
+    // Every record is in the log once, in the order of the indices it was given.
+    assert_eq!(log.size(), 40 * 100 + 1);
+    assert_eq!(log.event(flash).unwrap().actor_id, event(999_999).actor_id);
+    log.close().unwrap();
+    drop(store);
+    assert_eq!(verify_dir(&path, &keys(), None).unwrap().entries, 4001);
 }

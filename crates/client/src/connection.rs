@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use valise_proto::framing::{self, FrameDecoder};
 use valise_proto::v1::{
     AttachmentFetch, AttachmentStored, AttachmentUpload, ClientFrame, Delivery, DeliveryAck,
-    ErrorCode, Hello, NodeFrame, Subscribe, Welcome, client_frame, node_frame,
+    DeliveryLane, ErrorCode, Hello, NodeFrame, Subscribe, Welcome, client_frame, node_frame,
 };
 
 /// How long to wait for a node to answer a request.
@@ -105,26 +105,49 @@ pub enum LiveEvent {
     CaughtUp,
 }
 
-/// A subscription the node pushes to (see [`NodeLink::subscribe_live`]).
+/// A live subscription: one stream for the whole queue, or, where the node serves them, one
+/// per delivery lane, so a FLASH never waits behind routine cables the node already sent.
 pub struct Live {
-    /// Deliveries as the node pushes them.
+    /// Deliveries as the node pushes them, from every stream.
     pub deliveries: tokio::sync::mpsc::Receiver<LiveEvent>,
+    streams: Vec<LiveStream>,
+    /// Which stream delivered each entry not yet acknowledged: its acknowledgement goes back
+    /// on it.
+    delivered_on: DeliveredOn,
+}
+
+/// Queue key to the number of the stream that delivered it.
+type DeliveredOn = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<Vec<u8>, usize>>>;
+
+/// One subscribe stream of a [`Live`] subscription.
+struct LiveStream {
     acks: tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
     reader: tokio::task::JoinHandle<()>,
     writer: tokio::task::JoinHandle<()>,
 }
 
 impl Live {
-    /// Acknowledges a delivery this device stored, by its queue key.
+    /// Acknowledges a delivery this device stored, by its queue key, on the stream that
+    /// delivered it.
     pub fn ack(&self, queue_key: Vec<u8>) {
-        let _ = self.acks.send(queue_key);
+        let stream = self
+            .delivered_on
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&queue_key)
+            .unwrap_or(0);
+        if let Some(stream) = self.streams.get(stream) {
+            let _ = stream.acks.send(queue_key);
+        }
     }
 }
 
 impl Drop for Live {
     fn drop(&mut self) {
-        self.reader.abort();
-        self.writer.abort();
+        for stream in &self.streams {
+            stream.reader.abort();
+            stream.writer.abort();
+        }
     }
 }
 
@@ -346,35 +369,68 @@ impl NodeLink {
     /// Opens a subscription that stays open: the node pushes each cable (and each receipt) for
     /// this device as soon as it takes custody of it. Deliveries arrive on
     /// [`Live::deliveries`]; acknowledge each stored one with [`Live::ack`]. The channel closes
-    /// when the stream or the connection ends.
+    /// when a stream or the connection ends. Where the node serves delivery lanes, FLASH and
+    /// IMMEDIATE come on a stream of their own.
     pub async fn subscribe_live(&self) -> Result<Live, NetError> {
+        let lanes: &[DeliveryLane] = if self.welcome.delivery_lanes {
+            &[DeliveryLane::Urgent, DeliveryLane::Other]
+        } else {
+            &[DeliveryLane::All]
+        };
+        let (deliveries_tx, deliveries) = tokio::sync::mpsc::channel(LIVE_QUEUE);
+        let delivered_on = std::sync::Arc::default();
+        let mut streams = Vec::with_capacity(lanes.len());
+        for (index, lane) in lanes.iter().enumerate() {
+            streams.push(
+                self.open_live_stream(*lane, index, deliveries_tx.clone(), &delivered_on)
+                    .await?,
+            );
+        }
+        Ok(Live {
+            deliveries,
+            streams,
+            delivered_on,
+        })
+    }
+
+    /// One subscribe stream of `lane`, feeding `deliveries`; the stream is number `index`.
+    async fn open_live_stream(
+        &self,
+        lane: DeliveryLane,
+        index: usize,
+        deliveries_tx: tokio::sync::mpsc::Sender<LiveEvent>,
+        delivered_on: &DeliveredOn,
+    ) -> Result<LiveStream, NetError> {
         let (mut send, mut recv) = self
             .connection
             .open_bi()
             .await
             .map_err(|e| broken(&self.connection, &e))?;
         let subscribe = ClientFrame {
-            frame: Some(client_frame::Frame::Subscribe(Subscribe {})),
+            frame: Some(client_frame::Frame::Subscribe(Subscribe {
+                lane: lane as i32,
+            })),
         };
         send.write_all(&framing::encode(&subscribe))
             .await
             .map_err(|e| broken(&self.connection, &e))?;
-        let (deliveries_tx, deliveries) = tokio::sync::mpsc::channel(LIVE_QUEUE);
+        let delivered_on = std::sync::Arc::clone(delivered_on);
         let reader = tokio::spawn(async move {
             let mut decoder = FrameDecoder::new(MAX_FRAME);
             while let Ok(frame) = read_frame(&mut recv, &mut decoder).await {
-                match frame.frame {
+                let event = match frame.frame {
                     Some(node_frame::Frame::Delivery(d)) => {
-                        if deliveries_tx.send(LiveEvent::Delivery(d)).await.is_err() {
-                            return;
-                        }
+                        delivered_on
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .insert(d.queue_key.clone(), index);
+                        LiveEvent::Delivery(d)
                     }
-                    Some(node_frame::Frame::CaughtUp(_)) => {
-                        if deliveries_tx.send(LiveEvent::CaughtUp).await.is_err() {
-                            return;
-                        }
-                    }
+                    Some(node_frame::Frame::CaughtUp(_)) => LiveEvent::CaughtUp,
                     _ => return,
+                };
+                if deliveries_tx.send(event).await.is_err() {
+                    return;
                 }
             }
         });
@@ -390,8 +446,7 @@ impl NodeLink {
             }
             let _ = send.finish();
         });
-        Ok(Live {
-            deliveries,
+        Ok(LiveStream {
             acks,
             reader,
             writer,
@@ -405,7 +460,7 @@ impl NodeLink {
         let broken = |e: &dyn std::fmt::Display| NetError::Broken(e.to_string());
         let (mut send, mut recv) = self.connection.open_bi().await.map_err(|e| broken(&e))?;
         let subscribe = ClientFrame {
-            frame: Some(client_frame::Frame::Subscribe(Subscribe {})),
+            frame: Some(client_frame::Frame::Subscribe(Subscribe::default())),
         };
         send.write_all(&framing::encode(&subscribe))
             .await

@@ -16,9 +16,22 @@
 //! may queue behind on the stream, so on a slow link they bound its wait.
 
 use std::collections::{BTreeSet, HashMap};
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
+use valise_proto::v1::DeliveryLane;
+
 use crate::queue::QueueKey;
+
+/// The precedence ranks a stream of `lane` carries: FLASH and IMMEDIATE on the urgent lane,
+/// PRIORITY and ROUTINE on the other, everything on one stream that asked for all.
+pub fn ranks(lane: DeliveryLane) -> RangeInclusive<u8> {
+    match lane {
+        DeliveryLane::All => 0..=u8::MAX,
+        DeliveryLane::Urgent => 0..=1,
+        DeliveryLane::Other => 2..=u8::MAX,
+    }
+}
 
 /// How a delivery stream paces itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,10 +79,13 @@ enum Loaded {
     All,
 }
 
-/// One device's delivery window over its durable queue.
+/// One device's delivery window over its durable queue, or over one lane of it.
 #[derive(Debug)]
 pub struct DeliveryWindow {
     config: DeliveryConfig,
+    /// The ranks this stream carries: the queue sorts by rank first, so they are one range of
+    /// it.
+    ranks: RangeInclusive<u8>,
     loaded: Loaded,
     /// Entries read or told, not yet sent on this stream, most urgent first.
     pending: BTreeSet<QueueKey>,
@@ -83,14 +99,20 @@ pub struct DeliveryWindow {
 }
 
 impl DeliveryWindow {
-    /// A window for a stream that has sent nothing yet.
+    /// A window over the whole queue, for a stream that has sent nothing yet.
     pub fn new(config: DeliveryConfig) -> Self {
+        Self::for_lane(config, DeliveryLane::All)
+    }
+
+    /// A window over `lane` of the queue, for a stream that has sent nothing yet.
+    pub fn for_lane(config: DeliveryConfig, lane: DeliveryLane) -> Self {
         DeliveryWindow {
             config: DeliveryConfig {
                 max_in_flight: config.max_in_flight.max(1),
                 page: config.page.max(1),
                 ..config
             },
+            ranks: ranks(lane),
             loaded: Loaded::Nothing,
             pending: BTreeSet::new(),
             in_flight: HashMap::new(),
@@ -105,7 +127,11 @@ impl DeliveryWindow {
     /// whenever what is held runs low.
     pub fn wants_page(&self) -> Option<PageRequest> {
         let after = match self.loaded {
-            Loaded::Nothing => None,
+            // From the lane's first rank: after the last key of the rank before it.
+            Loaded::Nothing => self.ranks.start().checked_sub(1).map(|rank| QueueKey {
+                rank,
+                seq: u64::MAX,
+            }),
             Loaded::UpTo(last) if self.pending.len() < self.config.page / 2 => Some(last),
             Loaded::UpTo(_) | Loaded::All => return None,
         };
@@ -118,13 +144,18 @@ impl DeliveryWindow {
     /// The page asked for by [`Self::wants_page`], as read: the queue's entries after its
     /// `after`, in order, at most `limit` of them.
     pub fn loaded(&mut self, request: PageRequest, page: &[QueueKey]) {
+        let mut past_lane = false;
         for key in page {
+            if !self.ranks.contains(&key.rank) {
+                past_lane = true;
+                break;
+            }
             if !self.in_flight.contains_key(key) {
                 self.pending.insert(*key);
             }
         }
         self.loaded = match page.last() {
-            Some(last) if page.len() >= request.limit => Loaded::UpTo(*last),
+            Some(last) if page.len() >= request.limit && !past_lane => Loaded::UpTo(*last),
             _ => Loaded::All,
         };
     }
@@ -132,6 +163,9 @@ impl DeliveryWindow {
     /// A cable was queued for the device while the stream runs. One beyond what the window
     /// has read is left to the next page read.
     pub fn queued(&mut self, key: QueueKey) {
+        if !self.ranks.contains(&key.rank) {
+            return;
+        }
         let held = match self.loaded {
             Loaded::Nothing => false,
             Loaded::UpTo(last) => key <= last,

@@ -402,3 +402,51 @@ fn queue_keys_sort_on_disk_as_in_memory() {
         Precedence::Routine
     );
 }
+
+#[test]
+fn two_lanes_share_the_queue_each_precedence_on_its_own_stream() {
+    use valise_proto::v1::DeliveryLane;
+    use valise_relay_core::delivery::ranks;
+    let mut queue = Queue::default();
+    for seq in 0..300 {
+        queue.push(Precedence::Routine, seq);
+    }
+    queue.push(Precedence::Priority, 300);
+    queue.push(Precedence::Immediate, 301);
+    let mut urgent = DeliveryWindow::for_lane(config(), DeliveryLane::Urgent);
+    let mut other = DeliveryWindow::for_lane(config(), DeliveryLane::Other);
+    // The routine stream fills its window and the device acknowledges nothing on it.
+    let routine = queue.send(&mut other, Duration::ZERO, 1000);
+    assert_eq!(routine.len(), 64);
+    assert_eq!(routine[0], 300, "PRIORITY first on its lane");
+    assert!(routine.iter().all(|seq| *seq <= 300));
+    assert_eq!(queue.send(&mut urgent, Duration::ZERO, 1000), vec![301]);
+    assert_eq!(
+        urgent.caught_up(),
+        Some(1),
+        "the urgent lane read no routine entry"
+    );
+    // A FLASH arriving now goes on the urgent stream at once, whatever the other holds.
+    queue.arrive(&mut urgent, Precedence::Flash, 302);
+    queue.arrive(&mut other, Precedence::Flash, 302);
+    queue.arrive(&mut urgent, Precedence::Routine, 303);
+    queue.arrive(&mut other, Precedence::Routine, 303);
+    assert_eq!(queue.send(&mut urgent, Duration::ZERO, 1000), vec![302]);
+    assert!(
+        queue.send(&mut other, Duration::ZERO, 1000).is_empty(),
+        "the routine stream is still full, and never sends the FLASH"
+    );
+    for seq in routine {
+        queue.ack(&mut other, seq);
+    }
+    queue.ack(&mut urgent, 301);
+    queue.ack(&mut urgent, 302);
+    let rest = queue.drain(&mut other, Duration::ZERO);
+    assert_eq!(
+        rest.len(),
+        300 + 1 - 64 + 1,
+        "every other entry, once: {rest:?}"
+    );
+    assert!(queue.entries.is_empty());
+    assert_eq!(ranks(DeliveryLane::All), 0..=u8::MAX);
+}

@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use valise_crypto::at_rest::{RecordSealer, StorageKey};
 use valise_crypto::identity::DeviceId;
 use valise_proto::v1::Precedence;
-use valise_store::{DiskStore, GroupCommit, Store, StoreError, Write};
+use valise_store::{DiskStore, GroupCommit, Lane, Store, StoreError, Write};
 
 use crate::attachments::{ATTACHMENT_ID_LEN, AttachmentId};
 use crate::queue::QueueKey;
@@ -114,10 +114,11 @@ enum Prepared {
     Answer(Enqueued),
     /// Already held byte for byte: a duplicate once what is held is durable.
     Barrier,
-    /// The writes of a new custody.
+    /// The writes of a new custody, in the lane of its precedence.
     Write {
         cable: CableId,
         seq: u64,
+        lane: Lane,
         writes: Vec<Write>,
     },
 }
@@ -262,8 +263,19 @@ impl RelayStore {
             admission.next_seq += 1;
             seq
         };
+        // FLASH and IMMEDIATE are committed ahead of the bulk waiting.
+        let lane = if QueueKey::new(custody.precedence, seq).rank <= 1 {
+            Lane::Urgent
+        } else {
+            Lane::Bulk
+        };
         match self.custody_writes(&custody, seq, &digest, now_ms) {
-            Ok(writes) => Ok(PreparedCustody(Prepared::Write { cable, seq, writes })),
+            Ok(writes) => Ok(PreparedCustody(Prepared::Write {
+                cable,
+                seq,
+                lane,
+                writes,
+            })),
             Err(e) => {
                 self.done_storing(&cable);
                 Err(e)
@@ -286,9 +298,15 @@ impl RelayStore {
                 Vec::new(),
                 Box::new(move |r| done(r.map(|()| Enqueued::Duplicate))),
             ),
-            Prepared::Write { cable, seq, writes } => {
+            Prepared::Write {
+                cable,
+                seq,
+                lane,
+                writes,
+            } => {
                 let admission = Arc::clone(&self.admission);
-                self.commit.commit_then(
+                self.commit.commit_in(
+                    lane,
                     writes,
                     Box::new(move |result| {
                         admission

@@ -126,7 +126,7 @@ async fn a_killed_relay_delivers_every_cable_it_took_custody_of_exactly_once() {
     let conn = connect(dir.path(), addr, Some(&bob.tls)).await.unwrap();
     let (mut send, mut recv) = conn.open_bi().await.unwrap();
     send.write_all(&encode(&ClientFrame {
-        frame: Some(client_frame::Frame::Subscribe(Subscribe {})),
+        frame: Some(client_frame::Frame::Subscribe(Subscribe::default())),
     }))
     .await
     .unwrap();

@@ -32,7 +32,7 @@ fn frame(frame: client_frame::Frame) -> Vec<u8> {
 async fn collect(device: &LocalDevice, wanted: usize) -> Vec<Vec<u8>> {
     let conn = device.connect().await.unwrap();
     let (mut send, mut recv) = conn.open_bi().await.unwrap();
-    send.write_all(&frame(client_frame::Frame::Subscribe(Subscribe {})))
+    send.write_all(&frame(client_frame::Frame::Subscribe(Subscribe::default())))
         .await
         .unwrap();
     let mut decoder = FrameDecoder::new(1 << 24);

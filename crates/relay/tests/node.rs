@@ -26,9 +26,9 @@ use valise_proto::framing::{FrameDecoder, encode};
 use valise_proto::v1::directory_update::{self, Update};
 use valise_proto::v1::{AuditEventKind, Outcome};
 use valise_proto::v1::{
-    CableBody, Caveat, Classification, ClientFrame, DeliveryAck, DeviceRecord, DirectorySync,
-    DirectoryUpdate, EnrolRequest, EnrolResponse, ErrorCode, Hello, NodeFrame, Precedence,
-    Revocation, RoutingHeader, Submit, Subscribe, client_frame, node_frame,
+    CableBody, Caveat, Classification, ClientFrame, Delivery, DeliveryAck, DeliveryLane,
+    DeviceRecord, DirectorySync, DirectoryUpdate, EnrolRequest, EnrolResponse, ErrorCode, Hello,
+    NodeFrame, Precedence, Revocation, RoutingHeader, Submit, Subscribe, client_frame, node_frame,
 };
 use valise_relay::attachments::AttachmentStore;
 use valise_relay::delivery::DeliveryConfig;
@@ -362,7 +362,7 @@ async fn receive(net: &Net, who: &Diplomat, n: usize) -> Vec<String> {
     let conn = connect(net, Some(&who.tls)).await.unwrap();
     let (mut send, mut recv) = conn.open_bi().await.unwrap();
     send.write_all(&encode(&ClientFrame {
-        frame: Some(client_frame::Frame::Subscribe(Subscribe {})),
+        frame: Some(client_frame::Frame::Subscribe(Subscribe::default())),
     }))
     .await
     .unwrap();
@@ -1180,7 +1180,7 @@ async fn flash_arriving_mid_delivery_goes_next_and_nothing_is_sent_twice() {
     let bob = connect(&net, Some(&net.bob.tls)).await.unwrap();
     let (mut send, mut recv) = bob.open_bi().await.unwrap();
     send.write_all(&encode(&ClientFrame {
-        frame: Some(client_frame::Frame::Subscribe(Subscribe {})),
+        frame: Some(client_frame::Frame::Subscribe(Subscribe::default())),
     }))
     .await
     .unwrap();
@@ -1233,11 +1233,112 @@ async fn flash_arriving_mid_delivery_goes_next_and_nothing_is_sent_twice() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flash_comes_on_the_urgent_lane_while_the_routine_lane_is_full() {
+    // Bob keeps a stream per lane and acknowledges nothing on the routine one: its window
+    // fills, and whatever the node already sent there waits unread. A FLASH still reaches him
+    // at once, on the urgent stream, and the routine stream never carries it.
+    const ROUTINE: usize = 200;
+    let net = network(Limits::default());
+    let alice = connect(&net, Some(&net.alice.tls)).await.unwrap();
+    alice_sends_bob(&alice, &net, Precedence::Routine, "routine", ROUTINE).await;
+    let bob = connect(&net, Some(&net.bob.tls)).await.unwrap();
+    let welcome = exchange(&bob, hello()).await.unwrap();
+    let Some(node_frame::Frame::Welcome(welcome)) = welcome.frame else {
+        panic!("{welcome:?}")
+    };
+    assert!(welcome.delivery_lanes, "the node says it serves lanes");
+    let subscribe = |lane: DeliveryLane| ClientFrame {
+        frame: Some(client_frame::Frame::Subscribe(Subscribe {
+            lane: lane as i32,
+        })),
+    };
+    let (mut routine_send, mut routine_recv) = bob.open_bi().await.unwrap();
+    routine_send
+        .write_all(&encode(&subscribe(DeliveryLane::Other)))
+        .await
+        .unwrap();
+    let (mut urgent_send, mut urgent_recv) = bob.open_bi().await.unwrap();
+    urgent_send
+        .write_all(&encode(&subscribe(DeliveryLane::Urgent)))
+        .await
+        .unwrap();
+    let next = async |recv: &mut quinn::RecvStream, decoder: &mut FrameDecoder| loop {
+        if let Some(frame) = decoder.next_frame::<NodeFrame>().unwrap() {
+            return frame.frame;
+        }
+        let chunk = tokio::time::timeout(Duration::from_secs(10), recv.read_chunk(1 << 16, true))
+            .await
+            .expect("nothing came within 10 s")
+            .unwrap()
+            .unwrap();
+        decoder.push(&chunk.bytes);
+    };
+    let text = |delivery: &Delivery| {
+        let env = decode_envelope(&delivery.envelope).unwrap();
+        open(
+            &env,
+            net.alice.identity.public(),
+            &net.bob.identity.device_id(),
+            &net.bob.keys,
+        )
+        .unwrap()
+        .body
+        .text
+    };
+    // The urgent lane has nothing yet: it says so at once.
+    let mut urgent_decoder = FrameDecoder::new(1 << 24);
+    assert!(matches!(
+        next(&mut urgent_recv, &mut urgent_decoder).await,
+        Some(node_frame::Frame::CaughtUp(_))
+    ));
+    // The routine lane sends; Bob reads a few and acknowledges none.
+    let mut routine_decoder = FrameDecoder::new(1 << 24);
+    for _ in 0..5 {
+        let Some(node_frame::Frame::Delivery(d)) =
+            next(&mut routine_recv, &mut routine_decoder).await
+        else {
+            panic!("expected a routine delivery")
+        };
+        assert!(text(&d).starts_with("routine "));
+    }
+    alice_sends_bob(&alice, &net, Precedence::Flash, "flash", 1).await;
+    let Some(node_frame::Frame::Delivery(flash)) =
+        next(&mut urgent_recv, &mut urgent_decoder).await
+    else {
+        panic!("expected the FLASH on the urgent lane")
+    };
+    assert_eq!(text(&flash), "flash 0");
+    // Acknowledged on its lane, it is gone from the queue; the routine stream carries only
+    // routine cables, each once.
+    urgent_send
+        .write_all(&encode(&ack(flash.queue_key.clone())))
+        .await
+        .unwrap();
+    let mut seen = std::collections::HashSet::new();
+    loop {
+        match next(&mut routine_recv, &mut routine_decoder).await {
+            Some(node_frame::Frame::Delivery(d)) => {
+                let body = text(&d);
+                assert!(body.starts_with("routine "), "{body} on the routine lane");
+                assert!(seen.insert(body.clone()), "{body} sent twice");
+                routine_send
+                    .write_all(&encode(&ack(d.queue_key)))
+                    .await
+                    .unwrap();
+            }
+            Some(node_frame::Frame::CaughtUp(_)) if seen.len() + 5 >= ROUTINE => break,
+            Some(node_frame::Frame::CaughtUp(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
 // Sync completion, attachments, key publication and wipe notices.
 
 fn subscribe_frame() -> ClientFrame {
     ClientFrame {
-        frame: Some(client_frame::Frame::Subscribe(Subscribe {})),
+        frame: Some(client_frame::Frame::Subscribe(Subscribe::default())),
     }
 }
 

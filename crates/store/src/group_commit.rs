@@ -12,8 +12,23 @@ use crate::{Store, StoreError, Write};
 /// What the committer calls once a commit is durable, or failed.
 pub type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 
-/// One caller's writes and what to call with the outcome.
-type CommitRequest = (Vec<Write>, Completion);
+/// Which commits go first. Urgent commits (a FLASH or IMMEDIATE cable's custody) are
+/// committed in a group of their own ahead of every bulk commit waiting, so they wait for at
+/// most the one group already being written, never behind a queue of bulk ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// Ahead of bulk commits.
+    Urgent,
+    /// Everything else.
+    Bulk,
+}
+
+/// One caller's writes, its lane, and what to call with the outcome.
+type CommitRequest = (Vec<Write>, Lane, Completion);
+
+/// Most writes one bulk group applies: bounds how long an urgent commit that arrives during
+/// a group waits for it (an apply and a sync of this many writes).
+const MAX_BULK_WRITES: usize = 1024;
 
 /// How often a degraded store tries to sync again on its own.
 const RECOVERY_EVERY: Duration = Duration::from_secs(1);
@@ -66,10 +81,15 @@ impl GroupCommit {
     /// committer's thread: `done` must be quick and must not block. It is called exactly once,
     /// at once if the store is closed.
     pub fn commit_then(&self, writes: Vec<Write>, done: Completion) {
+        self.commit_in(Lane::Bulk, writes, done);
+    }
+
+    /// As [`Self::commit_then`], in `lane`.
+    pub fn commit_in(&self, lane: Lane, writes: Vec<Write>, done: Completion) {
         let Some(requests) = &self.requests else {
             return done(Err(closed()));
         };
-        if let Err(std::sync::mpsc::SendError((_, done))) = requests.send((writes, done)) {
+        if let Err(std::sync::mpsc::SendError((_, _, done))) = requests.send((writes, lane, done)) {
             done(Err(closed()));
         }
     }
@@ -98,8 +118,12 @@ fn commit_loop<S: Store + ?Sized>(
             .unwrap_or_else(std::sync::PoisonError::into_inner) = value;
     };
     let mut degraded: Option<String> = None;
+    // Bulk commits taken from the channel and not yet committed, oldest first.
+    let mut waiting: std::collections::VecDeque<CommitRequest> = Default::default();
     loop {
-        let first = if degraded.is_some() {
+        let first = if !waiting.is_empty() {
+            rx.try_recv().ok()
+        } else if degraded.is_some() {
             match rx.recv_timeout(RECOVERY_EVERY) {
                 Ok(request) => Some(request),
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
@@ -124,39 +148,71 @@ fn commit_loop<S: Store + ?Sized>(
                 }
             }
         }
-        let Some(first) = first else { continue };
-        let mut group = vec![first];
-        while let Ok(more) = rx.try_recv() {
-            group.push(more);
+        let mut urgent = Vec::new();
+        for request in first
+            .into_iter()
+            .chain(std::iter::from_fn(|| rx.try_recv().ok()))
+        {
+            match request.1 {
+                Lane::Urgent => urgent.push(request),
+                Lane::Bulk => waiting.push_back(request),
+            }
+        }
+        let group = if urgent.is_empty() {
+            let mut group = Vec::new();
+            let mut writes = 0;
+            while let Some(request) = waiting.pop_front() {
+                writes += request.0.len();
+                group.push(request);
+                if writes >= MAX_BULK_WRITES {
+                    break;
+                }
+            }
+            group
+        } else {
+            urgent
+        };
+        if group.is_empty() {
+            continue;
         }
         if let Some(why) = &degraded {
-            for (_, done) in group {
+            for (_, _, done) in group.into_iter().chain(waiting.drain(..)) {
                 done(Err(StoreError::Unavailable(why.clone())));
             }
             continue;
         }
-        let writes: Vec<Write> = group
-            .iter_mut()
-            .flat_map(|(w, _)| std::mem::take(w))
-            .collect();
-        let result = if writes.is_empty() {
-            store.sync()
-        } else {
-            store.apply(writes).and_then(|()| store.sync())
-        };
-        let result = result.map_err(|e| {
-            let why = e.to_string();
-            degraded = Some(why.clone());
-            set(Some(why.clone()));
-            StoreError::Unavailable(why)
+        commit_group(store, group, &mut degraded, &set);
+    }
+}
+
+/// Applies one group's writes as one batch, syncs once, and tells each caller.
+fn commit_group<S: Store + ?Sized>(
+    store: &S,
+    mut group: Vec<CommitRequest>,
+    degraded: &mut Option<String>,
+    set: &impl Fn(Option<String>),
+) {
+    let writes: Vec<Write> = group
+        .iter_mut()
+        .flat_map(|(w, _, _)| std::mem::take(w))
+        .collect();
+    let result = if writes.is_empty() {
+        store.sync()
+    } else {
+        store.apply(writes).and_then(|()| store.sync())
+    };
+    let result = result.map_err(|e| {
+        let why = e.to_string();
+        *degraded = Some(why.clone());
+        set(Some(why.clone()));
+        StoreError::Unavailable(why)
+    });
+    for (_, _, done) in group {
+        done(match &result {
+            Ok(()) => Ok(()),
+            Err(StoreError::Unavailable(why)) => Err(StoreError::Unavailable(why.clone())),
+            Err(e) => Err(StoreError::Io(e.to_string())),
         });
-        for (_, done) in group {
-            done(match &result {
-                Ok(()) => Ok(()),
-                Err(StoreError::Unavailable(why)) => Err(StoreError::Unavailable(why.clone())),
-                Err(e) => Err(StoreError::Io(e.to_string())),
-            });
-        }
     }
 }
 

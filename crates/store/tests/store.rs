@@ -197,3 +197,81 @@ fn a_store_an_earlier_version_made_on_sled_opens_as_it_is() {
     assert_eq!(again.get(b"q1").unwrap(), None);
     assert!(DiskStore::exists(dir.path()));
 }
+
+/// A store whose syncs take a while, as a busy disk's, and that remembers the order of the
+/// batches it applied (by their first key).
+struct SlowDisk {
+    inner: DiskStore,
+    applied: std::sync::Mutex<Vec<Vec<u8>>>,
+}
+
+impl Store for SlowDisk {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, valise_store::StoreError> {
+        self.inner.get(key)
+    }
+    fn apply(&self, writes: Vec<Write>) -> Result<(), valise_store::StoreError> {
+        let keys = writes.iter().map(|w| match w {
+            Write::Put(k, _) | Write::Delete(k) => k.clone(),
+        });
+        self.applied.lock().unwrap().extend(keys);
+        self.inner.apply(writes)
+    }
+    fn sync(&self) -> Result<(), valise_store::StoreError> {
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        self.inner.sync()
+    }
+    fn scan(&self, prefix: &[u8]) -> valise_store::Scan<'_> {
+        self.inner.scan(prefix)
+    }
+}
+
+#[test]
+fn an_urgent_commit_goes_ahead_of_the_bulk_commits_waiting() {
+    use valise_store::Lane;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SlowDisk {
+        inner: DiskStore::open(dir.path()).unwrap(),
+        applied: Default::default(),
+    });
+    let commit = Arc::new(GroupCommit::start(Arc::clone(&store)).unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let put = |key: &str| vec![Write::Put(key.as_bytes().to_vec(), b"1".to_vec())];
+    // A first bulk commit holds the disk; sixty more wait behind it, then a FLASH comes.
+    let tell = |tx: &std::sync::mpsc::Sender<String>, name: String| -> valise_store::Completion {
+        let tx = tx.clone();
+        Box::new(move |r| {
+            r.unwrap();
+            tx.send(name).unwrap();
+        })
+    };
+    commit.commit_in(
+        Lane::Bulk,
+        put("bulk-0-first"),
+        tell(&tx, "bulk-0-first".into()),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    for i in 0..60 {
+        // Each bulk commit large enough that they cannot all go in one group.
+        let writes = (0..40)
+            .map(|k| Write::Put(format!("bulk-{i:02}-{k:02}").into_bytes(), vec![0; 64]))
+            .collect();
+        commit.commit_in(Lane::Bulk, writes, tell(&tx, format!("bulk-{i:02}")));
+    }
+    commit.commit_in(Lane::Urgent, put("flash"), tell(&tx, "flash".into()));
+    let order: Vec<String> = (0..62).map(|_| rx.recv().unwrap()).collect();
+    let flash_at = order.iter().position(|n| n == "flash").unwrap();
+    assert!(
+        flash_at <= 2,
+        "the FLASH waited behind {flash_at} bulk commits: {order:?}"
+    );
+    let bulk: Vec<&String> = order.iter().filter(|n| n.starts_with("bulk-")).collect();
+    let mut sorted = bulk.clone();
+    sorted.sort();
+    assert_eq!(bulk, sorted, "bulk commits keep their order");
+    // Every commit is durable and present, in the store the engine reopens.
+    drop(commit);
+    let applied = store.applied.lock().unwrap().clone();
+    assert_eq!(applied.len(), 2 + 60 * 40);
+    assert!(store.get(b"flash").unwrap().is_some());
+    assert!(store.get(b"bulk-59-39").unwrap().is_some());
+}

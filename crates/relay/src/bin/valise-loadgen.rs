@@ -240,7 +240,7 @@ async fn receive(device: &LocalDevice, clock: Arc<Clock>, expected: usize) -> Re
     let conn = device.connect().await?;
     let (mut send, mut recv) = conn.open_bi().await?;
     send.write_all(&encode(&ClientFrame {
-        frame: Some(client_frame::Frame::Subscribe(Subscribe {})),
+        frame: Some(client_frame::Frame::Subscribe(Subscribe::default())),
     }))
     .await?;
     let mut decoder = FrameDecoder::new(1 << 24);

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use valise_crypto::identity::DeviceId;
 use valise_proto::framing::FrameDecoder;
 use valise_proto::v1::{
-    AuditEventKind, CaughtUp, Delivery, NodeFrame, Outcome, client_frame, node_frame,
+    AuditEventKind, CaughtUp, Delivery, DeliveryLane, NodeFrame, Outcome, client_frame, node_frame,
 };
 
 use super::{Shared, next_frame, record_all, send_frame};
@@ -96,16 +96,23 @@ impl Drop for Subscription {
     }
 }
 
-/// Streams this device's queue, most urgent first, until the stream or connection ends, or the
-/// device finishes its side: then every acknowledgement it sent has been processed, and the
-/// node finishes its side to say so.
+/// QUIC stream priority of an urgent lane's deliveries: sent ahead of the other lane's.
+const PRIORITY_URGENT: i32 = 1;
+
+/// Streams this device's queue (or `lane` of it), most urgent first, until the stream or
+/// connection ends, or the device finishes its side: then every acknowledgement it sent has
+/// been processed, and the node finishes its side to say so.
 pub(super) async fn deliver(
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
     mut decoder: FrameDecoder,
     device: DeviceId,
     shared: Arc<Shared>,
+    lane: DeliveryLane,
 ) {
+    if lane == DeliveryLane::Urgent {
+        let _ = send.set_priority(PRIORITY_URGENT);
+    }
     // Listening before the first page is read: a cable stored in between is both read and
     // told, and the window sends it once.
     let (_subscription, mut arrivals) = shared.deliveries.subscribe(device);
@@ -126,7 +133,7 @@ pub(super) async fn deliver(
     let taker = tokio::spawn(take_acks(Arc::clone(&shared), device, read, acked_tx));
     // The stream's own clock: the window is told the time, it never reads one.
     let epoch = Instant::now();
-    let mut window = DeliveryWindow::new(shared.delivery);
+    let mut window = DeliveryWindow::for_lane(shared.delivery, lane);
     let _tasks = StreamTasks([reader, taker]);
     'serve: loop {
         loop {

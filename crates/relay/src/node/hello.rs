@@ -69,6 +69,7 @@ pub(super) fn welcome(shared: &Shared) -> NodeFrame {
             node_key: shared.node_key.public().as_bytes().to_vec(),
             extra_tags: shared.extra_tags.clone(),
             node_key_certificate: shared.node_key_certificate.clone(),
+            delivery_lanes: true,
         })),
     }
 }

@@ -69,7 +69,12 @@ pub(super) async fn take(shared: &Shared, offer: Offer<'_>) -> Taken {
         Ok(Enqueued::Stored { seq }) => {
             let event = plan.record.clone().event(&shared.name, now_ms());
             log_event(&event);
-            let audited = completed(|done| shared.audit.append_then(vec![event], done)).await;
+            let lane = if crate::queue::rank(plan.precedence) <= 1 {
+                valise_store::Lane::Urgent
+            } else {
+                valise_store::Lane::Bulk
+            };
+            let audited = completed(|done| shared.audit.append_in(lane, vec![event], done)).await;
             match audited {
                 Some(Ok(_)) => Stored::New { seq },
                 Some(Err(e)) => {

@@ -265,8 +265,9 @@ pub(super) async fn serve_stream(
             Some(client_frame::Frame::Submit(submit)) => {
                 submit_cable(&shared, &device, submit).await
             }
-            Some(client_frame::Frame::Subscribe(_)) => {
-                deliver::deliver(send, recv, decoder, device, shared).await;
+            Some(client_frame::Frame::Subscribe(subscribe)) => {
+                let lane = subscribe.lane();
+                deliver::deliver(send, recv, decoder, device, shared, lane).await;
                 return;
             }
             Some(client_frame::Frame::DirectorySync(sync)) => {
