@@ -823,10 +823,12 @@ fn a_post_restored_whole_from_an_older_copy_learns_it_from_the_hub() {
 /// The checkpoint the node signs as it stops, read from a stopped node's audit store: its
 /// size, and whether `witness` has cosigned it.
 fn checkpoint_cosigned(node: &Node, size: u64, witness: &str) -> bool {
-    let db = sled::open(node.dir.path().join(&node.name).join("data/audit")).unwrap();
+    use valise_store::Store;
+    let db = valise_store::DiskStore::open(&node.dir.path().join(&node.name).join("data/audit"))
+        .unwrap();
     let key = [&b"c"[..], &size.to_be_bytes()].concat();
     let note = db
-        .get(key)
+        .get(&key)
         .unwrap()
         .map(|v| String::from_utf8(v.to_vec()).unwrap());
     drop(db);

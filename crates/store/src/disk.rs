@@ -19,7 +19,8 @@ pub enum DiskStore {
 impl DiskStore {
     /// Opens the store in `dir`, creating a fjall store if there is none.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        if is_sled(dir) {
+        // A folder that holds a fjall store is one, whatever else was put beside it.
+        if is_sled(dir) && !is_fjall(dir) {
             return SledStore::open(dir).map(DiskStore::Sled);
         }
         FjallStore::open(dir).map(DiskStore::Fjall)

@@ -77,7 +77,7 @@ pub(super) async fn keep_dialling(
                 failed = 0;
             }
             Err(e) => {
-                shared.links.failed(&hop, e);
+                shared.links.redial_failed(&hop, e);
                 failed = failed.saturating_add(1);
             }
         }

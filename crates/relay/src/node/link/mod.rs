@@ -299,6 +299,23 @@ impl Links {
         self.update(hop, |s| s.last_error = Some(error));
     }
 
+    /// A dial to a link that is down failed: the operator still sees why the link went down,
+    /// and what the last try to bring it back met.
+    fn redial_failed(&self, hop: &NextHop, error: String) {
+        tracing::warn!(hop = %hop.label(), error = %error, "link problem");
+        self.update(hop, |s| {
+            let went_down = s
+                .last_error
+                .as_deref()
+                .filter(|e| e.starts_with("link down"))
+                .map(|e| e.split("; dialling again: ").next().unwrap_or(e).to_owned());
+            s.last_error = Some(match went_down {
+                Some(down) => format!("{down}; dialling again: {error}"),
+                None => error,
+            });
+        });
+    }
+
     fn witness_name(&self, node: &str) -> String {
         valise_audit::log::witness_name(&self.ministry, node)
     }
