@@ -27,7 +27,8 @@ pub enum StoreError {
     /// accepted, and nothing will be until a sync succeeds again, which is retried by itself.
     #[error(
         "the store cannot make writes durable ({0}); nothing was accepted. Free disk space or \
-         fix the disk: the node retries every second and resumes by itself"
+         fix the disk: the node retries every second; if it does not resume, restart it \
+         (nothing acknowledged is lost)"
     )]
     Unavailable(String),
 }

@@ -235,7 +235,8 @@ impl Shared {
         if let Some(e) = self.store.degraded() {
             all.push(format!(
                 "the queue store cannot write durably ({e}): custody is refused until it can; \
-                 free disk space, the node resumes by itself"
+                 free disk space; if this alarm stays, restart the node (nothing it acknowledged is \
+                 lost)"
             ));
         }
         if let Some(e) = self.audit.last_error() {
