@@ -9,10 +9,10 @@ use valise_client::client::{Client, Event};
 use valise_client::enrol::{Invitation, enrol};
 use valise_client::handle::EventStream;
 use valise_crypto::at_rest::KdfParams;
+use valise_devnet::local::{LocalPost, start_post};
 use valise_proto::v1::Classification;
 use valise_relay::enrolment::Invitation as Code;
 use valise_relay::limits::Limits;
-use valise_relay::local::{LocalPost, start_post};
 
 /// A cheap Argon2id for throwaway stores.
 pub const FAST: KdfParams = KdfParams {
