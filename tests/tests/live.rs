@@ -10,9 +10,9 @@ use valise_client::compose::CableDraft;
 use valise_client::handle::ClientHandle;
 use valise_client::status::DeliveryState;
 use valise_client::sync::NoProgress;
+use valise_devnet::inproc::{self, GIVE_UP, until};
 use valise_devnet::local::LocalPost;
 use valise_proto::v1::{Classification, Precedence};
-use valise_tests::inproc::{self, GIVE_UP, until};
 
 async fn diplomat(post: &LocalPost, root: &std::path::Path, user: &str) -> Client {
     inproc::diplomat(post, &root.join(user), user, Classification::Secret, &[]).await

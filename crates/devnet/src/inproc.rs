@@ -1,6 +1,11 @@
 //! In-process fixtures for scenarios that hold the client library directly (as the desktop
 //! does) against a real post on loopback: a cheap key derivation, a diplomat enrolled with a
 //! one-time code, and waiting for an event.
+//!
+//! These are test fixtures: a step that fails panics with what went wrong, as a failed
+//! assertion does.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
 use std::time::Duration;
@@ -9,10 +14,11 @@ use valise_client::client::{Client, Event};
 use valise_client::enrol::{Invitation, enrol};
 use valise_client::handle::EventStream;
 use valise_crypto::at_rest::KdfParams;
-use valise_devnet::local::{LocalPost, start_post};
 use valise_proto::v1::Classification;
 use valise_relay::enrolment::Invitation as Code;
 use valise_relay::limits::Limits;
+
+use crate::local::{LocalPost, start_post};
 
 /// A cheap Argon2id for throwaway stores.
 pub const FAST: KdfParams = KdfParams {
