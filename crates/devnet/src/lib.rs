@@ -1,5 +1,8 @@
 //! Valise development networks: everything that runs Valise for development and never in
-//! production: throwaway networks, the load generator and the fixtures tests share.
+//! production: throwaway networks, the load generator and the fixtures tests share. No
+//! production binary links this crate: `valise demo` and `valise-desktop --demo` reach it only
+//! through the `demo` feature of `valise-cli` and `valise-desktop` (a default feature; the
+//! clients ministry IT ships are built without it).
 //!
 //! | module | concept |
 //! |---|---|
