@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use valise_tests::{Diplomat, PASSPHRASE, Post, text, write_attachment};
+use valise_devnet::process::{Diplomat, PASSPHRASE, Post, text, write_attachment};
 
 /// A running Paris node with Alice and Bob enrolled (both SECRET), Alice's directory current.
 fn alice_and_bob() -> (Post, Diplomat, Diplomat) {
@@ -376,7 +376,7 @@ fn a_watching_device_reports_a_cable_as_it_arrives_and_stops_on_ctrl_c() {
         "Earlier.",
     ]);
 
-    let mut watch = std::process::Command::new(valise_tests::bin("valise"))
+    let mut watch = std::process::Command::new(valise_devnet::process::bin("valise"))
         .args(["watch", "--json"])
         .env("VALISE_DATA_DIR", bob.dir.path())
         .env("VALISE_PASSPHRASE", PASSPHRASE)

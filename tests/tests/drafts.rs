@@ -12,9 +12,9 @@ use valise_client::compose::CableDraft;
 use valise_client::contacts::Verification;
 use valise_client::handle::ClientHandle;
 use valise_client::views::AddresseeKind;
+use valise_devnet::inproc::{self, until};
+use valise_devnet::local::LocalPost;
 use valise_proto::v1::{Caveat, Classification, Precedence};
-use valise_relay::local::LocalPost;
-use valise_tests::inproc::{self, until};
 
 async fn diplomat(
     post: &LocalPost,

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use valise_tests::{Diplomat, Network, Node, text, write_attachment};
+use valise_devnet::process::{Diplomat, Network, Node, text, write_attachment};
 
 /// Hub `hq`, posts `paris` and `nairobi` dialling it, all running.
 fn three_nodes() -> (Network, Node, Node, Node) {

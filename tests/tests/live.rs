@@ -1,5 +1,5 @@
 //! The client handle as a desktop front end holds it, against a real node on loopback in this
-//! process (`valise_relay::local::start_post`): the node pushes each cable and receipt to an
+//! process (`valise_devnet::local::start_post`): the node pushes each cable and receipt to an
 //! open client as soon as it takes custody, requests are served without blocking, events say
 //! what happens, and a listener that falls behind is told to reload.
 
@@ -10,9 +10,9 @@ use valise_client::compose::CableDraft;
 use valise_client::handle::ClientHandle;
 use valise_client::status::DeliveryState;
 use valise_client::sync::NoProgress;
+use valise_devnet::inproc::{self, GIVE_UP, until};
+use valise_devnet::local::LocalPost;
 use valise_proto::v1::{Classification, Precedence};
-use valise_relay::local::LocalPost;
-use valise_tests::inproc::{self, GIVE_UP, until};
 
 async fn diplomat(post: &LocalPost, root: &std::path::Path, user: &str) -> Client {
     inproc::diplomat(post, &root.join(user), user, Classification::Secret, &[]).await

@@ -18,10 +18,10 @@ use valise_client::enrol::{Invitation, enrol};
 use valise_client::handle::ClientHandle;
 use valise_client::sync::NoProgress;
 use valise_crypto::at_rest::KdfParams;
+use valise_devnet::local::{LocalPost, start_post};
 use valise_proto::v1::{Classification, Precedence};
 use valise_relay::enrolment::Invitation as Code;
 use valise_relay::limits::Limits;
-use valise_relay::local::{LocalPost, start_post};
 
 const CABLES: usize = 200;
 const FAST: KdfParams = KdfParams {

@@ -1,4 +1,4 @@
-//! The client's sync through a real node on loopback (`valise_relay::local::start_post`):
+//! The client's sync through a real node on loopback (`valise_devnet::local::start_post`):
 //! how fast a device sends its outbox (seal → upload → custody receipt checked) and takes in
 //! its queue (open → verify → store → acknowledge, then the delivered receipts).
 //!
@@ -14,10 +14,10 @@ use valise_client::compose::CableDraft;
 use valise_client::enrol::{Invitation, enrol};
 use valise_client::sync::NoProgress;
 use valise_crypto::at_rest::KdfParams;
+use valise_devnet::local::{LocalPost, start_post};
 use valise_proto::v1::{Classification, Precedence};
 use valise_relay::enrolment::Invitation as Code;
 use valise_relay::limits::Limits;
-use valise_relay::local::{LocalPost, start_post};
 
 /// Cables per measured batch.
 const BATCH: u64 = 50;

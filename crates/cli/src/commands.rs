@@ -22,6 +22,24 @@ use crate::progress::Bars;
 use crate::render;
 use crate::unlock;
 
+/// What `valise demo` says in a build without the demonstration network, such as the client
+/// ministry IT ships (built with `--no-default-features`).
+pub const NO_DEMO: &str = "this build of valise has no demonstration network (it was built \
+    without the `demo` feature); build valise with `--features demo` to get one, e.g. \
+    `cargo run --release -p valise-cli --features demo -- demo`";
+
+/// `valise demo`: a throwaway network in this process ([`crate::demo`]).
+#[cfg(feature = "demo")]
+async fn demo(keep: Option<&Path>) -> Result<()> {
+    crate::demo::run(keep).await
+}
+
+/// `valise demo` in a build without the `demo` feature: says so, and how to get one.
+#[cfg(not(feature = "demo"))]
+async fn demo(_keep: Option<&Path>) -> Result<()> {
+    Err(anyhow::anyhow!(NO_DEMO))
+}
+
 /// Runs one command.
 pub async fn run(cli: Cli) -> Result<()> {
     let dir = unlock::data_dir(cli.data_dir.as_deref())?;
@@ -59,7 +77,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Wipe { emergency } => wipe(&dir, pass_file, emergency, json).await,
-        Command::Demo { keep } => crate::demo::run(keep.as_deref()).await,
+        Command::Demo { keep } => demo(keep.as_deref()).await,
         // Needs no store and no node: only the bundle and the fingerprint.
         Command::Evidence {
             action:
@@ -843,4 +861,18 @@ fn print_person(person: &DirectoryView) {
             None => String::new(),
         }
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NO_DEMO;
+
+    #[test]
+    fn a_build_without_the_demo_says_so_and_how_to_get_one() {
+        assert!(
+            NO_DEMO.contains("has no demonstration network"),
+            "{NO_DEMO}"
+        );
+        assert!(NO_DEMO.contains("--features demo"), "{NO_DEMO}");
+    }
 }

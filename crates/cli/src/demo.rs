@@ -20,10 +20,10 @@ use valise_client::sync::NoProgress;
 use valise_client::text;
 use valise_client::views::SentView;
 use valise_crypto::at_rest::KdfParams;
+use valise_devnet::local::{LocalFederation, start_network};
 use valise_proto::v1::{Caveat, Classification, Precedence};
 use valise_relay::enrolment::Invitation as Code;
 use valise_relay::limits::Limits;
-use valise_relay::local::{LocalFederation, start_network};
 
 use crate::render;
 

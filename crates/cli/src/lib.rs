@@ -8,12 +8,13 @@
 //! | [`render`] | classification banners, precedence, date-time groups |
 //! | [`progress`] | progress bars for attachments, on a terminal only |
 //! | [`unlock`] | the data folder and the passphrase |
-//! | [`demo`] | `valise demo`: a local network showing Valise at work |
+//! | `demo` | `valise demo`: a local network showing Valise at work (only with the `demo` feature) |
 
 #![forbid(unsafe_code)]
 
 pub mod args;
 pub mod commands;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod progress;
 pub mod render;

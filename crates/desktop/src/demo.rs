@@ -15,9 +15,9 @@ use valise_client::views::InboxRow;
 use valise_client::{
     CableDraft, Caveat, Classification, ClientHandle, EventStream, KdfParams, Precedence,
 };
+use valise_devnet::local::{LocalPost, start_post};
 use valise_relay::enrolment::Invitation as Code;
 use valise_relay::limits::Limits;
-use valise_relay::local::{LocalPost, start_post};
 use zeroize::Zeroizing;
 
 /// The demo ministry.

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use valise_desktop::{App, Options, demo};
+#[cfg(feature = "demo")]
+use valise_desktop::demo;
+use valise_desktop::{App, Options};
 
 /// The Valise desktop client.
 #[derive(Parser)]
@@ -32,6 +34,38 @@ fn home() -> PathBuf {
     std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from)
 }
 
+/// `--demo`: the app unlocked as the demo's ambassador, on a throwaway post kept in `keep` (or
+/// a temporary folder) for as long as the window.
+#[cfg(feature = "demo")]
+fn demo_app(
+    keep: Option<PathBuf>,
+    mut options: Options,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<App> {
+    eprintln!("valise-desktop: starting the demo network…");
+    let (running, handle, events) = runtime.block_on(demo::start(keep))?;
+    options.data_dir = running.network.device_dir(demo::AMBASSADOR.user);
+    options.kdf = demo::demo_kdf();
+    options.unlock_hint = Some(format!("Demo passphrase: {}", demo::PASSPHRASE));
+    if options.downloads.starts_with(home()) {
+        options.downloads = options.data_dir.join("saved");
+    }
+    let mut app = App::unlocked(options, runtime.handle().clone(), handle, events);
+    app.keep(Box::new(running));
+    Ok(app)
+}
+
+/// `--demo` in a build without the `demo` feature: says so, and how to get one, before any
+/// window opens.
+#[cfg(not(feature = "demo"))]
+fn demo_app(
+    _keep: Option<PathBuf>,
+    _options: Options,
+    _runtime: &tokio::runtime::Runtime,
+) -> Result<App> {
+    Err(anyhow::anyhow!(valise_desktop::NO_DEMO))
+}
+
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -44,7 +78,7 @@ fn main() -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    let mut options = Options {
+    let options = Options {
         data_dir: args.data_dir.unwrap_or_else(|| home().join(".valise")),
         lock_after: Duration::from_secs(args.lock_after * 60),
         kdf: valise_client::KdfParams::default(),
@@ -54,17 +88,7 @@ fn main() -> Result<()> {
         unlock_hint: None,
     };
     let app = if args.demo {
-        eprintln!("valise-desktop: starting the demo network…");
-        let (running, handle, events) = runtime.block_on(demo::start(args.keep))?;
-        options.data_dir = running.network.device_dir(demo::AMBASSADOR.user);
-        options.kdf = demo::demo_kdf();
-        options.unlock_hint = Some(format!("Demo passphrase: {}", demo::PASSPHRASE));
-        if options.downloads.starts_with(home()) {
-            options.downloads = options.data_dir.join("saved");
-        }
-        let mut app = App::unlocked(options, runtime.handle().clone(), handle, events);
-        app.keep(Box::new(running));
-        app
+        demo_app(args.keep, options, &runtime)?
     } else {
         App::new(options, runtime.handle().clone())
     };

@@ -39,7 +39,6 @@ pub mod devices;
 pub mod directory;
 pub mod enrolment;
 pub mod files;
-pub mod local;
 pub mod logging;
 pub mod manifest;
 pub mod metrics;

@@ -13,11 +13,3 @@ pub(crate) fn certified_role(cert_der: &[u8]) -> Option<NodeKind> {
         Role::Post => NodeKind::Post,
     })
 }
-
-/// The role the root certifies for a node of `kind`.
-pub(crate) fn role(kind: NodeKind) -> Role {
-    match kind {
-        NodeKind::Hub => Role::Hub,
-        NodeKind::Post => Role::Post,
-    }
-}

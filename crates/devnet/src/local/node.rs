@@ -1,15 +1,12 @@
-//! Throwaway networks on loopback, all in one process: a ministry CA and one post node
-//! ([`start_post`], [`build`]), or a hub and several posts linked to it ([`start_network`]),
-//! with devices enrolled at their posts. For the load generator and demonstrations; their keys
-//! are generated on the spot and never meant for production.
+//! One node of a local network put together on loopback, a lone post, and the devices
+//! enrolled at a post.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use time::OffsetDateTime;
 use valise_audit::note::NoteVerifier;
 use valise_audit::{AuditLog, LogConfig};
 use valise_crypto::at_rest::StorageKey;
@@ -17,45 +14,23 @@ use valise_crypto::directory::sign_device_record;
 use valise_crypto::identity::{DeviceId, IdentityKeyPair, IdentityPublicKey};
 use valise_crypto::receive_key::{ReceiveKeyPair, VerifiedReceiveKey};
 use valise_crypto::tls::{client_config, directory_root};
-use valise_pki::{CertifiedKey, MinistryCa, PostCa, Validity, server_config};
+use valise_pki::{CertifiedKey, PostCa, Validity, server_config};
 use valise_proto::v1::directory_update::Update;
 use valise_proto::v1::{Classification, DeviceRecord};
+use valise_relay::attachments::AttachmentStore;
+use valise_relay::config::NodeKind;
+use valise_relay::delivery::DeliveryConfig;
+use valise_relay::directory::DurableDirectory;
+use valise_relay::enrolment::{Codes, DurableCodes};
+use valise_relay::limits::Limits;
+use valise_relay::node::{EnrolmentDesk, Federation, NodeParams, RunningNode, start};
+use valise_relay::store::RelayStore;
 
-use crate::attachments::AttachmentStore;
-use crate::config::NodeKind;
-use crate::directory::DurableDirectory;
-use crate::enrolment::{Codes, DurableCodes};
-use crate::limits::Limits;
-use crate::node::{EnrolmentDesk, Federation, LinkStatus, NodeParams, RunningNode, start};
-use crate::routing::NextHop;
-use crate::store::RelayStore;
+use super::root::Root;
+use super::{LocalError, MINISTRY, POST, fail};
 
-/// The ministry of a local network.
-pub const MINISTRY: &str = "local.example";
-/// Its one post.
-pub const POST: &str = "post";
 /// How many cables a link of a local network has awaiting custody receipts at once.
 const FORWARD_WINDOW: usize = 32;
-/// How often the waits below look again.
-const POLL: Duration = Duration::from_millis(20);
-
-/// Done if nothing is `missing`, else what is.
-fn done_unless(missing: Vec<String>) -> Result<(), String> {
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(missing.join(", "))
-    }
-}
-
-/// Why a local network could not be built or used.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct LocalError(String);
-
-fn fail(e: impl std::fmt::Display) -> LocalError {
-    LocalError(format!("cannot build the local network: {e}"))
-}
 
 /// An enrolled device and everything its owner holds.
 pub struct LocalDevice {
@@ -128,9 +103,9 @@ struct Desk {
     post_ca: PostCa,
 }
 
-/// A running node on loopback (a post, or the hub of a [`LocalFederation`]). A post enrols
-/// devices with one-time codes ([`RunningNode::issue_code`]) or directly
-/// ([`LocalNode::enrol_device`]).
+/// A running node on loopback (a post, or the hub of a
+/// [`LocalFederation`](super::LocalFederation)). A post enrols devices with one-time codes
+/// ([`RunningNode::issue_code`]) or directly ([`LocalNode::enrol_device`]).
 pub struct LocalNode {
     /// The node's name, e.g. `paris`.
     pub name: String,
@@ -157,30 +132,8 @@ pub struct LocalNode {
 /// A post node and its throwaway root: what [`start_post`] returns.
 pub type LocalPost = LocalNode;
 
-/// A network's ministry root and the validity every certificate of it gets.
-struct Root {
-    ministry: String,
-    ca: MinistryCa,
-    validity: Validity,
-}
-
-impl Root {
-    fn generate(ministry: &str) -> Result<Self, LocalError> {
-        let now = OffsetDateTime::now_utc();
-        let validity = Validity {
-            not_before: now - time::Duration::hours(1),
-            not_after: now + time::Duration::days(30),
-        };
-        Ok(Root {
-            ministry: ministry.to_owned(),
-            ca: MinistryCa::generate(ministry, validity).map_err(fail)?,
-            validity,
-        })
-    }
-}
-
 /// How one node of a local network takes part in it.
-enum Role<'a> {
+pub(super) enum Role<'a> {
     /// A post on its own: no links.
     LonePost,
     /// The hub: posts dial it.
@@ -191,7 +144,7 @@ enum Role<'a> {
 
 /// Starts node `name` in `dir` with a certificate from `root`: the one place a local node is
 /// put together, alone or federated.
-fn start_node(
+pub(super) fn start_node(
     root: &Root,
     dir: &Path,
     name: &str,
@@ -199,15 +152,15 @@ fn start_node(
     limits: Limits,
 ) -> Result<LocalNode, LocalError> {
     let (ca, ministry, validity) = (&root.ca, root.ministry.as_str(), root.validity);
-    let kind = if matches!(role, Role::Hub) {
-        NodeKind::Hub
-    } else {
-        NodeKind::Post
+    // The node's kind, and the role its certificate carries: the root's word for it.
+    let (kind, certified) = match role {
+        Role::Hub => (NodeKind::Hub, valise_pki::Role::Hub),
+        Role::LonePost | Role::Post { .. } => (NodeKind::Post, valise_pki::Role::Post),
     };
     let node_cert = ca
         .issue_node(
             name,
-            crate::pki::role(kind),
+            certified,
             &["127.0.0.1".into(), "localhost".into()],
             validity,
         )
@@ -289,7 +242,7 @@ fn start_node(
             .map_err(fail)?,
         federation,
         dedup_retention: Duration::from_secs(30 * 86_400),
-        delivery: crate::delivery::DeliveryConfig::default(),
+        delivery: DeliveryConfig::default(),
         extra_tags: Vec::new(),
     })
     .map_err(fail)?;
@@ -387,7 +340,7 @@ impl LocalNode {
     }
 
     /// The digests of every directory update this node holds, whatever their numbering.
-    fn directory_digests(&self) -> BTreeSet<[u8; 32]> {
+    pub(super) fn directory_digests(&self) -> BTreeSet<[u8; 32]> {
         self.node
             .update_directory(|d| d.held().iter().copied().collect())
     }
@@ -411,191 +364,4 @@ pub fn build(
         node_key: post.node_key,
         devices,
     })
-}
-
-/// A running federated network on loopback: a hub and posts that dial it, every node certified
-/// by one throwaway ministry root. Cables between posts go through the hub, with custody at
-/// every hop; directory updates replicate over the links and each node witnesses its
-/// neighbours' audit logs.
-pub struct LocalFederation {
-    /// The ministry, e.g. `mfa.example`.
-    pub ministry: String,
-    /// The pinned ministry root (PEM).
-    pub ca_pem: String,
-    /// The root's fingerprint, as handed to diplomats with their codes.
-    pub fingerprint: String,
-    /// The hub (it enrols nobody).
-    pub hub: LocalNode,
-    /// The posts, in the order given, each its own enrolment desk.
-    pub posts: Vec<LocalNode>,
-}
-
-/// Starts a hub named `hub` and the posts `posts` of `ministry`, each in its own folder of
-/// `dir` (which must be empty), with a fresh root. Returns once every node listens; the posts
-/// dial the hub in the background ([`LocalFederation::wait_linked`]).
-pub fn start_network(
-    dir: &Path,
-    ministry: &str,
-    hub: &str,
-    posts: &[&str],
-    limits: Limits,
-) -> Result<LocalFederation, LocalError> {
-    let mut names = BTreeSet::from([hub]);
-    if let Some(twice) = posts.iter().find(|p| !names.insert(p)) {
-        return Err(LocalError(format!(
-            "cannot build the local network: node name {twice} is given twice"
-        )));
-    }
-    let root = Root::generate(ministry)?;
-    let hub = start_node(&root, &dir.join(hub), hub, Role::Hub, limits)?;
-    let posts = posts
-        .iter()
-        .map(|post| {
-            let role = Role::Post { hub: &hub.addr };
-            start_node(&root, &dir.join(post), post, role, limits)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(LocalFederation {
-        ministry: ministry.into(),
-        ca_pem: root.ca.cert_pem().to_owned(),
-        fingerprint: root.ca.fingerprint(),
-        hub,
-        posts,
-    })
-}
-
-impl LocalFederation {
-    /// Every node: the hub, then the posts.
-    pub fn nodes(&self) -> impl Iterator<Item = &LocalNode> {
-        std::iter::once(&self.hub).chain(&self.posts)
-    }
-
-    /// Post `name`.
-    pub fn post(&self, name: &str) -> Result<&LocalNode, LocalError> {
-        self.posts
-            .iter()
-            .find(|p| p.name == name)
-            .ok_or_else(|| LocalError(format!("the local network has no post {name}")))
-    }
-
-    /// Enrols a device for `user` at post `post` directly ([`LocalNode::enrol_device`]). Other
-    /// nodes learn of it by replication: see [`LocalFederation::wait_replicated`].
-    pub fn enrol(
-        &self,
-        post: &str,
-        user: &str,
-        clearance: Classification,
-    ) -> Result<LocalDevice, LocalError> {
-        self.post(post)?.enrol_device(user, clearance)
-    }
-
-    /// The keys that cosign `node`'s audit checkpoints: its neighbours' witness keys (for the
-    /// hub every post, for a post the hub).
-    pub fn witnesses_of(&self, node: &str) -> Result<Vec<NoteVerifier>, LocalError> {
-        if node == self.hub.name {
-            self.posts.iter().map(LocalNode::witness_verifier).collect()
-        } else {
-            self.post(node)?;
-            Ok(vec![self.hub.witness_verifier()?])
-        }
-    }
-
-    /// Each node's links as they should be: the hub's to every post, each post's to the hub.
-    fn expected_links(&self) -> Vec<(&LocalNode, String, Option<LinkStatus>)> {
-        let mut links = Vec::new();
-        let hub = self.hub.node.links();
-        for post in &self.posts {
-            let hop = NextHop::Post(post.name.clone());
-            links.push((&self.hub, post.name.clone(), hub.get(&hop).cloned()));
-            let status = post.node.links().get(&NextHop::Hub).cloned();
-            links.push((post, self.hub.name.clone(), status));
-        }
-        links
-    }
-
-    /// Waits until every post's link to the hub is up, at both ends.
-    pub async fn wait_linked(&self, timeout: Duration) -> Result<(), LocalError> {
-        self.wait(timeout, "every post to link to the hub", || {
-            let down: Vec<String> = self
-                .expected_links()
-                .into_iter()
-                .filter(|(_, _, status)| !status.as_ref().is_some_and(|s| s.connected))
-                .map(|(node, other, _)| format!("{} to {other}", node.name))
-                .collect();
-            Ok(done_unless(down))
-        })
-        .await
-    }
-
-    /// Waits until every node holds every directory update any node holds (enrolments,
-    /// revocations, new receive keys), so that each node can route to every device.
-    pub async fn wait_replicated(&self, timeout: Duration) -> Result<(), LocalError> {
-        self.wait(timeout, "the directory to reach every node", || {
-            let held = self
-                .nodes()
-                .map(|n| (n.name.as_str(), n.directory_digests()))
-                .collect::<Vec<_>>();
-            let all: BTreeSet<&[u8; 32]> = held.iter().flat_map(|(_, d)| d).collect();
-            let behind: Vec<String> = held
-                .iter()
-                .filter(|(_, d)| d.len() < all.len())
-                .map(|(name, d)| format!("{name} holds {} of {} updates", d.len(), all.len()))
-                .collect();
-            Ok(done_unless(behind))
-        })
-        .await
-    }
-
-    /// Waits until every link has carried a cosignature both ways: each node has had one of its
-    /// audit checkpoints cosigned by each neighbour, and has cosigned one of theirs.
-    pub async fn wait_witnessed(&self, timeout: Duration) -> Result<(), LocalError> {
-        self.wait(timeout, "every node's audit log to be witnessed", || {
-            let mut missing = Vec::new();
-            for (node, other, status) in self.expected_links() {
-                let status = status.unwrap_or_default();
-                if status.witnessed.is_none() {
-                    missing.push(format!("{} not yet witnessed by {other}", node.name));
-                }
-                if status.cosigned.is_none() {
-                    missing.push(format!("{} has not yet cosigned {other}", node.name));
-                }
-            }
-            Ok(done_unless(missing))
-        })
-        .await
-    }
-
-    /// Polls `done` until it says so, or fails after `timeout` with what it last reported.
-    async fn wait(
-        &self,
-        timeout: Duration,
-        what: &str,
-        done: impl Fn() -> Result<Result<(), String>, LocalError>,
-    ) -> Result<(), LocalError> {
-        let start = Instant::now();
-        loop {
-            let why = match done()? {
-                Ok(()) => return Ok(()),
-                Err(why) => why,
-            };
-            if start.elapsed() >= timeout {
-                return Err(LocalError(format!(
-                    "waited {timeout:?} for {what}, in vain ({why})"
-                )));
-            }
-            tokio::time::sleep(POLL).await;
-        }
-    }
-
-    /// Stops every node, posts first, and makes everything durable.
-    pub async fn shutdown(self) -> Result<(), LocalError> {
-        for node in self.posts.into_iter().chain([self.hub]) {
-            let name = node.name;
-            node.node
-                .shutdown()
-                .await
-                .map_err(|e| LocalError(format!("node {name} did not stop cleanly: {e}")))?;
-        }
-        Ok(())
-    }
 }

@@ -1,6 +1,11 @@
 //! In-process fixtures for scenarios that hold the client library directly (as the desktop
 //! does) against a real post on loopback: a cheap key derivation, a diplomat enrolled with a
 //! one-time code, and waiting for an event.
+//!
+//! These are test fixtures: a step that fails panics with what went wrong, as a failed
+//! assertion does.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
 use std::time::Duration;
@@ -12,7 +17,8 @@ use valise_crypto::at_rest::KdfParams;
 use valise_proto::v1::Classification;
 use valise_relay::enrolment::Invitation as Code;
 use valise_relay::limits::Limits;
-use valise_relay::local::{LocalPost, start_post};
+
+use crate::local::{LocalPost, start_post};
 
 /// A cheap Argon2id for throwaway stores.
 pub const FAST: KdfParams = KdfParams {

@@ -1,6 +1,10 @@
-//! Cross-crate end-to-end scenarios, driving the built binaries as their users do: ministry IT
-//! runs `valise-relay`, diplomats run `valise`. This library is the harness the scenarios in
-//! `tests/tests/` share.
+//! Networks of processes, driving the built binaries as their users do: ministry IT runs
+//! `valise-relay` (a CA, then nodes issued from it, each a child process), diplomats run
+//! `valise`, each device with its own data folder. The harness of the end-to-end scenarios
+//! (`tests/tests/`).
+//!
+//! These are test fixtures: a step that fails panics with what went wrong, as a failed
+//! assertion does.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -9,14 +13,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Once;
 
-pub mod inproc;
-
 /// The CA's and the node's passphrase in these scenarios.
 pub const IT_PASSPHRASE: &str = "ministry it passphrase";
 /// Every diplomat's passphrase in these scenarios.
 pub const PASSPHRASE: &str = "diplomat passphrase 1";
 
-/// The folder the workspace's binaries are built into, next to this test's own executable.
+/// The folder the workspace's binaries are built into, next to the running test's own
+/// executable (whichever package's test it is: every package of the workspace builds into
+/// the same target folder).
 fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     // target/<profile>/deps/<test> → target/<profile>
@@ -41,6 +45,7 @@ pub fn bin(name: &str) -> PathBuf {
                 "valise-relay",
                 "--bins",
             ])
+            // This crate's folder: any folder of the workspace builds into its target.
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -1,4 +1,4 @@
-//! `valise_relay::local::start_network`: a hub and two posts in one process, one ministry root.
+//! `valise_devnet::local::start_network`: a hub and two posts in one process, one ministry root.
 //! A device enrolled at one post sends a cable to a device enrolled at the other; it crosses
 //! the hub and is delivered there once, and opens for its recipient.
 
@@ -11,13 +11,13 @@ use std::time::Duration;
 use prost::Message;
 use valise_crypto::custody;
 use valise_crypto::envelope::{decode_envelope, new_cable_id, open, seal};
+use valise_devnet::local::{LocalDevice, LocalFederation, start_network};
 use valise_proto::framing::{FrameDecoder, encode};
 use valise_proto::v1::{
     CableBody, Classification, ClientFrame, DeliveryAck, ErrorCode, Precedence, RoutingHeader,
     Submit, Subscribe, client_frame, node_frame,
 };
 use valise_relay::limits::Limits;
-use valise_relay::local::{LocalDevice, LocalFederation, start_network};
 
 use common::{fetch, next_node_frame, noise, refusal, upload};
 

@@ -10,8 +10,8 @@
 //! sender before the cable; across the network the nodes carry it with the cable, so a cable
 //! counts as delivered only once its attachment is at the recipient's node.
 //!
-//! Example: cargo run --release -p valise-relay --bin valise-loadgen -- --cables 20000
-//!          cargo run --release -p valise-relay --bin valise-loadgen -- --network federated
+//! Example: cargo run --release -p valise-devnet --bin valise-loadgen -- --cables 20000
+//!          cargo run --release -p valise-devnet --bin valise-loadgen -- --network federated
 
 #![forbid(unsafe_code)]
 
@@ -23,13 +23,13 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
 use prost::Message;
 use valise_crypto::envelope::{new_cable_id, seal};
+use valise_devnet::local::{self, LocalDevice};
 use valise_proto::framing::{FrameDecoder, encode};
 use valise_proto::v1::{
     AttachmentUpload, CableBody, Classification, ClientFrame, DeliveryAck, NodeFrame, Precedence,
     RoutingHeader, Submit, Subscribe, client_frame, node_frame,
 };
 use valise_relay::limits::Limits;
-use valise_relay::local::{self, LocalDevice};
 
 /// How long the federated network may take to link up and replicate its directory.
 const SETTLE: Duration = Duration::from_secs(30);

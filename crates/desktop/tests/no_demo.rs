@@ -1,0 +1,26 @@
+//! `valise-desktop --demo` in the client ministry IT ships, built without the `demo` feature: a
+//! clear error that says how to get the demonstration, a failing exit status, no panic and no
+//! window. Runs with `cargo test -p valise-desktop --no-default-features --test no_demo`; with
+//! the feature (the default) the interaction tests run the demo itself.
+
+#![cfg(not(feature = "demo"))]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::process::Command;
+
+#[test]
+fn demo_without_the_feature_says_how_to_get_one_and_fails() {
+    let out = Command::new(env!("CARGO_BIN_EXE_valise-desktop"))
+        .arg("--demo")
+        .env_remove("VALISE_DATA_DIR")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("this build of valise-desktop has no demonstration network"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--features demo"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
