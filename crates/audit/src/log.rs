@@ -151,7 +151,7 @@ enum Request {
 
 /// Most events one bulk group appends: bounds how long an urgent append that arrives during
 /// a group waits for it.
-const MAX_BULK_EVENTS: usize = 512;
+const MAX_BULK_EVENTS: usize = 128;
 
 struct Shared {
     store: Box<dyn Store>,

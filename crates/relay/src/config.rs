@@ -108,14 +108,16 @@ impl Default for QueueSection {
 #[serde(default, deny_unknown_fields)]
 pub struct LinksSection {
     /// Most cables awaiting the next hop's custody receipt at once, per link, and as many again
-    /// for FLASH and IMMEDIATE. Default 32; raise it on links with a long round trip and ample
+    /// for FLASH and IMMEDIATE. Default 128; raise it on links with a long round trip and ample
     /// bandwidth.
     pub forward_window: u32,
 }
 
 impl Default for LinksSection {
     fn default() -> Self {
-        LinksSection { forward_window: 32 }
+        LinksSection {
+            forward_window: 128,
+        }
     }
 }
 

@@ -28,7 +28,7 @@ type CommitRequest = (Vec<Write>, Lane, Completion);
 
 /// Most writes one bulk group applies: bounds how long an urgent commit that arrives during
 /// a group waits for it (an apply and a sync of this many writes).
-const MAX_BULK_WRITES: usize = 1024;
+const MAX_BULK_WRITES: usize = 256;
 
 /// How often a degraded store tries to sync again on its own.
 const RECOVERY_EVERY: Duration = Duration::from_secs(1);

@@ -201,6 +201,26 @@ impl LocalFederation {
         }
     }
 
+    /// Stops the hub and starts it again on its own files, keys and address, as a hub process
+    /// restarted in place: returns once it listens again. The posts find out by themselves.
+    pub async fn restart_hub(self) -> Result<LocalFederation, LocalError> {
+        let LocalFederation {
+            ministry,
+            ca_pem,
+            fingerprint,
+            hub,
+            posts,
+        } = self;
+        let hub = hub.restart().await?;
+        Ok(LocalFederation {
+            ministry,
+            ca_pem,
+            fingerprint,
+            hub,
+            posts,
+        })
+    }
+
     /// Stops every node, posts first, and makes everything durable.
     pub async fn shutdown(self) -> Result<(), LocalError> {
         for node in self.posts.into_iter().chain([self.hub]) {

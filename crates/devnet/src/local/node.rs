@@ -16,7 +16,7 @@ use valise_crypto::receive_key::{ReceiveKeyPair, VerifiedReceiveKey};
 use valise_crypto::tls::{client_config, directory_root};
 use valise_pki::{CertifiedKey, PostCa, Validity, server_config};
 use valise_proto::v1::directory_update::Update;
-use valise_proto::v1::{Classification, DeviceRecord};
+use valise_proto::v1::{Classification, DeviceRecord, NodeKeyCertificate};
 use valise_relay::attachments::AttachmentStore;
 use valise_relay::config::NodeKind;
 use valise_relay::delivery::DeliveryConfig;
@@ -25,12 +25,13 @@ use valise_relay::enrolment::{Codes, DurableCodes};
 use valise_relay::limits::Limits;
 use valise_relay::node::{EnrolmentDesk, Federation, NodeParams, RunningNode, start};
 use valise_relay::store::RelayStore;
+use zeroize::Zeroizing;
 
 use super::root::Root;
 use super::{LocalError, MINISTRY, POST, fail};
 
 /// How many cables a link of a local network has awaiting custody receipts at once.
-const FORWARD_WINDOW: usize = 32;
+const FORWARD_WINDOW: usize = 128;
 
 /// An enrolled device and everything its owner holds.
 pub struct LocalDevice {
@@ -60,6 +61,12 @@ impl LocalDevice {
 
     /// A QUIC connection to the device's own post node, with its certificate.
     pub async fn connect(&self) -> Result<quinn::Connection, LocalError> {
+        self.connect_at(self.home).await
+    }
+
+    /// A QUIC connection to `addr`, which must present the certificate of the device's own
+    /// post node (a load generator's baseline server does), with the device's certificate.
+    pub async fn connect_at(&self, addr: SocketAddr) -> Result<quinn::Connection, LocalError> {
         let failed = |e: &dyn std::fmt::Display| {
             LocalError(format!(
                 "{} cannot connect to its node {}: {e}",
@@ -78,7 +85,7 @@ impl LocalDevice {
             .map_err(|e| failed(&e))?;
         endpoint.set_default_client_config(client);
         endpoint
-            .connect(self.home, &self.home_name)
+            .connect(addr, &self.home_name)
             .map_err(|e| failed(&e))?
             .await
             .map_err(|e| failed(&e))
@@ -127,6 +134,8 @@ pub struct LocalNode {
     desk: Option<Desk>,
     ministry: String,
     validity: Validity,
+    /// What it was started from, to start it again.
+    kit: Kit,
 }
 
 /// A post node and its throwaway root: what [`start_post`] returns.
@@ -165,101 +174,222 @@ pub(super) fn start_node(
             validity,
         )
         .map_err(fail)?;
-    let mut directory = DurableDirectory::open(
-        &dir.join("directory"),
-        ministry,
-        directory_root(ca.cert_pem()).map_err(fail)?,
-    )
-    .map_err(fail)?;
     // A post is its own enrolment desk, so devices can enrol, rotate their keys and report a
     // wipe; its enroller certificate reaches the other nodes over the links.
-    let (desk, enrolment) = if matches!(role, Role::Hub) {
+    let (desk, kit_desk) = if matches!(role, Role::Hub) {
         (None, None)
     } else {
         let post_ca_files = ca.issue_post_ca(name, validity).map_err(fail)?;
         let enrolment_key = IdentityKeyPair::generate().map_err(fail)?;
+        let mut directory = open_directory(dir, ministry, ca.cert_pem())?;
         directory
             .apply(Update::Enroller(
                 ca.certify_enroller(name, enrolment_key.public(), 0, u64::MAX)
                     .map_err(fail)?,
             ))
             .map_err(fail)?;
-        let enrolment = EnrolmentDesk {
-            post: name.into(),
-            enrolment_key: IdentityKeyPair::from_seed(&enrolment_key.seed()[..]).map_err(fail)?,
-            post_ca: PostCa::from_pem(name, ministry, &post_ca_files).map_err(fail)?,
-            codes: DurableCodes::open(&dir.join("enrolment"), Codes::new(3_600_000, 100, 10), 0)
-                .map_err(fail)?,
-            certificate_validity: Duration::from_secs(30 * 86_400),
+        let kit_desk = KitDesk {
+            enrolment_seed: enrolment_key.seed().clone(),
+            post_ca: post_ca_files.clone(),
         };
         let desk = Desk {
             enrolment_key,
             post_ca: PostCa::from_pem(name, ministry, &post_ca_files).map_err(fail)?,
         };
-        (Some(desk), Some(enrolment))
-    };
-    let federation = match role {
-        Role::LonePost => None,
-        Role::Hub | Role::Post { .. } => Some(Federation {
-            ministry: ministry.into(),
-            kind,
-            hub: match role {
-                Role::Post { hub } => Some(hub.to_owned()),
-                _ => None,
-            },
-            peers: Vec::new(),
-            ca_pem: ca.cert_pem().to_owned(),
-            tls: node_cert.clone(),
-            state_dir: dir.join("links"),
-            forward_window: FORWARD_WINDOW,
-        }),
+        (Some(desk), Some(kit_desk))
     };
     let node_key = IdentityKeyPair::generate().map_err(fail)?;
     let node_public = *node_key.public();
-    let node_key_certificate = ca
-        .certify_node_key(name, &node_public, 0, u64::MAX)
-        .map_err(fail)?;
-    let audit_key = IdentityKeyPair::from_seed(&node_key.seed()[..]).map_err(fail)?;
-    let origin = valise_audit::log::origin(ministry, name);
-    let audit_dir = dir.join("audit");
-    let audit = AuditLog::open(LogConfig::new(audit_dir.clone(), origin.clone()), audit_key)
-        .map_err(fail)?;
-    let node = start(NodeParams {
+    let kit = Kit {
+        dir: dir.to_owned(),
         name: name.into(),
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        tls: server_config(ca.cert_pem(), &node_cert, enrolment.is_some()).map_err(fail)?,
-        node_key,
-        node_key_certificate: Some(node_key_certificate),
-        directory,
-        // A throwaway network: its storage key lives only as long as this process.
-        store: RelayStore::open(&dir.join("queue"), &StorageKey::generate().map_err(fail)?)
-            .map_err(fail)?,
-        limits,
-        audit: Arc::new(audit),
-        enrolment,
-        ca_fingerprint: ca.fingerprint(),
-        attachments: AttachmentStore::open(&dir.join("attachments"), Duration::from_secs(86_400))
-            .map_err(fail)?,
-        federation,
-        dedup_retention: Duration::from_secs(30 * 86_400),
-        delivery: DeliveryConfig::default(),
-        extra_tags: Vec::new(),
-    })
-    .map_err(fail)?;
-    node.serving();
-    Ok(LocalNode {
-        name: name.into(),
+        ministry: ministry.into(),
         ca_pem: ca.cert_pem().to_owned(),
         fingerprint: ca.fingerprint(),
+        kind,
+        hub: match role {
+            Role::Post { hub } => Some(hub.to_owned()),
+            _ => None,
+        },
+        federated: !matches!(role, Role::LonePost),
+        node_cert,
+        node_key_seed: node_key.seed().clone(),
+        node_key_certificate: ca
+            .certify_node_key(name, &node_public, 0, u64::MAX)
+            .map_err(fail)?,
+        // A throwaway network: its storage key lives only as long as this process.
+        storage_key: StorageKey::generate().map_err(fail)?.to_bytes(),
+        desk: kit_desk,
+        limits,
+    };
+    let node = kit.launch(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    Ok(LocalNode {
+        name: name.into(),
+        ca_pem: kit.ca_pem.clone(),
+        fingerprint: kit.fingerprint.clone(),
         addr: node.local_addr().to_string(),
         node,
         node_key: node_public,
-        audit_dir,
-        origin,
+        audit_dir: dir.join("audit"),
+        origin: valise_audit::log::origin(ministry, name),
         desk,
         ministry: ministry.into(),
         validity,
+        kit,
     })
+}
+
+/// Everything a local node is started from, kept so that it can be started again on its own
+/// files, keys and address, as a restarted process would be.
+struct Kit {
+    dir: PathBuf,
+    name: String,
+    ministry: String,
+    ca_pem: String,
+    fingerprint: String,
+    kind: NodeKind,
+    /// For a post, the hub it dials.
+    hub: Option<String>,
+    /// Whether it links to other nodes at all.
+    federated: bool,
+    node_cert: CertifiedKey,
+    node_key_seed: Zeroizing<[u8; 32]>,
+    node_key_certificate: NodeKeyCertificate,
+    storage_key: Zeroizing<[u8; 32]>,
+    desk: Option<KitDesk>,
+    limits: Limits,
+}
+
+/// A post's enrolment desk, as a [`Kit`] keeps it.
+struct KitDesk {
+    enrolment_seed: Zeroizing<[u8; 32]>,
+    /// The post CA's certificate and key.
+    post_ca: CertifiedKey,
+}
+
+fn open_directory(
+    dir: &Path,
+    ministry: &str,
+    ca_pem: &str,
+) -> Result<DurableDirectory, LocalError> {
+    DurableDirectory::open(
+        &dir.join("directory"),
+        ministry,
+        directory_root(ca_pem).map_err(fail)?,
+    )
+    .map_err(fail)
+}
+
+impl Kit {
+    /// Starts the node on `listen`, on whatever its folder holds.
+    fn launch(&self, listen: SocketAddr) -> Result<RunningNode, LocalError> {
+        let name = self.name.as_str();
+        let enrolment = match &self.desk {
+            None => None,
+            Some(desk) => Some(EnrolmentDesk {
+                post: name.into(),
+                enrolment_key: IdentityKeyPair::from_seed(&desk.enrolment_seed[..])
+                    .map_err(fail)?,
+                post_ca: PostCa::from_pem(name, &self.ministry, &desk.post_ca).map_err(fail)?,
+                codes: DurableCodes::open(
+                    &self.dir.join("enrolment"),
+                    Codes::new(3_600_000, 100, 10),
+                    0,
+                )
+                .map_err(fail)?,
+                certificate_validity: Duration::from_secs(30 * 86_400),
+            }),
+        };
+        let federation = self.federated.then(|| Federation {
+            ministry: self.ministry.clone(),
+            kind: self.kind,
+            hub: self.hub.clone(),
+            peers: Vec::new(),
+            ca_pem: self.ca_pem.clone(),
+            tls: self.node_cert.clone(),
+            state_dir: self.dir.join("links"),
+            forward_window: FORWARD_WINDOW,
+        });
+        let node_key = IdentityKeyPair::from_seed(&self.node_key_seed[..]).map_err(fail)?;
+        let audit_key = IdentityKeyPair::from_seed(&self.node_key_seed[..]).map_err(fail)?;
+        let origin = valise_audit::log::origin(&self.ministry, name);
+        let audit = AuditLog::open(LogConfig::new(self.dir.join("audit"), origin), audit_key)
+            .map_err(fail)?;
+        let node = start(NodeParams {
+            name: name.into(),
+            listen,
+            tls: server_config(&self.ca_pem, &self.node_cert, enrolment.is_some()).map_err(fail)?,
+            node_key,
+            node_key_certificate: Some(self.node_key_certificate.clone()),
+            directory: open_directory(&self.dir, &self.ministry, &self.ca_pem)?,
+            store: RelayStore::open(
+                &self.dir.join("queue"),
+                &StorageKey::from_bytes(&self.storage_key[..]).map_err(fail)?,
+            )
+            .map_err(fail)?,
+            limits: self.limits,
+            audit: Arc::new(audit),
+            enrolment,
+            ca_fingerprint: self.fingerprint.clone(),
+            attachments: AttachmentStore::open(
+                &self.dir.join("attachments"),
+                Duration::from_secs(86_400),
+            )
+            .map_err(fail)?,
+            federation,
+            dedup_retention: Duration::from_secs(30 * 86_400),
+            delivery: DeliveryConfig::default(),
+            extra_tags: Vec::new(),
+        })
+        .map_err(fail)?;
+        node.serving();
+        Ok(node)
+    }
+}
+
+impl LocalNode {
+    /// Stops the node and starts it again on its own files, keys and address, as a process
+    /// restarted in place would be: its neighbours' connections to the old one are gone.
+    pub async fn restart(self) -> Result<LocalNode, LocalError> {
+        let listen: SocketAddr = self.addr.parse().map_err(fail)?;
+        let LocalNode {
+            name,
+            ca_pem,
+            fingerprint,
+            node,
+            addr,
+            node_key,
+            audit_dir,
+            origin,
+            desk,
+            ministry,
+            validity,
+            kit,
+        } = self;
+        node.shutdown().await.map_err(fail)?;
+        let node = kit.launch(listen)?;
+        Ok(LocalNode {
+            name,
+            ca_pem,
+            fingerprint,
+            node,
+            addr,
+            node_key,
+            audit_dir,
+            origin,
+            desk,
+            ministry,
+            validity,
+            kit,
+        })
+    }
+
+    /// A TLS server configuration presenting this node's own certificate, to the devices of
+    /// its root: what a load generator's baseline server answers with, so that it and the node
+    /// are measured with the same mutual TLS.
+    pub fn tls_server_config(&self) -> Result<rustls::ServerConfig, LocalError> {
+        server_config(&self.kit.ca_pem, &self.kit.node_cert, false).map_err(fail)
+    }
 }
 
 /// Starts post `post` of `ministry` in `dir` (which must be empty), with a fresh root and no

@@ -81,7 +81,7 @@ use attachments::{receive_attachment, send_attachment};
 use devices::close_connections;
 use enrol::Desk;
 pub use link::{Federation, FederationError, LinkStatus, WITNESS_KEYS};
-use record::{completed, log_event, record_all, record_async};
+use record::{completed, log_event, record_all, record_async, record_later};
 use serve::{accept_loop, certificate_names};
 use sync::directory_page;
 use wire::{error, next_frame, send_frame};

@@ -93,6 +93,32 @@ pub(super) async fn record_all(shared: &Shared, records: Vec<Record>) {
     }
 }
 
+/// Records events in order without waiting for them to be durable: for what follows a durable
+/// fact the node does not answer for (a neighbour's custody receipt it already holds). The
+/// append keeps its place in the log; a failure is kept by the log for health reporting.
+pub(super) fn record_later(shared: &Shared, records: Vec<Record>) {
+    if records.is_empty() {
+        return;
+    }
+    let now = now_ms();
+    let events: Vec<AuditEvent> = records
+        .into_iter()
+        .map(|record| {
+            let event = record.event(&shared.name, now);
+            log_event(&event);
+            event
+        })
+        .collect();
+    shared.audit.append_then(
+        events,
+        Box::new(|appended| {
+            if let Err(e) = appended {
+                tracing::error!(error = %e, "audit append failed; /healthz now reports the node unhealthy");
+            }
+        }),
+    );
+}
+
 /// Waits, without holding a thread, for a completion another thread calls: the group
 /// committers of the store and of the audit log. `None` if it was dropped uncalled.
 pub(super) async fn completed<T: Send + 'static>(

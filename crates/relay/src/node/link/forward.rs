@@ -16,7 +16,7 @@ use valise_store::StoreError;
 
 use crate::admission::{Offer, Reply, Sender};
 use crate::attachments::AttachmentId;
-use crate::node::{Record, Shared, blocking_store, record_async};
+use crate::node::{Record, Shared, blocking_store, record_async, record_later};
 use crate::outbound::{
     HELD_RETRY, LOCAL_FAILURE_RETRY, NextHopRefusal, Outbound, UNEXPECTED_RETRY, classify_refusal,
 };
@@ -259,11 +259,12 @@ pub(super) async fn send_forward(
                 );
                 return Err(LOCAL_FAILURE_RETRY);
             }
-            // The neighbour holds it durably: only now is this node's copy let go.
+            // The neighbour holds it durably: only now is this node's copy let go. The record
+            // of it takes its place in the log without holding the window.
             release(shared, hop, key)
                 .await
                 .map_err(|_| UNEXPECTED_RETRY)?;
-            record_async(shared, forwarded(Outcome::Success)).await;
+            record_later(shared, vec![forwarded(Outcome::Success)]);
             Ok(())
         }
         Some(link_reply::Reply::Error(e)) => match classify_refusal(e.code, e.retry_after_ms) {
