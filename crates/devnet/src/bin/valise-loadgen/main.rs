@@ -24,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 mod baseline;
+mod memory;
 mod relink;
 mod traffic;
 
@@ -82,6 +83,10 @@ struct Args {
     /// Instead of traffic: restart a hub this many times and time its posts' re-linking.
     #[arg(long, value_name = "ROUNDS")]
     relink: Option<usize>,
+    /// Instead of traffic: run `valise-relay` (built beside this binary) with this many
+    /// devices enrolled, and report its memory idle and with them all connected.
+    #[arg(long, value_name = "DEVICES")]
+    memory: Option<usize>,
 }
 
 /// The network under load and its devices: the senders, the recipient (`desk`), and the
@@ -112,9 +117,10 @@ fn main() -> Result<()> {
     let dir = std::env::temp_dir().join(format!("valise-loadgen-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let result = runtime.block_on(async {
-        match args.relink {
-            Some(rounds) => run_relink(&dir, rounds).await,
-            None => run(&args, &dir).await,
+        match (args.relink, args.memory) {
+            (Some(rounds), _) => run_relink(&dir, rounds).await,
+            (None, Some(devices)) => run_memory(&dir, devices).await,
+            (None, None) => run(&args, &dir).await,
         }
     });
     let _ = std::fs::remove_dir_all(&dir);
@@ -134,6 +140,34 @@ async fn run_relink(dir: &std::path::Path, rounds: usize) -> Result<()> {
         took[0],
         took[took.len() / 2],
         took[took.len() - 1]
+    );
+    Ok(())
+}
+
+async fn run_memory(dir: &std::path::Path, devices: usize) -> Result<()> {
+    if devices == 0 {
+        bail!("--memory needs at least one device");
+    }
+    let m = memory::measure(dir, devices).await?;
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    machine();
+    println!(
+        "node: valise-relay in its own process, {} devices enrolled",
+        m.devices
+    );
+    println!(
+        "node RSS idle: {:.1} MiB (target <= 64 MiB)",
+        mib(m.node_idle)
+    );
+    println!(
+        "node RSS with {} devices connected, each with a live subscription per lane: {:.1} MiB, {:.1} KiB per device (target <= 32 KiB)",
+        m.devices,
+        mib(m.node_connected),
+        m.node_connected.saturating_sub(m.node_idle) as f64 / 1024.0 / m.devices as f64
+    );
+    println!(
+        "load generator RSS (the devices' side, not counted above): {:.1} MiB",
+        mib(m.generator)
     );
     Ok(())
 }
