@@ -10,6 +10,8 @@
 //! | [`routing`] | the next hop for each recipient device, from the node's role and the directory |
 //! | [`queue`] | delivery order: precedence rank and queue keys |
 //! | [`delivery`] | a device's delivery stream: rounds, the window in flight, redelivery, caught up |
+//! | [`devices`] | what a device may change about itself: its receive keys, its revocation on wipe |
+//! | [`enrolment`] | one-time enrolment codes: single use, expiry, bound, per-source rate limit |
 //! | [`outbound`] | the forwarding window to a neighbour, urgent traffic first, and retry delays |
 //! | [`attachment`] | an attachment's id, and the list a cable carries |
 //! | [`record`] | an audit event as a decision describes it; the shell stamps the time |
@@ -30,6 +32,8 @@
 pub mod admission;
 pub mod attachment;
 pub mod delivery;
+pub mod devices;
+pub mod enrolment;
 pub mod gate;
 pub mod limits;
 pub mod outbound;

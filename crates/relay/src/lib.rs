@@ -9,9 +9,9 @@
 //! |---|---|
 //! | [`attachments`] | attachment ciphertexts by SHA-256: upload checks, retention, the blob store |
 //! | [`config`] | the TOML configuration, its defaults and checks |
-//! | [`devices`] | what a device may change about itself: its receive keys, its revocation on wipe |
+//! | [`devices`] (core) | what a device may change about itself: its receive keys, its revocation on wipe |
 //! | [`directory`] | the verified directory (`valise_crypto::directory`) as the policy sees it, and kept durably |
-//! | [`enrolment`] | one-time enrolment codes: single use, expiry, rate limit |
+//! | [`enrolment`] | one-time enrolment codes kept durably (their rules are the core's) |
 //! | [`gate`] (core) | how many unauthenticated connections may wait, in all and per source address |
 //! | [`limits`] (core) | every configurable bound on what the network may send |
 //! | [`logging`] | operator logs as text or JSON lines, ids and reasons only |
@@ -35,7 +35,6 @@
 pub mod admin;
 pub mod attachments;
 pub mod config;
-pub mod devices;
 pub mod directory;
 pub mod enrolment;
 pub mod files;
@@ -53,5 +52,6 @@ pub mod witnessed;
 
 // The decisions live in the core crate; these paths stay so that callers need not change.
 pub use valise_relay_core::{
-    admission, attachment, delivery, gate, limits, outbound, policy, queue, reason, record, routing,
+    admission, attachment, delivery, devices, gate, limits, outbound, policy, queue, reason,
+    record, routing,
 };
