@@ -12,7 +12,9 @@ pub struct Limits {
     pub max_recipients: usize,
     /// Most frames on one stream.
     pub max_frames_per_stream: u32,
-    /// Most concurrent streams per connection.
+    /// Most concurrent streams a device's connection may have open. Every stream allowed
+    /// costs the node memory for each connected device (QUIC keeps a slot for it), so the
+    /// default (64) is what a client uses with room to spare; links between nodes get more.
     pub max_streams_per_connection: u32,
     /// Most enrolment codes outstanding at once.
     pub max_pending_enrolments: u32,
@@ -39,7 +41,7 @@ impl Default for Limits {
             max_envelope_bytes: 8 * 1024 * 1024,
             max_recipients: 2000,
             max_frames_per_stream: 64,
-            max_streams_per_connection: 256,
+            max_streams_per_connection: 64,
             max_pending_enrolments: 1000,
             max_connections: 10_000,
             max_unauthenticated_connections: 256,

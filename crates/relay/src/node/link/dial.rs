@@ -13,7 +13,7 @@ use valise_store::{Store, Write};
 use super::wire::{ask, link_error, read_one, refusal_text};
 use super::{
     CLOSE_REFUSED, DIAL_TIMEOUT, Neighbour, PRIORITY_CONTROL, REQUEST_TIMEOUT, WITNESS_KEYS,
-    run_link,
+    link_streams, run_link,
 };
 use crate::config::NodeKind;
 use crate::node::{Shared, now_ms};
@@ -157,6 +157,9 @@ pub(super) async fn dial(
 
 /// Serves a link another node dialled.
 pub(in crate::node) async fn accept(connection: quinn::Connection, shared: Arc<Shared>) {
+    // A device's connection may open few streams; a neighbour's forwards need many.
+    let window = shared.links.federation.as_ref().map_or(1, |d| d.window);
+    connection.set_max_concurrent_bi_streams(link_streams(window));
     let Some(certified) = peer_node(&connection, &shared.links.ministry) else {
         return refuse(&connection, "not a node certificate of this ministry");
     };

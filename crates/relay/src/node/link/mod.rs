@@ -73,6 +73,12 @@ const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How often a quiet link is pinged.
 const LINK_KEEP_ALIVE: Duration = Duration::from_secs(1);
+/// Streams either end of a link may open at once with a forwarding window of `window`: two
+/// windows (urgent and other), and room for directory pulls, witnessing and attachments.
+fn link_streams(window: usize) -> quinn::VarInt {
+    let streams = window.saturating_mul(2).saturating_add(64);
+    quinn::VarInt::from_u32(u32::try_from(streams).unwrap_or(u32::MAX))
+}
 
 /// What a node needs to join the network.
 pub struct Federation {
@@ -209,6 +215,7 @@ impl Links {
         // would wait that long for a post's dial. Retransmitting sooner costs a few small
         // packets on a slow link.
         transport.initial_rtt(Duration::from_millis(100));
+        transport.max_concurrent_bidi_streams(link_streams(federation.forward_window));
         let mut client = quinn::ClientConfig::new(Arc::new(crypto));
         client.transport_config(Arc::new(transport));
         // Peer posts: the one whose name sorts first dials, so a pair keeps one connection.
