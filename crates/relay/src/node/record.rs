@@ -75,15 +75,7 @@ pub(super) async fn record_all(shared: &Shared, records: Vec<Record>) {
     if records.is_empty() {
         return;
     }
-    let now = now_ms();
-    let events: Vec<AuditEvent> = records
-        .into_iter()
-        .map(|record| {
-            let event = record.event(&shared.name, now);
-            log_event(&event);
-            event
-        })
-        .collect();
+    let events = stamped(shared, records);
     match completed(|done| shared.audit.append_then(events, done)).await {
         Some(Ok(_)) => {}
         Some(Err(e)) => {
@@ -93,6 +85,19 @@ pub(super) async fn record_all(shared: &Shared, records: Vec<Record>) {
     }
 }
 
+/// The records as events of this node, stamped now, each also an operator log event.
+fn stamped(shared: &Shared, records: Vec<Record>) -> Vec<AuditEvent> {
+    let now = now_ms();
+    records
+        .into_iter()
+        .map(|record| {
+            let event = record.event(&shared.name, now);
+            log_event(&event);
+            event
+        })
+        .collect()
+}
+
 /// Records events in order without waiting for them to be durable: for what follows a durable
 /// fact the node does not answer for (a neighbour's custody receipt it already holds). The
 /// append keeps its place in the log; a failure is kept by the log for health reporting.
@@ -100,17 +105,8 @@ pub(super) fn record_later(shared: &Shared, records: Vec<Record>) {
     if records.is_empty() {
         return;
     }
-    let now = now_ms();
-    let events: Vec<AuditEvent> = records
-        .into_iter()
-        .map(|record| {
-            let event = record.event(&shared.name, now);
-            log_event(&event);
-            event
-        })
-        .collect();
     shared.audit.append_then(
-        events,
+        stamped(shared, records),
         Box::new(|appended| {
             if let Err(e) = appended {
                 tracing::error!(error = %e, "audit append failed; /healthz now reports the node unhealthy");
